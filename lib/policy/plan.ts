@@ -1,0 +1,115 @@
+import type { Matcher } from './match.ts';
+import type {
+  Algorithm, FailureMode, KeySource, Mode, Protocol, SluiceResource,
+  RateLimitRuleSpec, CircuitBreakerRuleSpec, TaskQueueSpec, LeaderElectionSpec,
+} from './types.ts';
+
+/**
+ * The compiled, frozen form of a set of resources: what a sidecar enforces. Built once per config
+ * version by compilePlan(); the request path only reads it. Every rule carries `id`
+ * (`namespace/policy/rule`), the name it has in metrics, logs and Redis keys.
+ */
+export interface Plan {
+  readonly version: string;
+  readonly rateLimits: readonly RateLimitRule[];
+  readonly breakers: readonly BreakerRule[];
+  readonly taskQueues: readonly TaskQueuePlan[];
+  readonly leaderElections: readonly LeaderElectionPlan[];
+  /** The resources this plan was compiled from (after selector filtering), for /config. */
+  readonly resources: readonly SluiceResource[];
+}
+
+interface RuleBase {
+  readonly id: string;
+  readonly policy: string;
+  readonly name: string;
+  readonly mode: Mode;
+  readonly protocol: Protocol | undefined;
+  readonly matches: Matcher;
+}
+
+export interface LimitSpec {
+  readonly algorithm: Algorithm;
+  readonly requests: number;
+  readonly perMs: number;
+  /** Bucket capacity for TokenBucket (defaults to `requests`); equals `requests` for SlidingWindow. */
+  readonly burst: number;
+}
+
+export interface RateLimitRule extends RuleBase {
+  readonly limit: LimitSpec | undefined;
+  readonly key: { readonly source: KeySource; readonly name: string | undefined };
+  readonly scope: 'Local' | 'Global';
+  readonly failureMode: FailureMode;
+  readonly websocket: {
+    readonly maxConnections: number | undefined;
+    readonly connectionsPerSecond: number | undefined;
+    readonly messagesPerSecond: number | undefined;
+    readonly maxMessageBytes: number | undefined;
+  } | undefined;
+  readonly source: RateLimitRuleSpec;
+}
+
+export interface BreakerRule extends RuleBase {
+  readonly failure: {
+    /** Index by HTTP status (0..599): 1 when that status counts as a failure. */
+    readonly httpStatuses: Uint8Array;
+    /** Index by gRPC status code (0..16). */
+    readonly grpcCodes: Uint8Array;
+    readonly timeoutMs: number | undefined;
+    readonly connectErrors: boolean;
+  };
+  readonly trip: {
+    readonly consecutiveFailures: number | undefined;
+    readonly failureRatePercent: number | undefined;
+    readonly slowCallMs: number | undefined;
+    readonly slowCallRatePercent: number | undefined;
+    readonly minimumRequests: number;
+    readonly windowMs: number;
+  };
+  readonly openMs: number;
+  readonly maxOpenMs: number;
+  readonly halfOpen: { readonly maxProbes: number; readonly successesToClose: number };
+  readonly bulkhead: { readonly maxConcurrent: number; readonly maxPending: number; readonly maxPendingWaitMs: number } | undefined;
+  readonly source: CircuitBreakerRuleSpec;
+}
+
+export interface TaskQueuePlan {
+  readonly id: string;
+  readonly name: string;
+  readonly namespace: string;
+  readonly stream: string;
+  readonly group: string;
+  readonly delivery: {
+    readonly protocol: 'http' | 'grpc';
+    readonly path: string | undefined;
+    readonly method: string | undefined;
+    readonly timeoutMs: number;
+    readonly batchSize: number;
+  };
+  readonly concurrency: number;
+  readonly rateLimit: { readonly requests: number; readonly perMs: number } | undefined;
+  readonly retry: {
+    readonly maxAttempts: number;
+    readonly initialMs: number;
+    readonly maxMs: number;
+    readonly multiplier: number;
+    /** Index by HTTP status: 1 when the app's answer means "permanent failure, don't retry". */
+    readonly permanentStatuses: Uint8Array;
+  };
+  readonly deadLetterStream: string | undefined;
+  readonly visibilityTimeoutMs: number;
+  readonly maxLen: number | undefined;
+  readonly autoscale: TaskQueueSpec['autoscale'];
+  readonly deletionPolicy: 'Retain' | 'Delete';
+  readonly source: TaskQueueSpec;
+}
+
+export interface LeaderElectionPlan {
+  readonly id: string;
+  readonly name: string;
+  readonly namespace: string;
+  readonly ttlMs: number;
+  readonly renewEveryMs: number;
+  readonly source: LeaderElectionSpec;
+}

@@ -1,0 +1,160 @@
+/**
+ * The Sluice API (group sluice.dev, version v1alpha1) as a user writes it. These shapes mirror the
+ * CRDs in crds/ and ../shared/api/examples.yaml; validation (validate.ts) turns untrusted input
+ * into these types, and compile.ts turns them into the frozen plan the sidecar enforces.
+ */
+export const API_GROUP = 'sluice.dev';
+export const API_VERSION = 'sluice.dev/v1alpha1';
+
+export type Kind = 'RateLimitPolicy' | 'CircuitBreakerPolicy' | 'TaskQueue' | 'LeaderElection';
+export const KINDS: readonly Kind[] = ['RateLimitPolicy', 'CircuitBreakerPolicy', 'TaskQueue', 'LeaderElection'];
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  generation?: number;
+  resourceVersion?: string;
+  uid?: string;
+}
+
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  values?: string[];
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
+export type Mode = 'Enforce' | 'DryRun';
+export type Protocol = 'http' | 'grpc' | 'websocket';
+export type PathMatchType = 'Exact' | 'Prefix' | 'RegularExpression';
+export type HeaderMatchType = 'Exact' | 'RegularExpression' | 'Present';
+
+export interface RouteMatch {
+  protocol?: Protocol;
+  methods?: string[];
+  paths?: { type: PathMatchType; value: string }[];
+  /** `pkg.Service/Method` or `pkg.Service/*`. */
+  grpcMethods?: string[];
+  headers?: { name: string; type?: HeaderMatchType; value?: string }[];
+}
+
+export type Algorithm = 'TokenBucket' | 'SlidingWindow';
+export type KeySource = 'None' | 'RemoteAddress' | 'Header' | 'GrpcMetadata' | 'Path';
+export type Scope = 'Local' | 'Global';
+export type FailureMode = 'Open' | 'Closed';
+
+export interface RateLimitRuleSpec {
+  name: string;
+  match?: RouteMatch;
+  limit?: { requests: number; per: string; burst?: number; algorithm?: Algorithm };
+  key?: { source: KeySource; name?: string };
+  scope?: Scope;
+  failureMode?: FailureMode;
+  websocket?: {
+    maxConnections?: number;
+    connectionsPerSecond?: number;
+    messagesPerSecond?: number;
+    maxMessageBytes?: number;
+  };
+}
+
+export interface RateLimitPolicySpec {
+  selector: LabelSelector;
+  mode?: Mode;
+  rules: RateLimitRuleSpec[];
+}
+
+export const GRPC_CODES = [
+  'OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS',
+  'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE',
+  'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED',
+] as const;
+export type GrpcCodeName = (typeof GRPC_CODES)[number];
+
+export interface CircuitBreakerRuleSpec {
+  name: string;
+  match?: RouteMatch;
+  failureConditions?: {
+    /** "5xx", "4xx", or an exact status such as "503". */
+    httpStatuses?: string[];
+    grpcCodes?: GrpcCodeName[];
+    /** A call slower than this fails and is answered 504 / DEADLINE_EXCEEDED. */
+    timeout?: string;
+    /** Connection refused/reset to the app counts as failure (default true). */
+    connectErrors?: boolean;
+  };
+  trip?: {
+    consecutiveFailures?: number;
+    failureRatePercent?: number;
+    slowCallDuration?: string;
+    slowCallRatePercent?: number;
+    minimumRequests?: number;
+    window?: string;
+  };
+  openDuration?: string;
+  maxOpenDuration?: string;
+  halfOpen?: { maxProbes?: number; successesToClose?: number };
+  bulkhead?: { maxConcurrentRequests?: number; maxPendingRequests?: number; maxPendingWait?: string };
+}
+
+export interface CircuitBreakerPolicySpec {
+  selector: LabelSelector;
+  mode?: Mode;
+  rules: CircuitBreakerRuleSpec[];
+}
+
+export interface TaskQueueSpec {
+  selector: LabelSelector;
+  stream: string;
+  consumerGroup: string;
+  delivery: { protocol?: 'http' | 'grpc'; path?: string; method?: string; timeout?: string; batchSize?: number };
+  concurrency?: number;
+  rateLimit?: { requests: number; per: string };
+  retry?: {
+    maxAttempts?: number;
+    backoff?: { initial?: string; max?: string; multiplier?: number };
+    /** App answers that mean "permanent failure, don't retry" (default ["422"]). */
+    permanentFailureStatuses?: string[];
+  };
+  deadLetter?: { stream: string };
+  visibilityTimeout?: string;
+  retention?: { maxLen?: number };
+  autoscale?: {
+    scaleTargetRef: { apiVersion?: string; kind: string; name: string };
+    minReplicas?: number;
+    maxReplicas: number;
+    targetLagPerReplica: number;
+    stabilizationWindow?: string;
+  };
+  deletionPolicy?: 'Retain' | 'Delete';
+}
+
+export interface LeaderElectionSpec {
+  selector: LabelSelector;
+  ttl: string;
+  renewEvery: string;
+}
+
+interface Resource<K extends Kind, S> {
+  apiVersion: typeof API_VERSION;
+  kind: K;
+  metadata: ObjectMeta;
+  spec: S;
+}
+
+export type RateLimitPolicy = Resource<'RateLimitPolicy', RateLimitPolicySpec>;
+export type CircuitBreakerPolicy = Resource<'CircuitBreakerPolicy', CircuitBreakerPolicySpec>;
+export type TaskQueue = Resource<'TaskQueue', TaskQueueSpec>;
+export type LeaderElection = Resource<'LeaderElection', LeaderElectionSpec>;
+export type SluiceResource = RateLimitPolicy | CircuitBreakerPolicy | TaskQueue | LeaderElection;
+
+/** `namespace/name`, the key resources are known by in logs, metrics and Redis keys. */
+export function resourceKey(r: { metadata: ObjectMeta }): string {
+  return `${r.metadata.namespace ?? 'default'}/${r.metadata.name}`;
+}

@@ -1,0 +1,77 @@
+import { Redis, type RedisOptions } from 'ioredis';
+
+export interface RedisConnectOptions {
+  url: string;
+  /** Name used in logs and metrics (never the URL: it may carry a password). */
+  name: string;
+  /** Every command fails after this long instead of waiting on a slow or dead server. */
+  commandTimeoutMs?: number;
+  connectTimeoutMs?: number;
+}
+
+/**
+ * An ioredis client set up for a sidecar that must survive Redis: commands time out, nothing is
+ * queued while disconnected (callers get an error at once and fall back), and reconnects back off
+ * exponentially with jitter up to 2 s, forever.
+ */
+export function connectRedis(opts: RedisConnectOptions): Redis {
+  const options: RedisOptions = {
+    connectionName: `sluice:${opts.name}`,
+    commandTimeout: opts.commandTimeoutMs ?? 500,
+    connectTimeout: opts.connectTimeoutMs ?? 1_000,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    lazyConnect: false,
+    retryStrategy: (attempt) => Math.min(2_000, 50 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2),
+    reconnectOnError: () => false,
+  };
+  const client = new Redis(opts.url, options);
+  // An 'error' event without a listener would crash the process; the health tracker reports it.
+  client.on('error', () => {});
+  return client;
+}
+
+/** Removes credentials from a Redis URL so it can be logged. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '<invalid url>';
+  }
+}
+
+export type RedisState = 'connecting' | 'ready' | 'down';
+
+/** Follows a client's connection state for /readyz and the `sluice_redis_up` metric. */
+export class RedisHealth {
+  state: RedisState = 'connecting';
+  lastError: string | undefined;
+  since = Date.now();
+  readonly name: string;
+
+  constructor(name: string, client: Redis) {
+    this.name = name;
+    const set = (s: RedisState) => {
+      if (s !== this.state) {
+        this.state = s;
+        this.since = Date.now();
+      }
+    };
+    client.on('ready', () => {
+      set('ready');
+      this.lastError = undefined;
+    });
+    client.on('error', (err: Error) => {
+      this.lastError = err.message;
+    });
+    client.on('close', () => set('down'));
+    client.on('end', () => set('down'));
+    if (client.status === 'ready') set('ready');
+  }
+
+  toJSON(): object {
+    return { name: this.name, state: this.state, since: new Date(this.since).toISOString(), lastError: this.lastError };
+  }
+}

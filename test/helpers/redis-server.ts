@@ -1,0 +1,102 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './ports.ts';
+import { sleep } from './eventually.ts';
+
+/**
+ * A real redis-server process on a free loopback port, owned by a test. It can be killed,
+ * paused (SIGSTOP), resumed and restarted on the same port — with its data when `appendonly`.
+ */
+export class RedisServer {
+  readonly port: number;
+  readonly dir: string;
+  private proc: ChildProcess | undefined;
+  private readonly appendonly: boolean;
+
+  private constructor(port: number, appendonly: boolean) {
+    this.port = port;
+    this.appendonly = appendonly;
+    this.dir = mkdtempSync(join(tmpdir(), 'sluice-redis-'));
+  }
+
+  static async start({ appendonly = false }: { appendonly?: boolean } = {}): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), appendonly);
+    await server.restart();
+    return server;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  /** Starts the process (again) on the same port and waits until it answers PING. */
+  async restart(): Promise<void> {
+    if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) return;
+    const args = [
+      '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir,
+      '--save', '', '--appendonly', this.appendonly ? 'yes' : 'no', '--appendfsync', 'always',
+      '--protected-mode', 'no', '--daemonize', 'no', '--loglevel', 'warning',
+    ];
+    const proc = spawn('redis-server', args, { stdio: 'ignore' });
+    this.proc = proc;
+    await new Promise<void>((resolve, reject) => {
+      proc.once('error', reject);
+      proc.once('spawn', () => resolve());
+    });
+    const deadline = Date.now() + 10_000;
+    while (!(await ping(this.port))) {
+      if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode} on port ${this.port}`);
+      if (Date.now() > deadline) throw new Error(`redis-server on port ${this.port} did not answer PING`);
+      await sleep(20);
+    }
+  }
+
+  /** SIGKILL, as a crash would; the port stays reserved for restart(). */
+  async kill(): Promise<void> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.kill('SIGCONT');
+    proc.kill('SIGKILL');
+    await exited;
+  }
+
+  pause(): void {
+    this.proc?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.proc?.kill('SIGCONT');
+  }
+
+  async stop(): Promise<void> {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Starts n independent servers at once (RedLock nodes). */
+export async function startRedisServers(n: number, opts?: { appendonly?: boolean }): Promise<RedisServer[]> {
+  return Promise.all(Array.from({ length: n }, () => RedisServer.start(opts)));
+}
+
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = createConnection({ port, host: '127.0.0.1' });
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(500, () => done(false));
+    sock.once('error', () => done(false));
+    sock.once('connect', () => sock.write('PING\r\n'));
+    sock.once('data', (buf) => done(buf.toString().startsWith('+PONG')));
+  });
+}
