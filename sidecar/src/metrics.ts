@@ -1,0 +1,84 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The sidecar's fixed metric set (DESIGN §7), declared up front so dashboards and tests can rely
+ * on it. Each sidecar instance has its own registry (tests run several in one process). Hot paths
+ * bind label children once (see PolicyEngine) rather than resolving labels per request.
+ */
+export class SidecarMetrics {
+  readonly registry = new Registry();
+
+  readonly requests = new Counter({
+    name: 'sluice_requests_total',
+    help: 'Requests seen by the sidecar, by what it decided (allowed, rate_limited, circuit_open, bulkhead_full, would_limit, would_break, rejected).',
+    labelNames: ['direction', 'protocol', 'route', 'decision'] as const,
+    registers: [this.registry],
+  });
+
+  readonly rateLimitDecisions = new Counter({
+    name: 'sluice_ratelimit_decisions_total',
+    help: 'Rate limiter decisions per rule: allowed, limited (enforced), would_limit (DryRun), fallback (Redis unavailable).',
+    labelNames: ['rule', 'scope', 'decision'] as const,
+    registers: [this.registry],
+  });
+
+  readonly circuitState = new Gauge({
+    name: 'sluice_circuit_state',
+    help: 'Circuit state per breaker rule: 0 closed, 1 open, 2 half-open.',
+    labelNames: ['rule'] as const,
+    registers: [this.registry],
+  });
+
+  readonly circuitTransitions = new Counter({
+    name: 'sluice_circuit_transitions_total',
+    help: 'Circuit state changes per rule.',
+    labelNames: ['rule', 'from', 'to', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamDuration = new Histogram({
+    name: 'sluice_upstream_duration_seconds',
+    help: 'Time from forwarding a request to the app until its response ended.',
+    labelNames: ['protocol', 'outcome'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly configVersion = new Gauge({
+    name: 'sluice_config_version',
+    help: 'The active config version (value 1 on the series whose label is the version).',
+    labelNames: ['version', 'source'] as const,
+    registers: [this.registry],
+  });
+
+  readonly configReloads = new Counter({
+    name: 'sluice_config_reloads_total',
+    help: 'Config loads by result: applied, rejected (invalid: the last good config stays), unchanged.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly clientErrors = new Counter({
+    name: 'sluice_client_errors_total',
+    help: 'Malformed or abusive requests answered without forwarding, by status (400, 408, 413, 431).',
+    labelNames: ['protocol', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly wsConnections = new Gauge({
+    name: 'sluice_websocket_connections',
+    help: 'Open proxied WebSocket connections.',
+    registers: [this.registry],
+  });
+
+  readonly wsCloses = new Counter({
+    name: 'sluice_websocket_closes_total',
+    help: 'WebSocket connections closed by the sidecar, by close code (1001 shutdown, 1008 policy, 1009 too big).',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  constructor({ defaultMetrics = false }: { defaultMetrics?: boolean } = {}) {
+    if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'sluice_process_' });
+  }
+}

@@ -1,0 +1,135 @@
+import type { Counter } from 'prom-client';
+import type { BreakerRule, Plan, RateLimitRule } from '../../../lib/policy/plan.ts';
+import { Bulkhead } from '../breaker/bulkhead.ts';
+import { CircuitBreaker, type StateChange } from '../breaker/circuit-breaker.ts';
+import type { Limiter } from '../limit/limiter.ts';
+import { createLocalLimiter } from '../limit/local.ts';
+import { TokenBucket } from '../limit/token-bucket.ts';
+import type { SidecarMetrics } from '../metrics.ts';
+
+export interface LimitStep {
+  readonly rule: RateLimitRule;
+  readonly limiter: Limiter;
+  readonly enforce: boolean;
+  readonly allowed: Counter.Internal;
+  readonly limited: Counter.Internal;
+}
+
+export interface BreakerStep {
+  readonly rule: BreakerRule;
+  readonly breaker: CircuitBreaker;
+  readonly bulkhead: Bulkhead | undefined;
+  readonly enforce: boolean;
+}
+
+export interface WebSocketStep {
+  readonly rule: RateLimitRule;
+  readonly enforce: boolean;
+  readonly maxConnections: number | undefined;
+  readonly connectionRate: TokenBucket | undefined;
+  readonly messagesPerSecond: number | undefined;
+  readonly maxMessageBytes: number | undefined;
+  /** Open connections admitted under this rule (carried across plan swaps). */
+  readonly open: { count: number };
+}
+
+/** A Global rule's limiter, supplied by the Redis feature; it owns its fallback. */
+export type GlobalLimiterFactory = (rule: RateLimitRule) => Limiter & { close(): void };
+
+/**
+ * Everything a plan needs at run time, built once per plan version: limiters, breakers and
+ * bulkheads per rule. State is carried over from the previous chain for every rule whose id and
+ * spec are unchanged, so a reload does not hand out fresh quotas or close open circuits.
+ */
+export class Chain {
+  readonly plan: Plan;
+  readonly limits: readonly LimitStep[];
+  readonly breakers: readonly BreakerStep[];
+  readonly websockets: readonly WebSocketStep[];
+  /** Rules the sidecar cannot enforce as written, with the reason (shown in /config and logs). */
+  readonly warnings: readonly string[];
+  private readonly owned: Map<string, unknown>;
+
+  constructor(plan: Plan, deps: { metrics: SidecarMetrics; now: () => number; globalLimiter?: GlobalLimiterFactory; previous?: Chain }) {
+    this.plan = plan;
+    const warnings: string[] = [];
+    const prev = deps.previous?.owned ?? new Map<string, unknown>();
+    const owned = new Map<string, unknown>();
+    const reuse = <T>(key: string, make: () => T): T => {
+      const v = (prev.get(key) as T | undefined) ?? make();
+      owned.set(key, v);
+      return v;
+    };
+    const m = deps.metrics;
+
+    this.limits = plan.rateLimits.filter((r) => r.limit).map((rule) => {
+      const limit = rule.limit!;
+      let limiter: Limiter;
+      if (rule.scope === 'Global' && deps.globalLimiter) {
+        limiter = reuse(`global:${rule.id}:${JSON.stringify(rule.source)}`, () => deps.globalLimiter!(rule));
+      } else {
+        if (rule.scope === 'Global') warnings.push(`${rule.id}: scope Global needs --redis; enforcing the whole limit locally in this sidecar`);
+        limiter = reuse(`limit:${rule.id}:${JSON.stringify(limit)}`, () => createLocalLimiter(limit));
+      }
+      return {
+        rule,
+        limiter,
+        enforce: rule.mode === 'Enforce',
+        allowed: m.rateLimitDecisions.labels(rule.id, rule.scope, 'allowed'),
+        limited: m.rateLimitDecisions.labels(rule.id, rule.scope, rule.mode === 'Enforce' ? 'limited' : 'would_limit'),
+      };
+    });
+
+    this.breakers = plan.breakers.map((rule) => {
+      const gauge = m.circuitState.labels(rule.id);
+      const breaker = reuse(`breaker:${rule.id}:${JSON.stringify(rule.source)}`, () => {
+        gauge.set(0);
+        return new CircuitBreaker(
+          {
+            trip: rule.trip,
+            openMs: rule.openMs,
+            maxOpenMs: rule.maxOpenMs,
+            maxProbes: rule.halfOpen.maxProbes,
+            successesToClose: rule.halfOpen.successesToClose,
+          },
+          (c: StateChange) => {
+            gauge.set(c.to === 'closed' ? 0 : c.to === 'open' ? 1 : 2);
+            m.circuitTransitions.labels(rule.id, c.from, c.to, c.reason).inc();
+          },
+        );
+      });
+      const bulkhead = rule.bulkhead && reuse(`bulkhead:${rule.id}:${JSON.stringify(rule.bulkhead)}`, () => new Bulkhead(rule.bulkhead!));
+      return { rule, breaker, bulkhead, enforce: rule.mode === 'Enforce' };
+    });
+
+    this.websockets = plan.rateLimits.filter((r) => r.websocket).map((rule) => {
+      const ws = rule.websocket!;
+      return {
+        rule,
+        enforce: rule.mode === 'Enforce',
+        maxConnections: ws.maxConnections,
+        connectionRate: ws.connectionsPerSecond === undefined ? undefined
+          : reuse(`wsrate:${rule.id}:${ws.connectionsPerSecond}`, () => new TokenBucket({ requests: ws.connectionsPerSecond!, perMs: 1000 })),
+        messagesPerSecond: ws.messagesPerSecond,
+        maxMessageBytes: ws.maxMessageBytes,
+        open: reuse(`wsopen:${rule.id}`, () => ({ count: 0 })),
+      };
+    });
+
+    this.warnings = warnings;
+    this.owned = owned;
+  }
+
+  /** Releases what the previous chain held and this one does not (e.g. Global limiters' leases). */
+  retire(next: Chain): void {
+    for (const [key, v] of this.owned) {
+      if (!next.owned.has(key) && typeof (v as { close?: unknown }).close === 'function') (v as { close(): void }).close();
+    }
+  }
+
+  close(): void {
+    for (const v of this.owned.values()) {
+      if (typeof (v as { close?: unknown }).close === 'function') (v as { close(): void }).close();
+    }
+  }
+}

@@ -1,0 +1,297 @@
+import type { Counter } from 'prom-client';
+import type { Clock } from '../../../lib/clock.ts';
+import type { RequestAttributes } from '../../../lib/policy/match.ts';
+import type { BreakerRule, Plan, RateLimitRule } from '../../../lib/policy/plan.ts';
+import { ADMIT, ADMIT_PROBE, REJECT, type Admission } from '../breaker/circuit-breaker.ts';
+import type { Decision } from '../limit/limiter.ts';
+import type { SidecarMetrics } from '../metrics.ts';
+import { Chain, type BreakerStep, type GlobalLimiterFactory, type LimitStep } from './chain.ts';
+
+/** How a forwarded call ended, as the listener saw it. */
+export interface CallOutcome {
+  status?: number;
+  grpcCode?: number;
+  connectError?: boolean;
+  timedOut?: boolean;
+}
+
+export type Rejection =
+  | { readonly reason: 'rate_limited'; readonly retryAfterMs: number; readonly rule: RateLimitRule; readonly decision: Decision }
+  | { readonly reason: 'circuit_open' | 'bulkhead_full'; readonly retryAfterMs: number; readonly rule: BreakerRule };
+
+/**
+ * Leave to forward one call. The listener calls `done` with the outcome (or `cancel` when the
+ * client left first) exactly once; `timeoutMs` is the breaker's call timeout, if any.
+ */
+export class Permit {
+  readonly timeoutMs: number | undefined;
+  private readonly step: BreakerStep | undefined;
+  private readonly admission: Admission;
+  private readonly holdsSlot: boolean;
+  private readonly start: number;
+  private readonly clock: Clock;
+  private settled = false;
+
+  constructor(clock: Clock, step: BreakerStep | undefined, admission: Admission, holdsSlot: boolean, start: number) {
+    this.clock = clock;
+    this.step = step;
+    this.admission = admission;
+    this.holdsSlot = holdsSlot;
+    this.start = start;
+    const rule = step?.rule;
+    // A half-open probe that hangs must not hold the circuit half-open forever: it times out
+    // (and so fails, and reopens) after the call timeout, or after openDuration when none is set.
+    this.timeoutMs = rule && (rule.failure.timeoutMs ?? (admission === ADMIT_PROBE ? rule.openMs : undefined));
+  }
+
+  done(outcome: CallOutcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    const step = this.step;
+    if (!step) return;
+    if (this.holdsSlot) step.bulkhead!.release();
+    const now = this.clock.now();
+    step.breaker.onResult(now, this.admission, isFailure(step.rule, outcome), now - this.start);
+  }
+
+  cancel(): void {
+    if (this.settled) return;
+    this.settled = true;
+    const step = this.step;
+    if (!step) return;
+    if (this.holdsSlot) step.bulkhead!.release();
+    step.breaker.onCancel(this.admission);
+  }
+}
+
+export function isFailure(rule: BreakerRule, o: CallOutcome): boolean {
+  const f = rule.failure;
+  if (o.timedOut) return true;
+  if (o.connectError) return f.connectErrors;
+  if (o.grpcCode !== undefined && o.grpcCode !== 0) return f.grpcCodes[o.grpcCode] === 1;
+  if (o.status !== undefined) return f.httpStatuses[o.status] === 1;
+  return false;
+}
+
+export interface WebSocketAdmission {
+  /** The tightest per-connection limits of the rules that matched. */
+  readonly messagesPerSecond: number | undefined;
+  readonly maxMessageBytes: number | undefined;
+  release(): void;
+}
+
+/**
+ * The data plane's decision point. Holds the compiled chain for the current plan and swaps it
+ * whole on a new plan; every call reads the chain once at its start, so a reload never mixes two
+ * versions within one request. Order, and why:
+ *   1. rate limits — cheapest, and they refuse excess before it occupies breaker or bulkhead;
+ *   2. circuit breaker — fail fast while the app is known to be failing;
+ *   3. bulkhead — hold a concurrency slot only for calls that will really be forwarded.
+ * Local decisions are synchronous; only Global limits (Redis) and bulkhead waits return promises.
+ */
+export class PolicyEngine {
+  private chain: Chain;
+  private readonly clock: Clock;
+  private readonly metrics: SidecarMetrics;
+  private readonly globalLimiter: GlobalLimiterFactory | undefined;
+  private readonly requestCounters = new Map<string, Counter.Internal>();
+
+  constructor(plan: Plan, deps: { clock: Clock; metrics: SidecarMetrics; globalLimiter?: GlobalLimiterFactory }) {
+    this.clock = deps.clock;
+    this.metrics = deps.metrics;
+    this.globalLimiter = deps.globalLimiter;
+    this.chain = new Chain(plan, { metrics: deps.metrics, now: () => deps.clock.now(), globalLimiter: deps.globalLimiter });
+  }
+
+  get plan(): Plan {
+    return this.chain.plan;
+  }
+
+  get warnings(): readonly string[] {
+    return this.chain.warnings;
+  }
+
+  apply(plan: Plan): void {
+    const previous = this.chain;
+    const next = new Chain(plan, { metrics: this.metrics, now: () => this.clock.now(), globalLimiter: this.globalLimiter, previous });
+    this.chain = next;
+    previous.retire(next);
+  }
+
+  close(): void {
+    this.chain.close();
+  }
+
+  check(req: RequestAttributes, remoteAddress: string): Permit | Rejection | Promise<Permit | Rejection> {
+    const chain = this.chain;
+    const now = this.clock.now();
+    const limits = chain.limits;
+    for (let i = 0; i < limits.length; i++) {
+      const step = limits[i] as LimitStep;
+      if (!step.rule.matches(req)) continue;
+      const d = step.limiter.consume(partitionKey(step.rule, req, remoteAddress), now);
+      if (d instanceof Promise) return this.checkAsync(chain, req, remoteAddress, now, i, d);
+      const rejection = this.judge(step, d, req);
+      if (rejection) return rejection;
+    }
+    return this.guard(chain, req, now);
+  }
+
+  /** The rest of check() once a Global limiter has answered with a promise. */
+  private async checkAsync(chain: Chain, req: RequestAttributes, remote: string, now: number, from: number, first: Promise<Decision>): Promise<Permit | Rejection> {
+    const limits = chain.limits;
+    let pending: Promise<Decision> | undefined = first;
+    for (let i = from; i < limits.length; i++) {
+      const step = limits[i] as LimitStep;
+      let d: Decision | Promise<Decision>;
+      if (pending) {
+        d = pending;
+        pending = undefined;
+      } else {
+        if (!step.rule.matches(req)) continue;
+        d = step.limiter.consume(partitionKey(step.rule, req, remote), now);
+      }
+      const rejection = this.judge(step, await d, req);
+      if (rejection) return rejection;
+    }
+    return this.guard(chain, req, this.clock.now());
+  }
+
+  private judge(step: LimitStep, d: Decision, req: RequestAttributes): Rejection | undefined {
+    if (d.allowed) {
+      step.allowed.inc();
+      return undefined;
+    }
+    step.limited.inc();
+    if (!step.enforce) {
+      this.count(req.protocol, step.rule.id, 'would_limit');
+      return undefined;
+    }
+    this.count(req.protocol, step.rule.id, 'rate_limited');
+    return { reason: 'rate_limited', retryAfterMs: d.retryAfterMs, rule: step.rule, decision: d };
+  }
+
+  private guard(chain: Chain, req: RequestAttributes, now: number): Permit | Rejection | Promise<Permit | Rejection> {
+    let step: BreakerStep | undefined;
+    for (const s of chain.breakers) {
+      if (s.rule.matches(req)) {
+        step = s;
+        break;
+      }
+    }
+    if (!step) {
+      this.count(req.protocol, '-', 'allowed');
+      return new Permit(this.clock, undefined, ADMIT, false, now);
+    }
+    let admission = step.breaker.tryAcquire(now);
+    if (admission === REJECT) {
+      if (step.enforce) {
+        this.count(req.protocol, step.rule.id, 'circuit_open');
+        return { reason: 'circuit_open', retryAfterMs: step.breaker.retryAfterMs(now), rule: step.rule };
+      }
+      this.count(req.protocol, step.rule.id, 'would_break');
+      admission = ADMIT;
+    }
+    const bulkhead = step.bulkhead;
+    if (!bulkhead) return this.admit(step, admission, false, now, req);
+    const slot = bulkhead.acquire();
+    if (slot === true) return this.admit(step, admission, true, now, req);
+    if (slot === false) return this.bulkheadFull(step, admission, now, req);
+    const s = step;
+    return slot.then((ok) => (ok ? this.admit(s, admission, true, this.clock.now(), req) : this.bulkheadFull(s, admission, now, req)));
+  }
+
+  private admit(step: BreakerStep, admission: Admission, holdsSlot: boolean, now: number, req: RequestAttributes): Permit {
+    this.count(req.protocol, step.rule.id, 'allowed');
+    return new Permit(this.clock, step, admission, holdsSlot, now);
+  }
+
+  private bulkheadFull(step: BreakerStep, admission: Admission, now: number, req: RequestAttributes): Permit | Rejection {
+    if (!step.enforce) {
+      this.count(req.protocol, step.rule.id, 'would_limit');
+      return new Permit(this.clock, step, admission, false, now);
+    }
+    step.breaker.onCancel(admission);
+    this.count(req.protocol, step.rule.id, 'bulkhead_full');
+    return { reason: 'bulkhead_full', retryAfterMs: 1000, rule: step.rule };
+  }
+
+  /** Whether a breaker that would guard `req` is open now (queue consumers pause on this). */
+  circuitOpen(req: RequestAttributes): boolean {
+    const now = this.clock.now();
+    for (const s of this.chain.breakers) {
+      if (s.rule.matches(req)) return s.enforce && s.breaker.stateName(now) === 'open';
+    }
+    return false;
+  }
+
+  /**
+   * Admission of a WebSocket upgrade against the `websocket` blocks of the matching rules:
+   * `maxConnections` and `connectionsPerSecond`. The returned limits apply per connection.
+   */
+  admitWebSocket(req: RequestAttributes): WebSocketAdmission | { reason: 'rate_limited'; retryAfterMs: number; rule: RateLimitRule } {
+    const now = this.clock.now();
+    const matched = this.chain.websockets.filter((w) => w.rule.matches(req));
+    for (const w of matched) {
+      if (w.maxConnections !== undefined && w.open.count >= w.maxConnections && w.enforce) {
+        this.count('websocket', w.rule.id, 'rate_limited');
+        return { reason: 'rate_limited', retryAfterMs: 1000, rule: w.rule };
+      }
+      const d = w.connectionRate?.consume('', now);
+      if (d && !d.allowed) {
+        this.count('websocket', w.rule.id, w.enforce ? 'rate_limited' : 'would_limit');
+        if (w.enforce) return { reason: 'rate_limited', retryAfterMs: d.retryAfterMs, rule: w.rule };
+      }
+    }
+    let messagesPerSecond: number | undefined;
+    let maxMessageBytes: number | undefined;
+    for (const w of matched) {
+      w.open.count++;
+      if (!w.enforce) continue;
+      if (w.messagesPerSecond !== undefined) messagesPerSecond = Math.min(messagesPerSecond ?? Infinity, w.messagesPerSecond);
+      if (w.maxMessageBytes !== undefined) maxMessageBytes = Math.min(maxMessageBytes ?? Infinity, w.maxMessageBytes);
+    }
+    let released = false;
+    return {
+      messagesPerSecond,
+      maxMessageBytes,
+      release: () => {
+        if (released) return;
+        released = true;
+        for (const w of matched) w.open.count--;
+      },
+    };
+  }
+
+  private count(protocol: string, route: string, decision: string): void {
+    const key = `${protocol}\u0000${route}\u0000${decision}`;
+    let c = this.requestCounters.get(key);
+    if (!c) {
+      c = this.metrics.requests.labels('inbound', protocol, route, decision);
+      this.requestCounters.set(key, c);
+    }
+    c.inc();
+  }
+}
+
+/**
+ * The partition a request is counted in. A missing header or metadata value is its own partition
+ * (""), so clients that omit the key share one quota rather than escaping the limit.
+ */
+export function partitionKey(rule: RateLimitRule, req: RequestAttributes, remoteAddress: string): string {
+  switch (rule.key.source) {
+    case 'None':
+      return '';
+    case 'RemoteAddress':
+      return remoteAddress;
+    case 'Path':
+      return req.path;
+    case 'Header':
+    case 'GrpcMetadata':
+      return req.header(rule.key.name as string) ?? '';
+  }
+}
+
+export function isRejection(v: Permit | Rejection): v is Rejection {
+  return !(v instanceof Permit);
+}

@@ -1,0 +1,77 @@
+import type { Rejection } from './engine.ts';
+
+/**
+ * Errors are API: every rejection maps here, in one place, to what each protocol's clients
+ * already understand — HTTP status and headers, gRPC status with retry pushback, WebSocket
+ * close codes.
+ */
+
+/** Stable codes for rejections, logged and put in bodies so clients and tests can match on them. */
+export const REJECTION_CODES = {
+  rate_limited: 'SLUICE_ERR_RATE_LIMITED',
+  circuit_open: 'SLUICE_ERR_CIRCUIT_OPEN',
+  bulkhead_full: 'SLUICE_ERR_BULKHEAD_FULL',
+} as const;
+
+export function httpRejection(r: Rejection): { status: number; headers: Record<string, string>; body: string } {
+  const retryAfter = String(Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
+  if (r.reason === 'rate_limited') {
+    const d = r.decision;
+    const windowSec = Math.max(1, Math.ceil((r.rule.limit?.perMs ?? 1000) / 1000));
+    const name = sfString(r.rule.name);
+    return {
+      status: 429,
+      headers: {
+        'retry-after': retryAfter,
+        // draft-ietf-httpapi-ratelimit-headers: the policy (quota q per window w) and the current
+        // state (remaining r, seconds t until the quota is restored).
+        'ratelimit-policy': `${name};q=${d.limit};w=${windowSec}`,
+        ratelimit: `${name};r=${d.remaining};t=${Math.max(0, Math.ceil(d.resetMs / 1000))}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ error: 'rate limited', code: REJECTION_CODES.rate_limited, rule: r.rule.id }),
+    };
+  }
+  return {
+    status: 503,
+    headers: { 'retry-after': retryAfter, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      error: r.reason === 'circuit_open' ? 'circuit open' : 'too many concurrent requests',
+      code: REJECTION_CODES[r.reason],
+      rule: r.rule.id,
+    }),
+  };
+}
+
+export const GRPC_STATUS = {
+  OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8, FAILED_PRECONDITION: 9, ABORTED: 10, OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, DATA_LOSS: 15, UNAUTHENTICATED: 16,
+} as const;
+
+/** Trailers-only gRPC answer for a rejection: RESOURCE_EXHAUSTED with pushback, or UNAVAILABLE. */
+export function grpcRejection(r: Rejection): { code: number; message: string; headers: Record<string, string> } {
+  if (r.reason === 'rate_limited') {
+    return {
+      code: GRPC_STATUS.RESOURCE_EXHAUSTED,
+      message: `rate limited by ${r.rule.id} (${REJECTION_CODES.rate_limited})`,
+      headers: { 'grpc-retry-pushback-ms': String(Math.max(1, Math.ceil(r.retryAfterMs))) },
+    };
+  }
+  return {
+    code: GRPC_STATUS.UNAVAILABLE,
+    message: `${r.reason === 'circuit_open' ? 'circuit open' : 'bulkhead full'}: ${r.rule.id} (${REJECTION_CODES[r.reason]})`,
+    headers: { 'grpc-retry-pushback-ms': String(Math.max(1, Math.ceil(r.retryAfterMs))) },
+  };
+}
+
+/** WebSocket close codes the sidecar sends (RFC 6455 §7.4.1). */
+export const WS_CLOSE = {
+  GOING_AWAY: 1001,
+  POLICY_VIOLATION: 1008,
+  MESSAGE_TOO_BIG: 1009,
+} as const;
+
+function sfString(s: string): string {
+  return `"${s.replace(/["\\]/g, '\\$&')}"`;
+}
