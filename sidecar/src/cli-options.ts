@@ -1,0 +1,109 @@
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { parseDuration } from '../../lib/policy/duration.ts';
+import { parseLabels } from '../../lib/policy/selector.ts';
+import type { SidecarOptions } from './sidecar.ts';
+
+const FLAGS = {
+  config: { type: 'string' },
+  operator: { type: 'string' },
+  'app-http': { type: 'string' },
+  'app-grpc': { type: 'string' },
+  'listen-http': { type: 'string', default: ':15080' },
+  'listen-grpc': { type: 'string', default: ':15081' },
+  admin: { type: 'string', default: ':15000' },
+  'local-api': { type: 'string', default: '127.0.0.1:15020' },
+  labels: { type: 'string' },
+  redis: { type: 'string' },
+  'lock-nodes': { type: 'string' },
+  id: { type: 'string' },
+  'max-body': { type: 'string', default: '10485760' },
+  'headers-timeout': { type: 'string', default: '10s' },
+  'upstream-timeout': { type: 'string', default: '60s' },
+  'shutdown-grace': { type: 'string', default: '20s' },
+  'log-level': { type: 'string', default: 'info' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const USAGE = `Usage: sluice-proxy [options]
+  --config sluice.yaml          standalone: policies from a file, reloaded on change
+  --operator host:port          or: policies streamed from the operator
+  --app-http 127.0.0.1:8080     where the app serves HTTP / WebSocket
+  --app-grpc 127.0.0.1:50051    where the app serves gRPC
+  --listen-http :15080          inbound HTTP/WebSocket listener
+  --listen-grpc :15081          inbound gRPC (h2c) listener
+  --admin :15000                /healthz /readyz /config /metrics
+  --local-api 127.0.0.1:15020   for the app: queues, leadership, locks
+  --labels app=user-service     the pod's labels, matched against spec.selector
+  --redis redis://host:6379     global limits and task queues
+  --lock-nodes redis://a,redis://b,redis://c   independent RedLock nodes
+  --id NAME                     identity in Redis and towards the operator (default hostname-pid)
+  --max-body BYTES              request bodies over this are answered 413 (default 10 MiB)
+  --headers-timeout 10s         slow request headers are answered 408
+  --upstream-timeout 60s        the app's answer, when no breaker timeout applies (504)
+  --shutdown-grace 20s          on SIGTERM, in-flight work gets this long to finish
+  --log-level info              debug | info | warn | error | silent
+Every flag can also be set as an environment variable SLUICE_<FLAG>, e.g. SLUICE_APP_HTTP.`;
+
+export class UsageError extends Error {
+  readonly code = 'SLUICE_ERR_USAGE';
+}
+
+/** Parses argv (and SLUICE_* env vars, which flags override) into SidecarOptions; throws UsageError. */
+export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): SidecarOptions | 'help' {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help) return 'help';
+  const get = (flag: keyof typeof FLAGS): string | undefined => {
+    const fromEnv = env[`SLUICE_${flag.toUpperCase().replaceAll('-', '_')}`];
+    const given = argv.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`));
+    if (!given && fromEnv !== undefined && fromEnv !== '') return fromEnv;
+    const v = values[flag];
+    return typeof v === 'string' ? v : undefined;
+  };
+  const duration = (flag: keyof typeof FLAGS): number => {
+    const text = get(flag) as string;
+    const ms = parseDuration(text);
+    if (ms === undefined) throw new UsageError(`--${flag}: "${text}" is not a duration (e.g. 500ms, 10s, 1m)`);
+    return ms;
+  };
+  const maxBody = Number(get('max-body'));
+  if (!Number.isInteger(maxBody) || maxBody < 0) throw new UsageError(`--max-body: "${get('max-body')}" is not a byte count`);
+  const logLevel = get('log-level') as SidecarOptions['logLevel'];
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) throw new UsageError(`--log-level: "${logLevel}" is not one of debug, info, warn, error, silent`);
+  const config = get('config');
+  const operator = get('operator');
+  if (!config && !operator) throw new UsageError('either --config (standalone) or --operator is required');
+  if (config && operator) throw new UsageError('--config and --operator are exclusive');
+  let labels: Record<string, string> | undefined;
+  try {
+    const text = get('labels');
+    labels = text ? parseLabels(text) : undefined;
+  } catch (err) {
+    throw new UsageError(`--labels: ${(err as Error).message}`);
+  }
+  const lockNodes = get('lock-nodes')?.split(',').map((s) => s.trim()).filter(Boolean);
+  return {
+    config,
+    operator,
+    appHttp: get('app-http'),
+    appGrpc: get('app-grpc'),
+    listenHttp: get('listen-http') as string,
+    listenGrpc: get('listen-grpc') as string,
+    admin: get('admin') as string,
+    localApi: get('local-api') as string,
+    labels,
+    redis: get('redis'),
+    lockNodes,
+    id: get('id') ?? `${hostname()}-${process.pid}`,
+    maxBodyBytes: maxBody,
+    headersTimeoutMs: duration('headers-timeout'),
+    upstreamTimeoutMs: duration('upstream-timeout'),
+    shutdownGraceMs: duration('shutdown-grace'),
+    logLevel,
+  };
+}

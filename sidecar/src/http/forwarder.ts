@@ -1,0 +1,219 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { Transform, type Readable } from 'node:stream';
+import { Pool, type Dispatcher } from 'undici';
+import type { CallOutcome } from '../policy-engine/engine.ts';
+import { connectionTokens, isHopByHop, responseHeaders } from './hop-by-hop.ts';
+
+export interface ForwardResult {
+  outcome: CallOutcome;
+  /** 'ok' | 'error' | 'connect_error' | 'timeout' | 'client_gone' | 'body_too_large' */
+  label: string;
+}
+
+/**
+ * Streams one request to the app and its response back, over a keep-alive undici Pool. undici's
+ * low-level dispatch writes response chunks straight into the client's response with
+ * backpressure (pause/resume), which measured faster than http-proxy's pipe (bench/README.md).
+ * Failures are answered here: connection refused → 502, timeout → 504, body over the cap → 413;
+ * an upstream reset after the response began ends that client's connection, nothing more.
+ */
+export class Forwarder {
+  private readonly pool: Pool;
+  private readonly upstreamTimeoutMs: number;
+  readonly maxBodyBytes: number;
+
+  constructor(opts: { appHttp: string; connections?: number; upstreamTimeoutMs?: number; maxBodyBytes?: number }) {
+    this.pool = new Pool(`http://${opts.appHttp}`, {
+      connections: opts.connections ?? 256,
+      pipelining: 1,
+      keepAliveTimeout: 4_000,
+      keepAliveMaxTimeout: 30_000,
+      connectTimeout: 5_000,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+    // Errors surface per request; an unhandled pool-level 'error' must never crash the sidecar.
+    this.pool.on('connectionError', () => {});
+    this.upstreamTimeoutMs = opts.upstreamTimeoutMs ?? 60_000;
+    this.maxBodyBytes = opts.maxBodyBytes ?? 10 * 1024 * 1024;
+  }
+
+  forward(req: IncomingMessage, res: ServerResponse, timeoutMs: number | undefined, done: (r: ForwardResult) => void): void {
+    const handler = new ForwardHandler(res, done);
+    const chunked = req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined;
+    let body: Readable | null = null;
+    if (chunked) body = req.pipe(new BodyCap(this.maxBodyBytes, handler));
+    else if (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') body = req;
+    const opts: Dispatcher.DispatchOptions = {
+      path: req.url ?? '/',
+      method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+      headers: forwardHeaders(req),
+      body,
+    };
+    handler.arm(Math.min(timeoutMs ?? Infinity, this.upstreamTimeoutMs));
+    res.on('close', handler.onClientClose);
+    this.pool.dispatch(opts, handler);
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
+
+/** Caps a streamed (chunked) request body; a body with Content-Length is checked before forwarding. */
+class BodyCap extends Transform {
+  private seen = 0;
+  private readonly cap: number;
+  private readonly handler: ForwardHandler;
+
+  constructor(cap: number, handler: ForwardHandler) {
+    super();
+    this.cap = cap;
+    this.handler = handler;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
+    this.seen += chunk.length;
+    if (this.seen > this.cap) {
+      this.handler.bodyTooLarge = true;
+      cb(Object.assign(new Error('request body over the cap'), { code: 'SLUICE_ERR_BODY_TOO_LARGE' }));
+      return;
+    }
+    cb(null, chunk);
+  }
+}
+
+class ForwardHandler implements Dispatcher.DispatchHandler {
+  private readonly res: ServerResponse;
+  private readonly done: (r: ForwardResult) => void;
+  private controller: Dispatcher.DispatchController | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private finished = false;
+  private timedOut = false;
+  private status = 0;
+  bodyTooLarge = false;
+
+  constructor(res: ServerResponse, done: (r: ForwardResult) => void) {
+    this.res = res;
+    this.done = done;
+  }
+
+  arm(ms: number): void {
+    if (!Number.isFinite(ms)) return;
+    this.timer = setTimeout(() => {
+      this.timedOut = true;
+      this.controller?.abort(Object.assign(new Error('upstream timeout'), { code: 'SLUICE_ERR_UPSTREAM_TIMEOUT' }));
+    }, ms);
+  }
+
+  onClientClose = (): void => {
+    if (this.finished) return;
+    this.controller?.abort(Object.assign(new Error('client closed'), { code: 'SLUICE_ERR_CLIENT_GONE' }));
+  };
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    if (statusCode < 200) return; // 1xx informational: Node answers Expect: 100-continue itself
+    this.status = statusCode;
+    const res = this.res;
+    if (res.destroyed) {
+      controller.abort(new Error('client gone'));
+      return;
+    }
+    res.writeHead(statusCode, statusMessage || undefined, responseHeaders(headers));
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    this.res.end();
+    this.finish({ status: this.status }, this.status >= 500 ? 'error' : 'ok');
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    const res = this.res;
+    const code = (err as { code?: string }).code;
+    if (this.res.destroyed || code === 'SLUICE_ERR_CLIENT_GONE') {
+      this.finish({}, 'client_gone');
+      return;
+    }
+    if (res.headersSent) {
+      // The app reset mid-response: the client's response cannot be completed honestly.
+      res.destroy();
+      this.finish(this.timedOut ? { timedOut: true } : { status: 502 }, this.timedOut ? 'timeout' : 'error');
+      return;
+    }
+    if (this.bodyTooLarge) {
+      reply(res, 413, 'SLUICE_ERR_BODY_TOO_LARGE', 'request body too large', true);
+      this.finish({}, 'body_too_large');
+    } else if (this.timedOut || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+      reply(res, 504, 'SLUICE_ERR_UPSTREAM_TIMEOUT', 'upstream timed out', false);
+      this.finish({ timedOut: true }, 'timeout');
+    } else if (isConnectError(code)) {
+      reply(res, 502, 'SLUICE_ERR_UPSTREAM_CONNECT', 'upstream unreachable', false);
+      this.finish({ connectError: true }, 'connect_error');
+    } else {
+      reply(res, 502, 'SLUICE_ERR_UPSTREAM_RESET', 'upstream failed', false);
+      this.finish({ connectError: true }, 'connect_error');
+    }
+  }
+
+  private finish(outcome: CallOutcome, label: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.timer);
+    this.done({ outcome, label });
+  }
+}
+
+function isConnectError(code: string | undefined): boolean {
+  return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ENOTFOUND' ||
+    code === 'UND_ERR_SOCKET' || code === 'EPIPE' || code === 'UND_ERR_CLOSED';
+}
+
+export function reply(res: ServerResponse, status: number, code: string, error: string, close: boolean): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error, code });
+  const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+  if (close) headers.connection = 'close';
+  res.writeHead(status, headers);
+  res.end(body);
+}
+
+/** The request's headers for the app: hop-by-hop removed, X-Forwarded-* set. */
+function forwardHeaders(req: IncomingMessage): string[] {
+  const raw = req.rawHeaders;
+  const listed = connectionTokens(req.headers.connection);
+  const out: string[] = [];
+  let xff: string | undefined;
+  let proto = false;
+  let fhost = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (isHopByHop(lower) || lower === 'expect' || listed?.has(lower)) continue;
+    if (lower === 'x-forwarded-for') {
+      xff = xff === undefined ? (raw[i + 1] as string) : `${xff}, ${raw[i + 1] as string}`;
+      continue;
+    }
+    if (lower === 'x-forwarded-proto') proto = true;
+    else if (lower === 'x-forwarded-host') fhost = true;
+    out.push(name, raw[i + 1] as string);
+  }
+  const remote = req.socket.remoteAddress ?? '';
+  out.push('x-forwarded-for', xff === undefined ? remote : `${xff}, ${remote}`);
+  if (!proto) out.push('x-forwarded-proto', 'http');
+  if (!fhost && req.headers.host !== undefined) out.push('x-forwarded-host', req.headers.host);
+  return out;
+}

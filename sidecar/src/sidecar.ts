@@ -1,0 +1,223 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { systemClock, type Clock } from '../../lib/clock.ts';
+import type { Plan } from '../../lib/policy/plan.ts';
+import { createAdminServer, type ReadinessCheck } from './admin/admin-server.ts';
+import { ConfigFile } from './config/config-file.ts';
+import { PolicyStore } from './config/policy-store.ts';
+import { HttpListener } from './http/http-listener.ts';
+import { Router, sendJson, type Route } from './local-api/router.ts';
+import { createLogger, type Level, type Logger } from './log.ts';
+import { SidecarMetrics } from './metrics.ts';
+import { PolicyEngine } from './policy-engine/engine.ts';
+import type { GlobalLimiterFactory } from './policy-engine/chain.ts';
+import { splitHostPort } from './websocket/websocket-proxy.ts';
+
+export interface SidecarOptions {
+  /** Standalone mode: policies from this YAML file, reloaded on change. */
+  config?: string;
+  /** Operator mode: host:port of the operator's PolicyDiscovery server. */
+  operator?: string;
+  appHttp?: string;
+  appGrpc?: string;
+  listenHttp: string;
+  listenGrpc: string;
+  admin: string;
+  localApi: string;
+  /** The pod's labels, matched against each policy's spec.selector (none: every policy applies). */
+  labels?: Record<string, string>;
+  redis?: string;
+  lockNodes?: string[];
+  /** Identity in Redis (consumer name, lock holder) and towards the operator; defaults to hostname-pid. */
+  id: string;
+  maxBodyBytes?: number;
+  headersTimeoutMs?: number;
+  upstreamTimeoutMs?: number;
+  shutdownGraceMs: number;
+  logLevel: Level | 'silent';
+}
+
+/**
+ * A part of the sidecar that follows the plan: queues, leadership, gRPC listener... Each gets
+ * every new plan, may serve routes on the local API, reports readiness, and is closed on shutdown.
+ */
+export interface Feature {
+  readonly name: string;
+  applyPlan?(plan: Plan): void | Promise<void>;
+  routes?(): Route[];
+  readiness?(): ReadinessCheck;
+  status?(): unknown;
+  close?(graceMs: number): Promise<void>;
+}
+
+export interface Addresses {
+  http?: AddressInfo;
+  grpc?: AddressInfo;
+  admin?: AddressInfo;
+  localApi?: AddressInfo;
+}
+
+/** Wires the sidecar together: config source → policy store → engine and features → listeners. */
+export class Sidecar {
+  readonly opts: SidecarOptions;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics = new SidecarMetrics({ defaultMetrics: true });
+  readonly store = new PolicyStore();
+  readonly features: Feature[] = [];
+  readonly addresses: Addresses = {};
+  engine!: PolicyEngine;
+  http: HttpListener | undefined;
+  private configFile: ConfigFile | undefined;
+  private admin: Server | undefined;
+  private localApi: Server | undefined;
+  private stopping: Promise<void> | undefined;
+  /** Set by the Redis feature when --redis is given; Global rules use it. */
+  globalLimiter: GlobalLimiterFactory | undefined;
+
+  constructor(opts: SidecarOptions, deps: { clock?: Clock; logger?: Logger } = {}) {
+    this.opts = opts;
+    this.clock = deps.clock ?? systemClock;
+    this.logger = deps.logger ?? createLogger(opts.logLevel, { component: 'sluice-proxy', id: opts.id });
+  }
+
+  async start(): Promise<Addresses> {
+    const { opts, logger } = this;
+    if (!opts.config && !opts.operator) throw new Error('either --config (standalone) or --operator is required');
+
+    // --- features that depend on optional infrastructure (Redis, lock nodes, gRPC app) ---
+    await this.createFeatures();
+
+    this.engine = new PolicyEngine(this.store.current, { clock: this.clock, metrics: this.metrics, globalLimiter: this.globalLimiter });
+    this.store.subscribe((plan) => this.onPlan(plan));
+
+    if (opts.config) {
+      this.configFile = new ConfigFile({ path: opts.config, labels: opts.labels, store: this.store, logger, metrics: this.metrics });
+      await this.configFile.start();
+    }
+
+    if (opts.appHttp) {
+      this.http = new HttpListener({
+        engine: this.engine, appHttp: opts.appHttp, metrics: this.metrics, logger, clock: this.clock,
+        maxBodyBytes: opts.maxBodyBytes, headersTimeoutMs: opts.headersTimeoutMs, upstreamTimeoutMs: opts.upstreamTimeoutMs,
+      });
+      const [host, port] = splitHostPort(opts.listenHttp);
+      const a = await this.http.listen(host, port);
+      this.addresses.http = { address: a.host, port: a.port, family: '' };
+    }
+
+    this.admin = createAdminServer({
+      store: this.store,
+      metrics: this.metrics,
+      readiness: () => this.features.flatMap((f) => (f.readiness ? [f.readiness()] : [])),
+      configView: () => this.configView(),
+    });
+    this.addresses.admin = await listen(this.admin, opts.admin);
+
+    const routes = this.features.flatMap((f) => f.routes?.() ?? []);
+    const router = new Router();
+    for (const r of routes) router.add(r);
+    router.add({ method: 'GET', pattern: '/v1/status', handler: (_req, res) => sendJson(res, 200, this.status()) });
+    this.localApi = createServer((req, res) => {
+      router.handle(req, res).catch((err: Error) => {
+        logger.error('local api handler failed', { err, path: req.url });
+        if (!res.headersSent) sendJson(res, 500, { error: 'internal error', code: 'SLUICE_ERR_INTERNAL' });
+        else res.destroy();
+      });
+    });
+    this.localApi.requestTimeout = 60_000;
+    this.addresses.localApi = await listen(this.localApi, opts.localApi);
+
+    logger.info('sidecar started', {
+      mode: opts.config ? 'standalone' : 'operator',
+      http: fmt(this.addresses.http), grpc: fmt(this.addresses.grpc), admin: fmt(this.addresses.admin), localApi: fmt(this.addresses.localApi),
+      version: this.store.current.version,
+    });
+    return this.addresses;
+  }
+
+  private async createFeatures(): Promise<void> {
+    // Feature wiring: each block constructs one feature from the options it needs.
+    // (gRPC listener, Redis-backed global limits, leadership and locks, task queues.)
+  }
+
+  private onPlan(plan: Plan): void {
+    this.engine.apply(plan);
+    for (const w of this.engine.warnings) this.logger.warn('rule not enforced as written', { warning: w });
+    for (const f of this.features) {
+      try {
+        const r = f.applyPlan?.(plan);
+        if (r instanceof Promise) r.catch((err: Error) => this.logger.error('feature failed to apply plan', { feature: f.name, err }));
+      } catch (err) {
+        this.logger.error('feature failed to apply plan', { feature: f.name, err });
+      }
+    }
+  }
+
+  configView(): unknown {
+    const plan = this.store.current;
+    return {
+      version: plan.version,
+      source: this.store.source,
+      appliedAt: this.store.appliedAt,
+      labels: this.opts.labels ?? null,
+      lastRejected: this.store.lastRejected ?? null,
+      warnings: this.engine?.warnings ?? [],
+      rules: {
+        rateLimits: plan.rateLimits.map((r) => r.id),
+        circuitBreakers: plan.breakers.map((r) => r.id),
+        taskQueues: plan.taskQueues.map((q) => q.id),
+        leaderElections: plan.leaderElections.map((l) => l.id),
+      },
+      resources: plan.resources,
+    };
+  }
+
+  status(): unknown {
+    return {
+      id: this.opts.id,
+      config: { version: this.store.current.version, source: this.store.source },
+      features: Object.fromEntries(this.features.map((f) => [f.name, f.status?.() ?? null])),
+    };
+  }
+
+  reloadConfig(): Promise<void> {
+    return this.configFile?.reload() ?? Promise.resolve();
+  }
+
+  /** Graceful shutdown: stop taking new work, finish in-flight work within the grace period, release. */
+  stop(graceMs = this.opts.shutdownGraceMs): Promise<void> {
+    this.stopping ??= (async () => {
+      this.logger.info('shutting down', { graceMs });
+      this.configFile?.stop();
+      const closing: Promise<unknown>[] = [];
+      if (this.http) closing.push(this.http.close(graceMs));
+      for (const f of this.features) if (f.close) closing.push(f.close(graceMs).catch((err: Error) => this.logger.error('feature close failed', { feature: f.name, err })));
+      await Promise.all(closing);
+      this.engine?.close();
+      await Promise.all([closeServer(this.localApi), closeServer(this.admin)]);
+      this.logger.info('stopped');
+    })();
+    return this.stopping;
+  }
+}
+
+function listen(server: Server, hostPort: string): Promise<AddressInfo> {
+  const [host, port] = splitHostPort(hostPort);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server.address() as AddressInfo));
+  });
+}
+
+function closeServer(server: Server | undefined): Promise<void> {
+  if (!server) return Promise.resolve();
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+function fmt(a: AddressInfo | undefined): string | undefined {
+  return a && `${a.address}:${a.port}`;
+}

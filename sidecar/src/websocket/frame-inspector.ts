@@ -1,0 +1,105 @@
+import { TokenBucket } from '../limit/token-bucket.ts';
+
+export interface Violation {
+  code: 1008 | 1009;
+  reason: string;
+}
+
+/**
+ * Watches client→server WebSocket frames as they stream past (RFC 6455 §5.2) without buffering
+ * messages: it reads each frame header (at most 14 bytes, kept across chunk boundaries), skips the
+ * payload by count, and returns how many bytes may be forwarded. A message is counted when its
+ * first frame starts; its size is the sum of its frames' declared lengths, so an oversized message
+ * is refused at the header of the frame that crosses the limit — before any byte of that frame is
+ * forwarded. Control frames (ping/pong/close) are neither counted nor limited.
+ */
+export class FrameInspector {
+  /** Bytes of a frame header split across chunks, held back until the header is complete. */
+  private held: Buffer | undefined;
+  private payloadLeft = 0;
+  private messageBytes = 0;
+  private readonly maxMessageBytes: number;
+  private readonly rate: TokenBucket | undefined;
+  private readonly now: () => number;
+
+  constructor(opts: { maxMessageBytes?: number; messagesPerSecond?: number; now: () => number }) {
+    this.maxMessageBytes = opts.maxMessageBytes ?? Infinity;
+    this.rate = opts.messagesPerSecond === undefined ? undefined
+      : new TokenBucket({ requests: opts.messagesPerSecond, perMs: 1000, maxKeys: 1 });
+    this.now = opts.now;
+  }
+
+  /** Returns the bytes that may be forwarded now, and a violation if forwarding must stop there. */
+  push(input: Buffer): { data: Buffer; violation?: Violation } {
+    let chunk = input;
+    if (this.held) {
+      chunk = Buffer.concat([this.held, input]);
+      this.held = undefined;
+    }
+    const n = chunk.length;
+    let i = 0;
+    while (i < n) {
+      if (this.payloadLeft > 0) {
+        const take = Math.min(this.payloadLeft, n - i);
+        this.payloadLeft -= take;
+        i += take;
+        continue;
+      }
+      const frameStart = i;
+      if (n - i < 2) return this.hold(chunk, i);
+      const b0 = chunk[i] as number;
+      const b1 = chunk[i + 1] as number;
+      const len7 = b1 & 0x7f;
+      const need = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (b1 & 0x80 ? 4 : 0);
+      if (n - i < need) return this.hold(chunk, i);
+      let length = len7;
+      if (len7 === 126) length = chunk.readUInt16BE(i + 2);
+      else if (len7 === 127) length = Number(chunk.readBigUInt64BE(i + 2));
+      i += need;
+      const opcode = b0 & 0x0f;
+      if (opcode < 8) {
+        const violation = this.onDataFrame(opcode, length);
+        if (violation) return { data: chunk.subarray(0, frameStart), violation };
+        if (b0 & 0x80) this.messageBytes = 0;
+      }
+      this.payloadLeft = length;
+    }
+    return { data: chunk };
+  }
+
+  /** True while a frame's payload or a split header is still passing. */
+  get midFrame(): boolean {
+    return this.payloadLeft > 0 || this.held !== undefined;
+  }
+
+  private hold(chunk: Buffer, from: number): { data: Buffer } {
+    this.held = Buffer.from(chunk.subarray(from));
+    return { data: chunk.subarray(0, from) };
+  }
+
+  private onDataFrame(opcode: number, length: number): Violation | undefined {
+    if (opcode !== 0) {
+      // The first frame of a new message.
+      this.messageBytes = 0;
+      if (this.rate && !this.rate.consume('', this.now()).allowed) {
+        return { code: 1008, reason: 'message rate limit exceeded' };
+      }
+    }
+    this.messageBytes += length;
+    if (this.messageBytes > this.maxMessageBytes) return { code: 1009, reason: 'message too big' };
+    return undefined;
+  }
+}
+
+/** A close frame: masked when it goes client→server (to the app), unmasked server→client. */
+export function closeFrame(code: number, reason: string, masked: boolean): Buffer {
+  const text = Buffer.from(reason.slice(0, 120));
+  const payload = Buffer.alloc(2 + text.length);
+  payload.writeUInt16BE(code, 0);
+  text.copy(payload, 2);
+  const head = Buffer.from([0x88, (masked ? 0x80 : 0) | payload.length]);
+  if (!masked) return Buffer.concat([head, payload]);
+  const mask = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
+  for (let i = 0; i < payload.length; i++) payload[i] = (payload[i] as number) ^ (mask[i % 4] as number);
+  return Buffer.concat([head, mask, payload]);
+}
