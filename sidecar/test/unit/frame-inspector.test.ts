@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { closeFrame, FrameInspector } from '../../src/websocket/frame-inspector.ts';
+
+/** A masked client→server frame, as a browser would send it. */
+function frame(opcode: number, payload: Buffer, fin = true): Buffer {
+  const len = payload.length;
+  const head = len < 126 ? Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | len])
+    : len < 65536 ? Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | 126, len >> 8, len & 0xff])
+    : Buffer.concat([Buffer.from([(fin ? 0x80 : 0) | opcode, 0x80 | 127]), (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(len)); return b; })()]);
+  return Buffer.concat([head, Buffer.from([1, 2, 3, 4]), payload]);
+}
+
+describe('FrameInspector', () => {
+  it('passes frames through unchanged, even split byte by byte', () => {
+    const insp = new FrameInspector({ maxMessageBytes: 1000, messagesPerSecond: 100, now: () => 0 });
+    const stream = Buffer.concat([frame(1, Buffer.from('hello')), frame(9, Buffer.alloc(0)), frame(2, Buffer.alloc(300))]);
+    const out: Buffer[] = [];
+    for (const byte of stream) {
+      const r = insp.push(Buffer.from([byte]));
+      expect(r.violation).toBeUndefined();
+      out.push(r.data);
+    }
+    expect(Buffer.concat(out).equals(stream)).toBe(true);
+  });
+
+  it('stops before a message over maxMessageBytes, summing fragments (1009)', () => {
+    const insp = new FrameInspector({ maxMessageBytes: 100, now: () => 0 });
+    const first = frame(1, Buffer.alloc(60), false);
+    const second = frame(0, Buffer.alloc(60), true);
+    const r = insp.push(Buffer.concat([first, second]));
+    expect(r.violation?.code).toBe(1009);
+    expect(r.data.length).toBe(first.length); // nothing of the offending frame is forwarded
+  });
+
+  it('allows messagesPerSecond and refuses the next (1008); control frames do not count', () => {
+    let now = 0;
+    const insp = new FrameInspector({ messagesPerSecond: 3, now: () => now });
+    for (let i = 0; i < 3; i++) expect(insp.push(frame(1, Buffer.from('x'))).violation).toBeUndefined();
+    expect(insp.push(frame(9, Buffer.from('ping'))).violation).toBeUndefined();
+    expect(insp.push(frame(1, Buffer.from('x'))).violation?.code).toBe(1008);
+    now = 1000;
+    const fresh = new FrameInspector({ messagesPerSecond: 3, now: () => now });
+    expect(fresh.push(frame(1, Buffer.from('x'))).violation).toBeUndefined();
+  });
+
+  it('builds close frames with the code, masked towards the app', () => {
+    const plain = closeFrame(1001, 'bye', false);
+    expect([...plain.subarray(0, 4)]).toEqual([0x88, 5, 0x03, 0xe9]);
+    const masked = closeFrame(1008, 'x', true);
+    expect(masked[1]! & 0x80).toBe(0x80);
+    expect(masked.length).toBe(2 + 4 + 3);
+  });
+});
