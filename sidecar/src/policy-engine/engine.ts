@@ -126,19 +126,24 @@ export class PolicyEngine {
     const chain = this.chain;
     const now = this.clock.now();
     const limits = chain.limits;
+    let shadow: string | undefined;
     for (let i = 0; i < limits.length; i++) {
       const step = limits[i] as LimitStep;
       if (!step.rule.matches(req)) continue;
       const d = step.limiter.consume(partitionKey(step.rule, req, remoteAddress), now);
-      if (d instanceof Promise) return this.checkAsync(chain, req, remoteAddress, now, i, d);
-      const rejection = this.judge(step, d, req);
-      if (rejection) return rejection;
+      if (d instanceof Promise) return this.checkAsync(chain, req, remoteAddress, now, i, d, shadow);
+      const verdict = this.judge(step, d, req);
+      if (verdict === SHADOW) shadow ??= step.rule.id;
+      else if (verdict) return verdict;
     }
-    return this.guard(chain, req, now);
+    return this.guard(chain, req, now, shadow);
   }
 
   /** The rest of check() once a Global limiter has answered with a promise. */
-  private async checkAsync(chain: Chain, req: RequestAttributes, remote: string, now: number, from: number, first: Promise<Decision>): Promise<Permit | Rejection> {
+  private async checkAsync(
+    chain: Chain, req: RequestAttributes, remote: string, now: number, from: number, first: Promise<Decision>, shadowed: string | undefined,
+  ): Promise<Permit | Rejection> {
+    let shadow = shadowed;
     const limits = chain.limits;
     let pending: Promise<Decision> | undefined = first;
     for (let i = from; i < limits.length; i++) {
@@ -151,27 +156,30 @@ export class PolicyEngine {
         if (!step.rule.matches(req)) continue;
         d = step.limiter.consume(partitionKey(step.rule, req, remote), now);
       }
-      const rejection = this.judge(step, await d, req);
-      if (rejection) return rejection;
+      const verdict = this.judge(step, await d, req);
+      if (verdict === SHADOW) shadow ??= step.rule.id;
+      else if (verdict) return verdict;
     }
-    return this.guard(chain, req, this.clock.now());
+    return this.guard(chain, req, this.clock.now(), shadow);
   }
 
-  private judge(step: LimitStep, d: Decision, req: RequestAttributes): Rejection | undefined {
+  /** Counts the limiter's decision; SHADOW when a DryRun rule would have rejected. */
+  private judge(step: LimitStep, d: Decision, req: RequestAttributes): Rejection | typeof SHADOW | undefined {
     if (d.allowed) {
       step.allowed.inc();
       return undefined;
     }
     step.limited.inc();
-    if (!step.enforce) {
-      this.count(req.protocol, step.rule.id, 'would_limit');
-      return undefined;
-    }
+    if (!step.enforce) return SHADOW;
     this.count(req.protocol, step.rule.id, 'rate_limited');
     return { reason: 'rate_limited', retryAfterMs: d.retryAfterMs, rule: step.rule, decision: d };
   }
 
-  private guard(chain: Chain, req: RequestAttributes, now: number): Permit | Rejection | Promise<Permit | Rejection> {
+  /**
+   * Breaker and bulkhead. `shadow` names a DryRun rule that would have rejected the call: the
+   * request is counted once, with decision would_limit instead of allowed.
+   */
+  private guard(chain: Chain, req: RequestAttributes, now: number, shadow?: string): Permit | Rejection | Promise<Permit | Rejection> {
     let step: BreakerStep | undefined;
     for (const s of chain.breakers) {
       if (s.rule.matches(req)) {
@@ -180,7 +188,7 @@ export class PolicyEngine {
       }
     }
     if (!step) {
-      this.count(req.protocol, '-', 'allowed');
+      this.count(req.protocol, shadow ?? '-', shadow ? 'would_limit' : 'allowed');
       return new Permit(this.clock, undefined, ADMIT, false, now);
     }
     let admission = step.breaker.tryAcquire(now);
@@ -189,26 +197,26 @@ export class PolicyEngine {
         this.count(req.protocol, step.rule.id, 'circuit_open');
         return { reason: 'circuit_open', retryAfterMs: step.breaker.retryAfterMs(now), rule: step.rule };
       }
-      this.count(req.protocol, step.rule.id, 'would_break');
+      shadow ??= `${step.rule.id}\u0000would_break`;
       admission = ADMIT;
     }
     const bulkhead = step.bulkhead;
-    if (!bulkhead) return this.admit(step, admission, false, now, req);
+    if (!bulkhead) return this.admit(step, admission, false, now, req, shadow);
     const slot = bulkhead.acquire();
-    if (slot === true) return this.admit(step, admission, true, now, req);
-    if (slot === false) return this.bulkheadFull(step, admission, now, req);
+    if (slot === true) return this.admit(step, admission, true, now, req, shadow);
+    if (slot === false) return this.bulkheadFull(step, admission, now, req, shadow);
     const s = step;
-    return slot.then((ok) => (ok ? this.admit(s, admission, true, this.clock.now(), req) : this.bulkheadFull(s, admission, now, req)));
+    return slot.then((ok) => (ok ? this.admit(s, admission, true, this.clock.now(), req, shadow) : this.bulkheadFull(s, admission, now, req, shadow)));
   }
 
-  private admit(step: BreakerStep, admission: Admission, holdsSlot: boolean, now: number, req: RequestAttributes): Permit {
-    this.count(req.protocol, step.rule.id, 'allowed');
+  private admit(step: BreakerStep, admission: Admission, holdsSlot: boolean, now: number, req: RequestAttributes, shadow: string | undefined): Permit {
+    this.countFinal(req.protocol, step.rule.id, shadow);
     return new Permit(this.clock, step, admission, holdsSlot, now);
   }
 
-  private bulkheadFull(step: BreakerStep, admission: Admission, now: number, req: RequestAttributes): Permit | Rejection {
+  private bulkheadFull(step: BreakerStep, admission: Admission, now: number, req: RequestAttributes, shadow: string | undefined): Permit | Rejection {
     if (!step.enforce) {
-      this.count(req.protocol, step.rule.id, 'would_limit');
+      this.countFinal(req.protocol, step.rule.id, shadow ?? `${step.rule.id}\u0000would_limit`);
       return new Permit(this.clock, step, admission, false, now);
     }
     step.breaker.onCancel(admission);
@@ -228,6 +236,7 @@ export class PolicyEngine {
   /**
    * Admission of a WebSocket upgrade against the `websocket` blocks of the matching rules:
    * `maxConnections` and `connectionsPerSecond`. The returned limits apply per connection.
+   * Called before check(): a refusal here is the request's one counted decision.
    */
   admitWebSocket(req: RequestAttributes): WebSocketAdmission | { reason: 'rate_limited'; retryAfterMs: number; rule: RateLimitRule } {
     const now = this.clock.now();
@@ -238,9 +247,9 @@ export class PolicyEngine {
         return { reason: 'rate_limited', retryAfterMs: 1000, rule: w.rule };
       }
       const d = w.connectionRate?.consume('', now);
-      if (d && !d.allowed) {
-        this.count('websocket', w.rule.id, w.enforce ? 'rate_limited' : 'would_limit');
-        if (w.enforce) return { reason: 'rate_limited', retryAfterMs: d.retryAfterMs, rule: w.rule };
+      if (d && !d.allowed && w.enforce) {
+        this.count('websocket', w.rule.id, 'rate_limited');
+        return { reason: 'rate_limited', retryAfterMs: d.retryAfterMs, rule: w.rule };
       }
     }
     let messagesPerSecond: number | undefined;
@@ -261,6 +270,14 @@ export class PolicyEngine {
         for (const w of matched) w.open.count--;
       },
     };
+  }
+
+  /** Counts an admitted request: allowed, or the DryRun decision that let it through. */
+  private countFinal(protocol: string, route: string, shadow: string | undefined): void {
+    if (shadow === undefined) return this.count(protocol, route, 'allowed');
+    const sep = shadow.indexOf('\u0000');
+    if (sep === -1) this.count(protocol, shadow, 'would_limit');
+    else this.count(protocol, shadow.slice(0, sep), shadow.slice(sep + 1));
   }
 
   private count(protocol: string, route: string, decision: string): void {
@@ -291,6 +308,9 @@ export function partitionKey(rule: RateLimitRule, req: RequestAttributes, remote
       return req.header(rule.key.name as string) ?? '';
   }
 }
+
+/** A DryRun rule would have rejected: count it, let the call through. */
+const SHADOW = Symbol('shadow');
 
 export function isRejection(v: Permit | Rejection): v is Rejection {
   return !(v instanceof Permit);

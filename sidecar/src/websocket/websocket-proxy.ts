@@ -6,7 +6,7 @@ import { connectionTokens, isHopByHop } from '../http/hop-by-hop.ts';
 import { HttpRequestAttributes } from '../http/request-attributes.ts';
 import type { Logger } from '../log.ts';
 import type { SidecarMetrics } from '../metrics.ts';
-import { isRejection, type Permit, type PolicyEngine, type Rejection } from '../policy-engine/engine.ts';
+import { isRejection, type Permit, type PolicyEngine, type Rejection, type WebSocketAdmission } from '../policy-engine/engine.ts';
 import { httpRejection, WS_CLOSE } from '../policy-engine/responses.ts';
 import { closeFrame, FrameInspector } from './frame-inspector.ts';
 
@@ -57,22 +57,28 @@ export class WebSocketProxy {
       return answerAndClose(socket, 400);
     }
     const attrs = new HttpRequestAttributes(req, 'websocket');
+    const ws = this.engine.admitWebSocket(attrs);
+    if ('reason' in ws) return rejectUpgrade(socket, ws);
     const verdict = this.engine.check(attrs, socket.remoteAddress ?? '');
     if (verdict instanceof Promise) {
-      verdict.then((v) => this.admitted(req, socket, head, attrs, v), () => answerAndClose(socket, 500));
+      verdict.then((v) => this.admitted(req, socket, head, ws, v), () => {
+        ws.release();
+        answerAndClose(socket, 500);
+      });
     } else {
-      this.admitted(req, socket, head, attrs, verdict);
+      this.admitted(req, socket, head, ws, verdict);
     }
   }
 
-  private admitted(req: IncomingMessage, socket: Socket, head: Buffer, attrs: HttpRequestAttributes, verdict: Permit | Rejection): void {
-    if (isRejection(verdict)) return rejectUpgrade(socket, verdict);
+  private admitted(req: IncomingMessage, socket: Socket, head: Buffer, ws: WebSocketAdmission, verdict: Permit | Rejection): void {
+    if (isRejection(verdict)) {
+      ws.release();
+      return rejectUpgrade(socket, verdict);
+    }
     const permit = verdict;
-    if (socket.destroyed) return permit.cancel();
-    const ws = this.engine.admitWebSocket(attrs);
-    if ('reason' in ws) {
-      permit.cancel();
-      return rejectUpgrade(socket, ws);
+    if (socket.destroyed) {
+      ws.release();
+      return permit.cancel();
     }
     const upstream = request({
       host: this.appHost,

@@ -19,7 +19,7 @@ describe('when the app misbehaves', () => {
     sc = await startSidecar('', { appHttp: `127.0.0.1:${await freePort()}` });
     const res = await fetch(`${sc.url}/`);
     expect(res.status).toBe(502);
-    expect((await res.json()).code).toBe('SLUICE_ERR_UPSTREAM_CONNECT');
+    expect(((await res.json()) as { code: string }).code).toBe('SLUICE_ERR_UPSTREAM_CONNECT');
   });
 
   it('no answer within --upstream-timeout → 504', async () => {
@@ -27,7 +27,7 @@ describe('when the app misbehaves', () => {
     sc = await startSidecar('', { appHttp: app.hostPort, upstreamTimeoutMs: 200 });
     const res = await fetch(`${sc.url}/`);
     expect(res.status).toBe(504);
-    expect((await res.json()).code).toBe('SLUICE_ERR_UPSTREAM_TIMEOUT');
+    expect(((await res.json()) as { code: string }).code).toBe('SLUICE_ERR_UPSTREAM_TIMEOUT');
   });
 
   it('a reset mid-response ends that client connection, and the proxy serves the next one', async () => {
