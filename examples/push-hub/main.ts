@@ -1,0 +1,38 @@
+// The push hub app: `node examples/push-hub/main.ts`. Configured by env:
+//   PORT (8090), REDIS_URL (redis://127.0.0.1:6379), REPLICA (hostname),
+//   SLUICE_LOCAL_API (http://127.0.0.1:15020), ELECTION (push-broadcaster), FEED_CHANNEL (feed), FEED_EVERY_MS (1000)
+import { hostname } from 'node:os';
+import { Redis } from 'ioredis';
+import { Broadcaster } from './broadcaster.ts';
+import { PushHub } from './hub.ts';
+
+const env = process.env;
+const redisUrl = env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const redisOpts = { maxRetriesPerRequest: 1, commandTimeout: 1_000, retryStrategy: (n: number) => Math.min(2_000, 100 * n) };
+const pub = new Redis(redisUrl, redisOpts);
+const sub = new Redis(redisUrl, { ...redisOpts, commandTimeout: undefined });
+pub.on('error', () => {});
+sub.on('error', () => {});
+
+const replica = env.REPLICA ?? hostname();
+const hub = new PushHub({ pub, sub, replica, pingIntervalMs: Number(env.PING_EVERY_MS ?? 15_000) });
+const port = await hub.listen(Number(env.PORT ?? 8090), env.HOST ?? '127.0.0.1');
+const channel = env.FEED_CHANNEL ?? 'feed';
+const broadcaster = new Broadcaster({
+  localApi: env.SLUICE_LOCAL_API ?? 'http://127.0.0.1:15020',
+  election: env.ELECTION ?? 'push-broadcaster',
+  tickMs: Number(env.FEED_EVERY_MS ?? 1_000),
+  publish: (data) => hub.publish(channel, data),
+});
+broadcaster.start();
+process.stdout.write(`${JSON.stringify({ msg: 'push hub listening', replica, port })}\n`);
+
+const shutdown = async () => {
+  broadcaster.stop();
+  await hub.close();
+  pub.disconnect();
+  sub.disconnect();
+  process.exit(0);
+};
+process.on('SIGTERM', () => void shutdown());
+process.on('SIGINT', () => void shutdown());
