@@ -17,11 +17,17 @@ const FLAGS = {
   redis: { type: 'string' },
   'lock-nodes': { type: 'string' },
   id: { type: 'string' },
+  'pod-name': { type: 'string' },
+  'pod-namespace': { type: 'string' },
+  'token-file': { type: 'string' },
   'max-body': { type: 'string', default: '10485760' },
   'headers-timeout': { type: 'string', default: '10s' },
   'upstream-timeout': { type: 'string', default: '60s' },
   'shutdown-grace': { type: 'string', default: '20s' },
   'log-level': { type: 'string', default: 'info' },
+  'grpc-max-concurrent-streams': { type: 'string', default: '1000' },
+  'grpc-initial-window': { type: 'string', default: '65535' },
+  'grpc-max-message': { type: 'string', default: '4194304' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -38,11 +44,17 @@ export const USAGE = `Usage: sluice-proxy [options]
   --redis redis://host:6379     global limits and task queues
   --lock-nodes redis://a,redis://b,redis://c   independent RedLock nodes
   --id NAME                     identity in Redis and towards the operator (default hostname-pid)
+  --pod-name NAME               operator mode: this pod's name (default: hostname; SLUICE_POD_NAME)
+  --pod-namespace NS            operator mode: this pod's namespace (SLUICE_POD_NAMESPACE)
+  --token-file PATH             operator mode: projected service-account token (default /var/run/secrets/sluice.dev/token)
   --max-body BYTES              request bodies over this are answered 413 (default 10 MiB)
   --headers-timeout 10s         slow request headers are answered 408
   --upstream-timeout 60s        the app's answer, when no breaker timeout applies (504)
   --shutdown-grace 20s          on SIGTERM, in-flight work gets this long to finish
   --log-level info              debug | info | warn | error | silent
+  --grpc-max-concurrent-streams 1000   HTTP/2 streams per inbound gRPC connection
+  --grpc-initial-window 65535   HTTP/2 initial flow-control window (bytes)
+  --grpc-max-message 4194304    gRPC messages over this are refused with RESOURCE_EXHAUSTED
 Every flag can also be set as an environment variable SLUICE_<FLAG>, e.g. SLUICE_APP_HTTP.`;
 
 export class UsageError extends Error {
@@ -70,6 +82,11 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
     const ms = parseDuration(text);
     if (ms === undefined) throw new UsageError(`--${flag}: "${text}" is not a duration (e.g. 500ms, 10s, 1m)`);
     return ms;
+  };
+  const count = (flag: keyof typeof FLAGS, min: number, max: number): number => {
+    const n = Number(get(flag));
+    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag}: "${get(flag)}" must be a whole number from ${min} to ${max}`);
+    return n;
   };
   const maxBody = Number(get('max-body'));
   if (!Number.isInteger(maxBody) || maxBody < 0) throw new UsageError(`--max-body: "${get('max-body')}" is not a byte count`);
@@ -100,10 +117,16 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
     redis: get('redis'),
     lockNodes,
     id: get('id') ?? `${hostname()}-${process.pid}`,
+    podName: get('pod-name'),
+    podNamespace: get('pod-namespace'),
+    tokenFile: get('token-file'),
     maxBodyBytes: maxBody,
     headersTimeoutMs: duration('headers-timeout'),
     upstreamTimeoutMs: duration('upstream-timeout'),
     shutdownGraceMs: duration('shutdown-grace'),
     logLevel,
+    grpcMaxConcurrentStreams: count('grpc-max-concurrent-streams', 1, 2 ** 31 - 1),
+    grpcInitialWindowSize: count('grpc-initial-window', 1, 2 ** 31 - 1),
+    grpcMaxMessageBytes: count('grpc-max-message', 0, 2 ** 31 - 1),
   };
 }

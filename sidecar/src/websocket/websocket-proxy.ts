@@ -243,7 +243,7 @@ function upgradeHeaders(req: IncomingMessage): Record<string, string | string[]>
 
 export function splitHostPort(hostPort: string): [string, number] {
   const i = hostPort.lastIndexOf(':');
-  if (i <= 0) throw new RangeError(`"${hostPort}" is not host:port`);
+  if (i < 0) throw new RangeError(`"${hostPort}" is not host:port (or :port)`);
   const host = hostPort.slice(0, i).replace(/^\[|\]$/g, '');
   const port = Number(hostPort.slice(i + 1));
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`"${hostPort}" has no valid port`);

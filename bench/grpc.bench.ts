@@ -1,0 +1,118 @@
+// gRPC benchmark (issue 3): the example UserService reached straight and through the sluice
+// sidecar, with the same grpc-js client process and concurrency, side by side in one run:
+//   unary GetUser calls/s, and server-streaming ListUsers messages/s.
+// The sidecar enforces the example's rules, with the rate limit raised out of reach, so every
+// call runs the whole policy chain (limit, breaker, bulkhead) without being rejected.
+//
+// The client alternates between the two targets in short slices (bench/lib/grpc-load.ts), so
+// load from other processes on the machine lands on both sides of each ratio alike.
+//
+// Environment knobs (all optional):
+//   BENCH_SLICES=6         measured slices per target and mode (figures are medians of slices)
+//   BENCH_SLICE_SECONDS=1  length of one slice
+//   BENCH_CONCURRENCY=50   calls in flight (unary); streams in flight are a fifth of it
+import { cpus } from 'node:os';
+import { resolve } from 'node:path';
+import { cpuDuring, groupCpuSeconds } from './lib/cpu.ts';
+import { canConnect, freePorts } from './lib/ports.ts';
+import { NODE, ProcessGroup, waitUntil } from './lib/processes.ts';
+import { startSidecar } from './lib/sidecar.ts';
+import { median, printAims, printMarkdownTable, printTable, type Cell } from './lib/table.ts';
+
+const SLICES = Number(process.env.BENCH_SLICES ?? 6);
+const SLICE_SECONDS = Number(process.env.BENCH_SLICE_SECONDS ?? 1);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
+const STREAMS = Math.max(1, Math.round(CONCURRENCY / 5));
+const ROOT = resolve(import.meta.dirname, '..');
+
+const POLICIES = `apiVersion: sluice.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: user-api, namespace: shop}
+spec:
+  selector: {}
+  rules:
+    - name: get-user-rpc
+      match: {protocol: grpc, grpcMethods: ["example.UserService/GetUser"]}
+      limit: {requests: 100000000, per: 1m, algorithm: SlidingWindow}
+      scope: Local
+---
+apiVersion: sluice.dev/v1alpha1
+kind: CircuitBreakerPolicy
+metadata: {name: user-api, namespace: shop}
+spec:
+  selector: {}
+  rules:
+    - name: backend
+      match: {protocol: grpc, grpcMethods: ["example.UserService/*"]}
+      failureConditions: {grpcCodes: [UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL], timeout: 2s}
+      trip: {consecutiveFailures: 5, failureRatePercent: 50, minimumRequests: 20, window: 10s}
+      openDuration: 30s
+      bulkhead: {maxConcurrentRequests: 1000, maxPendingRequests: 100}
+`;
+
+interface LoadResult {
+  /** Per-slice rates: [direct slices, through slices]. */
+  rates: [number[], number[]];
+  totals: [number, number];
+  errors: Record<string, number>;
+}
+
+async function main(): Promise<void> {
+  const group = new ProcessGroup();
+  let cleanup = () => {};
+  try {
+    const [appPort, unusedHttp] = (await freePorts(2)) as [number, number];
+    const app = group.start('UserService (grpc-js)', NODE, [resolve(ROOT, 'examples/user-service/server.ts'), '--port', String(appPort)]);
+    await waitUntil('the UserService port', () => canConnect(appPort));
+    const [grpcPort] = (await freePorts(1)) as [number];
+    const sidecar = await startSidecar(group, 'sluice-proxy', {
+      configYaml: POLICIES,
+      appHttp: `127.0.0.1:${unusedHttp}`,
+      extraArgs: ['--app-grpc', `127.0.0.1:${appPort}`, '--listen-grpc', `127.0.0.1:${grpcPort}`],
+    });
+    cleanup = sidecar.cleanup;
+    const targets = { direct: `127.0.0.1:${appPort}`, through: `127.0.0.1:${grpcPort}` } as const;
+
+    // Each mode is one load process alternating between the two targets slice by slice; CPU is
+    // read around it: the sidecar only works in "through" slices, the app in both.
+    const run = async (mode: 'unary' | 'stream', concurrency: number) => {
+      const appCpu0 = groupCpuSeconds(app.pid);
+      const { result, cpuSeconds: sidecarCpu } = await cpuDuring(sidecar.pid, async () => {
+        const load = group.start(`grpc-load ${mode}`, NODE, [resolve(ROOT, 'bench/lib/grpc-load.ts'), targets.direct, targets.through, mode, String(concurrency), String(SLICE_SECONDS), String(SLICES)]);
+        return JSON.parse(await load.waitForLine(/^\{/, (SLICES * SLICE_SECONDS * 2 + 30) * 1000)) as LoadResult;
+      });
+      if (Object.keys(result.errors).length) throw new Error(`${mode} calls failed: ${JSON.stringify(result.errors)}`);
+      return { ...result, appCpu: groupCpuSeconds(app.pid) - appCpu0, sidecarCpu };
+    };
+
+    const unary = await run('unary', CONCURRENCY);
+    const stream = await run('stream', STREAMS);
+    const [directUnary, throughUnary] = unary.rates.map(median) as [number, number];
+    const [directStream, throughStream] = stream.rates.map(median) as [number, number];
+    const unaryRatio = throughUnary / directUnary;
+    const streamRatio = throughStream / directStream;
+    const appUsPerCall = (unary.appCpu * 1e6) / (unary.totals[0] + unary.totals[1]);
+    const sidecarUsPerCall = (unary.sidecarCpu * 1e6) / unary.totals[1];
+    const headers = ['path', 'GetUser calls/s', 'ListUsers messages/s', 'CPU µs per GetUser call'];
+    const rows: Cell[][] = [
+      ['direct to grpc-js', directUnary, directStream, `${appUsPerCall.toFixed(0)} (app)`],
+      ['through sluice-proxy', throughUnary, throughStream, `+ ${sidecarUsPerCall.toFixed(0)} (sidecar)`],
+      ['ratio through / direct', unaryRatio, streamRatio, ''],
+    ];
+    const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.versions.node}`;
+    printTable(`gRPC: UserService direct vs through the sidecar — ${CONCURRENCY} unary calls / ${STREAMS} streams in flight, one grpc-js client process, median of ${SLICES} alternating ${SLICE_SECONDS}s slices per target (${machine})`, headers, rows);
+    console.log('\nMarkdown:');
+    printMarkdownTable(headers, rows);
+    printAims('Aims (issue 3)', [
+      { name: 'unary calls/s through / direct', value: unaryRatio, kind: 'atLeast', target: 0.5 },
+      { name: 'stream messages/s through / direct', value: streamRatio, kind: 'atLeast', target: 0.5 },
+    ]);
+    await group.stop(sidecar.child);
+    await group.stop(app);
+  } finally {
+    await group.stopAll();
+    cleanup();
+  }
+}
+
+await main();

@@ -1,0 +1,63 @@
+/**
+ * gRPC's length-prefixed messages (1 byte compressed flag, 4 bytes big-endian length, payload),
+ * scanned as bytes stream past. The scanner keeps five numbers of state and never holds payload,
+ * so a message over the limit is refused as soon as its prefix is read — before its body
+ * arrives — and a stream of any length costs constant memory. Bytes pass through untouched.
+ */
+
+export const MESSAGE_PREFIX_BYTES = 5;
+
+export type FramingError =
+  | { readonly kind: 'too_large'; readonly size: number; readonly limit: number }
+  | { readonly kind: 'bad_flag'; readonly flag: number };
+
+export class MessageScanner {
+  readonly maxMessageBytes: number;
+  /** Complete messages seen so far. */
+  messages = 0;
+  private prefixRead = 0;
+  private length = 0;
+  private remaining = 0;
+  private failed: FramingError | undefined;
+
+  constructor(maxMessageBytes: number) {
+    if (!(maxMessageBytes >= 0) || !Number.isSafeInteger(maxMessageBytes)) throw new RangeError('maxMessageBytes must be a non-negative integer');
+    this.maxMessageBytes = maxMessageBytes;
+  }
+
+  /** Scans the next chunk; the first error sticks (the stream is beyond repair once misframed). */
+  push(chunk: Uint8Array): FramingError | undefined {
+    if (this.failed) return this.failed;
+    const n = chunk.length;
+    let i = 0;
+    while (i < n) {
+      if (this.remaining > 0) {
+        // Inside a payload: skip it whole, the common case costs one subtraction per chunk.
+        const take = Math.min(this.remaining, n - i);
+        this.remaining -= take;
+        i += take;
+        if (this.remaining === 0) this.messages++;
+        continue;
+      }
+      const b = chunk[i++] as number;
+      if (this.prefixRead === 0) {
+        // Only 0 (plain) and 1 (compressed per grpc-encoding) are defined.
+        if (b > 1) return (this.failed = { kind: 'bad_flag', flag: b });
+        this.length = 0;
+      } else {
+        this.length = this.length * 256 + b;
+      }
+      if (++this.prefixRead < MESSAGE_PREFIX_BYTES) continue;
+      this.prefixRead = 0;
+      if (this.length > this.maxMessageBytes) return (this.failed = { kind: 'too_large', size: this.length, limit: this.maxMessageBytes });
+      if (this.length === 0) this.messages++;
+      else this.remaining = this.length;
+    }
+    return undefined;
+  }
+
+  /** True when the bytes so far end exactly between messages (a clean end of stream). */
+  get atBoundary(): boolean {
+    return this.prefixRead === 0 && this.remaining === 0 && this.failed === undefined;
+  }
+}

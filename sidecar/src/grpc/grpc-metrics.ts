@@ -1,0 +1,82 @@
+import { Counter, Histogram } from 'prom-client';
+import type { SidecarMetrics } from '../metrics.ts';
+import type { ConnectionErrorCode, GrpcProxyErrorCode } from './grpc-errors.ts';
+import { grpcCodeName } from './grpc-status.ts';
+
+/** Method label for calls past the cardinality cap: clients choose paths, so labels must be bounded. */
+export const OTHER_METHOD = '_other';
+
+/** Label children for one gRPC method, bound once so a call only increments. */
+export interface MethodMetrics {
+  /** Counts one finished call by its gRPC status code and observes its duration. */
+  finish(code: number, seconds: number): void;
+}
+
+/**
+ * gRPC metrics per method and status code, registered into the sidecar's registry:
+ *   sluice_grpc_requests_total{method,code}            every call the listener finished
+ *   sluice_grpc_request_duration_seconds{method}       from headers received to status sent
+ *   sluice_grpc_proxy_errors_total{error}              bad input and upstream failures, by stable code
+ * `method` is `pkg.Service/Method`; past `maxMethods` distinct names the rest share `_other`.
+ */
+export class GrpcMetrics {
+  private readonly requests: Counter<'method' | 'code'>;
+  private readonly duration: Histogram<'method'>;
+  private readonly errors: Counter<'error'>;
+  private readonly methods = new Map<string, MethodMetrics>();
+  private readonly errorChildren = new Map<string, Counter.Internal>();
+  private readonly maxMethods: number;
+
+  constructor(metrics: SidecarMetrics, { maxMethods = 500 }: { maxMethods?: number } = {}) {
+    const registers = [metrics.registry];
+    this.maxMethods = maxMethods;
+    // A second GrpcProxy on the same registry (tests, reloads) shares the metrics rather than throwing.
+    this.requests = (metrics.registry.getSingleMetric('sluice_grpc_requests_total') as Counter<'method' | 'code'> | undefined) ?? new Counter({
+      name: 'sluice_grpc_requests_total',
+      help: 'gRPC calls through the sidecar by method (pkg.Service/Method) and final status code (OK, RESOURCE_EXHAUSTED, ...).',
+      labelNames: ['method', 'code'] as const,
+      registers,
+    });
+    this.duration = (metrics.registry.getSingleMetric('sluice_grpc_request_duration_seconds') as Histogram<'method'> | undefined) ?? new Histogram({
+      name: 'sluice_grpc_request_duration_seconds',
+      help: 'gRPC call duration through the sidecar, from request headers to final status.',
+      labelNames: ['method'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.errors = (metrics.registry.getSingleMetric('sluice_grpc_proxy_errors_total') as Counter<'error'> | undefined) ?? new Counter({
+      name: 'sluice_grpc_proxy_errors_total',
+      help: 'Calls and connections the gRPC listener refused or failed itself, by stable error code (SLUICE_ERR_GRPC_*).',
+      labelNames: ['error'] as const,
+      registers,
+    });
+  }
+
+  method(name: string): MethodMetrics {
+    let m = this.methods.get(name);
+    if (m) return m;
+    if (this.methods.size >= this.maxMethods && name !== OTHER_METHOD) return this.method(OTHER_METHOD);
+    const counters: Array<Counter.Internal | undefined> = [];
+    const duration = this.duration.labels(name);
+    const requests = this.requests;
+    m = {
+      finish: (code, seconds) => {
+        let c = counters[code];
+        if (!c) c = counters[code] = requests.labels(name, grpcCodeName(code));
+        c.inc();
+        duration.observe(seconds);
+      },
+    };
+    this.methods.set(name, m);
+    return m;
+  }
+
+  error(code: GrpcProxyErrorCode | ConnectionErrorCode): void {
+    let c = this.errorChildren.get(code);
+    if (!c) {
+      c = this.errors.labels(code);
+      this.errorChildren.set(code, c);
+    }
+    c.inc();
+  }
+}

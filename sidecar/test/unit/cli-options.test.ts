@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { parseCliOptions, UsageError } from '../../src/cli-options.ts';
+import { splitHostPort } from '../../src/websocket/websocket-proxy.ts';
+
+describe('command line', () => {
+  it('has the defaults of DESIGN §1 and reads SLUICE_* env vars, flags winning', () => {
+    const o = parseCliOptions(['--config', 'a.yaml', '--app-http', '127.0.0.1:1'], { SLUICE_APP_HTTP: '127.0.0.1:2', SLUICE_REDIS: 'redis://r:6379', SLUICE_LABELS: 'app=x,tier=y' });
+    expect(o).not.toBe('help');
+    if (o === 'help') return;
+    expect([o.listenHttp, o.listenGrpc, o.admin, o.localApi]).toEqual([':15080', ':15081', ':15000', '127.0.0.1:15020']);
+    expect(o.appHttp).toBe('127.0.0.1:1');
+    expect(o.redis).toBe('redis://r:6379');
+    expect(o.labels).toEqual({ app: 'x', tier: 'y' });
+    expect(o.grpcMaxConcurrentStreams).toBe(1000);
+    expect(o.grpcInitialWindowSize).toBe(65535);
+  });
+
+  it('refuses bad values with a UsageError naming the flag', () => {
+    expect(() => parseCliOptions(['--config', 'a', '--headers-timeout', 'soon'])).toThrow(/--headers-timeout/);
+    expect(() => parseCliOptions(['--config', 'a', '--grpc-initial-window', '0'])).toThrow(UsageError);
+    expect(() => parseCliOptions(['--config', 'a', '--labels', 'oops'])).toThrow(/--labels/);
+    expect(() => parseCliOptions(['--config', 'a', '--operator', 'op:1'])).toThrow(/exclusive/);
+  });
+
+  it('splits host:port, with ":port" meaning every interface', () => {
+    expect(splitHostPort(':15080')).toEqual(['0.0.0.0', 15080]);
+    expect(splitHostPort('127.0.0.1:80')).toEqual(['127.0.0.1', 80]);
+    expect(splitHostPort('[::1]:80')).toEqual(['::1', 80]);
+    expect(() => splitHostPort('localhost')).toThrow(RangeError);
+    expect(() => splitHostPort('h:99999')).toThrow(RangeError);
+  });
+});
