@@ -1,0 +1,134 @@
+// Global rate limits against rate-limiter-flexible's RateLimiterRedis on the same redis-server:
+// decisions/s, Redis commands per decision (INFO commandstats), over-admission with 2 limiters
+// sharing one limit, and decision latency p50/p99. `npm run bench:global-limit`.
+import { cpus } from 'node:os';
+import { Registry } from 'prom-client';
+import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { systemClock } from '../lib/clock.ts';
+import { compilePlan } from '../lib/policy/index.ts';
+import type { RateLimitRule } from '../lib/policy/plan.ts';
+import { RedisServer } from '../test/helpers/redis-server.ts';
+import { silentLogger } from '../sidecar/src/log.ts';
+import { connectRedis, waitReady } from '../sidecar/src/redis/connection.ts';
+import { createGlobalLimiter, type GlobalMode } from '../sidecar/src/limit/global/index.ts';
+import { printTable } from './lib/table.ts';
+import { Samples, commandCount, percentile } from './lib/redis-stats.ts';
+
+const LIMIT = 20_000; // per second, burst = LIMIT
+const RUN_MS = 4_000;
+const PER_TICK = 64; // decisions in flight per limiter per event-loop turn
+
+interface Decider {
+  decide(): boolean | Promise<boolean>;
+}
+
+interface Result {
+  name: string;
+  decisions: number;
+  admitted: number;
+  seconds: number;
+  commands: number;
+  p50: number;
+  p99: number;
+}
+
+const server = await RedisServer.start();
+const admin = connectRedis({ url: server.url, name: 'bench-admin', commandTimeoutMs: 5_000 });
+await waitReady(admin);
+
+function rule(name: string): RateLimitRule {
+  return compilePlan([{
+    apiVersion: 'sluice.dev/v1alpha1', kind: 'RateLimitPolicy', metadata: { name: 'bench', namespace: 'bench' },
+    spec: { selector: {}, rules: [{ name, limit: { requests: LIMIT, per: '1s', burst: LIMIT }, scope: 'Global', failureMode: 'Open' }] },
+  }]).rateLimits[0] as RateLimitRule;
+}
+
+async function sluice(mode: GlobalMode, name: string): Promise<Decider[]> {
+  const r = rule(name);
+  return Promise.all(['a', 'b'].map(async (id) => {
+    const redis = connectRedis({ url: server.url, name: `${name}-${id}`, commandTimeoutMs: 1_000, autoPipelining: true });
+    await waitReady(redis);
+    const limiter = createGlobalLimiter(r, { redis, clock: systemClock, logger: silentLogger, registry: new Registry(), sidecarId: id, mode });
+    return {
+      decide: () => {
+        const d = limiter.consume('k', systemClock.now());
+        return d instanceof Promise ? d.then((x) => x.allowed) : d.allowed;
+      },
+    };
+  }));
+}
+
+async function flexible(name: string): Promise<Decider[]> {
+  return Promise.all(['a', 'b'].map(async (id) => {
+    const redis = connectRedis({ url: server.url, name: `${name}-${id}`, commandTimeoutMs: 1_000 });
+    await waitReady(redis);
+    const limiter = new RateLimiterRedis({ storeClient: redis, points: LIMIT, duration: 1, keyPrefix: name });
+    return {
+      decide: () => limiter.consume('k', 1).then(() => true, (e: unknown) => {
+        if (e instanceof RateLimiterRes) return false;
+        throw e;
+      }),
+    };
+  }));
+}
+
+/** Both limiters offered the same load at once: PER_TICK decisions each per event-loop turn. */
+async function run(name: string, deciders: Decider[]): Promise<Result> {
+  await new Promise((r) => setTimeout(r, 1_100)); // start on a fresh second/window for every contender
+  const lat = new Samples();
+  let decisions = 0;
+  let admitted = 0;
+  const before = await commandCount(admin);
+  const started = performance.now();
+  const end = started + RUN_MS;
+  await Promise.all(deciders.map(async (d) => {
+    while (performance.now() < end) {
+      const pending: Promise<void>[] = [];
+      for (let i = 0; i < PER_TICK; i++) {
+        const t0 = performance.now();
+        const r = d.decide();
+        if (typeof r === 'boolean') {
+          lat.push(performance.now() - t0);
+          decisions++;
+          if (r) admitted++;
+        } else {
+          pending.push(r.then((ok) => {
+            lat.push(performance.now() - t0);
+            decisions++;
+            if (ok) admitted++;
+          }));
+        }
+      }
+      if (pending.length > 0) await Promise.all(pending);
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  }));
+  const seconds = (performance.now() - started) / 1_000;
+  const commands = (await commandCount(admin)) - before;
+  const v = lat.values();
+  return { name, decisions, admitted, seconds, commands, p50: percentile(v, 50), p99: percentile(v, 99) };
+}
+
+const results: Result[] = [];
+results.push(await run('rate-limiter-flexible', await flexible('rlf')));
+results.push(await run('sluice strict', await sluice('strict', 'strict')));
+results.push(await run('sluice lease', await sluice('lease', 'lease')));
+
+const allowedByLimit = (r: Result) => LIMIT + LIMIT * r.seconds; // burst + refill over the run
+printTable(
+  `Global limit, 2 limiters sharing ${LIMIT}/s (burst ${LIMIT}) on one redis-server, ${RUN_MS / 1000} s, ${PER_TICK} decisions in flight each — ${cpus().length} cores, ${cpus()[0]?.model ?? ''}`,
+  ['contender', 'decisions/s', 'admitted', 'allowed by limit', 'over-admission %', 'redis cmds/decision', 'cmds/admitted', 'p50 ms', 'p99 ms'],
+  results.map((r) => [
+    r.name, r.decisions / r.seconds, r.admitted, Math.round(allowedByLimit(r)),
+    Number((100 * (r.admitted / allowedByLimit(r) - 1)).toFixed(2)), Number((r.commands / r.decisions).toFixed(4)), Number((r.commands / r.admitted).toFixed(3)),
+    Number(r.p50.toFixed(4)), Number(r.p99.toFixed(4)),
+  ]),
+);
+const [rlf, strict, lease] = results as [Result, Result, Result];
+const rate = (r: Result) => r.decisions / r.seconds;
+console.log('\nAims');
+console.log(`  lease  vs rate-limiter-flexible decisions/s: ${(rate(lease) / rate(rlf)).toFixed(1)}× (aim ≥ 3×); cmds/decision ${(lease.commands / lease.decisions).toFixed(4)} (aim ≤ 0.1); over-admission ${(100 * (lease.admitted / allowedByLimit(lease) - 1)).toFixed(2)} % (aim ≤ 1 %)`);
+console.log(`  strict vs rate-limiter-flexible decisions/s: ${(rate(strict) / rate(rlf)).toFixed(2)}× (aim ≥ 1.0×); p99 ${strict.p99.toFixed(3)} ms vs ${rlf.p99.toFixed(3)} ms (aim: no worse)`);
+admin.disconnect();
+await server.stop();
+process.exit(0);

@@ -1,0 +1,59 @@
+import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
+import type { Clock } from '../../../../lib/clock.ts';
+import type { RateLimitRule } from '../../../../lib/policy/plan.ts';
+import type { Logger } from '../../log.ts';
+import { RedisHealth, connectRedis, redactUrl } from '../../redis/connection.ts';
+import { GlobalLimiter, type GlobalMode } from './global-limiter.ts';
+
+/**
+ * `scope: Global` rate limits for a sidecar started with `--redis`: the connection they share, the
+ * factory the policy engine calls per Global rule, and Redis health for /readyz. A Redis that is
+ * down does not make the pod unready — Global rules answer by their failureMode meanwhile.
+ */
+export class GlobalLimitFeature {
+  readonly name = 'global-limits';
+  readonly redis: Redis;
+  readonly health: RedisHealth;
+  private readonly limiters = new Set<GlobalLimiter>();
+  private readonly deps: { clock: Clock; logger: Logger; registry: Registry; sidecarId: string; mode: GlobalMode };
+
+  constructor(opts: { url: string; clock: Clock; logger: Logger; registry: Registry; sidecarId: string; mode?: GlobalMode; commandTimeoutMs?: number }) {
+    this.redis = connectRedis({ url: opts.url, name: 'global-limits', commandTimeoutMs: opts.commandTimeoutMs ?? 100 });
+    this.health = new RedisHealth('global-limits', this.redis);
+    this.deps = { clock: opts.clock, logger: opts.logger, registry: opts.registry, sidecarId: opts.sidecarId, mode: opts.mode ?? 'lease' };
+    opts.logger.info('global limits on redis', { url: redactUrl(opts.url), mode: this.deps.mode });
+  }
+
+  /** The policy engine's GlobalLimiterFactory; the engine closes limiters of rules that went away. */
+  readonly factory = (rule: RateLimitRule): GlobalLimiter & { close(): void } => {
+    const limiter = new GlobalLimiter(rule, { redis: this.redis, ...this.deps });
+    this.limiters.add(limiter);
+    const close = limiter.close.bind(limiter);
+    limiter.close = () => {
+      this.limiters.delete(limiter);
+      close();
+    };
+    return limiter;
+  };
+
+  redisHealths(): readonly RedisHealth[] {
+    return [this.health];
+  }
+
+  readiness(): { name: string; check(): { ok: boolean; details?: unknown } } {
+    return { name: 'redis', check: () => ({ ok: true, details: { ...this.health.toJSON(), globalRules: this.limiters.size } }) };
+  }
+
+  status(): unknown {
+    return {
+      redis: this.health.toJSON(),
+      rules: [...this.limiters].map((l) => ({ rule: l.rule.id, mode: l.mode, failureMode: l.rule.failureMode, peers: l.peers ?? null, redisDown: l.redisDown })),
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const l of [...this.limiters]) l.close();
+    this.redis.disconnect();
+  }
+}

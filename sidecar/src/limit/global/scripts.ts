@@ -1,0 +1,114 @@
+import { LuaScript } from '../../redis/lua-script.ts';
+
+/*
+ * The Global limit scripts. Each is one atomic step on one key, timed by the Redis server's clock
+ * (`TIME`) so that sidecars with skewed clocks still share one notion of "now".
+ *
+ * Both take the same arguments and give the same answer, so the limiter does not care which
+ * algorithm it talks to:
+ *   ARGV[1] period (ms)   ARGV[2] requests per period   ARGV[3] capacity (burst)
+ *   ARGV[4] want          ARGV[5] min
+ *   → { granted, remaining, retryAfterMs, resetMs }
+ * `want` > 1 takes a batch of tokens in one round trip (lease mode). Nothing is granted unless at
+ * least `min` tokens are available, and then retryAfterMs says when `min` will be: a sidecar that
+ * leases batches then waits for a batch's worth instead of coming back once per freed token.
+ * Strict mode calls with want = min = 1.
+ */
+
+/**
+ * TokenBucket as GCRA. The state is one number, the theoretical arrival time (TAT, µs since the
+ * epoch — below 2^53, so exact in Lua's doubles). It is written with %.17g because Lua's
+ * tostring() keeps only 14 digits and would round microseconds away.
+ */
+export const GCRA = new LuaScript(
+  `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local T = tonumber(ARGV[1]) * 1000 / tonumber(ARGV[2])
+local tau = T * tonumber(ARGV[3])
+local want = tonumber(ARGV[4])
+local min = tonumber(ARGV[5])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local eps = 1e-6
+local avail = math.floor((now + tau - tat) / T + eps)
+local n = 0
+if avail >= min then
+  n = math.min(want, avail)
+  tat = tat + n * T
+  redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+end
+local remaining = math.max(0, math.floor((now + tau - tat) / T + eps))
+local retry = 0
+if n == 0 then retry = math.max(0, math.ceil((tat + min * T - tau - now) / 1000)) end
+return { n, remaining, retry, math.ceil((tat - now) / 1000) }
+`,
+  1,
+);
+
+/**
+ * SlidingWindow as the two-window weighted counter: the previous fixed window's count, weighted
+ * by how much of it still overlaps the sliding window, plus the current one's. One hash per
+ * partition (w = current window index, c = its count, p = the previous window's count), so the
+ * script declares the only key it touches.
+ */
+export const SLIDING_WINDOW = new LuaScript(
+  `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local W = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local want = tonumber(ARGV[4])
+local min = tonumber(ARGV[5])
+local w = math.floor(now / W)
+local e = now - w * W
+local s = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
+local sw = tonumber(s[1] or '-2')
+local c = tonumber(s[2] or '0')
+local p = tonumber(s[3] or '0')
+if sw == w - 1 then p = c; c = 0 elseif sw ~= w then p = 0; c = 0 end
+local eps = 1e-6
+local count = p * (W - e) / W + c
+local avail = math.floor(limit - count + eps)
+local n = 0
+if avail >= min then
+  n = math.min(want, avail)
+  c = c + n
+  redis.call('HSET', KEYS[1], 'w', w, 'c', c, 'p', p)
+  redis.call('PEXPIRE', KEYS[1], math.ceil(2 * W))
+end
+local remaining = math.max(0, math.floor(limit - (p * (W - e) / W + c) + eps))
+local retry = 0
+if n == 0 then
+  if c + min <= limit then
+    retry = (W - (limit - min - c) * W / p) - e
+  else
+    retry = (W - e) + math.max(0, W - (limit - min) * W / c)
+  end
+  retry = math.max(0, math.ceil(retry))
+end
+local reset = 0
+if c > 0 then reset = (W - e) + W elseif p > 0 then reset = W - e end
+return { n, remaining, retry, math.ceil(reset) }
+`,
+  1,
+);
+
+/**
+ * Presence of the sidecars sharing a rule: a sorted set of sidecar ids scored by the server time
+ * of their last heartbeat. Members older than the expiry are dropped on every beat, and the key
+ * itself expires when every sidecar is gone. Returns how many are alive.
+ *   ARGV[1] sidecar id   ARGV[2] expiry (ms)
+ */
+export const HEARTBEAT = new LuaScript(
+  `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expiry = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - expiry)
+redis.call('PEXPIRE', KEYS[1], expiry * 2)
+return redis.call('ZCARD', KEYS[1])
+`,
+  1,
+);

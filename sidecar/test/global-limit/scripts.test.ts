@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { RedisServer } from '../../../test/helpers/redis-server.ts';
+import { connectRedis, waitReady } from '../../src/redis/connection.ts';
+import { GCRA, SLIDING_WINDOW } from '../../src/limit/global/scripts.ts';
+import { bucketKey } from '../../src/limit/global/keys.ts';
+import { sleep } from '../../../test/helpers/eventually.ts';
+
+let server: RedisServer;
+let redis: Redis;
+let n = 0;
+const key = () => bucketKey('shop/api/rule', `p${++n}`);
+
+/** period ms, requests, capacity, want, min → [granted, remaining, retryAfterMs, resetMs] */
+const run = async (script: typeof GCRA, k: string, args: number[]) => (await script.run(redis, [k], args)) as number[];
+
+beforeAll(async () => {
+  server = await RedisServer.start();
+  redis = connectRedis({ url: server.url, name: 'test' });
+  await waitReady(redis);
+});
+afterAll(async () => {
+  redis.disconnect();
+  await server.stop();
+});
+
+describe('GCRA script (TokenBucket)', () => {
+  it('admits the burst, then refuses with the time until the next token', async () => {
+    const k = key();
+    for (let i = 0; i < 5; i++) expect((await run(GCRA, k, [1_000, 10, 5, 1, 1]))[0]).toBe(1);
+    const [granted, remaining, retryAfterMs, resetMs] = await run(GCRA, k, [1_000, 10, 5, 1, 1]);
+    expect(granted).toBe(0);
+    expect(remaining).toBe(0);
+    expect(retryAfterMs).toBeGreaterThan(0);
+    expect(retryAfterMs).toBeLessThanOrEqual(100);
+    expect(resetMs).toBeGreaterThan(400);
+    expect(resetMs).toBeLessThanOrEqual(500);
+  });
+
+  it('grants a batch in one call, partially when fewer are left, and nothing below min', async () => {
+    const k = key();
+    expect((await run(GCRA, k, [60_000, 600, 100, 70, 35]))[0]).toBe(70);
+    expect((await run(GCRA, k, [60_000, 600, 100, 70, 20]))[0]).toBe(30);
+    const [granted, , retryAfterMs] = await run(GCRA, k, [60_000, 600, 100, 70, 10]);
+    expect(granted).toBe(0);
+    // 10 tokens at 100 ms each.
+    expect(retryAfterMs).toBeGreaterThan(900);
+    expect(retryAfterMs).toBeLessThanOrEqual(1_000);
+  });
+
+  it('refills with time, by the Redis server clock', async () => {
+    const k = key();
+    expect((await run(GCRA, k, [100, 10, 10, 10, 10]))[0]).toBe(10);
+    expect((await run(GCRA, k, [100, 10, 10, 1, 1]))[0]).toBe(0);
+    await sleep(120);
+    expect((await run(GCRA, k, [100, 10, 10, 10, 10]))[0]).toBe(10);
+  });
+
+  it('lets the key expire once the bucket would be full again', async () => {
+    const k = key();
+    await run(GCRA, k, [1_000, 10, 10, 3, 1]);
+    const pttl = await redis.pttl(k);
+    expect(pttl).toBeGreaterThan(200);
+    expect(pttl).toBeLessThanOrEqual(302);
+  });
+});
+
+describe('SlidingWindow script', () => {
+  it('admits the limit per window and refuses with a retry time within the window', async () => {
+    const k = key();
+    expect((await run(SLIDING_WINDOW, k, [1_000, 20, 20, 15, 1]))[0]).toBe(15);
+    expect((await run(SLIDING_WINDOW, k, [1_000, 20, 20, 15, 1]))[0]).toBe(5);
+    const [granted, remaining, retryAfterMs, resetMs] = await run(SLIDING_WINDOW, k, [1_000, 20, 20, 1, 1]);
+    expect(granted).toBe(0);
+    expect(remaining).toBe(0);
+    expect(retryAfterMs).toBeGreaterThan(0);
+    expect(retryAfterMs).toBeLessThanOrEqual(2_000);
+    expect(resetMs).toBeGreaterThan(1_000);
+    expect(await redis.hget(k, 'c')).toBe('20');
+  });
+
+  it('weights the previous window by its overlap', async () => {
+    const k = key();
+    // Fill a 200 ms window, then look again once the window has moved on.
+    expect((await run(SLIDING_WINDOW, k, [200, 10, 10, 10, 1]))[0]).toBe(10);
+    await sleep(250);
+    const [granted] = await run(SLIDING_WINDOW, k, [200, 10, 10, 10, 1]);
+    // Somewhere inside the next window: part of the previous 10 still counts, so not all 10.
+    expect(granted).toBeGreaterThan(0);
+    expect(granted).toBeLessThan(10);
+  });
+});
