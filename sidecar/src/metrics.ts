@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { HotCounter, HotHistogram } from './hot-metrics.ts';
 
 /**
  * The sidecar's fixed metric set (DESIGN §7), declared up front so dashboards and tests can rely
@@ -8,14 +9,15 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export class SidecarMetrics {
   readonly registry = new Registry();
 
-  readonly requests = new Counter({
+  // The three metrics touched by every request are HotCounter/HotHistogram (see hot-metrics.ts).
+  readonly requests = new HotCounter({
     name: 'sluice_requests_total',
     help: 'Requests seen by the sidecar, by what it decided (allowed, rate_limited, circuit_open, bulkhead_full, would_limit, would_break, rejected).',
     labelNames: ['direction', 'protocol', 'route', 'decision'] as const,
     registers: [this.registry],
   });
 
-  readonly rateLimitDecisions = new Counter({
+  readonly rateLimitDecisions = new HotCounter({
     name: 'sluice_ratelimit_decisions_total',
     help: 'Rate limiter decisions per rule: allowed, limited (enforced), would_limit (DryRun), fallback (Redis unavailable).',
     labelNames: ['rule', 'scope', 'decision'] as const,
@@ -36,7 +38,7 @@ export class SidecarMetrics {
     registers: [this.registry],
   });
 
-  readonly upstreamDuration = new Histogram({
+  readonly upstreamDuration = new HotHistogram({
     name: 'sluice_upstream_duration_seconds',
     help: 'Time from forwarding a request to the app until its response ended.',
     labelNames: ['protocol', 'outcome'] as const,

@@ -29,7 +29,10 @@ export class Forwarder {
       keepAliveTimeout: 4_000,
       keepAliveMaxTimeout: 30_000,
       connectTimeout: 5_000,
-      headersTimeout: 0,
+      // The app must start answering within --upstream-timeout (→ 504). undici keeps this timer
+      // per connection, so the request path arms no timer of its own unless a breaker sets a
+      // shorter call timeout.
+      headersTimeout: opts.upstreamTimeoutMs ?? 60_000,
       bodyTimeout: 0,
     });
     // Errors surface per request; an unhandled pool-level 'error' must never crash the sidecar.
@@ -50,7 +53,7 @@ export class Forwarder {
       headers: forwardHeaders(req),
       body,
     };
-    handler.arm(Math.min(timeoutMs ?? Infinity, this.upstreamTimeoutMs));
+    if (timeoutMs !== undefined && timeoutMs < this.upstreamTimeoutMs) handler.arm(timeoutMs);
     res.on('close', handler.onClientClose);
     this.pool.dispatch(opts, handler);
   }
@@ -91,6 +94,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   private finished = false;
   private timedOut = false;
   private status = 0;
+  /** Declared response length: a body that arrives in one chunk is sent with res.end(chunk). */
+  private expected = -1;
+  private ended = false;
   bodyTooLarge = false;
 
   constructor(res: ServerResponse, done: (r: ForwardResult) => void) {
@@ -99,7 +105,6 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   arm(ms: number): void {
-    if (!Number.isFinite(ms)) return;
     this.timer = setTimeout(() => {
       this.timedOut = true;
       this.controller?.abort(Object.assign(new Error('upstream timeout'), { code: 'SLUICE_ERR_UPSTREAM_TIMEOUT' }));
@@ -123,10 +128,18 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       controller.abort(new Error('client gone'));
       return;
     }
+    const length = headers['content-length'];
+    this.expected = typeof length === 'string' ? Number(length) : -1;
     res.writeHead(statusCode, statusMessage || undefined, responseHeaders(headers));
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (chunk.length === this.expected) {
+      // The whole body in one chunk (the common small response): one write instead of two.
+      this.ended = true;
+      this.res.end(chunk);
+      return;
+    }
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', () => controller.resume());
@@ -134,7 +147,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    this.res.end();
+    if (!this.ended) this.res.end();
     this.finish({ status: this.status }, this.status >= 500 ? 'error' : 'ok');
   }
 

@@ -18,11 +18,20 @@ export function connectionTokens(value: string | string[] | undefined): Set<stri
   return extra.length > 0 ? new Set(extra) : undefined;
 }
 
-/** Response headers from the app, minus hop-by-hop fields, ready for res.writeHead. */
-export function responseHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const listed = connectionTokens(headers.connection);
-  for (const name of Object.keys(headers)) {
-    if (HOP_BY_HOP.has(name) || listed?.has(name)) delete headers[name];
+/**
+ * Response headers from the app, minus hop-by-hop fields, as the flat [name, value, ...] list
+ * res.writeHead accepts. Copying beats `delete` on undici's object, which would push it into
+ * V8's slow dictionary mode on every response.
+ */
+export function responseHeaders(headers: IncomingHttpHeaders): string[] {
+  const listed = headers.connection === undefined ? undefined : connectionTokens(headers.connection);
+  const out: string[] = [];
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || listed?.has(name)) continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) out.push(name, v);
+    else out.push(name, value);
   }
-  return headers;
+  return out;
 }

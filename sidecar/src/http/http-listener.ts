@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import type { Clock } from '../../../lib/clock.ts';
 import type { Logger } from '../log.ts';
+import type { HistogramCell } from '../hot-metrics.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import { isRejection, type Permit, type PolicyEngine, type Rejection } from '../policy-engine/engine.ts';
 import { httpRejection } from '../policy-engine/responses.ts';
@@ -37,7 +38,7 @@ export class HttpListener {
   private readonly engine: PolicyEngine;
   private readonly forwarder: Forwarder;
   private readonly metrics: SidecarMetrics;
-  private readonly upstreamHistogram: Map<string, { observe(v: number): void }> = new Map();
+  private readonly upstreamCells = new Map<string, HistogramCell>();
   private readonly clock: Clock;
   private inFlight = 0;
   private idle: (() => void) | undefined;
@@ -114,12 +115,12 @@ export class HttpListener {
   }
 
   private observe(label: string, seconds: number): void {
-    let h = this.upstreamHistogram.get(label);
-    if (!h) {
-      h = this.metrics.upstreamDuration.labels('http', label);
-      this.upstreamHistogram.set(label, h);
+    let cell = this.upstreamCells.get(label);
+    if (!cell) {
+      cell = this.metrics.upstreamDuration.cell('http', label);
+      this.upstreamCells.set(label, cell);
     }
-    h.observe(seconds);
+    this.metrics.upstreamDuration.observe(cell, seconds);
   }
 
   /**

@@ -1,18 +1,18 @@
-import type { Counter } from 'prom-client';
 import type { BreakerRule, Plan, RateLimitRule } from '../../../lib/policy/plan.ts';
 import { Bulkhead } from '../breaker/bulkhead.ts';
 import { CircuitBreaker, type StateChange } from '../breaker/circuit-breaker.ts';
 import type { Limiter } from '../limit/limiter.ts';
 import { createLocalLimiter } from '../limit/local.ts';
 import { TokenBucket } from '../limit/token-bucket.ts';
+import type { CounterCell } from '../hot-metrics.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 
 export interface LimitStep {
   readonly rule: RateLimitRule;
   readonly limiter: Limiter;
   readonly enforce: boolean;
-  readonly allowed: Counter.Internal;
-  readonly limited: Counter.Internal;
+  readonly allowed: CounterCell;
+  readonly limited: CounterCell;
 }
 
 export interface BreakerStep {
@@ -75,8 +75,8 @@ export class Chain {
         rule,
         limiter,
         enforce: rule.mode === 'Enforce',
-        allowed: m.rateLimitDecisions.labels(rule.id, rule.scope, 'allowed'),
-        limited: m.rateLimitDecisions.labels(rule.id, rule.scope, rule.mode === 'Enforce' ? 'limited' : 'would_limit'),
+        allowed: m.rateLimitDecisions.cell(rule.id, rule.scope, 'allowed'),
+        limited: m.rateLimitDecisions.cell(rule.id, rule.scope, rule.mode === 'Enforce' ? 'limited' : 'would_limit'),
       };
     });
 

@@ -1,9 +1,9 @@
-import type { Counter } from 'prom-client';
 import type { Clock } from '../../../lib/clock.ts';
 import type { RequestAttributes } from '../../../lib/policy/match.ts';
 import type { BreakerRule, Plan, RateLimitRule } from '../../../lib/policy/plan.ts';
 import { ADMIT, ADMIT_PROBE, REJECT, type Admission } from '../breaker/circuit-breaker.ts';
 import type { Decision } from '../limit/limiter.ts';
+import type { CounterCell } from '../hot-metrics.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import { Chain, type BreakerStep, type GlobalLimiterFactory, type LimitStep } from './chain.ts';
 
@@ -94,7 +94,8 @@ export class PolicyEngine {
   private readonly clock: Clock;
   private readonly metrics: SidecarMetrics;
   private readonly globalLimiter: GlobalLimiterFactory | undefined;
-  private readonly requestCounters = new Map<string, Counter.Internal>();
+  /** Per route, the request counters by protocol × decision, resolved on first use. */
+  private readonly requestCells = new Map<string, (CounterCell | undefined)[]>();
 
   constructor(plan: Plan, deps: { clock: Clock; metrics: SidecarMetrics; globalLimiter?: GlobalLimiterFactory }) {
     this.clock = deps.clock;
@@ -166,10 +167,10 @@ export class PolicyEngine {
   /** Counts the limiter's decision; SHADOW when a DryRun rule would have rejected. */
   private judge(step: LimitStep, d: Decision, req: RequestAttributes): Rejection | typeof SHADOW | undefined {
     if (d.allowed) {
-      step.allowed.inc();
+      step.allowed.n++;
       return undefined;
     }
-    step.limited.inc();
+    step.limited.n++;
     if (!step.enforce) return SHADOW;
     this.count(req.protocol, step.rule.id, 'rate_limited');
     return { reason: 'rate_limited', retryAfterMs: d.retryAfterMs, rule: step.rule, decision: d };
@@ -277,19 +278,24 @@ export class PolicyEngine {
     if (shadow === undefined) return this.count(protocol, route, 'allowed');
     const sep = shadow.indexOf('\u0000');
     if (sep === -1) this.count(protocol, shadow, 'would_limit');
-    else this.count(protocol, shadow.slice(0, sep), shadow.slice(sep + 1));
+    else this.count(protocol, shadow.slice(0, sep), shadow.slice(sep + 1) as Decision_);
   }
 
-  private count(protocol: string, route: string, decision: string): void {
-    const key = `${protocol}\u0000${route}\u0000${decision}`;
-    let c = this.requestCounters.get(key);
-    if (!c) {
-      c = this.metrics.requests.labels('inbound', protocol, route, decision);
-      this.requestCounters.set(key, c);
+  private count(protocol: string, route: string, decision: Decision_): void {
+    let cells = this.requestCells.get(route);
+    if (!cells) {
+      cells = [];
+      this.requestCells.set(route, cells);
     }
-    c.inc();
+    const i = (PROTOCOL_INDEX[protocol] ?? 0) * DECISIONS.length + DECISION_INDEX[decision];
+    (cells[i] ??= this.metrics.requests.cell('inbound', protocol, route, decision)).n++;
   }
 }
+
+const DECISIONS = ['allowed', 'rate_limited', 'circuit_open', 'bulkhead_full', 'would_limit', 'would_break'] as const;
+type Decision_ = (typeof DECISIONS)[number];
+const DECISION_INDEX = Object.fromEntries(DECISIONS.map((d, i) => [d, i])) as Record<Decision_, number>;
+const PROTOCOL_INDEX: Record<string, number> = { http: 0, grpc: 1, websocket: 2 };
 
 /**
  * The partition a request is counted in. A missing header or metadata value is its own partition

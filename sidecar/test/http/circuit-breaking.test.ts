@@ -138,8 +138,8 @@ describe('circuit breaking on HTTP', () => {
 
   it('a full bulkhead answers 503 at once; waiters within maxPendingRequests are served', async () => {
     sc = await startSidecar(breaker(`
-      bulkhead: {maxConcurrentRequests: 2, maxPendingRequests: 2, maxPendingWait: 5s}`), { appHttp: app.hostPort });
-    behaviour.delayMs = 300;
+      bulkhead: {maxConcurrentRequests: 2, maxPendingRequests: 2, maxPendingWait: 10s}`), { appHttp: app.hostPort });
+    behaviour.delayMs = 1_500; // long enough that all 8 arrive while the first 2 are in flight
     const results = await Promise.all(Array.from({ length: 8 }, () => get()));
     const ok = results.filter((r) => r.status === 200).length;
     const full = results.filter((r) => r.status === 503);
