@@ -1,4 +1,4 @@
-import { TokenBucket } from '../limit/token-bucket.ts';
+import type { Clock } from '../../../lib/clock.ts';
 
 export interface Violation {
   code: 1008 | 1009;
@@ -19,18 +19,31 @@ export class FrameInspector {
   private payloadLeft = 0;
   private messageBytes = 0;
   private readonly maxMessageBytes: number;
-  private readonly rate: TokenBucket | undefined;
-  private readonly now: () => number;
+  /**
+   * The per-connection message rate as an inline token bucket (GCRA: one theoretical arrival
+   * time). Thousands of idle connections each hold one, so it is two numbers, not a limiter object.
+   */
+  private readonly interval: number;
+  private readonly capacity: number;
+  private tat = -Infinity;
+  private readonly clock: Clock | undefined;
 
-  constructor(opts: { maxMessageBytes?: number; messagesPerSecond?: number; now: () => number }) {
+  constructor(opts: { maxMessageBytes?: number; messagesPerSecond?: number; clock?: Clock }) {
     this.maxMessageBytes = opts.maxMessageBytes ?? Infinity;
-    this.rate = opts.messagesPerSecond === undefined ? undefined
-      : new TokenBucket({ requests: opts.messagesPerSecond, perMs: 1000, maxKeys: 1 });
-    this.now = opts.now;
+    const rate = opts.messagesPerSecond;
+    this.interval = rate === undefined ? 0 : 1000 / rate;
+    this.capacity = rate === undefined ? Infinity : 1000; // a burst of one second's worth
+    this.clock = rate === undefined ? undefined : opts.clock;
   }
 
-  /** Returns the bytes that may be forwarded now, and a violation if forwarding must stop there. */
-  push(input: Buffer): { data: Buffer; violation?: Violation } {
+  /** Set when forwarding must stop; push() then returned only the bytes before the offending frame. */
+  violation: Violation | undefined;
+
+  /**
+   * Returns the bytes that may be forwarded now (the chunk itself in the common case: no copy,
+   * no allocation). After a violation, check `violation`.
+   */
+  push(input: Buffer): Buffer {
     let chunk = input;
     if (this.held) {
       chunk = Buffer.concat([this.held, input]);
@@ -59,12 +72,22 @@ export class FrameInspector {
       const opcode = b0 & 0x0f;
       if (opcode < 8) {
         const violation = this.onDataFrame(opcode, length);
-        if (violation) return { data: chunk.subarray(0, frameStart), violation };
+        if (violation) {
+          this.violation = violation;
+          return chunk.subarray(0, frameStart);
+        }
         if (b0 & 0x80) this.messageBytes = 0;
       }
       this.payloadLeft = length;
     }
-    return { data: chunk };
+    return chunk;
+  }
+
+  private takeToken(now: number): boolean {
+    const next = Math.max(this.tat, now) + this.interval;
+    if (next - now > this.capacity + 1e-9) return false;
+    this.tat = next;
+    return true;
   }
 
   /** True while a frame's payload or a split header is still passing. */
@@ -72,18 +95,16 @@ export class FrameInspector {
     return this.payloadLeft > 0 || this.held !== undefined;
   }
 
-  private hold(chunk: Buffer, from: number): { data: Buffer } {
+  private hold(chunk: Buffer, from: number): Buffer {
     this.held = Buffer.from(chunk.subarray(from));
-    return { data: chunk.subarray(0, from) };
+    return chunk.subarray(0, from);
   }
 
   private onDataFrame(opcode: number, length: number): Violation | undefined {
     if (opcode !== 0) {
       // The first frame of a new message.
       this.messageBytes = 0;
-      if (this.rate && !this.rate.consume('', this.now()).allowed) {
-        return { code: 1008, reason: 'message rate limit exceeded' };
-      }
+      if (this.clock && !this.takeToken(this.clock.now())) return { code: 1008, reason: 'message rate limit exceeded' };
     }
     this.messageBytes += length;
     if (this.messageBytes > this.maxMessageBytes) return { code: 1009, reason: 'message too big' };

@@ -1,4 +1,4 @@
-import { request, STATUS_CODES, type IncomingMessage } from 'node:http';
+import { Agent, request, STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Clock } from '../../../lib/clock.ts';
 import { answerAndClose } from '../http/client-errors.ts';
@@ -10,11 +10,85 @@ import { isRejection, type Permit, type PolicyEngine, type Rejection, type WebSo
 import { httpRejection, WS_CLOSE } from '../policy-engine/responses.ts';
 import { closeFrame, FrameInspector } from './frame-inspector.ts';
 
-interface Connection {
-  client: Socket;
-  app: Socket;
+const CONN = Symbol('sluice.ws.connection');
+type TaggedSocket = Socket & { [CONN]?: ProxiedConnection };
+
+/** One joined client↔app pair after the 101. */
+class ProxiedConnection {
+  readonly client: Socket;
+  readonly app: Socket;
+  readonly toApp: FrameInspector;
   /** Tracks app→client frame boundaries so a close frame is never spliced into a frame. */
-  toClient: FrameInspector;
+  readonly toClient = new FrameInspector({});
+  private readonly proxy: WebSocketProxy;
+  private readonly ws: WebSocketAdmission;
+  private stopped = false;
+
+  constructor(proxy: WebSocketProxy, client: Socket, app: Socket, ws: WebSocketAdmission, toApp: FrameInspector) {
+    this.proxy = proxy;
+    this.client = client;
+    this.app = app;
+    this.ws = ws;
+    this.toApp = toApp;
+  }
+
+  fromClient(chunk: Buffer): void {
+    if (this.stopped) return;
+    const data = this.toApp.push(chunk);
+    if (data.length > 0 && !this.app.write(data)) this.client.pause();
+    const violation = this.toApp.violation;
+    if (violation) {
+      this.stopped = true;
+      this.proxy.violated(this, violation.code, violation.reason);
+    }
+  }
+
+  fromApp(chunk: Buffer): void {
+    if (this.stopped) return;
+    this.toClient.push(chunk);
+    if (!this.client.write(chunk)) this.app.pause();
+  }
+
+  /** No more data is relayed either way (a close frame is being sent). */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  end(): void {
+    this.proxy.ended(this, this.ws);
+  }
+}
+
+function onClientData(this: TaggedSocket, chunk: Buffer): void {
+  this[CONN]?.fromClient(chunk);
+}
+function onAppData(this: TaggedSocket, chunk: Buffer): void {
+  this[CONN]?.fromApp(chunk);
+}
+function onAppDrain(this: TaggedSocket): void {
+  this[CONN]?.client.resume();
+}
+function onClientDrain(this: TaggedSocket): void {
+  this[CONN]?.app.resume();
+}
+function onClientClose(this: TaggedSocket): void {
+  const c = this[CONN];
+  c?.app.destroy();
+  c?.end();
+}
+function onAppClose(this: TaggedSocket): void {
+  const c = this[CONN];
+  c?.client.end();
+  c?.end();
+}
+function onClientEnd(this: TaggedSocket): void {
+  this[CONN]?.app.end();
+}
+function onAppEnd(this: TaggedSocket): void {
+  this[CONN]?.client.end();
+}
+function destroySelf(this: Socket): void {
+  this.destroy();
 }
 
 /**
@@ -31,7 +105,7 @@ export class WebSocketProxy {
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly handshakeTimeoutMs: number;
-  private readonly connections = new Set<Connection>();
+  private readonly connections = new Set<ProxiedConnection>();
   private closing = false;
 
   constructor(opts: { engine: PolicyEngine; appHttp: string; metrics: SidecarMetrics; logger: Logger; clock: Clock; handshakeTimeoutMs?: number }) {
@@ -50,7 +124,7 @@ export class WebSocketProxy {
   }
 
   handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroySelf);
     if (this.closing) return answerAndClose(socket, 503);
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       this.metrics.clientErrors.labels('websocket', '400').inc();
@@ -86,7 +160,7 @@ export class WebSocketProxy {
       method: req.method,
       path: req.url,
       headers: upgradeHeaders(req),
-      agent: false,
+      agent: UPGRADE_AGENT,
       timeout: Math.min(permit.timeoutMs ?? Infinity, this.handshakeTimeoutMs),
     });
     let settled = false;
@@ -100,14 +174,15 @@ export class WebSocketProxy {
     };
     upstream.on('timeout', () => fail(504, { timedOut: true }));
     upstream.on('error', () => fail(502, { connectError: true }));
-    socket.once('close', () => {
+    const onEarlyClose = () => {
       if (!settled) {
         settled = true;
         ws.release();
         permit.cancel();
         upstream.destroy();
       }
-    });
+    };
+    socket.once('close', onEarlyClose);
     upstream.on('response', (res) => {
       // The app declined the upgrade: relay its answer as is.
       if (settled) return;
@@ -128,6 +203,7 @@ export class WebSocketProxy {
         return;
       }
       settled = true;
+      socket.removeListener('close', onEarlyClose); // it would keep the handshake objects alive
       permit.done({ status: 101 });
       let headText = 'HTTP/1.1 101 Switching Protocols\r\n';
       for (let i = 0; i < res.rawHeaders.length; i += 2) headText += `${res.rawHeaders[i] as string}: ${res.rawHeaders[i + 1] as string}\r\n`;
@@ -137,62 +213,49 @@ export class WebSocketProxy {
     upstream.end();
   }
 
-  private join(client: Socket, app: Socket, clientHead: Buffer, appHead: Buffer, ws: { messagesPerSecond?: number; maxMessageBytes?: number; release(): void }): void {
-    const now = () => this.clock.now();
-    const toApp = new FrameInspector({ maxMessageBytes: ws.maxMessageBytes, messagesPerSecond: ws.messagesPerSecond, now });
-    const conn: Connection = { client, app, toClient: new FrameInspector({ now }) };
+  private join(client: Socket, app: Socket, clientHead: Buffer, appHead: Buffer, ws: WebSocketAdmission): void {
+    const conn = new ProxiedConnection(this, client, app, ws, new FrameInspector({ maxMessageBytes: ws.maxMessageBytes, messagesPerSecond: ws.messagesPerSecond, clock: this.clock }));
     this.connections.add(conn);
     this.metrics.wsConnections.inc();
     client.setTimeout(0);
     client.setNoDelay(true);
     client.setKeepAlive(true, 30_000);
+    app.setTimeout(0); // the handshake timeout must not outlive the handshake
     app.setNoDelay(true);
-    let ended = false;
-    const end = () => {
-      if (ended) return;
-      ended = true;
-      this.connections.delete(conn);
-      this.metrics.wsConnections.dec();
-      ws.release();
-    };
+    // Shared listener functions find their connection through the socket: no closures per
+    // connection, which matters with tens of thousands of idle sockets.
+    (client as TaggedSocket)[CONN] = conn;
+    (app as TaggedSocket)[CONN] = conn;
+    client.on('data', onClientData);
+    app.on('data', onAppData);
+    app.on('drain', onAppDrain);
+    client.on('drain', onClientDrain);
+    client.on('close', onClientClose);
+    app.on('close', onAppClose);
+    client.on('end', onClientEnd);
+    app.on('end', onAppEnd);
+    app.on('error', destroySelf);
+    if (appHead.length > 0) conn.fromApp(appHead);
+    if (clientHead.length > 0) conn.fromClient(clientHead);
+  }
 
-    const fromClient = (chunk: Buffer) => {
-      const { data, violation } = toApp.push(chunk);
-      if (data.length > 0 && !app.write(data)) client.pause();
-      if (violation) {
-        this.metrics.wsCloses.labels(String(violation.code)).inc();
-        client.removeListener('data', fromClient);
-        this.closeBoth(conn, violation.code, violation.reason);
-      }
-    };
-    const fromApp = (chunk: Buffer) => {
-      conn.toClient.push(chunk);
-      if (!client.write(chunk)) app.pause();
-    };
-    client.on('data', fromClient);
-    app.on('data', fromApp);
-    app.on('drain', () => client.resume());
-    client.on('drain', () => app.resume());
-    client.on('close', () => {
-      app.destroy();
-      end();
-    });
-    app.on('close', () => {
-      client.end();
-      end();
-    });
-    client.on('end', () => app.end());
-    app.on('end', () => client.end());
-    client.on('error', () => client.destroy());
-    app.on('error', () => app.destroy());
-    if (appHead.length > 0) fromApp(appHead);
-    if (clientHead.length > 0) fromClient(clientHead);
+  /** @internal called by ProxiedConnection */
+  ended(conn: ProxiedConnection, ws: WebSocketAdmission): void {
+    if (!this.connections.delete(conn)) return;
+    this.metrics.wsConnections.dec();
+    ws.release();
+  }
+
+  /** @internal called by ProxiedConnection */
+  violated(conn: ProxiedConnection, code: number, reason: string): void {
+    this.metrics.wsCloses.labels(String(code)).inc();
+    this.closeBoth(conn, code, reason);
   }
 
   /** Sends a close frame both ways (masked towards the app, as a client must) and ends both sockets. */
-  private closeBoth(conn: Connection, code: number, reason: string): void {
+  private closeBoth(conn: ProxiedConnection, code: number, reason: string): void {
     const { client, app } = conn;
-    app.removeAllListeners('data');
+    conn.stop();
     if (!conn.toClient.midFrame && client.writable) client.end(closeFrame(code, reason, false));
     else client.destroy();
     if (app.writable) app.end(closeFrame(code, reason, true));
@@ -213,6 +276,12 @@ export class WebSocketProxy {
     if (this.connections.size > 0) this.logger.info('websocket connections closed for shutdown', { count: this.connections.size });
   }
 }
+
+/**
+ * Upgraded sockets leave the agent's pool, so one shared agent without keep-alive only saves
+ * creating an Agent (and its bookkeeping) per connection, as `agent: false` would.
+ */
+const UPGRADE_AGENT = new Agent({ keepAlive: false });
 
 function rejectUpgrade(socket: Socket, r: Rejection | { reason: 'rate_limited'; retryAfterMs: number }): void {
   if (!('decision' in r) && r.reason === 'rate_limited') {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../lib/clock.ts';
 import { closeFrame, FrameInspector } from '../../src/websocket/frame-inspector.ts';
 
 /** A masked client→server frame, as a browser would send it. */
@@ -12,35 +13,40 @@ function frame(opcode: number, payload: Buffer, fin = true): Buffer {
 
 describe('FrameInspector', () => {
   it('passes frames through unchanged, even split byte by byte', () => {
-    const insp = new FrameInspector({ maxMessageBytes: 1000, messagesPerSecond: 100, now: () => 0 });
+    const insp = new FrameInspector({ maxMessageBytes: 1000, messagesPerSecond: 100, clock: new ManualClock() });
     const stream = Buffer.concat([frame(1, Buffer.from('hello')), frame(9, Buffer.alloc(0)), frame(2, Buffer.alloc(300))]);
     const out: Buffer[] = [];
     for (const byte of stream) {
-      const r = insp.push(Buffer.from([byte]));
-      expect(r.violation).toBeUndefined();
-      out.push(r.data);
+      out.push(insp.push(Buffer.from([byte])));
+      expect(insp.violation).toBeUndefined();
     }
     expect(Buffer.concat(out).equals(stream)).toBe(true);
   });
 
   it('stops before a message over maxMessageBytes, summing fragments (1009)', () => {
-    const insp = new FrameInspector({ maxMessageBytes: 100, now: () => 0 });
+    const insp = new FrameInspector({ maxMessageBytes: 100 });
     const first = frame(1, Buffer.alloc(60), false);
     const second = frame(0, Buffer.alloc(60), true);
-    const r = insp.push(Buffer.concat([first, second]));
-    expect(r.violation?.code).toBe(1009);
-    expect(r.data.length).toBe(first.length); // nothing of the offending frame is forwarded
+    const forwarded = insp.push(Buffer.concat([first, second]));
+    expect(insp.violation?.code).toBe(1009);
+    expect(forwarded.length).toBe(first.length); // nothing of the offending frame is forwarded
   });
 
   it('allows messagesPerSecond and refuses the next (1008); control frames do not count', () => {
-    let now = 0;
-    const insp = new FrameInspector({ messagesPerSecond: 3, now: () => now });
-    for (let i = 0; i < 3; i++) expect(insp.push(frame(1, Buffer.from('x'))).violation).toBeUndefined();
-    expect(insp.push(frame(9, Buffer.from('ping'))).violation).toBeUndefined();
-    expect(insp.push(frame(1, Buffer.from('x'))).violation?.code).toBe(1008);
-    now = 1000;
-    const fresh = new FrameInspector({ messagesPerSecond: 3, now: () => now });
-    expect(fresh.push(frame(1, Buffer.from('x'))).violation).toBeUndefined();
+    const clock = new ManualClock();
+    const insp = new FrameInspector({ messagesPerSecond: 3, clock });
+    const msg = frame(1, Buffer.from('x'));
+    for (let i = 0; i < 3; i++) expect(insp.push(msg).length).toBe(msg.length);
+    const ping = frame(9, Buffer.from('ping'));
+    expect(insp.push(ping).length).toBe(ping.length);
+    expect(insp.violation).toBeUndefined();
+    expect(insp.push(msg).length).toBe(0);
+    expect(insp.violation?.code).toBe(1008);
+    const fresh = new FrameInspector({ messagesPerSecond: 3, clock });
+    for (let i = 0; i < 3; i++) fresh.push(msg);
+    clock.advance(334); // one message's worth of refill
+    expect(fresh.push(msg).length).toBe(msg.length);
+    expect(fresh.violation).toBeUndefined();
   });
 
   it('builds close frames with the code, masked towards the app', () => {
