@@ -46,7 +46,7 @@ export const USAGE = `Usage: sluice-proxy [options]
   --id NAME                     identity in Redis and towards the operator (default hostname-pid)
   --pod-name NAME               operator mode: this pod's name (default: hostname; SLUICE_POD_NAME)
   --pod-namespace NS            operator mode: this pod's namespace (SLUICE_POD_NAMESPACE)
-  --token-file PATH             operator mode: projected service-account token (default /var/run/secrets/sluice.dev/token)
+  --token-file PATH             operator mode: projected service-account token (default /var/run/secrets/sluice.dev/token/token)
   --max-body BYTES              request bodies over this are answered 413 (default 10 MiB)
   --headers-timeout 10s         slow request headers are answered 408
   --upstream-timeout 60s        the app's answer, when no breaker timeout applies (504)

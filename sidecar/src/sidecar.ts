@@ -12,12 +12,24 @@ import { SidecarMetrics } from './metrics.ts';
 import { PolicyEngine } from './policy-engine/engine.ts';
 import type { GlobalLimiterFactory } from './policy-engine/chain.ts';
 import { splitHostPort } from './websocket/websocket-proxy.ts';
+import type { RedisHealth } from './redis/connection.ts';
+import { registerRedisHealthMetrics } from './redis/health-metrics.ts';
+import { GlobalLimitFeature } from './limit/global/global-limit-feature.ts';
+import { LeadershipFeature } from './leader/leadership-feature.ts';
+import { createSidecarQueueFeature } from './queue/sidecar-queue-feature.ts'; // TaskQueue (issue 5)
+import { GrpcProxy } from './grpc/grpc-proxy.ts'; // gRPC listener (issue 3)
+import { DiscoveryClient } from './discovery/discovery-client.ts'; // operator mode (issue 6)
+import { resolvePodIdentity } from './discovery/pod-identity.ts'; // operator mode (issue 6)
 
 export interface SidecarOptions {
   /** Standalone mode: policies from this YAML file, reloaded on change. */
   config?: string;
-  /** Operator mode: host:port of the operator's PolicyDiscovery server. */
+  /** Operator mode: host:port of the operator's PolicyDiscovery server (comma-separated: several replicas). */
   operator?: string;
+  /** Operator mode (issue 6): the pod this sidecar serves and its projected token (see discovery/pod-identity.ts). */
+  podName?: string;
+  podNamespace?: string;
+  tokenFile?: string;
   appHttp?: string;
   appGrpc?: string;
   listenHttp: string;
@@ -35,6 +47,9 @@ export interface SidecarOptions {
   upstreamTimeoutMs?: number;
   shutdownGraceMs: number;
   logLevel: Level | 'silent';
+  grpcMaxConcurrentStreams?: number;
+  grpcInitialWindowSize?: number;
+  grpcMaxMessageBytes?: number;
 }
 
 /**
@@ -47,6 +62,8 @@ export interface Feature {
   routes?(): Route[];
   readiness?(): ReadinessCheck;
   status?(): unknown;
+  /** Redis connections this feature holds, for `sluice_redis_up`. */
+  redisHealths?(): readonly RedisHealth[];
   close?(graceMs: number): Promise<void>;
 }
 
@@ -68,7 +85,10 @@ export class Sidecar {
   readonly addresses: Addresses = {};
   engine!: PolicyEngine;
   http: HttpListener | undefined;
+  grpc: GrpcProxy | undefined; // gRPC listener (issue 3)
   private configFile: ConfigFile | undefined;
+  /** Operator mode: the PolicyDiscovery client (issue 6); features may send it reports. */
+  discovery: DiscoveryClient | undefined;
   private admin: Server | undefined;
   private localApi: Server | undefined;
   private stopping: Promise<void> | undefined;
@@ -87,6 +107,7 @@ export class Sidecar {
 
     // --- features that depend on optional infrastructure (Redis, lock nodes, gRPC app) ---
     await this.createFeatures();
+    registerRedisHealthMetrics(this.metrics.registry, () => this.features.flatMap((f) => f.redisHealths?.() ?? []));
 
     this.engine = new PolicyEngine(this.store.current, { clock: this.clock, metrics: this.metrics, globalLimiter: this.globalLimiter });
     this.store.subscribe((plan) => this.onPlan(plan));
@@ -94,6 +115,20 @@ export class Sidecar {
     if (opts.config) {
       this.configFile = new ConfigFile({ path: opts.config, labels: opts.labels, store: this.store, logger, metrics: this.metrics });
       await this.configFile.start();
+    }
+
+    // --- operator mode (issue 6): snapshots from the operator's PolicyDiscovery stream. Until the
+    // first one arrives the store holds the empty plan and /readyz says config waiting. ---
+    if (opts.operator) {
+      this.discovery = new DiscoveryClient({
+        targets: opts.operator.split(',').map((t) => t.trim()).filter(Boolean),
+        identity: resolvePodIdentity(opts),
+        sidecarId: opts.id,
+        store: this.store,
+        logger: logger.child({ feature: 'discovery' }),
+      });
+      this.features.push(this.discovery);
+      this.discovery.start();
     }
 
     if (opts.appHttp) {
@@ -106,11 +141,26 @@ export class Sidecar {
       this.addresses.http = { address: a.host, port: a.port, family: '' };
     }
 
+    // --- gRPC listener (issue 3: sidecar/src/grpc): h2c on --listen-grpc, forwarded to --app-grpc ---
+    if (opts.appGrpc) {
+      this.grpc = new GrpcProxy({
+        engine: this.engine, appGrpc: opts.appGrpc, metrics: this.metrics, logger: logger.child({ listener: 'grpc' }), clock: this.clock,
+        maxConcurrentStreams: opts.grpcMaxConcurrentStreams, initialWindowSize: opts.grpcInitialWindowSize, maxMessageBytes: opts.grpcMaxMessageBytes,
+      });
+      const [host, port] = splitHostPort(opts.listenGrpc);
+      this.addresses.grpc = await this.grpc.listen(host, port);
+    }
+    // --- end gRPC listener ---
+
     this.admin = createAdminServer({
       store: this.store,
       metrics: this.metrics,
       readiness: () => this.features.flatMap((f) => (f.readiness ? [f.readiness()] : [])),
       configView: () => this.configView(),
+      extraRoutes: new Map([
+        ['/v1/leadership', (res) => sendJson(res, 200, this.features.find((f) => f.name === 'leadership')?.status?.() ?? { elections: [] })],
+        ['/v1/status', (res) => sendJson(res, 200, this.status())],
+      ]),
     });
     this.addresses.admin = await listen(this.admin, opts.admin);
 
@@ -139,6 +189,23 @@ export class Sidecar {
   private async createFeatures(): Promise<void> {
     // Feature wiring: each block constructs one feature from the options it needs.
     // (gRPC listener, Redis-backed global limits, leadership and locks, task queues.)
+    // --- Redis features: Global rate limits (--redis), LeaderElection and app locks (--lock-nodes) ---
+    if (this.opts.redis) {
+      const global = new GlobalLimitFeature({ url: this.opts.redis, clock: this.clock, logger: this.logger, registry: this.metrics.registry, sidecarId: this.opts.id });
+      this.globalLimiter = global.factory;
+      this.features.push(global);
+    }
+    this.features.push(new LeadershipFeature({ lockNodes: this.opts.lockNodes ?? [], clock: this.clock, logger: this.logger, registry: this.metrics.registry, holderId: this.opts.id }));
+    // --- end Redis features ---
+    // --- TaskQueue feature (issue 5: sidecar/src/queue): produce on the local API, consume TaskQueues selecting this pod ---
+    if (this.opts.redis) {
+      this.features.push(createSidecarQueueFeature({
+        redisUrl: this.opts.redis, consumerName: this.opts.id, registry: this.metrics.registry, clock: this.clock, logger: this.logger,
+        appHttp: this.opts.appHttp, appGrpc: this.opts.appGrpc, configPath: this.opts.config,
+        circuitOpen: (req) => this.engine?.circuitOpen(req) ?? false,
+      }));
+    }
+    // --- end TaskQueue feature ---
   }
 
   private onPlan(plan: Plan): void {
@@ -192,6 +259,7 @@ export class Sidecar {
       this.configFile?.stop();
       const closing: Promise<unknown>[] = [];
       if (this.http) closing.push(this.http.close(graceMs));
+      if (this.grpc) closing.push(this.grpc.close(graceMs)); // gRPC listener (issue 3)
       for (const f of this.features) if (f.close) closing.push(f.close(graceMs).catch((err: Error) => this.logger.error('feature close failed', { feature: f.name, err })));
       await Promise.all(closing);
       this.engine?.close();

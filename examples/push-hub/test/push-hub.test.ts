@@ -48,7 +48,10 @@ beforeAll(async () => {
   redis = await RedisServer.start();
 });
 afterAll(async () => {
-  for (const s of sockets) s.destroy?.() ?? (s as WebSocket).terminate();
+  for (const s of sockets) {
+    if (s instanceof WebSocket) s.terminate();
+    else s.destroy();
+  }
   for (const h of hubs) await h.close();
   for (const c of conns) c.disconnect();
   await redis.stop();

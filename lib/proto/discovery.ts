@@ -1,0 +1,71 @@
+/**
+ * The sluice.v1.PolicyDiscovery protocol, loaded from the .proto at runtime (no generated code),
+ * with TypeScript shapes for its messages. Both the operator (server) and the sidecar (client)
+ * import this file, so the wire format has exactly one definition.
+ */
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+
+export const PROTO_PATH = fileURLToPath(new URL('./sluice/v1/discovery.proto', import.meta.url));
+
+export interface Hello {
+  podNamespace: string;
+  podName: string;
+  token: string;
+  sidecarId: string;
+  currentVersion: string;
+}
+export interface Ack { version: string }
+export interface Nack { version: string; error: string }
+export interface Report { json: string }
+
+/** What a sidecar sends; exactly one field is set (proto `oneof message`). */
+export type DiscoveryRequest =
+  | { hello: Hello; message?: 'hello' }
+  | { ack: Ack; message?: 'ack' }
+  | { nack: Nack; message?: 'nack' }
+  | { report: Report; message?: 'report' };
+
+export interface PolicyResource {
+  kind: string;
+  namespace: string;
+  name: string;
+  generation: number;
+  /** The resource as read from the API (apiVersion, kind, metadata, spec), JSON-encoded. */
+  json: string;
+}
+export interface Snapshot { version: string; resources: PolicyResource[] }
+export interface DiscoveryResponse { snapshot: Snapshot; message?: 'snapshot' }
+
+export type DiscoveryStream = grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
+export type ServerDiscoveryStream = grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>;
+
+export interface PolicyDiscoveryClient extends grpc.Client {
+  streamPolicies(options?: grpc.CallOptions): DiscoveryStream;
+}
+
+interface Loaded {
+  service: grpc.ServiceDefinition;
+  Client: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => PolicyDiscoveryClient;
+}
+
+let loaded: Loaded | undefined;
+
+/** The service definition (for the server) and client constructor, loaded once per process. */
+export function policyDiscovery(): Loaded {
+  if (loaded) return loaded;
+  const def = protoLoader.loadSync(PROTO_PATH, {
+    keepCase: false,
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as {
+    sluice: { v1: { PolicyDiscovery: grpc.ServiceClientConstructor } };
+  };
+  const ctor = pkg.sluice.v1.PolicyDiscovery;
+  loaded = { service: ctor.service, Client: ctor as unknown as Loaded['Client'] };
+  return loaded;
+}

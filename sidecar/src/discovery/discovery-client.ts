@@ -1,0 +1,197 @@
+/**
+ * The sidecar's side of sluice.v1.PolicyDiscovery (operator mode, `--operator host:port[,host:port]`).
+ *
+ * - Identifies its pod (Hello with the projected token), then answers every snapshot: compile it
+ *   into a Plan (lib/policy, all or nothing) and swap it into the PolicyStore → ACK; or keep the
+ *   plan in force and NACK with the validation error.
+ * - The snapshot is only a transport: the hot path keeps reading the Plan from the store.
+ * - When the stream breaks it reconnects with capped, jittered backoff, trying the next address
+ *   (a follower replica refuses with UNAVAILABLE); meanwhile the last snapshot stays in force.
+ * - Before the first snapshot the store holds the empty plan and /readyz says config waiting.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { Backoff } from '../../../lib/backoff.ts';
+import { compilePlan } from '../../../lib/policy/compile.ts';
+import type { Plan } from '../../../lib/policy/plan.ts';
+import { policyDiscovery, type DiscoveryResponse, type DiscoveryStream, type PolicyDiscoveryClient, type Snapshot } from '../../../lib/proto/discovery.ts';
+import type { ReadinessCheck } from '../admin/admin-server.ts';
+import type { PolicyStore } from '../config/policy-store.ts';
+import type { Logger } from '../log.ts';
+import { readToken, type PodIdentity } from './pod-identity.ts';
+
+export type CompileSnapshot = (resources: unknown[], version: string) => Plan;
+
+export interface DiscoveryClientOptions {
+  /** Operator addresses (host:port), tried in turn. */
+  targets: string[];
+  identity: PodIdentity;
+  sidecarId: string;
+  store: PolicyStore;
+  logger: Logger;
+  /** How a snapshot becomes a Plan (default: compilePlan); injectable to simulate version skew. */
+  compile?: CompileSnapshot;
+  backoff?: { baseMs: number; capMs: number };
+  /** What the periodic health report says (default: the plan version). */
+  health?: () => unknown;
+  reportIntervalMs?: number;
+}
+
+export class DiscoveryClient {
+  readonly name = 'discovery';
+  private readonly opts: DiscoveryClientOptions;
+  private readonly compile: CompileSnapshot;
+  private readonly backoff: Backoff;
+  private readonly clients = new Map<string, PolicyDiscoveryClient>();
+  private stream: DiscoveryStream | undefined;
+  private target = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private reportTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  connected = false;
+  lastError: string | undefined;
+  snapshots = 0;
+  reconnects = 0;
+
+  constructor(opts: DiscoveryClientOptions) {
+    if (opts.targets.length === 0) throw new RangeError('at least one operator address is needed');
+    this.opts = opts;
+    this.compile = opts.compile ?? ((resources, version) => compilePlan(resources, { version }));
+    // Capped at 5s: an operator restart (new pod, lease takeover) takes seconds, and sidecars
+    // should be back soon after; jitter keeps thousands of them from reconnecting in lockstep.
+    this.backoff = new Backoff(opts.backoff ?? { baseMs: 250, capMs: 5_000 });
+  }
+
+  start(): void {
+    this.closed = false;
+    this.connect();
+    const every = this.opts.reportIntervalMs ?? 30_000;
+    this.reportTimer = setInterval(() => this.report({ health: this.opts.health?.() ?? { version: this.opts.store.current.version } }), every);
+    this.reportTimer.unref();
+  }
+
+  /** Sends a free-form report (leadership, health) if connected; dropped otherwise (reports are state, not events). */
+  report(data: unknown): void {
+    if (this.connected) this.stream?.write({ report: { json: JSON.stringify(data) } });
+  }
+
+  readiness(): ReadinessCheck {
+    // Readiness is about having a config (the admin server checks store.loaded); losing the
+    // operator later does not make the pod unready — it keeps enforcing its last snapshot.
+    return {
+      name: 'operator',
+      check: () => ({ ok: true, details: { connected: this.connected, operator: this.currentTarget(), lastError: this.lastError ?? null } }),
+    };
+  }
+
+  status(): unknown {
+    return { operator: this.currentTarget(), connected: this.connected, snapshots: this.snapshots, reconnects: this.reconnects, lastError: this.lastError ?? null };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    clearInterval(this.reportTimer);
+    this.stream?.cancel();
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+
+  private currentTarget(): string {
+    return this.opts.targets[this.target % this.opts.targets.length] as string;
+  }
+
+  private client(target: string): PolicyDiscoveryClient {
+    let c = this.clients.get(target);
+    if (!c) {
+      const { Client } = policyDiscovery();
+      c = new Client(target, grpc.credentials.createInsecure(), {
+        // Notice a vanished operator within ~30s even when no snapshot is due.
+        'grpc.keepalive_time_ms': 20_000,
+        'grpc.keepalive_timeout_ms': 10_000,
+        'grpc.keepalive_permit_without_calls': 1,
+        // Our own backoff decides when to retry; don't let the channel sit in its own.
+        'grpc.initial_reconnect_backoff_ms': 200,
+        'grpc.max_reconnect_backoff_ms': 2_000,
+      });
+      this.clients.set(target, c);
+    }
+    return c;
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    const target = this.currentTarget();
+    const { logger, identity, store } = this.opts;
+    let token: string;
+    try {
+      token = readToken(identity);
+    } catch (err) {
+      return this.retry((err as Error).message);
+    }
+    const stream = this.client(target).streamPolicies();
+    this.stream = stream;
+    let ended = false;
+    const onEnd = (why: string) => {
+      if (ended || this.stream !== stream) return;
+      ended = true;
+      this.connected = false;
+      this.stream = undefined;
+      if (!this.closed) logger.warn('operator stream ended; keeping the last snapshot', { operator: target, reason: why, version: store.current.version });
+      this.retry(why);
+    };
+    stream.on('data', (msg: DiscoveryResponse) => {
+      if (!this.connected) {
+        this.connected = true;
+        this.lastError = undefined;
+        this.backoff.reset();
+        logger.info('connected to operator', { operator: target });
+      }
+      if (msg.snapshot) this.onSnapshot(stream, target, msg.snapshot);
+    });
+    stream.on('error', (err: grpc.ServiceError) => onEnd(`${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
+    stream.on('end', () => onEnd('stream closed by operator'));
+    stream.write({
+      hello: {
+        podNamespace: identity.namespace, podName: identity.name, token,
+        sidecarId: this.opts.sidecarId,
+        // Only an operator-sourced plan may be claimed as current: a standalone plan with the
+        // same hash would otherwise be mistaken for the operator's snapshot.
+        currentVersion: store.source.startsWith('operator:') ? store.current.version : 'none',
+      },
+    });
+  }
+
+  private onSnapshot(stream: DiscoveryStream, target: string, snapshot: Snapshot): void {
+    const { store, logger } = this.opts;
+    this.snapshots++;
+    if (store.source.startsWith('operator:') && store.current.version === snapshot.version) {
+      stream.write({ ack: { version: snapshot.version } });
+      return;
+    }
+    let plan: Plan;
+    try {
+      const resources = snapshot.resources.map((r) => JSON.parse(r.json) as unknown);
+      plan = this.compile(resources, snapshot.version);
+    } catch (err) {
+      const reason = (err as Error).message;
+      store.reject(snapshot.version, reason);
+      logger.error('snapshot refused; keeping the last good plan', { version: snapshot.version, current: store.current.version, reason });
+      stream.write({ nack: { version: snapshot.version, error: reason } });
+      return;
+    }
+    store.apply(plan, `operator:${target}`);
+    logger.info('snapshot applied', { version: snapshot.version, resources: snapshot.resources.length });
+    stream.write({ ack: { version: snapshot.version } });
+  }
+
+  private retry(why: string): void {
+    if (this.closed) return;
+    this.lastError = why;
+    this.reconnects++;
+    // Next address first: a follower (or a dead replica) should not be retried before the others.
+    this.target = (this.target + 1) % this.opts.targets.length;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.connect(), this.backoff.next());
+    this.timer.unref();
+  }
+}

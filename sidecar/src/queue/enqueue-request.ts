@@ -1,0 +1,101 @@
+import { parseDuration } from '../../../lib/policy/index.ts';
+import { QueueError } from './errors.ts';
+import type { NewTask } from './producer.ts';
+
+/**
+ * How a producer's HTTP request becomes tasks. Pure (headers, query and body in; tasks out) so
+ * every accepted and refused form is a table test.
+ *
+ * Single form — `POST /v1/queues/{name}/tasks`: the body is the payload, kept byte for byte with
+ * its `Content-Type`. Optional `Idempotency-Key`; a delay as `Sluice-Delay: 30s` (or `?delay=`),
+ * or a not-before time as `Sluice-Not-Before: <RFC 3339 | epoch ms>` (or `?notBefore=`).
+ *
+ * Batch form — `POST /v1/queues/{name}/tasks:batch` with
+ * `{"tasks": [{"payload": <any JSON>} | {"body": "<text>", "contentType": "text/plain"},
+ *              …optional "idempotencyKey", "delay", "notBefore" per task]}`.
+ */
+export const MAX_BATCH = 1000;
+export const MAX_IDEMPOTENCY_KEY = 256;
+
+export interface RequestParts {
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly query: URLSearchParams;
+  readonly body: Buffer;
+}
+
+export function parseSingleTask(req: RequestParts, wallNow: number): NewTask {
+  const header = (name: string) => {
+    const v = req.headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const contentType = header('content-type') ?? 'application/octet-stream';
+  return {
+    payload: req.body,
+    contentType,
+    idempotencyKey: checkKey(header('idempotency-key')),
+    delayMs: delayOf(header('sluice-delay') ?? req.query.get('delay') ?? undefined, header('sluice-not-before') ?? req.query.get('notBefore') ?? undefined, wallNow),
+  };
+}
+
+export function parseBatch(body: Buffer, wallNow: number): NewTask[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw bad('the batch body is not JSON');
+  }
+  const tasks = (doc as { tasks?: unknown } | null)?.tasks;
+  if (!Array.isArray(tasks) || tasks.length === 0) throw bad('the batch body must be {"tasks": [ … ]} with at least one task');
+  if (tasks.length > MAX_BATCH) throw bad(`a batch holds at most ${MAX_BATCH} tasks`);
+  return tasks.map((t: unknown, i) => {
+    if (t === null || typeof t !== 'object' || Array.isArray(t)) throw bad(`tasks[${i}] must be an object`);
+    const o = t as Record<string, unknown>;
+    let payload: Buffer;
+    let contentType = 'application/json';
+    if ('body' in o) {
+      if (typeof o.body !== 'string') throw bad(`tasks[${i}].body must be a string`);
+      payload = Buffer.from(o.body, 'utf8');
+      contentType = typeof o.contentType === 'string' ? o.contentType : 'text/plain';
+    } else if ('payload' in o) {
+      payload = Buffer.from(JSON.stringify(o.payload), 'utf8');
+    } else {
+      throw bad(`tasks[${i}] needs "payload" (JSON) or "body" (text)`);
+    }
+    const key = o.idempotencyKey;
+    if (key !== undefined && typeof key !== 'string') throw bad(`tasks[${i}].idempotencyKey must be a string`);
+    const delay = o.delay;
+    const notBefore = o.notBefore;
+    return {
+      payload,
+      contentType,
+      idempotencyKey: checkKey(key),
+      delayMs: delayOf(delay === undefined ? undefined : String(delay), notBefore === undefined ? undefined : String(notBefore), wallNow),
+    };
+  });
+}
+
+function checkKey(key: string | undefined): string | undefined {
+  if (key === undefined || key === '') return undefined;
+  if (key.length > MAX_IDEMPOTENCY_KEY) throw bad(`Idempotency-Key is longer than ${MAX_IDEMPOTENCY_KEY} characters`);
+  return key;
+}
+
+/** A delay is a duration ("30s") or whole milliseconds; not-before is RFC 3339 or epoch ms. */
+function delayOf(delay: string | undefined, notBefore: string | undefined, wallNow: number): number {
+  if (delay !== undefined && notBefore !== undefined) throw bad('give a delay or a not-before time, not both');
+  if (delay !== undefined) {
+    const ms = /^\d+$/.test(delay) ? Number(delay) : parseDuration(delay);
+    if (ms === undefined) throw bad(`delay "${delay}" is not a duration such as 500ms, 30s, 5m`);
+    return ms;
+  }
+  if (notBefore !== undefined) {
+    const at = /^\d+$/.test(notBefore) ? Number(notBefore) : Date.parse(notBefore);
+    if (Number.isNaN(at)) throw bad(`not-before "${notBefore}" is neither RFC 3339 nor epoch milliseconds`);
+    return Math.max(0, at - wallNow);
+  }
+  return 0;
+}
+
+function bad(message: string): QueueError {
+  return new QueueError('SLUICE_ERR_QUEUE_BAD_TASK', message);
+}

@@ -1,0 +1,233 @@
+import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
+import { systemClock, type Clock } from '../../../lib/clock.ts';
+import type { Plan, TaskQueuePlan } from '../../../lib/policy/index.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import { connectRedis } from '../redis/connection.ts';
+import type { Route } from '../local-api/router.ts';
+import type { Deliverer } from './delivery.ts';
+import { QueueError } from './errors.ts';
+import { GrpcDelivery } from './grpc-delivery.ts';
+import { HttpDelivery } from './http-delivery.ts';
+import { QueueConsumer, type QueueCircuit } from './queue-consumer.ts';
+import { QueueMetrics } from './queue-metrics.ts';
+import { readQueueStats, type QueueStats } from './queue-stats.ts';
+import { TaskProducer, type Enqueued, type NewTask } from './producer.ts';
+import { queueRoutes } from './queue-routes.ts';
+import { whenReady } from './when-ready.ts';
+
+export interface QueueFeatureDeps {
+  /** Redis for task streams (`--redis`). */
+  readonly redisUrl: string;
+  /** This pod's name in every consumer group (the pod name; unique among live workers). */
+  readonly consumerName: string;
+  readonly registry: Registry;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** host:port of the app's HTTP server (`--app-http`), for `delivery.protocol: http`. */
+  readonly appHttp?: string | undefined;
+  /** host:port of the app's gRPC server (`--app-grpc`), for `delivery.protocol: grpc`. */
+  readonly appGrpc?: string | undefined;
+  /** The worker's circuit breaker: consumption pauses while it is open for a queue. */
+  readonly circuit?: QueueCircuit | undefined;
+  readonly idempotencyWindowMs?: number;
+  /** Largest task payload accepted from a producer (default 1 MiB; a batch may be 16×). */
+  readonly maxTaskBytes?: number;
+  /** Replaces HTTP/gRPC delivery (benchmarks measure the consumer without the app hop). */
+  readonly deliverer?: (plan: TaskQueuePlan) => Deliverer;
+  /** How long one XREADGROUP blocks waiting for work (default 1 s). */
+  readonly blockMs?: number;
+}
+
+interface Running {
+  readonly signature: string;
+  readonly consumer: QueueConsumer;
+  readonly blocking: Redis;
+}
+
+/**
+ * The TaskQueue feature of the sidecar: producing on the local API for the app, and consuming
+ * every TaskQueue that selects this pod. The sidecar gives it each new plan (`applyPlan`), serves
+ * its routes on `--local-api`, and drains it on SIGTERM.
+ */
+export class QueueFeature {
+  private readonly d: QueueFeatureDeps;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly client: Redis;
+  private readonly producer: TaskProducer;
+  readonly metrics: QueueMetrics;
+  private readonly running = new Map<string, Running>();
+  /** Everything that can be produced to, by metadata.name (a name may exist in two namespaces). */
+  private producible = new Map<string, TaskQueuePlan[]>();
+  private readonly stopping = new Set<Promise<void>>();
+  private draining = false;
+  private started = new Set<string>();
+  private readonly enqueued = new Map<string, { enqueued: { inc(n?: number): void }; duplicate: { inc(n?: number): void } }>();
+
+  constructor(deps: QueueFeatureDeps) {
+    this.d = deps;
+    this.clock = deps.clock ?? systemClock;
+    this.log = (deps.logger ?? silentLogger).child({ feature: 'queue' });
+    this.client = connectRedis({ url: deps.redisUrl, name: 'queue', commandTimeoutMs: 2_000 });
+    this.producer = new TaskProducer(this.client, { idempotencyWindowMs: deps.idempotencyWindowMs });
+    this.metrics = new QueueMetrics(deps.registry);
+    this.metrics.setStatsSource(() => this.allStats());
+    this.client.once('ready', () => (this.connectedOnce = true));
+  }
+
+  /** True once Redis has answered at least once since start (readiness: the queue can work at all). */
+  connectedOnce = false;
+
+  /**
+   * Starts, stops and reconfigures consumers to match `plan.taskQueues` (the queues whose
+   * selector matches this pod). `producible` are the queues the app may post to — by default the
+   * same; in standalone mode pass every TaskQueue of the file (compiled without label filtering),
+   * since producers are usually not the pods a queue selects.
+   */
+  applyPlan(plan: Plan, producible: readonly TaskQueuePlan[] = plan.taskQueues): void {
+    const byName = new Map<string, TaskQueuePlan[]>();
+    for (const q of [...plan.taskQueues, ...producible]) {
+      const list = byName.get(q.name) ?? [];
+      if (!list.some((x) => x.id === q.id)) list.push(q);
+      byName.set(q.name, list);
+    }
+    this.producible = byName;
+    if (this.draining) return;
+    const wanted = new Map(plan.taskQueues.map((q) => [q.id, q]));
+    for (const [id, r] of this.running) {
+      const q = wanted.get(id);
+      if (!q || signature(q) !== r.signature) this.stopConsumer(id, r);
+    }
+    for (const [id, q] of wanted) if (!this.running.has(id)) this.startConsumer(q);
+  }
+
+  /** Resolves once the Redis connection is up (or after `timeoutMs`); a readiness hint, never required. */
+  ready(timeoutMs = 5_000): Promise<void> {
+    return whenReady(this.client, timeoutMs);
+  }
+
+  routes(): Route[] {
+    return queueRoutes(this);
+  }
+
+  /** Finds a queue the app may produce to; `namespace` settles a name used in two namespaces. */
+  resolve(name: string, namespace?: string): TaskQueuePlan {
+    const list = (this.producible.get(name) ?? []).filter((q) => namespace === undefined || q.namespace === namespace);
+    if (list.length === 0) throw new QueueError('SLUICE_ERR_QUEUE_NOT_FOUND', `no TaskQueue named "${name}" in the active config`);
+    if (list.length > 1) throw new QueueError('SLUICE_ERR_QUEUE_AMBIGUOUS', `TaskQueue "${name}" exists in several namespaces; add ?namespace=`);
+    return list[0] as TaskQueuePlan;
+  }
+
+  async enqueue(queue: TaskQueuePlan, tasks: readonly NewTask[]): Promise<Enqueued[]> {
+    const out = await this.producer.enqueue(queue, tasks);
+    let c = this.enqueued.get(queue.name);
+    if (!c) {
+      c = { enqueued: this.metrics.tasks.labels(queue.name, 'enqueued'), duplicate: this.metrics.tasks.labels(queue.name, 'duplicate') };
+      this.enqueued.set(queue.name, c);
+    }
+    let dup = 0;
+    for (const e of out) if (e.duplicate) dup++;
+    if (out.length - dup > 0) c.enqueued.inc(out.length - dup);
+    if (dup > 0) c.duplicate.inc(dup);
+    return out;
+  }
+
+  stats(queue: TaskQueuePlan): Promise<QueueStats> {
+    return readQueueStats(this.client, queue).catch((err: unknown) => {
+      throw new QueueError('SLUICE_ERR_QUEUE_UNAVAILABLE', `could not read ${queue.id}: ${(err as Error).message}`, { cause: err });
+    });
+  }
+
+  get maxTaskBytes(): number {
+    return this.d.maxTaskBytes ?? 1 << 20;
+  }
+
+  get wallNow(): number {
+    return this.clock.wallNow();
+  }
+
+  status(): object {
+    return {
+      redis: this.client.status,
+      draining: this.draining,
+      consumers: [...this.running.values()].map((r) => r.consumer.status()),
+      producible: [...this.producible.values()].flat().map((q) => q.id),
+    };
+  }
+
+  /**
+   * SIGTERM: every consumer stops reading, finishes in-flight tasks within `graceMs` and hands
+   * back the rest without counting an attempt. Producing keeps working until close().
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    const all = [...this.running.entries()].map(([id, r]) => {
+      this.running.delete(id);
+      return r.consumer.drain(graceMs).finally(() => r.blocking.disconnect());
+    });
+    await Promise.all([...all, ...this.stopping]);
+  }
+
+  /** Drains at once (no grace) and closes the Redis connections. */
+  async close(): Promise<void> {
+    await this.drain(0);
+    this.client.disconnect();
+  }
+
+  private startConsumer(plan: TaskQueuePlan): void {
+    const blockMs = this.d.blockMs ?? 1_000;
+    // XREADGROUP BLOCK holds its connection: it gets its own, with a timeout longer than the block.
+    const blocking = connectRedis({ url: this.d.redisUrl, name: `queue-read:${plan.id}`, commandTimeoutMs: blockMs + 2_000 });
+    const consumer = new QueueConsumer({
+      plan,
+      client: this.client,
+      blocking,
+      consumerName: this.d.consumerName,
+      deliverer: this.delivererFor(plan),
+      clock: this.clock,
+      logger: this.log,
+      metrics: this.metrics,
+      circuit: this.d.circuit,
+      // Only the first consumer of a queue in this process may adopt entries left under our name.
+      reclaimOwnAtStart: !this.started.has(plan.id),
+      blockMs,
+    });
+    this.started.add(plan.id);
+    this.running.set(plan.id, { signature: signature(plan), consumer, blocking });
+    consumer.start();
+    this.log.info('consuming', { queue: plan.id, stream: plan.stream, group: plan.group, concurrency: plan.concurrency });
+  }
+
+  private stopConsumer(id: string, r: Running): void {
+    this.running.delete(id);
+    // A reconfigured or removed queue lets its in-flight tasks finish (up to their delivery timeout).
+    const p = r.consumer.drain(r.consumer.plan.delivery.timeoutMs).finally(() => {
+      r.blocking.disconnect();
+      this.stopping.delete(p);
+    });
+    this.stopping.add(p);
+  }
+
+  private delivererFor(plan: TaskQueuePlan): Deliverer {
+    if (this.d.deliverer) return this.d.deliverer(plan);
+    if (plan.delivery.protocol === 'grpc') {
+      if (!this.d.appGrpc) throw new QueueError('SLUICE_ERR_QUEUE_DELIVERY_FAILED', `${plan.id} delivers over gRPC but the sidecar has no --app-grpc`);
+      return new GrpcDelivery(this.d.appGrpc, plan);
+    }
+    if (!this.d.appHttp) throw new QueueError('SLUICE_ERR_QUEUE_DELIVERY_FAILED', `${plan.id} delivers over HTTP but the sidecar has no --app-http`);
+    return new HttpDelivery(this.d.appHttp, plan);
+  }
+
+  private async allStats(): Promise<readonly QueueStats[]> {
+    const queues = new Map<string, TaskQueuePlan>();
+    for (const list of this.producible.values()) for (const q of list) queues.set(q.id, q);
+    for (const r of this.running.values()) queues.set(r.consumer.plan.id, r.consumer.plan);
+    return Promise.all([...queues.values()].map((q) => readQueueStats(this.client, q)));
+  }
+}
+
+/** Two plans of a queue that compile from the same spec need no restart of its consumer. */
+function signature(q: TaskQueuePlan): string {
+  return `${q.id}\n${JSON.stringify(q.source)}`;
+}

@@ -1,0 +1,59 @@
+import type { Redis } from 'ioredis';
+import type { TaskQueuePlan } from '../../../lib/policy/index.ts';
+import { queueKeys } from './keys.ts';
+
+/** What `GET /v1/queues/{name}` answers and the Redis-state gauges show. */
+export interface QueueStats {
+  readonly queue: string;
+  readonly stream: string;
+  readonly group: string;
+  readonly length: number;
+  /** Undefined when the group does not exist yet (no consumer started). */
+  readonly pending: number | undefined;
+  readonly lag: number | undefined;
+  readonly consumers: number | undefined;
+  readonly lastDeliveredId: string | undefined;
+  readonly delayed: number;
+  readonly deadLetters: number | undefined;
+}
+
+/** One pipelined round trip; a missing stream or group reads as zeros, not as an error. */
+export async function readQueueStats(client: Redis, plan: TaskQueuePlan): Promise<QueueStats> {
+  const keys = queueKeys(plan.stream);
+  const p = client.pipeline();
+  p.xlen(plan.stream);
+  p.call('XINFO', 'GROUPS', plan.stream);
+  p.zcard(keys.delayed);
+  if (plan.deadLetterStream) p.xlen(plan.deadLetterStream);
+  const replies = (await p.exec()) ?? [];
+  const value = (i: number) => {
+    const r = replies[i];
+    if (!r) throw new Error('pipeline reply missing');
+    // A missing stream makes XINFO fail with "no such key": that is an empty queue.
+    if (r[0]) {
+      if (/no such key/i.test(r[0].message)) return undefined;
+      throw r[0];
+    }
+    return r[1];
+  };
+  const groups = (value(1) as unknown[][] | undefined) ?? [];
+  const group = groups.map(flatToRecord).find((g) => g.name === plan.group);
+  return {
+    queue: plan.name,
+    stream: plan.stream,
+    group: plan.group,
+    length: Number(value(0) ?? 0),
+    pending: group ? Number(group.pending) : undefined,
+    lag: group ? (group.lag === null ? undefined : Number(group.lag)) : undefined,
+    consumers: group ? Number(group.consumers) : undefined,
+    lastDeliveredId: group ? String(group['last-delivered-id']) : undefined,
+    delayed: Number(value(2) ?? 0),
+    deadLetters: plan.deadLetterStream ? Number(value(3) ?? 0) : undefined,
+  };
+}
+
+function flatToRecord(flat: unknown[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = flat[i + 1];
+  return out;
+}

@@ -1,0 +1,206 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+/**
+ * The queue's Lua scripts. Each is one atomic step whose parts must not be separated by a crash or
+ * by another consumer: an idempotency check and its XADD, an ownership check and its XACK, moving
+ * a due task from the delay set into the stream. Time is Redis's (`TIME`), so sidecars with skewed
+ * clocks agree on when a delayed task is due.
+ */
+export interface Script {
+  readonly name: string;
+  readonly lua: string;
+  readonly sha: string;
+}
+
+function script(name: string, lua: string): Script {
+  return { name, lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+
+const NOW = `local __t = redis.call('TIME'); local now = tonumber(__t[1]) * 1000 + math.floor(tonumber(__t[2]) / 1000)`;
+
+/** Does `consumer` still hold entry `id`? (XPENDING filtered by consumer: O(log N).) */
+const OWNED = `local function owned(stream, group, consumer, id)
+  return #redis.call('XPENDING', stream, group, id, id, 1, consumer) == 1
+end`;
+
+/**
+ * KEYS: stream, delayed zset, delayed hash, seq. ARGV: idempotency prefix, window ms, n, then per
+ * task: idempotency key ('' = none), delay ms, content type ('' = json), payload.
+ * Returns id1, duplicate1, id2, duplicate2, …
+ */
+export const ENQUEUE = script('enqueue', `${NOW}
+local out = {}
+local a = 4
+for n = 1, tonumber(ARGV[3]) do
+  local key, delay, ct, payload = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
+  a = a + 4
+  local existing = false
+  if key ~= '' then existing = redis.call('GET', ARGV[1] .. key) end
+  if existing then
+    out[#out + 1] = existing
+    out[#out + 1] = 1
+  else
+    local id
+    if delay > 0 then
+      id = 'd' .. now .. '-' .. redis.call('INCR', KEYS[4])
+      local fields = {'p', payload, 'i', id}
+      if ct ~= '' then fields[5] = 'c'; fields[6] = ct end
+      redis.call('HSET', KEYS[3], id, cmsgpack.pack(fields))
+      redis.call('ZADD', KEYS[2], now + delay, id)
+    elseif ct ~= '' then
+      id = redis.call('XADD', KEYS[1], '*', 'p', payload, 'c', ct)
+    else
+      id = redis.call('XADD', KEYS[1], '*', 'p', payload)
+    end
+    if key ~= '' then redis.call('SET', ARGV[1] .. key, id, 'PX', ARGV[2]) end
+    out[#out + 1] = id
+    out[#out + 1] = 0
+  end
+end
+return out`);
+
+/**
+ * Moves due tasks from the delay set into the stream. KEYS: stream, delayed zset, delayed hash.
+ * ARGV: limit. Returns {moved, ms until the next one is due or -1}.
+ */
+export const PROMOTE = script('promote', `${NOW}
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, id in ipairs(ids) do
+  local packed = redis.call('HGET', KEYS[3], id)
+  if packed then redis.call('XADD', KEYS[1], '*', unpack(cmsgpack.unpack(packed))) end
+  redis.call('HDEL', KEYS[3], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+local wait = -1
+if nxt[2] then
+  wait = tonumber(nxt[2]) - now
+  if wait < 0 then wait = 0 end
+end
+return {#ids, wait}`);
+
+/**
+ * Settles delivered entries, each only if this consumer still owns it: a late result from a
+ * worker whose claim was taken must not ack (or retry) the entry another worker now holds.
+ * KEYS: stream, delayed zset, delayed hash, dead-letter stream. ARGV: group, consumer, n, then
+ * per entry an op:
+ *   A entryId                                  ack
+ *   R entryId taskId delayMs nfields fields…   retry later (delay set), then ack
+ *   L entryId nfields fields…                  release: append again now (same attempt), then ack
+ *   D entryId nfields fields…                  dead-letter, then ack
+ * Returns one 1 (settled) / 0 (not ours any more) per op.
+ */
+export const SETTLE = script('settle', `${NOW}
+${OWNED}
+local stream, group, me = KEYS[1], ARGV[1], ARGV[2]
+local out = {}
+local a = 4
+for n = 1, tonumber(ARGV[3]) do
+  local op, id = ARGV[a], ARGV[a + 1]
+  a = a + 2
+  local taskId, delay, fields
+  if op == 'R' then
+    taskId, delay = ARGV[a], tonumber(ARGV[a + 1])
+    a = a + 2
+  end
+  if op ~= 'A' then
+    local nf = tonumber(ARGV[a])
+    fields = {}
+    for i = 1, nf do fields[i] = ARGV[a + i] end
+    a = a + 1 + nf
+  end
+  if owned(stream, group, me, id) then
+    if op == 'R' then
+      if delay > 0 then
+        redis.call('HSET', KEYS[3], taskId, cmsgpack.pack(fields))
+        redis.call('ZADD', KEYS[2], now + delay, taskId)
+      else
+        redis.call('XADD', stream, '*', unpack(fields))
+      end
+    elseif op == 'L' then
+      redis.call('XADD', stream, '*', unpack(fields))
+    elseif op == 'D' then
+      redis.call('XADD', KEYS[4], '*', unpack(fields))
+    end
+    redis.call('XACK', stream, group, id)
+    out[n] = 1
+  else
+    out[n] = 0
+  end
+end
+return out`);
+
+/**
+ * Keeps claims fresh for entries still being worked on: XCLAIM … JUSTID resets the idle time
+ * without counting a delivery. Only entries this consumer still owns are touched, so a refresh
+ * never steals back an entry that was reclaimed. KEYS: stream. ARGV: group, consumer, ids…
+ * Returns 1 (still ours) / 0 (lost) per id.
+ */
+export const REFRESH = script('refresh', `${OWNED}
+local out = {}
+for i = 3, #ARGV do
+  if owned(KEYS[1], ARGV[1], ARGV[2], ARGV[i]) then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out`);
+
+/**
+ * Takes over entries idle longer than the visibility timeout (their consumer died) and reports
+ * each one's delivery count, from which the attempt number follows. KEYS: stream. ARGV: group,
+ * consumer, min idle ms, cursor, count. Returns {next cursor, entries, counts, deleted}.
+ */
+export const RECLAIM = script('reclaim', `
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
+local entries, counts = {}, {}
+for _, e in ipairs(r[2]) do
+  if e then
+    local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
+    entries[#entries + 1] = e
+    counts[#counts + 1] = (p[1] and p[1][4]) or 1
+  end
+end
+local deleted = 0
+if r[3] then deleted = #r[3] end
+return {r[1], entries, counts, deleted}`);
+
+/**
+ * At start-up, takes back entries still pending under this consumer's own name: a previous
+ * incarnation (same pod, restarted container) died holding them. XCLAIM counts a delivery, so the
+ * attempt number rises as it should. KEYS: stream. ARGV: group, consumer, count.
+ * Returns {entries, counts}.
+ */
+export const RECLAIM_OWN = script('reclaim-own', `
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[3]), ARGV[2])
+local entries, counts = {}, {}
+for _, row in ipairs(p) do
+  local e = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, row[1])
+  if e[1] then
+    entries[#entries + 1] = e[1]
+    counts[#counts + 1] = row[4] + 1
+  else
+    redis.call('XACK', KEYS[1], ARGV[1], row[1])
+  end
+end
+return {entries, counts}`);
+
+type Arg = string | Buffer | number;
+
+/**
+ * EVALSHA, falling back to EVAL once when the server does not know the script (first use, or a
+ * restarted Redis). `buffers` returns bulk strings as Buffers, for payload bytes.
+ */
+export async function runScript(client: Redis, s: Script, keys: readonly string[], args: readonly Arg[], buffers = false): Promise<unknown> {
+  const call = (cmd: string, first: string) =>
+    buffers ? client.callBuffer(cmd, first, keys.length, ...keys, ...args) : client.call(cmd, first, keys.length, ...keys, ...args);
+  try {
+    return await call('EVALSHA', s.sha);
+  } catch (err) {
+    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+    return call('EVAL', s.lua);
+  }
+}

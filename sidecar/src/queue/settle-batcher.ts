@@ -1,0 +1,109 @@
+import type { Redis } from 'ioredis';
+import type { Clock } from '../../../lib/clock.ts';
+import type { TaskQueuePlan } from '../../../lib/policy/index.ts';
+import type { Logger } from '../log.ts';
+import { queueKeys, type QueueKeys } from './keys.ts';
+import { SETTLE, runScript } from './scripts.ts';
+
+/** One entry's fate, as the SETTLE script spells it (see scripts.ts). */
+export type SettleOp =
+  | { readonly op: 'A'; readonly entryId: string }
+  | { readonly op: 'R'; readonly entryId: string; readonly taskId: string; readonly delayMs: number; readonly fields: readonly (string | Buffer)[] }
+  | { readonly op: 'L'; readonly entryId: string; readonly fields: readonly (string | Buffer)[] }
+  | { readonly op: 'D'; readonly entryId: string; readonly fields: readonly (string | Buffer)[] };
+
+/** settled: done; late: another consumer owns the entry now; failed: Redis unreachable until give-up. */
+export type SettleResult = 'settled' | 'late' | 'failed';
+
+interface Queued {
+  readonly op: SettleOp;
+  readonly giveUpAt: number;
+  readonly resolve: (r: SettleResult) => void;
+}
+
+/** Ops per script call: large enough to amortise the round trip, small enough not to stall Redis. */
+const MAX_OPS_PER_CALL = 256;
+const RETRY_MS = 250;
+
+/**
+ * Settles entries in batches: whatever completed while the previous call was on the wire goes in
+ * the next one, so under load a single round trip acks hundreds of tasks and at low rates an ack
+ * leaves at once. A call that fails (Redis down) is retried until each op's give-up time; an op
+ * that gives up leaves its entry pending, to be reclaimed and delivered again — at least once.
+ */
+export class SettleBatcher {
+  private readonly client: Redis;
+  private readonly keys: QueueKeys;
+  private readonly deadLetterKey: string;
+  private readonly group: string;
+  private readonly consumer: string;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private queue: Queued[] = [];
+  private flushing = false;
+  private scheduled = false;
+
+  constructor(client: Redis, plan: TaskQueuePlan, consumer: string, clock: Clock, logger: Logger) {
+    this.client = client;
+    this.keys = queueKeys(plan.stream);
+    // KEYS must name a key even when the queue has no dead-letter stream; 'D' is never sent then.
+    this.deadLetterKey = plan.deadLetterStream ?? plan.stream;
+    this.group = plan.group;
+    this.consumer = consumer;
+    this.clock = clock;
+    this.logger = logger;
+  }
+
+  get backlog(): number {
+    return this.queue.length;
+  }
+
+  settle(op: SettleOp, giveUpAt: number): Promise<SettleResult> {
+    return new Promise((resolve) => {
+      this.queue.push({ op, giveUpAt, resolve });
+      this.schedule(0);
+    });
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.scheduled || this.flushing) return;
+    this.scheduled = true;
+    const run = () => {
+      this.scheduled = false;
+      void this.flush();
+    };
+    if (delayMs > 0) setTimeout(run, delayMs);
+    else setImmediate(run);
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing || this.queue.length === 0) return;
+    this.flushing = true;
+    const batch = this.queue.splice(0, MAX_OPS_PER_CALL);
+    let retryLater = false;
+    try {
+      const flags = (await runScript(this.client, SETTLE, [this.keys.stream, this.keys.delayed, this.keys.delayedTasks, this.deadLetterKey], this.args(batch))) as number[];
+      batch.forEach((q, i) => q.resolve(flags[i] === 1 ? 'settled' : 'late'));
+    } catch (err) {
+      const now = this.clock.now();
+      const keep = batch.filter((q) => q.giveUpAt > now);
+      for (const q of batch) if (q.giveUpAt <= now) q.resolve('failed');
+      this.logger.warn('queue settle failed; will retry', { err, ops: batch.length, kept: keep.length });
+      this.queue.unshift(...keep);
+      retryLater = keep.length > 0;
+    } finally {
+      this.flushing = false;
+    }
+    if (this.queue.length > 0) this.schedule(retryLater ? RETRY_MS : 0);
+  }
+
+  private args(batch: readonly Queued[]): (string | Buffer | number)[] {
+    const args: (string | Buffer | number)[] = [this.group, this.consumer, batch.length];
+    for (const { op } of batch) {
+      args.push(op.op, op.entryId);
+      if (op.op === 'R') args.push(op.taskId, op.delayMs);
+      if (op.op !== 'A') args.push(op.fields.length, ...op.fields);
+    }
+    return args;
+  }
+}

@@ -1,0 +1,75 @@
+import { readFileSync } from 'node:fs';
+import type { Registry } from 'prom-client';
+import type { Clock } from '../../../lib/clock.ts';
+import type { RequestAttributes } from '../../../lib/policy/match.ts';
+import type { Plan, TaskQueuePlan } from '../../../lib/policy/plan.ts';
+import { parsePlan } from '../config/config-file.ts';
+import type { Logger } from '../log.ts';
+import type { Feature } from '../sidecar.ts';
+import { QueueFeature } from './queue-feature.ts';
+
+/**
+ * Fits the QueueFeature into the sidecar's Feature interface. Two things the sidecar knows and the
+ * queue needs:
+ * - which queues the app may produce to: every TaskQueue of the config, not only those selecting
+ *   this pod (producers are rarely the workers). In standalone mode they are read from the file
+ *   again without label filtering; otherwise only the selected ones are producible.
+ * - whether the worker's circuit is open for a queue's delivery (the policy engine's breakers).
+ */
+export function createSidecarQueueFeature(opts: {
+  redisUrl: string;
+  consumerName: string;
+  registry: Registry;
+  clock: Clock;
+  logger: Logger;
+  appHttp: string | undefined;
+  appGrpc: string | undefined;
+  configPath: string | undefined;
+  circuitOpen: (req: RequestAttributes) => boolean;
+}): Feature & { readonly queue: QueueFeature } {
+  const queue = new QueueFeature({
+    redisUrl: opts.redisUrl,
+    consumerName: opts.consumerName,
+    registry: opts.registry,
+    clock: opts.clock,
+    logger: opts.logger,
+    appHttp: opts.appHttp,
+    appGrpc: opts.appGrpc,
+    circuit: { isOpen: (q) => opts.circuitOpen(deliveryAttributes(q)) },
+  });
+  return {
+    name: 'queue',
+    queue,
+    applyPlan: (plan: Plan) => queue.applyPlan(plan, producible(plan, opts.configPath)),
+    routes: () => queue.routes(),
+    // Ready once Redis has been reached at all; a later outage pauses the queue but must not take
+    // the pod out of its Services (it may serve other traffic), so it does not flip readiness back.
+    readiness: () => ({ name: 'queue', check: () => ({ ok: queue.connectedOnce, details: queue.status() }) }),
+    status: () => queue.status(),
+    close: async (graceMs: number) => {
+      await queue.drain(graceMs);
+      await queue.close();
+    },
+  };
+}
+
+function producible(plan: Plan, configPath: string | undefined): readonly TaskQueuePlan[] {
+  if (!configPath) return plan.taskQueues;
+  try {
+    return [...plan.taskQueues, ...parsePlan(readFileSync(configPath, 'utf8'), undefined).taskQueues];
+  } catch {
+    // The file changed under us into something invalid; the next valid load brings it back.
+    return plan.taskQueues;
+  }
+}
+
+/** The request a delivery is, as CircuitBreakerPolicy rules match it. */
+function deliveryAttributes(q: TaskQueuePlan): RequestAttributes {
+  return {
+    protocol: q.delivery.protocol,
+    method: 'POST',
+    path: q.delivery.path ?? (q.delivery.method ? `/${q.delivery.method}` : '/'),
+    grpcMethod: q.delivery.method,
+    header: () => undefined,
+  };
+}
