@@ -203,6 +203,7 @@ export class Sidecar {
         redisUrl: this.opts.redis, consumerName: this.opts.id, registry: this.metrics.registry, clock: this.clock, logger: this.logger,
         appHttp: this.opts.appHttp, appGrpc: this.opts.appGrpc, configPath: this.opts.config,
         circuitOpen: (req) => this.engine?.circuitOpen(req) ?? false,
+        recordOutcome: (req, outcome, durationMs) => this.engine?.recordOutcome(req, outcome, durationMs),
       }));
     }
     // --- end TaskQueue feature ---

@@ -225,6 +225,26 @@ export class PolicyEngine {
     return { reason: 'bulkhead_full', retryAfterMs: 1000, rule: step.rule };
   }
 
+  /**
+   * Records a call the sidecar itself made to the app outside the inbound listeners (a queue
+   * delivery), so a worker with no inbound traffic still trips — and recovers — its breaker.
+   * While half-open, a delivery counts as a probe when a probe slot is free.
+   */
+  recordOutcome(req: RequestAttributes, outcome: CallOutcome, durationMs: number): void {
+    const now = this.clock.now();
+    for (const s of this.chain.breakers) {
+      if (!s.rule.matches(req)) continue;
+      const state = s.breaker.stateName(now);
+      const failure = isFailure(s.rule, outcome);
+      if (state === 'closed') s.breaker.onResult(now, ADMIT, failure, durationMs);
+      else if (state === 'half-open') {
+        const admission = s.breaker.tryAcquire(now);
+        if (admission === ADMIT_PROBE) s.breaker.onResult(now, admission, failure, durationMs);
+      }
+      return;
+    }
+  }
+
   /** Whether a breaker that would guard `req` is open now (queue consumers pause on this). */
   circuitOpen(req: RequestAttributes): boolean {
     const now = this.clock.now();

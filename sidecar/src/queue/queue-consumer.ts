@@ -18,7 +18,7 @@ import { whenReady } from './when-ready.ts';
 export interface QueueCircuit {
   isOpen(queue: TaskQueuePlan): boolean;
   /** Delivery results, for a breaker that trips on them (the calls bypass the inbound listener). */
-  onResult?(queue: TaskQueuePlan, result: { readonly ok: boolean; readonly durationMs: number; readonly reason: string | undefined }): void;
+  onResult?(queue: TaskQueuePlan, result: { readonly ok: boolean; readonly durationMs: number; readonly reason: string | undefined; readonly status: number | undefined }): void;
 }
 
 export interface QueueConsumerDeps {
@@ -295,7 +295,7 @@ export class QueueConsumer {
       const seconds = (this.d.clock.now() - started) / 1000;
       const okAll = outcomes.every((o) => o.ok);
       (okAll ? this.counts.ok : first && !first.ok && first.reason === 'timeout' ? this.counts.timeout : this.counts.failed).observe(seconds);
-      this.d.circuit?.onResult?.(this.plan, { ok: okAll, durationMs: seconds * 1000, reason: first && !first.ok ? first.reason : undefined });
+      this.d.circuit?.onResult?.(this.plan, { ok: okAll, durationMs: seconds * 1000, reason: first && !first.ok ? first.reason : undefined, status: first?.status });
     }
     await Promise.all(flights.map((f, i) => this.settle(f, this.decide(f.task, outcomes[i] as DeliveryOutcome))));
   }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../../../lib/clock.ts';
+import type { CallOutcome } from '../policy-engine/engine.ts';
 import type { RequestAttributes } from '../../../lib/policy/match.ts';
 import type { Plan, TaskQueuePlan } from '../../../lib/policy/plan.ts';
 import { parsePlan } from '../config/config-file.ts';
@@ -26,6 +27,8 @@ export function createSidecarQueueFeature(opts: {
   appGrpc: string | undefined;
   configPath: string | undefined;
   circuitOpen: (req: RequestAttributes) => boolean;
+  /** Feeds delivery results to the worker's breaker: deliveries bypass the inbound listeners. */
+  recordOutcome?: (req: RequestAttributes, outcome: CallOutcome, durationMs: number) => void;
 }): Feature & { readonly queue: QueueFeature } {
   const queue = new QueueFeature({
     redisUrl: opts.redisUrl,
@@ -35,7 +38,14 @@ export function createSidecarQueueFeature(opts: {
     logger: opts.logger,
     appHttp: opts.appHttp,
     appGrpc: opts.appGrpc,
-    circuit: { isOpen: (q) => opts.circuitOpen(deliveryAttributes(q)) },
+    circuit: {
+      isOpen: (q) => opts.circuitOpen(deliveryAttributes(q)),
+      onResult: (q, r) => {
+        if (r.reason === 'aborted') return; // our own drain, not the app's fault
+        const outcome: CallOutcome = r.ok ? { status: r.status ?? 200 } : r.reason === 'timeout' ? { timedOut: true } : r.status !== undefined ? { status: r.status } : { connectError: true };
+        opts.recordOutcome?.(deliveryAttributes(q), outcome, r.durationMs);
+      },
+    },
   });
   return {
     name: 'queue',
