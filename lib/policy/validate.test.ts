@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { parseAllDocuments } from 'yaml';
+import { readdirSync, readFileSync } from 'node:fs';
+import { parse, parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { compilePlan } from './compile.ts';
 import { parseDuration } from './duration.ts';
@@ -96,6 +96,16 @@ describe('invalid policies name the field and the reason', () => {
       expect(hit!.message).toMatch(message);
     });
   }
+
+  it('agrees with the CRDs: every document of crds/invalid is refused here too', () => {
+    const dir = new URL('../../crds/invalid/', import.meta.url);
+    const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+    expect(files.length).toBeGreaterThan(10);
+    for (const f of files) {
+      const doc = parse(readFileSync(new URL(f, dir), 'utf8')) as unknown;
+      expect(() => validateResource(doc), f).toThrow(PolicyValidationError);
+    }
+  });
 
   it('refuses a whole config when one document is bad, naming the resource', () => {
     const bad = rlp([{ name: 'a', limit: { requests: 0, per: '1s' } }]);
