@@ -1,0 +1,126 @@
+/**
+ * Starts sidecar injection inside the operator: the certificate manager first (a server cannot
+ * listen on TLS without a certificate), then the HTTPS webhook server, with the manager feeding
+ * every rotated certificate into the running server.
+ *
+ * Wiring, from the operator's start-up:
+ *   const injection = injectionOptionsFromEnv(process.env, client, logger, registry);
+ *   if (injection) handle = await startInjection(injection);   // ... await handle.stop() on shutdown
+ * The chart sets the env vars below; without SLUICE_OPERATOR_INJECTION_CONFIG injection is off
+ * (e.g. an operator run from a laptop against a cluster).
+ */
+import { readFileSync } from 'node:fs';
+import type { Registry } from 'prom-client';
+import { silentLogger, type Logger } from '../../../sidecar/src/log.ts';
+import { CertManager } from '../certs/cert-manager.ts';
+import { certPolicy, type CertPolicy } from '../certs/rotation-plan.ts';
+import type { KubeClient } from '../kube-client.ts';
+import { compileInjectionConfig, InjectionConfigError, type InjectionValues } from './injection-config.ts';
+import { startWebhookServer, type WebhookServer } from './webhook-server.ts';
+
+export interface StartInjectionOptions {
+  client: KubeClient;
+  /** The operator's namespace: where the certificate Secret lives and the Service points. */
+  namespace: string;
+  serviceName: string;
+  secretName: string;
+  webhookConfigName: string;
+  /** host:port or :port for the HTTPS listener. */
+  listen: string;
+  values: InjectionValues;
+  certPolicy?: Partial<Pick<CertPolicy, 'caLifetimeMs' | 'servingLifetimeMs' | 'renewFraction' | 'backdateMs'>>;
+  resyncMs?: number;
+  logger?: Logger;
+  registry?: Registry;
+}
+
+export interface Injection {
+  readonly port: number;
+  readonly certs: CertManager;
+  readonly server: WebhookServer;
+  stop(): Promise<void>;
+}
+
+export async function startInjection(o: StartInjectionOptions): Promise<Injection> {
+  const logger = (o.logger ?? silentLogger).child({ component: 'injection' });
+  const config = compileInjectionConfig(o.values);
+  const { host, port } = parseListen(o.listen);
+  let server: WebhookServer | undefined;
+  const certs = new CertManager({
+    client: o.client,
+    namespace: o.namespace,
+    secretName: o.secretName,
+    webhookConfigName: o.webhookConfigName,
+    policy: certPolicy({
+      ...o.certPolicy,
+      // The names the API server dials: service.namespace.svc (and the cluster.local form some tools use).
+      dnsNames: [`${o.serviceName}.${o.namespace}.svc`, `${o.serviceName}.${o.namespace}.svc.cluster.local`],
+      caCommonName: `${o.serviceName}.${o.namespace} webhook CA`,
+    }),
+    onCertificate: (c) => server?.setCertificate(c),
+    ...(o.resyncMs !== undefined ? { resyncMs: o.resyncMs } : {}),
+    logger,
+  });
+  const first = await certs.start();
+  try {
+    server = await startWebhookServer({
+      host, port, cert: first, config, logger,
+      ...(o.registry ? { registry: o.registry } : {}),
+      ready: () => certs.current !== undefined,
+    });
+  } catch (err) {
+    certs.stop();
+    throw err;
+  }
+  logger.info('sidecar injection webhook listening', { port: server.port, image: config.image });
+  const s = server;
+  return {
+    port: s.port,
+    certs,
+    server: s,
+    async stop() {
+      certs.stop();
+      await s.close();
+    },
+  };
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(.*):(\d{1,5})$/.exec(listen);
+  const port = Number(m?.[2]);
+  if (!m || port > 65535) throw new InjectionConfigError(`webhook listen address ${JSON.stringify(listen)} must be host:port or :port`);
+  return { host: (m[1] ?? '').replace(/^\[|\]$/g, '') || '0.0.0.0', port };
+}
+
+/**
+ * Options from the environment the chart gives the operator:
+ *   SLUICE_OPERATOR_INJECTION_CONFIG  path of the injection JSON (the chart's ConfigMap); unset = off
+ *   SLUICE_OPERATOR_WEBHOOK_LISTEN    default :9443
+ *   SLUICE_OPERATOR_WEBHOOK_SERVICE   default sluice-webhook
+ *   SLUICE_OPERATOR_WEBHOOK_SECRET    default sluice-webhook-tls
+ *   SLUICE_OPERATOR_WEBHOOK_CONFIG    default sluice-sidecar-injector
+ *   POD_NAMESPACE                     the operator's namespace (downward API)
+ */
+export function injectionOptionsFromEnv(env: NodeJS.ProcessEnv, client: KubeClient, logger?: Logger, registry?: Registry): StartInjectionOptions | undefined {
+  const file = env.SLUICE_OPERATOR_INJECTION_CONFIG;
+  if (!file) return undefined;
+  let values: InjectionValues;
+  try {
+    values = JSON.parse(readFileSync(file, 'utf8')) as InjectionValues;
+  } catch (err) {
+    throw new InjectionConfigError(`cannot read injection config ${file}: ${(err as Error).message}`);
+  }
+  const namespace = env.POD_NAMESPACE;
+  if (!namespace) throw new InjectionConfigError('POD_NAMESPACE must be set (the operator\'s namespace) when injection is on');
+  return {
+    client,
+    namespace,
+    serviceName: env.SLUICE_OPERATOR_WEBHOOK_SERVICE || 'sluice-webhook',
+    secretName: env.SLUICE_OPERATOR_WEBHOOK_SECRET || 'sluice-webhook-tls',
+    webhookConfigName: env.SLUICE_OPERATOR_WEBHOOK_CONFIG || 'sluice-sidecar-injector',
+    listen: env.SLUICE_OPERATOR_WEBHOOK_LISTEN || ':9443',
+    values,
+    ...(logger ? { logger } : {}),
+    ...(registry ? { registry } : {}),
+  };
+}

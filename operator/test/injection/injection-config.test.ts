@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { compileInjectionConfig, InjectionConfigError, type InjectionValues } from '../../src/injection/injection-config.ts';
+import { parseQuantity } from '../../src/injection/quantity.ts';
+
+const base: InjectionValues = { image: 'ghcr.io/sluice-dev/sluice-proxy:0.1.0', operatorAddress: 'sluice-discovery.sluice-system.svc:15010' };
+
+describe('parseQuantity', () => {
+  it.each([
+    ['100m', 0.1], ['0.5', 0.5], ['2', 2], ['.5', 0.5], ['128Mi', 128 * 2 ** 20], ['1Gi', 2 ** 30], ['1G', 1e9], ['1k', 1000],
+  ])('%s = %d', (text, value) => expect(parseQuantity(text)).toBeCloseTo(value));
+
+  it.each(['', ' 1', '1 ', '+1', '-1', '1e3', '1E3', '1mi', '1Mb', 'Mi', '1..2', '1/2', '1\n', '0x10', '１'])('refuses %j', (text) => {
+    expect(parseQuantity(text)).toBeUndefined();
+  });
+});
+
+describe('compileInjectionConfig', () => {
+  it('fills defaults and freezes', () => {
+    const c = compileInjectionConfig(base);
+    expect(c).toMatchObject({
+      imagePullPolicy: 'IfNotPresent', tokenAudience: 'sluice.dev/discovery', tokenExpirationSeconds: 3600, logLevel: 'info',
+      resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } }, lockNodes: [],
+    });
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it.each<[string, Partial<InjectionValues>, RegExp]>([
+    ['image with a space', { image: 'evil image' }, /image/],
+    ['image with a newline', { image: 'a:1\nb' }, /image/],
+    ['operator without port', { operatorAddress: 'sluice-discovery' }, /operatorAddress/],
+    ['bad pull policy', { imagePullPolicy: 'Sometimes' }, /imagePullPolicy/],
+    ['bad resource', { resources: { requests: { cpu: 'lots' } } }, /resources.requests.cpu/],
+    ['redis password in the URL', { redis: { url: 'redis://:hunter2@redis:6379' } }, /password/],
+    ['redis not a URL', { redis: { url: 'redis:6379' } }, /redis.url/],
+    ['lock node with a comma', { lockNodes: ['redis://a,redis://b'] }, /lock node/],
+    ['token expiring too soon', { tokenExpirationSeconds: 60 }, /tokenExpirationSeconds/],
+    ['bad log level', { logLevel: 'loud' }, /logLevel/],
+  ])('refuses %s', (_name, patch, message) => {
+    let err: unknown;
+    try {
+      compileInjectionConfig({ ...base, ...patch });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(InjectionConfigError);
+    expect((err as InjectionConfigError).code).toBe('SLUICE_ERR_INJECTION_CONFIG');
+    expect((err as Error).message).toMatch(message);
+  });
+});

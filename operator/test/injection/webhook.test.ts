@@ -1,0 +1,121 @@
+/**
+ * End to end through the Kubernetes API test server: pods created there go through the real
+ * admission path (namespaceSelector, objectSelector, HTTPS with the caBundle the operator patched,
+ * JSON Patch applied) and come back injected — or refused with the injector's message.
+ */
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KubeClient, resourcePath, type KubeObject } from '../../src/kube-client.ts';
+import { KubeApiError } from '../../src/errors.ts';
+import { startInjection, type Injection } from '../../src/injection/start-injection.ts';
+import { startKubeApiServer, type KubeApiServer } from '../../../test/kube-api-server/index.ts';
+
+const NS = 'sluice-system';
+const SVC = 'sluice-webhook';
+const CONFIG_NAME = 'sluice-sidecar-injector';
+const PODS = { group: '', version: 'v1', plural: 'pods' };
+
+/** The webhook configuration as the chart renders it (see charts/sluice/templates/mutatingwebhookconfiguration.yaml). */
+function webhookConfiguration(): KubeObject {
+  const common = {
+    clientConfig: { service: { namespace: NS, name: SVC, port: 443 } },
+    rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
+    sideEffects: 'None', admissionReviewVersions: ['v1'], timeoutSeconds: 5, reinvocationPolicy: 'Never',
+    objectSelector: { matchExpressions: [{ key: 'sluice.dev/inject', operator: 'NotIn', values: ['false'] }] },
+  };
+  const excluded = { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-public', 'kube-node-lease', NS] };
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: CONFIG_NAME },
+    webhooks: [
+      { ...common, name: 'namespace.inject.sluice.dev', failurePolicy: 'Fail', clientConfig: { service: { ...common.clientConfig.service, path: '/mutate-pods' } },
+        namespaceSelector: { matchExpressions: [{ key: 'sluice.dev/injection', operator: 'In', values: ['enabled'] }, excluded] } },
+      { ...common, name: 'annotation.inject.sluice.dev', failurePolicy: 'Ignore', clientConfig: { service: { ...common.clientConfig.service, path: '/mutate-pods/annotated' } },
+        namespaceSelector: { matchExpressions: [{ key: 'sluice.dev/injection', operator: 'NotIn', values: ['enabled'] }, excluded] } },
+    ],
+  };
+}
+
+let server: KubeApiServer;
+let client: KubeClient;
+let injection: Injection;
+
+beforeAll(async () => {
+  server = await startKubeApiServer({ namespaces: [NS] });
+  const kc = new KubeConfig();
+  kc.loadFromString(server.kubeconfig);
+  client = new KubeClient(kc);
+  await client.create(resourcePath({ group: '', version: 'v1', plural: 'namespaces' }), { metadata: { name: 'shop', labels: { 'sluice.dev/injection': 'enabled' } } });
+  await client.create(resourcePath({ group: '', version: 'v1', plural: 'namespaces' }), { metadata: { name: 'plain' } });
+  await client.create(resourcePath({ group: 'admissionregistration.k8s.io', version: 'v1', plural: 'mutatingwebhookconfigurations' }), webhookConfiguration());
+  injection = await startInjection({
+    client, namespace: NS, serviceName: SVC, secretName: 'sluice-webhook-tls', webhookConfigName: CONFIG_NAME, listen: '127.0.0.1:0',
+    values: { image: 'ghcr.io/sluice-dev/sluice-proxy:0.1.0', operatorAddress: `sluice-discovery.${NS}.svc:15010` },
+  });
+  server.resolveServices({ [`${NS}/${SVC}`]: `https://127.0.0.1:${injection.port}` });
+});
+
+afterAll(async () => {
+  await injection?.stop();
+  await server?.stop();
+});
+
+const createPod = (namespace: string, name: string, extra: { annotations?: Record<string, string>; labels?: Record<string, string> } = {}) =>
+  client.create<KubeObject>(resourcePath(PODS, namespace), {
+    metadata: { name, ...extra },
+    spec: { containers: [{ name: 'app', image: 'example/app:1', ports: [{ name: 'http', containerPort: 8080 }, { containerPort: 9090 }] }] },
+  });
+const names = (list: { name: string }[] | undefined) => (list ?? []).map((c) => c.name);
+
+describe('sidecar injection through the API server', () => {
+  it('patches the webhook configuration with the CA that signed the serving certificate', async () => {
+    const cfg = await client.get<KubeObject>(resourcePath({ group: 'admissionregistration.k8s.io', version: 'v1', plural: 'mutatingwebhookconfigurations' }, undefined, CONFIG_NAME));
+    const bundles = (cfg.webhooks as { clientConfig: { caBundle?: string } }[]).map((w) => Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString());
+    expect(bundles).toHaveLength(2);
+    for (const b of bundles) expect(b).toContain(injection.certs.current?.caCertPem.trim());
+    const secret = await client.get<KubeObject>(resourcePath({ group: '', version: 'v1', plural: 'secrets' }, NS, 'sluice-webhook-tls'));
+    expect(secret.type).toBe('kubernetes.io/tls');
+    expect(secret.metadata.ownerReferences).toMatchObject([{ kind: 'MutatingWebhookConfiguration', name: CONFIG_NAME }]);
+    expect(Object.keys(secret.data as object).sort()).toEqual(['ca-bundle.crt', 'ca.crt', 'ca.key', 'tls.crt', 'tls.key']);
+  });
+
+  it('injects a pod created in a labelled namespace, with port-name takeover', async () => {
+    const pod = await createPod('shop', 'user-1');
+    expect(names(pod.spec.initContainers)).toEqual(['sluice-proxy']);
+    expect(pod.spec.initContainers[0].restartPolicy).toBe('Always');
+    expect(pod.spec.containers[0].ports.map((p: { name?: string }) => p.name)).toEqual(['app-http', undefined]);
+    expect(pod.spec.initContainers[0].ports[0]).toEqual({ name: 'http', containerPort: 15080, protocol: 'TCP' });
+    expect(pod.metadata.annotations?.['sluice.dev/injected']).toBe('ghcr.io/sluice-dev/sluice-proxy:0.1.0');
+    // Stored that way, not only returned.
+    const stored = await client.get<KubeObject>(resourcePath(PODS, 'shop', 'user-1'));
+    expect(names(stored.spec.initContainers)).toEqual(['sluice-proxy']);
+  });
+
+  it('leaves pods alone that opt out by annotation or label', async () => {
+    expect(names((await createPod('shop', 'out-1', { annotations: { 'sluice.dev/inject': 'false' } })).spec.initContainers)).toEqual([]);
+    expect(names((await createPod('shop', 'out-2', { labels: { 'sluice.dev/inject': 'false' } })).spec.initContainers)).toEqual([]);
+  });
+
+  it('injects pods annotated in a namespace that is not labelled, and only those', async () => {
+    expect(names((await createPod('plain', 'a-1', { annotations: { 'sluice.dev/inject': 'true' } })).spec.initContainers)).toEqual(['sluice-proxy']);
+    expect(names((await createPod('plain', 'a-2')).spec.initContainers)).toEqual([]);
+  });
+
+  it('never injects into kube-system or its own namespace, even when asked', async () => {
+    expect(names((await createPod('kube-system', 'k-1', { annotations: { 'sluice.dev/inject': 'true' } })).spec.initContainers)).toEqual([]);
+    expect(names((await createPod(NS, 's-1', { annotations: { 'sluice.dev/inject': 'true' } })).spec.initContainers)).toEqual([]);
+  });
+
+  it('refuses a pod with a hostile resource annotation, with a message naming it', async () => {
+    let err: unknown;
+    try {
+      await createPod('shop', 'evil', { annotations: { 'sluice.dev/proxy-memory-limit': '64Mi"\n  privileged: true' } });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(KubeApiError);
+    expect((err as KubeApiError).statusCode).toBe(400);
+    expect((err as Error).message).toContain('admission webhook "namespace.inject.sluice.dev" denied the request: sluice: annotation sluice.dev/proxy-memory-limit');
+    expect((err as Error).message).toContain('is not a Kubernetes quantity');
+    await expect(client.get(resourcePath(PODS, 'shop', 'evil'))).rejects.toMatchObject({ statusCode: 404 });
+  });
+});
