@@ -1,0 +1,248 @@
+/**
+ * The PolicyDiscovery gRPC server: one bidirectional stream per sidecar (lib/proto). After the
+ * Hello is authenticated (sidecar-auth.ts), the server pushes the pod's snapshot whenever its
+ * content changes — a policy edit, a pod relabel — and records each ACK/NACK in the
+ * ProgrammingTracker, which the reconcilers turn into status.
+ *
+ * Only the leader serves (isServing): ACKs must reach the replica that writes status, and a
+ * follower's refusal (UNAVAILABLE) sends the sidecar on to the next operator address. Pushes are
+ * coalesced per pod on the next tick, so a burst of watch events becomes one snapshot.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { policyDiscovery, type DiscoveryRequest, type Hello, type ServerDiscoveryStream } from '../../lib/proto/discovery.ts';
+import type { Logger } from '../../sidecar/src/log.ts';
+import { SidecarAuthError } from './errors.ts';
+import { objectKey, type KubeObject } from './kube-client.ts';
+import type { OperatorMetrics } from './metrics.ts';
+import type { PolicyIndex } from './policy-index.ts';
+import type { ProgrammingTracker } from './programming-tracker.ts';
+import type { SidecarAuthenticator } from './sidecar-auth.ts';
+import { buildSnapshot, type SnapshotContents } from './snapshot.ts';
+
+const HELLO_TIMEOUT_MS = 10_000;
+
+export interface DiscoveryServerOptions {
+  /** host:port to listen on (port 0: any free port). */
+  listen: string;
+  index: PolicyIndex;
+  tracker: ProgrammingTracker;
+  authenticator: SidecarAuthenticator;
+  /** The pod as the informer sees it now (labels decide the snapshot). */
+  pod: (key: string) => KubeObject | undefined;
+  /** True while this replica leads and its caches are synced. */
+  isServing: () => boolean;
+  /** A pod's programming state changed (ACK, NACK, connect, disconnect): these policies need status. */
+  onProgress: (podKey: string, refs: Iterable<string>) => void;
+  logger: Logger;
+  metrics: OperatorMetrics;
+}
+
+interface Connection {
+  podKey: string;
+  podUid: string;
+  sidecarId: string;
+  call: ServerDiscoveryStream;
+  lastSent: string | undefined;
+  /** The pod as authenticated, used until the pod informer has caught up with a brand-new pod. */
+  seenPod: KubeObject | undefined;
+  /** The sidecar's latest free-form report (leadership, health). */
+  report: unknown;
+}
+
+export class DiscoveryServer {
+  private readonly opts: DiscoveryServerOptions;
+  private readonly server = new grpc.Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000 });
+  private readonly connections = new Map<string, Connection>();
+  private readonly pending = new Set<string>();
+  private flushScheduled = false;
+  port = 0;
+
+  constructor(opts: DiscoveryServerOptions) {
+    this.opts = opts;
+    this.server.addService(policyDiscovery().service, {
+      streamPolicies: (call: ServerDiscoveryStream) => this.onStream(call),
+    });
+  }
+
+  async start(): Promise<number> {
+    this.port = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(this.opts.listen, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+    return this.port;
+  }
+
+  get connected(): number {
+    return this.connections.size;
+  }
+
+  /** The latest report of each connected sidecar, by pod (for /debug and tests). */
+  reports(): Record<string, unknown> {
+    return Object.fromEntries([...this.connections.values()].map((c) => [c.podKey, c.report]));
+  }
+
+  /** Recompute and push (if changed) the snapshot of one pod, or of every connected pod in a namespace. */
+  resyncPod(podKey: string): void {
+    if (!this.connections.has(podKey)) return;
+    this.pending.add(podKey);
+    this.scheduleFlush();
+  }
+
+  resyncNamespace(namespace: string): void {
+    for (const key of this.connections.keys()) if (key.startsWith(`${namespace}/`)) this.pending.add(key);
+    this.scheduleFlush();
+  }
+
+  /** Ends every stream (leadership lost, shutdown): sidecars keep their snapshot and reconnect. */
+  closeAll(details: string): void {
+    for (const c of [...this.connections.values()]) this.end(c, grpc.status.UNAVAILABLE, details);
+  }
+
+  async stop(): Promise<void> {
+    this.closeAll('operator shutting down');
+    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    this.server.forceShutdown();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const keys = [...this.pending];
+      this.pending.clear();
+      for (const k of keys) {
+        const c = this.connections.get(k);
+        if (c) this.push(c);
+      }
+    });
+  }
+
+  private push(c: Connection): void {
+    const cached = this.opts.pod(c.podKey);
+    // Once the informer has the pod, its copy is the truth (labels change); a pod that then
+    // leaves the cache was deleted and must not get snapshots from the stale authenticated copy.
+    if (cached) c.seenPod = undefined;
+    const pod = cached ?? c.seenPod;
+    // The pod is gone (or replaced): its sidecar is shutting down; nothing to enforce anew.
+    if (!pod || pod.metadata.uid !== c.podUid) return;
+    const { snapshot, contents } = buildSnapshot(this.opts.index.resourcesFor(pod));
+    if (snapshot.version === c.lastSent) return;
+    c.lastSent = snapshot.version;
+    this.opts.tracker.sent(c.podKey, c.podUid, snapshot.version, contents);
+    this.opts.metrics.snapshotsSent.inc();
+    this.opts.logger.debug('snapshot sent', { pod: c.podKey, version: snapshot.version, resources: snapshot.resources.length });
+    c.call.write({ snapshot });
+  }
+
+  private onStream(call: ServerDiscoveryStream): void {
+    const { logger, metrics, tracker } = this.opts;
+    let conn: Connection | undefined;
+    let authenticating = false;
+    let hungUp = false;
+    const helloTimer = setTimeout(() => fail(grpc.status.DEADLINE_EXCEEDED, `no hello within ${HELLO_TIMEOUT_MS}ms`), HELLO_TIMEOUT_MS);
+    helloTimer.unref();
+    const fail = (code: grpc.status, details: string) => {
+      clearTimeout(helloTimer);
+      call.emit('error', { code, details });
+      call.end();
+    };
+    if (!this.opts.isServing()) {
+      fail(grpc.status.UNAVAILABLE, 'this operator replica is not the leader; try another');
+      return;
+    }
+
+    call.on('data', (msg: DiscoveryRequest) => {
+      if ('hello' in msg && msg.hello) {
+        if (conn || authenticating) return fail(grpc.status.INVALID_ARGUMENT, 'hello sent twice');
+        authenticating = true;
+        void this.accept(call, msg.hello).then(
+          (c) => {
+            clearTimeout(helloTimer);
+            conn = c;
+            // The sidecar hung up while we were checking its token: drop what accept() registered.
+            if (hungUp) closed();
+          },
+          (err: unknown) => {
+            if (err instanceof SidecarAuthError) metrics.authFailures.inc();
+            const code = err instanceof SidecarAuthError
+              ? (err.code === 'SLUICE_ERR_UNAUTHENTICATED' ? grpc.status.UNAUTHENTICATED : grpc.status.PERMISSION_DENIED)
+              : grpc.status.UNAVAILABLE;
+            logger.warn('sidecar refused', { pod: `${msg.hello.podNamespace}/${msg.hello.podName}`, err });
+            fail(code, (err as Error).message);
+          },
+        );
+        return;
+      }
+      if (!conn) return fail(grpc.status.FAILED_PRECONDITION, 'the first message must be a hello');
+      if ('ack' in msg && msg.ack) {
+        metrics.acks.inc({ result: 'ack' });
+        this.progress(conn.podKey, tracker.ack(conn.podKey, msg.ack.version));
+      } else if ('nack' in msg && msg.nack) {
+        metrics.acks.inc({ result: 'nack' });
+        logger.warn('sidecar refused snapshot', { pod: conn.podKey, version: msg.nack.version, error: msg.nack.error });
+        this.progress(conn.podKey, tracker.nack(conn.podKey, msg.nack.version, msg.nack.error));
+      } else if ('report' in msg && msg.report) {
+        try {
+          conn.report = JSON.parse(msg.report.json);
+        } catch {
+          conn.report = { unparsable: msg.report.json.slice(0, 200) };
+        }
+      }
+    });
+    const closed = () => {
+      hungUp = true;
+      clearTimeout(helloTimer);
+      if (!conn || this.connections.get(conn.podKey) !== conn) return;
+      this.connections.delete(conn.podKey);
+      metrics.sidecarsConnected.set(this.connections.size);
+      tracker.disconnected(conn.podKey);
+      this.progress(conn.podKey, undefined);
+      logger.info('sidecar disconnected', { pod: conn.podKey });
+    };
+    call.on('end', () => {
+      closed();
+      call.end();
+    });
+    call.on('error', closed);
+    call.on('cancelled', closed);
+    call.on('close', closed);
+  }
+
+  private async accept(call: ServerDiscoveryStream, hello: Hello): Promise<Connection> {
+    const pod = await this.opts.authenticator.authenticate(hello);
+    if (!this.opts.isServing()) throw new Error('this operator replica stopped leading; try another');
+    const podKey = objectKey(pod);
+    const previous = this.connections.get(podKey);
+    // One stream per pod: a sidecar that reconnects before its old stream timed out replaces it.
+    if (previous) this.end(previous, grpc.status.ABORTED, 'replaced by a newer stream from the same pod');
+    const conn: Connection = { podKey, podUid: pod.metadata.uid ?? '', sidecarId: hello.sidecarId, call, lastSent: undefined, seenPod: pod, report: undefined };
+    this.connections.set(podKey, conn);
+    this.opts.metrics.sidecarsConnected.set(this.connections.size);
+    this.opts.tracker.connected(podKey, conn.podUid);
+    this.opts.logger.info('sidecar connected', { pod: podKey, sidecar: hello.sidecarId, version: hello.currentVersion });
+
+    // Always send the snapshot, even when the Hello says the sidecar already enforces that
+    // version (operator restart, failover): the sidecar ACKs an identical version without
+    // re-applying it (its limiters keep their counters), and the ACK is what marks it programmed.
+    this.push(conn);
+    this.progress(podKey, undefined);
+    return conn;
+  }
+
+  private progress(podKey: string, contents: SnapshotContents | undefined): void {
+    this.opts.onProgress(podKey, contents?.keys() ?? []);
+  }
+
+  private end(c: Connection, code: grpc.status, details: string): void {
+    if (this.connections.get(c.podKey) === c) {
+      this.connections.delete(c.podKey);
+      this.opts.tracker.disconnected(c.podKey);
+      this.opts.metrics.sidecarsConnected.set(this.connections.size);
+    }
+    try {
+      c.call.emit('error', { code, details });
+      c.call.end();
+    } catch {
+      // already closed
+    }
+  }
+}

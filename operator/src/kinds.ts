@@ -1,0 +1,30 @@
+import type { Kind } from '../../lib/policy/types.ts';
+
+/**
+ * The resource types the operator watches. Each Sluice kind gets its own informer, work queue
+ * and reconciler; `rules` marks the kinds whose rules can conflict between policies.
+ */
+export interface ResourceType {
+  group: string;
+  version: string;
+  plural: string;
+  kind: string;
+}
+
+export interface PolicyKind extends ResourceType {
+  kind: Kind;
+  /** Rules whose matches can collide with another policy's rules on the same pod. */
+  rules: boolean;
+}
+
+export const POLICY_KINDS: readonly PolicyKind[] = [
+  { group: 'sluice.dev', version: 'v1alpha1', plural: 'ratelimitpolicies', kind: 'RateLimitPolicy', rules: true },
+  { group: 'sluice.dev', version: 'v1alpha1', plural: 'circuitbreakerpolicies', kind: 'CircuitBreakerPolicy', rules: true },
+  { group: 'sluice.dev', version: 'v1alpha1', plural: 'taskqueues', kind: 'TaskQueue', rules: false },
+  { group: 'sluice.dev', version: 'v1alpha1', plural: 'leaderelections', kind: 'LeaderElection', rules: false },
+];
+
+export const PODS: ResourceType = { group: '', version: 'v1', plural: 'pods', kind: 'Pod' };
+export const EVENTS: ResourceType = { group: '', version: 'v1', plural: 'events', kind: 'Event' };
+export const LEASES: ResourceType = { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', kind: 'Lease' };
+export const TOKEN_REVIEWS: ResourceType = { group: 'authentication.k8s.io', version: 'v1', plural: 'tokenreviews', kind: 'TokenReview' };

@@ -1,0 +1,111 @@
+/**
+ * `sluice-operator` command line. Every flag can also be set as SLUICE_OPERATOR_<FLAG>
+ * (e.g. SLUICE_OPERATOR_KUBECONFIG); flags win.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { parseDuration } from '../../lib/policy/duration.ts';
+import type { Level } from '../../sidecar/src/log.ts';
+import { UsageError } from './errors.ts';
+import { DEFAULT_TOKEN_AUDIENCE } from './sidecar-auth.ts';
+
+export interface OperatorOptions {
+  /** Path of a kubeconfig; without it the operator uses its in-cluster service account. */
+  kubeconfig?: string;
+  /** host:port of the PolicyDiscovery gRPC server. */
+  discovery: string;
+  /** host:port of /healthz /readyz /metrics. */
+  admin: string;
+  /** This replica's name in the leader Lease (default: the hostname, which is the pod name). */
+  id: string;
+  leaseNamespace: string;
+  leaseName: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  /** The audience sidecar tokens must carry (TokenReview spec.audiences). */
+  tokenAudience: string;
+  logLevel: Level | 'silent';
+}
+
+const FLAGS = {
+  kubeconfig: { type: 'string' },
+  discovery: { type: 'string', default: ':15010' },
+  admin: { type: 'string', default: ':15011' },
+  id: { type: 'string' },
+  'lease-namespace': { type: 'string' },
+  'lease-name': { type: 'string', default: 'sluice-operator' },
+  'lease-duration': { type: 'string', default: '15s' },
+  'renew-deadline': { type: 'string', default: '10s' },
+  'retry-period': { type: 'string', default: '2s' },
+  'token-audience': { type: 'string', default: DEFAULT_TOKEN_AUDIENCE },
+  'log-level': { type: 'string', default: 'info' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const USAGE = `Usage: sluice-operator [options]
+  --kubeconfig PATH          kubeconfig to use (default: in-cluster service account)
+  --discovery :15010         PolicyDiscovery gRPC listener (sidecars connect here)
+  --admin :15011             /healthz /readyz /metrics
+  --id NAME                  identity in the leader Lease (default: hostname)
+  --lease-namespace NS       namespace of the leader Lease (default: the pod's namespace)
+  --lease-name NAME          leader Lease name (default sluice-operator)
+  --lease-duration 15s       a follower takes over after the lease is unrenewed this long
+  --renew-deadline 10s       a leader that cannot renew this long steps down
+  --retry-period 2s          how often the leader renews and followers check
+  --token-audience AUD       audience of sidecar tokens (default ${DEFAULT_TOKEN_AUDIENCE})
+  --log-level info           debug | info | warn | error | silent
+Every flag can also be set as SLUICE_OPERATOR_<FLAG>, e.g. SLUICE_OPERATOR_KUBECONFIG.`;
+
+const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorOptions | 'help' {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help) return 'help';
+  const get = (flag: keyof typeof FLAGS): string | undefined => {
+    const fromEnv = env[`SLUICE_OPERATOR_${flag.toUpperCase().replaceAll('-', '_')}`];
+    const given = argv.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`));
+    if (!given && fromEnv) return fromEnv;
+    const v = values[flag];
+    return typeof v === 'string' ? v : undefined;
+  };
+  const duration = (flag: keyof typeof FLAGS): number => {
+    const text = get(flag) as string;
+    const ms = parseDuration(text);
+    if (ms === undefined || ms <= 0) throw new UsageError(`--${flag}: "${text}" is not a duration (e.g. 500ms, 10s)`);
+    return ms;
+  };
+  const logLevel = get('log-level') as OperatorOptions['logLevel'];
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) throw new UsageError(`--log-level: "${logLevel}" is not one of debug, info, warn, error, silent`);
+  const opts: OperatorOptions = {
+    kubeconfig: get('kubeconfig') ?? env.KUBECONFIG,
+    discovery: get('discovery') as string,
+    admin: get('admin') as string,
+    id: get('id') ?? hostname(),
+    leaseNamespace: get('lease-namespace') ?? env.POD_NAMESPACE ?? readIfExists(IN_CLUSTER_NAMESPACE) ?? 'sluice-system',
+    leaseName: get('lease-name') as string,
+    leaseDurationMs: duration('lease-duration'),
+    renewDeadlineMs: duration('renew-deadline'),
+    retryPeriodMs: duration('retry-period'),
+    tokenAudience: get('token-audience') as string,
+    logLevel,
+  };
+  if (!(opts.retryPeriodMs < opts.renewDeadlineMs && opts.renewDeadlineMs < opts.leaseDurationMs)) {
+    throw new UsageError('durations must satisfy --retry-period < --renew-deadline < --lease-duration');
+  }
+  return opts;
+}
+
+function readIfExists(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The reconciler of one policy kind (one instance per kind, each with its own work queue): the
+ * thin I/O shell around planPolicyStatus(). It re-reads everything each time — the object from
+ * the informer cache, its verdict, the pods it selects and what their sidecars acknowledged — and
+ * writes the status subresource only when the planned status differs. Level-triggered: it never
+ * asks what event brought it here.
+ *
+ * TaskQueue and LeaderElection get Accepted, targets and Programmed from this reconciler too;
+ * their deeper work (stream ensure, autoscale, the leader label) is a later reconciler's job.
+ */
+import type { Clock } from '../../lib/clock.ts';
+import type { Logger } from '../../sidecar/src/log.ts';
+import type { EventRecorder } from './event-recorder.ts';
+import type { Informer } from './informer.ts';
+import type { PolicyKind } from './kinds.ts';
+import { objectKey, resourcePath, splitKey, type KubeClient, type KubeObject } from './kube-client.ts';
+import type { OperatorMetrics } from './metrics.ts';
+import { planPolicyStatus, type PolicyStatus } from './plan-policy-status.ts';
+import { policyRef } from './policy-document.ts';
+import type { PolicyIndex } from './policy-index.ts';
+import type { ProgrammingTracker } from './programming-tracker.ts';
+import { Reason } from './reasons.ts';
+import { WorkQueue, type ReconcileResult } from './work-queue.ts';
+
+const WARNING_REASONS = new Set<string>([Reason.Invalid, Reason.Conflicted, Reason.Rejected]);
+
+export interface PolicyReconcilerOptions {
+  kind: PolicyKind;
+  informer: Informer;
+  index: PolicyIndex;
+  tracker: ProgrammingTracker;
+  client: KubeClient;
+  events: EventRecorder;
+  logger: Logger;
+  metrics: OperatorMetrics;
+  clock: Clock;
+}
+
+export class PolicyReconciler {
+  readonly kind: PolicyKind;
+  readonly queue: WorkQueue;
+  private readonly opts: PolicyReconcilerOptions;
+  /**
+   * The status this replica last wrote, by key. Only the leader writes status, so while it leads
+   * this is newer than (or equal to) the informer's copy, which may lag behind our own write.
+   */
+  private readonly written = new Map<string, { uid: string; status: PolicyStatus }>();
+
+  constructor(opts: PolicyReconcilerOptions) {
+    this.opts = opts;
+    this.kind = opts.kind;
+    this.queue = new WorkQueue({
+      handler: (key) => this.reconcile(key),
+      concurrency: 4,
+      onError: (key, err, retryInMs) => {
+        opts.metrics.reconciles.inc({ kind: opts.kind.kind, result: 'error' });
+        opts.logger.warn('reconcile failed; will retry', { kind: opts.kind.kind, key, retryInMs, err });
+      },
+    });
+  }
+
+  /** Begin reconciling (on becoming leader): every object of the kind is queued once. */
+  start(): void {
+    this.written.clear();
+    this.queue.start();
+    for (const o of this.opts.informer.list()) this.queue.add(objectKey(o));
+  }
+
+  stop(): void {
+    this.queue.stop();
+  }
+
+  enqueue(key: string): void {
+    this.queue.add(key);
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult | void> {
+    const { informer, index, tracker, kind } = this.opts;
+    const obj = informer.get(key);
+    if (!obj || obj.metadata.deletionTimestamp) {
+      this.written.delete(key);
+      return;
+    }
+    const verdict = index.verdict(kind, obj);
+    if (!verdict) return; // not in the index yet: the informer event that adds it will queue us again
+    const uid = obj.metadata.uid ?? '';
+    const generation = obj.metadata.generation ?? 1;
+    const ref = policyRef(obj);
+    const targets = index.targetsOf(obj).map((pod) => {
+      const podKey = objectKey(pod);
+      return { pod: podKey, state: tracker.state(podKey, pod.metadata.uid ?? '', ref, uid, generation) };
+    });
+    const memo = this.written.get(key);
+    const existing = memo && memo.uid === uid ? memo.status : (obj.status as Partial<PolicyStatus> | undefined);
+    const plan = planPolicyStatus({ generation, existing, verdict, targets, now: new Date(this.opts.clock.wallNow()).toISOString().replace(/\.\d+Z$/, 'Z') });
+    this.opts.metrics.reconciles.inc({ kind: kind.kind, result: 'ok' });
+    if (!plan.changed) return;
+    await this.writeStatus(obj, plan.status);
+    this.written.set(key, { uid, status: plan.status });
+    for (const t of plan.transitions) {
+      this.opts.events.record(obj, t.status === 'False' && WARNING_REASONS.has(t.reason) ? 'Warning' : 'Normal', t.reason, `${t.type}: ${t.message}`);
+    }
+  }
+
+  private async writeStatus(obj: KubeObject, status: PolicyStatus): Promise<void> {
+    const { namespace, name } = splitKey(objectKey(obj));
+    // A merge patch replaces `conditions` whole (it is a list) and needs no resourceVersion: only
+    // the leader writes status, so there is no other writer to lose an update to.
+    await this.opts.client.patch(resourcePath(this.kind, namespace, name, 'status'), { status });
+    this.opts.metrics.statusWrites.inc({ kind: this.kind.kind });
+  }
+}
