@@ -1,9 +1,10 @@
 import { selectorMatches } from '../../lib/policy/selector.ts';
 import type { LabelSelector } from '../../lib/policy/types.ts';
+import { SIDECAR_CONTAINER_NAME } from './injection/annotations.ts';
 import type { KubeObject } from './kube-client.ts';
 
 /** The container (native sidecar: an init container with restartPolicy Always) the injector adds. */
-export const SIDECAR_CONTAINER = 'sluice-proxy';
+export const SIDECAR_CONTAINER = SIDECAR_CONTAINER_NAME;
 
 /**
  * A pod counts as a target when it is alive (not terminating, not finished) and carries the
