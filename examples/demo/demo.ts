@@ -1,101 +1,179 @@
-// `npm run demo`: the standalone sidecar in front of a small HTTP app, driven with real traffic.
-// It shows a per-user token bucket admitting a burst and limiting the rest, and a circuit breaker
-// opening when the app fails and closing again once it recovers. Stops by itself (or on Ctrl-C)
-// and leaves no process behind.
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
+// `npm run demo`: Sluice doing its whole job on one machine. It starts local Redis servers (one
+// for queues and pub/sub, three independent lock nodes), the three example apps — user-service
+// (gRPC), push-hub (two replicas), order-worker — each behind its own sluice-proxy in standalone
+// mode with examples/demo/sluice.yaml, then drives traffic and narrates what the sidecars do:
+// limits, a breaker tripping and recovering, a leader failing over, tasks retried and
+// dead-lettered. A live page on the sidecars' admin ports shows the same state.
+//
+//   npm run demo [-- --duration 10m] [-- --fast]
+//   --duration D   how long to stay up after the scripted steps, with light traffic (default 30s; 0: stop at once)
+//   --fast         no pauses for reading between steps (env SLUICE_DEMO_FAST=1; SLUICE_DEMO_DURATION=D)
+// Ctrl-C stops it at any time; every process it started is stopped (process groups), none is left.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { formatDuration, parseDuration } from '../../lib/policy/duration.ts';
+import { Processes } from './processes.ts';
+import { backgroundTraffic, circuitBreaker, leaderFailover, rateLimits, statusLine, taskQueue, type SceneContext } from './scenes.ts';
+import { startStack, type Stack } from './stack.ts';
 
-const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+const out = (text: string) => process.stdout.write(`${text}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const say = (text: string) => process.stdout.write(`${text}\n`);
 
-let failing = false;
-const app = createServer((req, res) => {
-  if (failing && req.url?.startsWith('/api/')) {
-    res.writeHead(500).end('app is failing');
-    return;
-  }
-  res.end(JSON.stringify({ user: req.url?.split('/').pop() }));
-});
-await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-const appPort = (app.address() as AddressInfo).port;
+let args: { duration?: string; fast?: boolean; help?: boolean };
+try {
+  args = parseArgs({ options: { duration: { type: 'string' }, fast: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
+} catch (err) {
+  out(`${(err as Error).message}\nusage: npm run demo [-- --duration 30s] [-- --fast]`);
+  process.exit(2);
+}
+if (args.help) {
+  out('usage: npm run demo [-- --duration 30s] [-- --fast]\n  --duration D  stay up D after the scripted steps (default 30s, 0 = stop at once)\n  --fast        no pauses between steps');
+  process.exit(0);
+}
+const fast = args.fast === true || process.env.SLUICE_DEMO_FAST === '1';
+const durationText = args.duration ?? process.env.SLUICE_DEMO_DURATION ?? '30s';
+const holdMs = durationText === '0' ? 0 : parseDuration(durationText);
+if (holdMs === undefined) {
+  out(`--duration: "${durationText}" is not a duration (e.g. 0, 30s, 10m)`);
+  process.exit(2);
+}
 
-const ports = { http: 15080, admin: 15000, localApi: 15020 };
-const sidecar = spawn(process.execPath, [
-  here('../../sidecar/bin/sluice-proxy.ts'), '--config', here('sluice.yaml'),
-  '--app-http', `127.0.0.1:${appPort}`, '--labels', 'app=user-service',
-  '--listen-http', `127.0.0.1:${ports.http}`, '--admin', `127.0.0.1:${ports.admin}`, '--local-api', `127.0.0.1:${ports.localApi}`,
-  '--log-level', 'warn',
-], { stdio: ['ignore', 'inherit', 'inherit'] });
+if (spawnSync('redis-server', ['--version']).error) {
+  out('The demo needs redis-server (it starts its own, on free ports), and it is not on the PATH.');
+  out('Install it, e.g. on Debian/Ubuntu:  sudo apt-get install -y redis-server');
+  out('(macOS: brew install redis). Then run npm run demo again.');
+  process.exit(1);
+}
 
-let stopping = false;
-const stop = async (code: number) => {
-  if (stopping) return;
-  stopping = true;
-  sidecar.kill('SIGTERM');
-  await new Promise((r) => (sidecar.exitCode !== null ? r(null) : sidecar.once('exit', r)));
-  app.closeAllConnections();
-  app.close();
-  process.exit(code);
-};
-process.on('SIGINT', () => void stop(130));
-process.on('SIGTERM', () => void stop(143));
-sidecar.once('exit', (code) => {
-  if (!stopping) {
-    say(`sluice-proxy exited unexpectedly (${code})`);
-    void stop(1);
-  }
-});
+const FAIL_RATE = 0.4;
+const runDir = mkdtempSync(join(tmpdir(), 'sluice-demo-'));
+const logDir = join(runDir, 'logs');
+mkdirSync(logDir);
+const procs = new Processes(logDir);
+const closers: (() => void)[] = [];
+let stack: Stack | undefined;
+let stopBackground: (() => void) | undefined;
+let stopping: Promise<void> | undefined;
 
-const base = `http://127.0.0.1:${ports.http}`;
-for (let i = 0; ; i++) {
-  try {
-    if ((await fetch(`http://127.0.0.1:${ports.admin}/readyz`)).ok) break;
-  } catch {
-    if (i > 100) {
-      say('sluice-proxy did not become ready (are ports 15000/15020/15080 free?)');
-      await stop(1);
+/** Stops everything in order — sidecars, then apps, then Redis — and exits. */
+function shutdown(code: number, why?: string): Promise<void> {
+  stopping ??= (async () => {
+    if (process.stdout.isTTY) process.stdout.write('\r\x1b[2K');
+    out(`\n${why ? `${why}: ` : ''}stopping ${procs.all().filter((c) => c.running()).length} processes…`);
+    stopBackground?.();
+    for (const close of closers) {
+      try {
+        close();
+      } catch {
+        // already closed
+      }
     }
+    await procs.stopAll([(c) => c.name.startsWith('sidecar-'), (c) => !c.name.startsWith('redis')]);
+    const left = procs.survivors();
+    out(left.length === 0 ? `stopped: every process the demo started (${procs.all().length}, counting restarts) has exited` : `still running (pids): ${left.join(' ')}`);
+    if (code === 0 || code === 130 || code === 143) rmSync(runDir, { recursive: true, force: true });
+    else out(`logs kept in ${logDir}`);
+    process.exit(code);
+  })();
+  return stopping;
+}
+
+let firstInterrupt = 0;
+process.on('SIGINT', () => {
+  // A second Ctrl-C while stopping: stop waiting for graceful exits. (Within a second it is the same
+  // Ctrl-C arriving twice: from the terminal and forwarded by `npm run`.)
+  if (firstInterrupt === 0) firstInterrupt = Date.now();
+  else if (Date.now() - firstInterrupt > 1_000) {
+    for (const c of procs.all()) {
+      try {
+        process.kill(-c.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    process.exit(130);
   }
-  await sleep(100);
-}
-say(`sluice-proxy is up: ${base} → app on 127.0.0.1:${appPort}; admin on http://127.0.0.1:${ports.admin}/metrics`);
+  void shutdown(130, 'Ctrl-C');
+});
+process.on('SIGTERM', () => void shutdown(143, 'SIGTERM'));
+procs.watchExits((c) => {
+  if (stopping) return;
+  out(`\n${c.name} (pid ${c.pid}) exited unexpectedly; the end of its log:\n${c.tail()}`);
+  void shutdown(1);
+});
 
-const tally = async (n: number, user: string) => {
-  const counts: Record<number, number> = {};
-  await Promise.all(Array.from({ length: n }, async () => {
-    const r = await fetch(`${base}/api/users/${user}`, { headers: { 'x-user-id': user } });
-    await r.arrayBuffer();
-    counts[r.status] = (counts[r.status] ?? 0) + 1;
-  }));
-  return counts;
-};
+async function main(): Promise<void> {
+  out('Sluice demo: three example apps, each behind its own sluice-proxy (standalone mode), on free loopback ports.');
+  out('  policies  examples/demo/sluice.yaml: the documents of ../shared/api/examples.yaml, with durations');
+  out('            shortened for the demo (openDuration 30s → 3s, election ttl 10s → 4s; see the file)');
+  out(`  logs      ${logDir}`);
+  out('\nStarting 4 redis-servers, 4 apps and 4 sidecars…');
+  stack = await startStack(procs, runDir, { failRate: FAIL_RATE });
+  const s = stack;
+  const row = (what: string, pid: number, where: string) => out(`  ${what.padEnd(34)} pid ${String(pid).padEnd(8)} ${where}`);
+  row('redis (queues, pub/sub)', s.redis.child.pid, s.redis.url);
+  for (const n of s.lockNodes) row(`${n.name} (RedLock node)`, n.child.pid, n.url);
+  row('user-service app (gRPC)', s.userService.app.pid, `127.0.0.1:${s.userService.port}`);
+  row('  its sluice-proxy', s.userService.sidecar.child.pid, `gRPC in ${s.userService.sidecar.grpc} · admin ${s.userService.sidecar.admin}`);
+  for (const h of s.pushHub) {
+    row(`${h.name} app (WebSocket)`, h.app.pid, `127.0.0.1:${h.port}`);
+    row('  its sluice-proxy', h.sidecar.child.pid, `ws://127.0.0.1:${h.sidecar.ports.http}/ws · admin ${h.sidecar.admin}`);
+  }
+  row('order-worker app (HTTP)', s.orderWorker.app.pid, `127.0.0.1:${s.orderWorker.port}`);
+  row('  its sluice-proxy', s.orderWorker.sidecar.child.pid, `local API ${s.orderWorker.sidecar.localApi} · admin ${s.orderWorker.sidecar.admin}`);
+  const [first, ...others] = s.sidecars;
+  out(`\nlive page: ${first!.admin}/ui?peers=${others.map((o) => o.admin).join(',')}`);
+  out('           (every sidecar on one page, refreshed each second; each admin port also serves its own /ui and /v1/live)');
 
-say('\n1. Rate limiting — rule per-user: 100 req/s per x-user-id, bursts up to 200');
-say(`   alice sends 300 at once:  ${JSON.stringify(await tally(300, 'alice'))}   (the burst of 200, plus what refilled while they arrived; the rest 429)`);
-say(`   bob sends 50 at once:     ${JSON.stringify(await tally(50, 'bob'))}   (his own bucket)`);
-await sleep(1000);
-say(`   alice, one second later:  ${JSON.stringify(await tally(50, 'alice'))}   (refilled at 100/s)`);
+  const ctx: SceneContext = {
+    stack: s, procs, closers,
+    say: (text) => {
+      if (!stopping) out(text);
+    },
+    pause: async () => void (await sleep(fast ? 0 : 2_000)),
+  };
+  await ctx.pause();
+  const limits = await rateLimits(ctx);
+  const breaker = await circuitBreaker(ctx);
+  const leader = await leaderFailover(ctx);
+  const tasks = await taskQueue(ctx, FAIL_RATE);
 
-say('\n2. Circuit breaking — rule backend: 5 consecutive 5xx open the circuit for 2s');
-failing = true;
-for (let i = 0; i < 8; i++) {
-  const r = await fetch(`${base}/api/users/carol`, { headers: { 'x-user-id': `c${i}` } });
-  say(`   call ${i + 1}: ${r.status}${r.status === 503 ? ` (circuit open, Retry-After ${r.headers.get('retry-after')}s)` : ' (the app failed)'}`);
-  await r.arrayBuffer();
+  out('\nSummary');
+  out(`  rate limits      GetUser admitted ${limits.admitted}, limited ${limits.limited}; a WebSocket flood closed with 1008`);
+  out(`  circuit breaker  ${breaker.opened ? 'opened' : 'did not open'} while the app failed, ${breaker.closed ? 'closed' : 'did not close'} after it recovered`);
+  out(`  leader election  ${leader.from} (token ${leader.fromToken}) → ${leader.to} (token ${leader.toToken})`);
+  out(`  task queue       completed ${tasks.completed}, retried ${tasks.retried}, dead-lettered ${tasks.dead}`);
+  out(`  live             ${await statusLine(s)}`);
+
+  if (holdMs! > 0) {
+    out(`\nStaying up for ${formatDuration(holdMs!)} with light traffic (--duration to change); Ctrl-C stops it now.`);
+    out(`live page: ${first!.admin}/ui?peers=${others.map((o) => o.admin).join(',')}`);
+    stopBackground = backgroundTraffic(ctx);
+    const end = Date.now() + holdMs!;
+    const tty = process.stdout.isTTY === true;
+    let lastPrinted = 0;
+    while (!stopping && Date.now() < end) {
+      const left = Math.ceil((end - Date.now()) / 1000);
+      const line = `[${left}s left] ${await statusLine(s)}`;
+      if (stopping) break;
+      if (tty) process.stdout.write(`\r\x1b[2K${line.slice(0, (process.stdout.columns || 200) - 1)}`);
+      else if (Date.now() - lastPrinted >= 5_000) {
+        out(line);
+        lastPrinted = Date.now();
+      }
+      await sleep(Math.min(1_000, Math.max(0, end - Date.now())));
+    }
+    if (tty && !stopping) process.stdout.write('\n');
+  }
+  out('\nDone.');
+  await shutdown(0);
 }
-failing = false;
-say('   the app recovers; after openDuration the breaker lets 3 probes through and closes');
-await sleep(2100);
-for (let i = 0; i < 4; i++) {
-  const r = await fetch(`${base}/api/users/carol`, { headers: { 'x-user-id': `d${i}` } });
-  say(`   call: ${r.status}`);
-  await r.arrayBuffer();
-}
-const metrics = await (await fetch(`http://127.0.0.1:${ports.admin}/metrics`)).text();
-say('\n3. What the sidecar counted (sluice_requests_total):');
-for (const line of metrics.split('\n').filter((l) => l.startsWith('sluice_requests_total'))) say(`   ${line}`);
-say('\nDone.');
-await stop(0);
+
+main().catch((err: Error) => {
+  if (stopping) return; // a step interrupted by Ctrl-C
+  out(`\nThe demo failed: ${err.message}`);
+  void shutdown(1);
+});

@@ -1,12 +1,15 @@
 // The push hub app: `node examples/push-hub/main.ts`. Configured by env:
-//   PORT (8090), REDIS_URL (redis://127.0.0.1:6379), REPLICA (hostname),
-//   SLUICE_LOCAL_API (http://127.0.0.1:15020), ELECTION (push-broadcaster), FEED_CHANNEL (feed), FEED_EVERY_MS (1000)
+//   PORT (8090), HOST (127.0.0.1), REDIS_URL (redis://127.0.0.1:6379), REPLICA (hostname),
+//   SLUICE_LOCAL_API (http://127.0.0.1:15020: its sidecar's local API), ELECTION (push-broadcaster),
+//   FEED_CHANNEL (feed), FEED_EVERY_MS (1000), PING_EVERY_MS (15000)
+// Logs are JSON lines on stdout: listening, and every change of this replica's leadership.
 import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
 import { Broadcaster } from './broadcaster.ts';
 import { PushHub } from './hub.ts';
 
 const env = process.env;
+const log = (msg: string, fields: Record<string, unknown> = {}) => process.stdout.write(`${JSON.stringify({ at: new Date().toISOString(), msg, replica, ...fields })}\n`);
 const redisUrl = env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const redisOpts = { maxRetriesPerRequest: 1, commandTimeout: 1_000, retryStrategy: (n: number) => Math.min(2_000, 100 * n) };
 const pub = new Redis(redisUrl, redisOpts);
@@ -22,10 +25,12 @@ const broadcaster = new Broadcaster({
   localApi: env.SLUICE_LOCAL_API ?? 'http://127.0.0.1:15020',
   election: env.ELECTION ?? 'push-broadcaster',
   tickMs: Number(env.FEED_EVERY_MS ?? 1_000),
+  replica,
   publish: (data) => hub.publish(channel, data),
+  onChange: (now) => log(now.leader ? 'leading: broadcasting the feed' : 'not leading: feed stopped here', { fencingToken: now.fencingToken ?? null, holder: now.holder ?? null }),
 });
 broadcaster.start();
-process.stdout.write(`${JSON.stringify({ msg: 'push hub listening', replica, port })}\n`);
+log('push hub listening', { port, channel });
 
 const shutdown = async () => {
   broadcaster.stop();

@@ -18,7 +18,8 @@ export function createAdminServer(opts: {
   metrics: SidecarMetrics;
   readiness: () => ReadinessCheck[];
   configView: () => unknown;
-  extraRoutes?: Map<string, (res: import('node:http').ServerResponse) => void>;
+  // The request is passed too (issue 8: the live page's /v1/live reads its Origin for CORS).
+  extraRoutes?: Map<string, (res: import('node:http').ServerResponse, req: import('node:http').IncomingMessage) => void>;
 }): Server {
   return createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -45,7 +46,7 @@ export function createAdminServer(opts: {
       }
       default: {
         const extra = opts.extraRoutes?.get(path ?? '');
-        if (extra) return extra(res);
+        if (extra) return extra(res, req);
         return json(404, { error: `no admin endpoint ${path}`, endpoints: ['/healthz', '/readyz', '/config', '/metrics'] });
       }
     }
