@@ -33,6 +33,8 @@ export interface DiscoveryServerOptions {
   isServing: () => boolean;
   /** A pod's programming state changed (ACK, NACK, connect, disconnect): these policies need status. */
   onProgress: (podKey: string, refs: Iterable<string>) => void;
+  /** [issue 7] A sidecar sent a report (leadership, health): the authenticated pod and its JSON. */
+  onReport?: (podKey: string, podUid: string, report: unknown) => void;
   logger: Logger;
   metrics: OperatorMetrics;
 }
@@ -186,6 +188,7 @@ export class DiscoveryServer {
         } catch {
           conn.report = { unparsable: msg.report.json.slice(0, 200) };
         }
+        this.opts.onReport?.(conn.podKey, conn.podUid, conn.report); // [issue 7] leadership reports
       }
     });
     const closed = () => {

@@ -27,6 +27,10 @@ export interface OperatorOptions {
   /** The audience sidecar tokens must carry (TokenReview spec.audiences). */
   tokenAudience: string;
   logLevel: Level | 'silent';
+  /** [issue 7] Redis of the task queues (`--redis`); without it TaskQueues report Ready=False RedisNotConfigured. */
+  redis?: string;
+  /** [issue 7] How often a TaskQueue's status (length, lag...) and autoscaling are refreshed. */
+  queueResyncMs?: number;
 }
 
 const FLAGS = {
@@ -41,6 +45,8 @@ const FLAGS = {
   'retry-period': { type: 'string', default: '2s' },
   'token-audience': { type: 'string', default: DEFAULT_TOKEN_AUDIENCE },
   'log-level': { type: 'string', default: 'info' },
+  redis: { type: 'string' }, // [issue 7]
+  'queue-resync': { type: 'string', default: '5s' }, // [issue 7]
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -56,6 +62,8 @@ export const USAGE = `Usage: sluice-operator [options]
   --retry-period 2s          how often the leader renews and followers check
   --token-audience AUD       audience of sidecar tokens (default ${DEFAULT_TOKEN_AUDIENCE})
   --log-level info           debug | info | warn | error | silent
+  --redis redis://host:6379  Redis of the task queues (stream + group ensure, lag, autoscaling)
+  --queue-resync 5s          how often TaskQueue status and autoscaling are refreshed
 Every flag can also be set as SLUICE_OPERATOR_<FLAG>, e.g. SLUICE_OPERATOR_KUBECONFIG.`;
 
 const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -95,6 +103,8 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv = pr
     retryPeriodMs: duration('retry-period'),
     tokenAudience: get('token-audience') as string,
     logLevel,
+    redis: get('redis') || undefined, // [issue 7]
+    queueResyncMs: duration('queue-resync'), // [issue 7]
   };
   if (!(opts.retryPeriodMs < opts.renewDeadlineMs && opts.renewDeadlineMs < opts.leaseDurationMs)) {
     throw new UsageError('durations must satisfy --retry-period < --renew-deadline < --lease-duration');

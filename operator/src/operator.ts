@@ -30,6 +30,20 @@ import { PolicyIndex } from './policy-index.ts';
 import { PolicyReconciler } from './policy-reconciler.ts';
 import { ProgrammingTracker } from './programming-tracker.ts';
 import { SidecarAuthenticator } from './sidecar-auth.ts';
+// [issue 7] TaskQueue and LeaderElection get reconcilers of their own (stream ensure + autoscale; leader label).
+import { LeaderElectionReconciler } from './leader-election-reconciler.ts';
+import { LeaderReports } from './leader-reports.ts';
+import { TaskQueueReconciler } from './task-queue-reconciler.ts';
+import type { WorkQueue } from './work-queue.ts';
+
+/** What operator.ts needs of a kind's reconciler. */
+export interface KindReconciler {
+  readonly kind: PolicyKind;
+  readonly queue: WorkQueue;
+  start(): void;
+  stop(): void;
+  enqueue(key: string): void;
+}
 
 export interface OperatorAddresses {
   discovery: number;
@@ -45,7 +59,9 @@ export class Operator {
   readonly tracker = new ProgrammingTracker();
   readonly pods: Informer;
   readonly policies = new Map<string, Informer>();
-  readonly reconcilers = new Map<string, PolicyReconciler>();
+  readonly reconcilers = new Map<string, KindReconciler>();
+  /** [issue 7] The sidecars' latest leadership claims (from discovery reports). */
+  readonly leaderReports = new LeaderReports();
   readonly index: PolicyIndex;
   readonly discovery: DiscoveryServer;
   readonly lease: LeaderLease;
@@ -70,9 +86,15 @@ export class Operator {
 
     const events = new EventRecorder({ client, logger, instance: opts.id });
     for (const kind of POLICY_KINDS) {
-      this.reconcilers.set(kind.kind, new PolicyReconciler({
-        kind, informer: this.informerOf(kind), index: this.index, tracker: this.tracker, client, events, logger, metrics: this.metrics, clock: this.clock,
-      }));
+      const common = { kind, informer: this.informerOf(kind), index: this.index, tracker: this.tracker, client, events, logger, metrics: this.metrics, clock: this.clock };
+      // [issue 7] TaskQueue and LeaderElection: one reconciler per kind still, writing the whole status.
+      if (kind.kind === 'TaskQueue') {
+        this.reconcilers.set(kind.kind, new TaskQueueReconciler({ ...common, redisUrl: opts.redis, resyncMs: opts.queueResyncMs ?? 5_000 }));
+      } else if (kind.kind === 'LeaderElection') {
+        this.reconcilers.set(kind.kind, new LeaderElectionReconciler({ ...common, pods: this.pods, reports: this.leaderReports }));
+      } else {
+        this.reconcilers.set(kind.kind, new PolicyReconciler(common));
+      }
     }
 
     this.discovery = new DiscoveryServer({
@@ -83,6 +105,7 @@ export class Operator {
       pod: (key) => this.pods.get(key),
       isServing: () => this.leading,
       onProgress: (podKey, refs) => this.onProgress(podKey, refs),
+      onReport: (podKey, podUid, report) => this.onReport(podKey, podUid, report), // [issue 7]
       logger,
       metrics: this.metrics,
     });
@@ -136,6 +159,7 @@ export class Operator {
     await this.discovery.stop();
     this.pods.stop();
     for (const i of this.policies.values()) i.stop();
+    for (const r of this.reconcilers.values()) if (r instanceof TaskQueueReconciler) r.close(); // [issue 7] its Redis connection
     await new Promise<void>((resolve) => {
       if (!this.admin) return resolve();
       this.admin.close(() => resolve());
@@ -171,7 +195,7 @@ export class Operator {
     for (const kind of POLICY_KINDS) {
       this.informerOf(kind).on((event, obj, old) => {
         const ns = obj.metadata.namespace as string;
-        const r = this.reconcilers.get(kind.kind) as PolicyReconciler;
+        const r = this.reconcilers.get(kind.kind) as KindReconciler;
         // A status-only update (our own writes, mostly) changes no verdict and no snapshot:
         // re-check just this object's status (someone may have overwritten it).
         if (event === 'update' && old && !specChanged(old, obj)) {
@@ -191,7 +215,10 @@ export class Operator {
       if (event === 'update' && old && !podSelectionChanged(old, pod)) return;
       const ns = pod.metadata.namespace as string;
       const key = objectKey(pod);
-      if (event === 'delete') this.tracker.forget(key);
+      if (event === 'delete') {
+        this.tracker.forget(key);
+        this.enqueueElections(this.leaderReports.forget(key)); // [issue 7]
+      }
       this.index.invalidate(ns);
       this.discovery.resyncPod(key);
       // Targets and conflicts of every policy that selected the pod before or after may change.
@@ -208,9 +235,19 @@ export class Operator {
     if (pod) this.enqueuePoliciesSelecting(pod.metadata.namespace as string, [pod.metadata.labels ?? {}]);
   }
 
+  /** [issue 7] A sidecar's report: leadership claims move the elections they name. */
+  private onReport(podKey: string, podUid: string, report: unknown): void {
+    this.enqueueElections(this.leaderReports.record(podKey, podUid, report));
+  }
+
+  private enqueueElections(elections: readonly string[]): void {
+    const r = this.reconcilers.get('LeaderElection');
+    for (const e of elections) r?.enqueue(e);
+  }
+
   private enqueuePoliciesSelecting(ns: string, labelSets: Record<string, string>[]): void {
     for (const kind of POLICY_KINDS) {
-      const r = this.reconcilers.get(kind.kind) as PolicyReconciler;
+      const r = this.reconcilers.get(kind.kind) as KindReconciler;
       for (const p of this.informerOf(kind).inNamespace(ns)) {
         if (kind.rules || labelSets.some((l) => selectorMatches(p.spec?.selector ?? {}, l))) r.enqueue(objectKey(p));
       }

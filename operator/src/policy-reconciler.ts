@@ -5,8 +5,9 @@
  * writes the status subresource only when the planned status differs. Level-triggered: it never
  * asks what event brought it here.
  *
- * TaskQueue and LeaderElection get Accepted, targets and Programmed from this reconciler too;
- * their deeper work (stream ensure, autoscale, the leader label) is a later reconciler's job.
+ * [issue 7] TaskQueue and LeaderElection have reconcilers of their own (task-queue-reconciler.ts,
+ * leader-election-reconciler.ts) that write the same Accepted/Programmed/targets plus their own
+ * fields, so each kind's status keeps a single writer.
  */
 import type { Clock } from '../../lib/clock.ts';
 import type { Logger } from '../../sidecar/src/log.ts';

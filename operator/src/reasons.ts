@@ -8,6 +8,13 @@ export const ConditionType = {
   Accepted: 'Accepted',
   /** Every selected pod's sidecar acknowledged a snapshot containing this generation. */
   Programmed: 'Programmed',
+  // [issue 7: TaskQueue / LeaderElection reconcilers]
+  /** TaskQueue: the stream and consumer group exist in Redis and status reflects them. */
+  Ready: 'Ready',
+  /** TaskQueue with spec.autoscale: the scale target is found and scaled from the lag. */
+  Autoscaling: 'Autoscaling',
+  /** LeaderElection: a selected pod holds a valid lease and carries the leader label. */
+  Elected: 'Elected',
 } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
 
@@ -22,5 +29,21 @@ export const Reason = {
   Rejected: 'Rejected',
   NoTargets: 'NoTargets',
   NotAccepted: 'NotAccepted',
+  // [issue 7] Ready (TaskQueue)
+  StreamReady: 'StreamReady',
+  RedisUnavailable: 'RedisUnavailable',
+  RedisNotConfigured: 'RedisNotConfigured',
+  // [issue 7] Autoscaling (TaskQueue) and its Events
+  ScalingActive: 'ScalingActive',
+  ScaleTargetNotFound: 'ScaleTargetNotFound',
+  ScaleTargetUnsupported: 'ScaleTargetUnsupported',
+  ScaledUp: 'ScaledUp',
+  ScaledDown: 'ScaledDown',
+  // [issue 7] deletionPolicy cleanup Event
+  StreamDeleted: 'StreamDeleted',
+  // [issue 7] Elected (LeaderElection) and its Events
+  LeaderElected: 'LeaderElected',
+  NoLeader: 'NoLeader',
+  LeaderChanged: 'LeaderChanged',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];

@@ -20,6 +20,7 @@ import { createSidecarQueueFeature } from './queue/sidecar-queue-feature.ts'; //
 import { GrpcProxy } from './grpc/grpc-proxy.ts'; // gRPC listener (issue 3)
 import { DiscoveryClient } from './discovery/discovery-client.ts'; // operator mode (issue 6)
 import { resolvePodIdentity } from './discovery/pod-identity.ts'; // operator mode (issue 6)
+import { livePageRoutes } from './admin/live-page.ts'; // live page: GET /ui, /v1/live (issue 8)
 
 export interface SidecarOptions {
   /** Standalone mode: policies from this YAML file, reloaded on change. */
@@ -126,8 +127,11 @@ export class Sidecar {
         sidecarId: opts.id,
         store: this.store,
         logger: logger.child({ feature: 'discovery' }),
+        onConnected: () => this.reportLeadership(), // [issue 7] leadership reports to the operator
       });
       this.features.push(this.discovery);
+      // [issue 7] leadership reports: on every change (and renewal) of any election, and on (re)connect.
+      this.features.find((f): f is LeadershipFeature => f instanceof LeadershipFeature)?.onChange(() => this.reportLeadership());
       this.discovery.start();
     }
 
@@ -160,6 +164,7 @@ export class Sidecar {
       extraRoutes: new Map([
         ['/v1/leadership', (res) => sendJson(res, 200, this.features.find((f) => f.name === 'leadership')?.status?.() ?? { elections: [] })],
         ['/v1/status', (res) => sendJson(res, 200, this.status())],
+        ...livePageRoutes(this), // live page (issue 8): GET /ui and its JSON, GET /v1/live
       ]),
     });
     this.addresses.admin = await listen(this.admin, opts.admin);
@@ -220,6 +225,12 @@ export class Sidecar {
         this.logger.error('feature failed to apply plan', { feature: f.name, err });
       }
     }
+  }
+
+  /** [issue 7] Operator mode: the leadership of every election, on the discovery stream (dropped while disconnected). */
+  private reportLeadership(): void {
+    const leadership = this.features.find((f): f is LeadershipFeature => f instanceof LeadershipFeature);
+    if (leadership) this.discovery?.report({ leadership: leadership.status() });
   }
 
   configView(): unknown {

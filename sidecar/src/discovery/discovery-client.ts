@@ -34,6 +34,8 @@ export interface DiscoveryClientOptions {
   /** What the periodic health report says (default: the plan version). */
   health?: () => unknown;
   reportIntervalMs?: number;
+  /** [issue 7] Called each time the stream is (re)established (first message received): resend state reports. */
+  onConnected?: () => void;
 }
 
 export class DiscoveryClient {
@@ -145,6 +147,8 @@ export class DiscoveryClient {
         this.lastError = undefined;
         this.backoff.reset();
         logger.info('connected to operator', { operator: target });
+        // [issue 7] After the ack of this first snapshot (below), so the operator knows the pod.
+        if (this.opts.onConnected) queueMicrotask(() => this.opts.onConnected?.());
       }
       if (msg.snapshot) this.onSnapshot(stream, target, msg.snapshot);
     });

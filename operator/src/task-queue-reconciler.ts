@@ -1,0 +1,274 @@
+/**
+ * The TaskQueue reconciler: the thin I/O shell around planExtendedStatus / planTaskQueueStatus /
+ * decideReplicas. Per key, every time, from observed state:
+ *
+ *   deleting? → honour spec.deletionPolicy (Delete: remove the stream, dead letters and side keys;
+ *               Retain: leave them), then remove the finalizer — only once cleanup succeeded;
+ *   accepted + Redis configured → finalizer first (before any external state exists), then
+ *               XGROUP CREATE ... MKSTREAM (idempotent), then read length/pending/lag/dead letters/consumers;
+ *   autoscale → read the target's /scale, decide (pure, stabilised), write /scale if it differs;
+ *   status   → Accepted/Programmed/targets + the queue numbers + Ready/Autoscaling.
+ *
+ * It requeues itself every `resyncMs` (lag changes without any Kubernetes event). Redis being
+ * down is a state (Ready=False RedisUnavailable), never an error that crashes or hot-loops.
+ */
+import type { Redis } from 'ioredis';
+import type { Clock } from '../../lib/clock.ts';
+import { parseDuration } from '../../lib/policy/duration.ts';
+import { compilePlan } from '../../lib/policy/compile.ts';
+import type { TaskQueuePlan } from '../../lib/policy/plan.ts';
+import type { Logger } from '../../sidecar/src/log.ts';
+import { connectRedis, redactUrl } from '../../sidecar/src/redis/connection.ts';
+import { decideReplicas, type Recommendation } from './autoscale-decision.ts';
+import { isNotFound } from './errors.ts';
+import type { EventRecorder } from './event-recorder.ts';
+import { planExtendedStatus, type ExtendedStatus } from './extended-status.ts';
+import type { Informer } from './informer.ts';
+import type { PolicyKind, ResourceType } from './kinds.ts';
+import { objectKey, resourcePath, splitKey, type KubeClient, type KubeObject } from './kube-client.ts';
+import type { OperatorMetrics } from './metrics.ts';
+import { planTaskQueueStatus, type RedisObservation, type ScaleObservation } from './plan-task-queue-status.ts';
+import { policyDocument, policyRef } from './policy-document.ts';
+import type { PolicyIndex } from './policy-index.ts';
+import type { ProgrammingTracker } from './programming-tracker.ts';
+import { deleteQueueData, ensureStreamAndGroup, queueStats } from './queue-redis.ts';
+import { Reason } from './reasons.ts';
+import { WorkQueue, type ReconcileResult } from './work-queue.ts';
+
+/** Guards the stream (and its side keys) while deletionPolicy may still have to remove them. */
+export const TASK_QUEUE_FINALIZER = 'sluice.dev/task-queue';
+/** HPA's default downscale stabilisation, also the CRD's default for spec.autoscale.stabilizationWindow. */
+export const DEFAULT_STABILIZATION_WINDOW_MS = 5 * 60_000;
+
+/** The workloads whose /scale the operator may use (RBAC grants exactly these). */
+const SCALABLE: Record<string, ResourceType> = {
+  Deployment: { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment' },
+  StatefulSet: { group: 'apps', version: 'v1', plural: 'statefulsets', kind: 'StatefulSet' },
+};
+
+export interface TaskQueueReconcilerOptions {
+  kind: PolicyKind;
+  informer: Informer;
+  index: PolicyIndex;
+  tracker: ProgrammingTracker;
+  client: KubeClient;
+  events: EventRecorder;
+  logger: Logger;
+  metrics: OperatorMetrics;
+  clock: Clock;
+  /** `--redis`; undefined: Ready=False RedisNotConfigured. */
+  redisUrl: string | undefined;
+  /** Status and autoscaling refresh period. */
+  resyncMs: number;
+  /** Per-command timeout towards Redis (default 1s). */
+  redisCommandTimeoutMs?: number;
+}
+
+export class TaskQueueReconciler {
+  readonly kind: PolicyKind;
+  readonly queue: WorkQueue;
+  private readonly opts: TaskQueueReconcilerOptions;
+  private readonly redis: Redis | undefined;
+  private readonly written = new Map<string, { uid: string; status: ExtendedStatus }>();
+  /** Autoscale recommendations by `key/uid`, for the stabilisation window. */
+  private readonly recommendations = new Map<string, readonly Recommendation[]>();
+
+  constructor(opts: TaskQueueReconcilerOptions) {
+    this.opts = opts;
+    this.kind = opts.kind;
+    if (opts.redisUrl) {
+      this.redis = connectRedis({ url: opts.redisUrl, name: 'operator-task-queues', commandTimeoutMs: opts.redisCommandTimeoutMs ?? 1_000, connectTimeoutMs: 1_000 });
+      opts.logger.info('task queue redis', { url: redactUrl(opts.redisUrl) });
+    }
+    this.queue = new WorkQueue({
+      handler: (key) => this.reconcile(key),
+      concurrency: 4,
+      onError: (key, err, retryInMs) => {
+        opts.metrics.reconciles.inc({ kind: opts.kind.kind, result: 'error' });
+        opts.logger.warn('reconcile failed; will retry', { kind: opts.kind.kind, key, retryInMs, err });
+      },
+    });
+  }
+
+  start(): void {
+    this.written.clear();
+    this.queue.start();
+    for (const o of this.opts.informer.list()) this.queue.add(objectKey(o));
+  }
+
+  stop(): void {
+    this.queue.stop();
+  }
+
+  /** Operator shutdown: the Redis connection goes too. */
+  close(): void {
+    this.queue.stop();
+    this.redis?.disconnect();
+  }
+
+  enqueue(key: string): void {
+    this.queue.add(key);
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult | void> {
+    const { informer, index, tracker, kind, clock } = this.opts;
+    const obj = informer.get(key);
+    if (!obj) {
+      this.forget(key);
+      return;
+    }
+    if (obj.metadata.deletionTimestamp) return this.finalize(key, obj);
+    const verdict = index.verdict(kind, obj);
+    if (!verdict) return;
+    const uid = obj.metadata.uid ?? '';
+    const generation = obj.metadata.generation ?? 1;
+    const plan = verdict.accepted ? compileQueue(obj) : undefined;
+
+    // --- Redis: finalizer before the stream exists, then ensure, then read ---
+    let redis: RedisObservation;
+    if (!plan) redis = { state: 'not-accepted' };
+    else if (!this.redis) redis = { state: 'not-configured' };
+    else {
+      await this.ensureFinalizer(obj);
+      try {
+        await ensureStreamAndGroup(this.redis, plan);
+        redis = { state: 'ok', stats: await queueStats(this.redis, plan) };
+      } catch (err) {
+        redis = { state: 'unavailable', error: (err as Error).message };
+      }
+    }
+
+    // --- autoscaling ---
+    const scale = plan?.autoscale ? await this.autoscale(key, obj, plan, redis) : ({ state: 'disabled' } as const);
+
+    // --- status ---
+    const ref = policyRef(obj);
+    const targets = index.targetsOf(obj).map((pod) => {
+      const podKey = objectKey(pod);
+      return { pod: podKey, state: tracker.state(podKey, pod.metadata.uid ?? '', ref, uid, generation) };
+    });
+    const memo = this.written.get(key);
+    const existing = memo && memo.uid === uid ? memo.status : (obj.status as ExtendedStatus | undefined);
+    const parts = planTaskQueueStatus(obj.spec?.stream ?? '', obj.spec?.consumerGroup ?? '', redis, scale);
+    const status = planExtendedStatus({
+      generation, existing, verdict, targets, now: isoNow(clock), conditions: parts.conditions, fields: parts.fields,
+    });
+    this.opts.metrics.reconciles.inc({ kind: kind.kind, result: 'ok' });
+    if (status.changed) {
+      await this.writeStatus(obj, status.status);
+      this.written.set(key, { uid, status: status.status });
+      for (const t of status.transitions) {
+        this.opts.events.record(obj, t.status === 'False' && t.reason !== Reason.NotAccepted ? 'Warning' : 'Normal', t.reason, `${t.type}: ${t.message}`);
+      }
+    }
+    return plan ? { requeueAfter: this.opts.resyncMs } : undefined;
+  }
+
+  /** Reads the target's /scale, decides, writes it when it differs. */
+  private async autoscale(key: string, obj: KubeObject, plan: TaskQueuePlan, redis: RedisObservation): Promise<ScaleObservation> {
+    const a = plan.autoscale!;
+    const apiVersion = a.scaleTargetRef.apiVersion ?? 'apps/v1';
+    const rt = apiVersion === 'apps/v1' ? SCALABLE[a.scaleTargetRef.kind] : undefined;
+    if (!rt) return { state: 'unsupported', kind: a.scaleTargetRef.kind, apiVersion };
+    if (redis.state !== 'ok') return { state: 'unknown', why: redis.state === 'unavailable' ? 'Redis is unavailable, so the lag is unknown' : 'no queue numbers' };
+    const target = `${a.scaleTargetRef.kind}/${a.scaleTargetRef.name}`;
+    const namespace = obj.metadata.namespace as string;
+    const path = resourcePath(rt, namespace, a.scaleTargetRef.name, 'scale');
+    let scaleObj: KubeObject;
+    try {
+      scaleObj = await this.opts.client.get(path);
+    } catch (err) {
+      if (isNotFound(err)) return { state: 'not-found', target };
+      throw err;
+    }
+    const current = Number(scaleObj.spec?.replicas ?? 0);
+    const now = this.opts.clock.now();
+    const historyKey = `${key}/${obj.metadata.uid}`;
+    // First look at this queue (or after an operator restart): count today's replicas as a
+    // recommendation, so a restart never scales down before a full window has been observed.
+    const history = this.recommendations.get(historyKey) ?? [{ at: now, replicas: current }];
+    const stats = redis.stats;
+    const decision = decideReplicas({
+      backlog: (stats.lag ?? 0) + (stats.pending ?? 0),
+      currentReplicas: current,
+      spec: {
+        minReplicas: a.minReplicas ?? 1,
+        maxReplicas: a.maxReplicas,
+        targetLagPerReplica: a.targetLagPerReplica,
+        stabilizationWindowMs: (a.stabilizationWindow && parseDuration(a.stabilizationWindow)) || DEFAULT_STABILIZATION_WINDOW_MS,
+      },
+      history,
+      now,
+    });
+    this.recommendations.set(historyKey, decision.history);
+    if (decision.direction !== 'none') {
+      // resourceVersion makes it a compare-and-set: someone else's concurrent change wins, we re-decide.
+      await this.opts.client.replace(path, {
+        apiVersion: 'autoscaling/v1', kind: 'Scale',
+        metadata: { name: a.scaleTargetRef.name, namespace, resourceVersion: scaleObj.metadata.resourceVersion },
+        spec: { replicas: decision.desiredReplicas },
+      });
+      this.opts.logger.info('scaled', { queue: key, target, from: current, to: decision.desiredReplicas, why: decision.message });
+      this.opts.events.record(obj, 'Normal', decision.direction === 'up' ? Reason.ScaledUp : Reason.ScaledDown, `${target} from ${current} to ${decision.desiredReplicas} replicas: ${decision.message}`);
+    }
+    return { state: 'active', target, replicas: decision.desiredReplicas, message: decision.message };
+  }
+
+  /** deletionPolicy, then the finalizer goes — only after cleanup succeeded (a throw retries). */
+  private async finalize(key: string, obj: KubeObject): Promise<void> {
+    const finalizers: string[] = (obj.metadata.finalizers as string[] | undefined) ?? [];
+    if (!finalizers.includes(TASK_QUEUE_FINALIZER)) return this.forget(key);
+    const policy = obj.spec?.deletionPolicy ?? 'Retain';
+    const stream: string | undefined = obj.spec?.stream;
+    if (policy === 'Delete' && stream) {
+      if (!this.redis) throw new Error(`TaskQueue ${key} has deletionPolicy Delete but the operator runs without --redis; the finalizer stays until it can clean up`);
+      const removed = await deleteQueueData(this.redis, { stream, deadLetterStream: obj.spec?.deadLetter?.stream });
+      this.opts.logger.info('task queue data deleted', { queue: key, stream, keys: removed });
+      this.opts.events.record(obj, 'Normal', Reason.StreamDeleted, `deletionPolicy Delete: removed stream ${stream}, its consumer group, dead letters and side keys (${removed} keys).`);
+    }
+    await this.patchFinalizers(obj, finalizers.filter((f) => f !== TASK_QUEUE_FINALIZER));
+    this.forget(key);
+  }
+
+  private async ensureFinalizer(obj: KubeObject): Promise<void> {
+    const finalizers: string[] = (obj.metadata.finalizers as string[] | undefined) ?? [];
+    if (finalizers.includes(TASK_QUEUE_FINALIZER)) return;
+    await this.patchFinalizers(obj, [...finalizers, TASK_QUEUE_FINALIZER]);
+  }
+
+  private async patchFinalizers(obj: KubeObject, finalizers: string[]): Promise<void> {
+    const { namespace, name } = splitKey(objectKey(obj));
+    // With the resourceVersion the merge patch is a compare-and-set: a stale cache gets 409 and a retry,
+    // never a finalizer list that drops someone else's entry.
+    try {
+      await this.opts.client.patch(resourcePath(this.kind, namespace, name), { metadata: { finalizers, resourceVersion: obj.metadata.resourceVersion } });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+  }
+
+  private forget(key: string): void {
+    this.written.delete(key);
+    for (const k of this.recommendations.keys()) if (k.startsWith(`${key}/`)) this.recommendations.delete(k);
+  }
+
+  private async writeStatus(obj: KubeObject, status: ExtendedStatus): Promise<void> {
+    const { namespace, name } = splitKey(objectKey(obj));
+    await this.opts.client.patch(resourcePath(this.kind, namespace, name, 'status'), { status });
+    this.opts.metrics.statusWrites.inc({ kind: this.kind.kind });
+  }
+}
+
+/** The TaskQueue as the sidecars compile it (same defaults, same names). */
+function compileQueue(obj: KubeObject): TaskQueuePlan | undefined {
+  try {
+    return compilePlan([policyDocument(obj)]).taskQueues[0];
+  } catch {
+    return undefined;
+  }
+}
+
+function isoNow(clock: Clock): string {
+  return new Date(clock.wallNow()).toISOString().replace(/\.\d+Z$/, 'Z');
+}
