@@ -5,6 +5,8 @@ import type { Plan } from '../../../lib/policy/plan.ts';
 import type { Route } from '../local-api/router.ts';
 import type { Logger } from '../log.ts';
 import { RedisHealth, connectRedis, redactUrl } from '../redis/connection.ts';
+import { loadScriptsOn } from '../redis/lua-script.ts';
+import { LOCK_SCRIPTS } from './lock-scripts.ts';
 import { AppLocks } from './app-locks.ts';
 import { LockError } from './errors.ts';
 import { LeaderElector, type LeadershipStatus } from './leader-elector.ts';
@@ -42,6 +44,8 @@ export class LeadershipFeature {
   private readonly electors = new Map<string, { elector: LeaderElector; off: () => void }>();
   private readonly gauge: Gauge<'election'>;
   private readonly closeListeners = new Set<() => void>();
+  /** [issue 7] Subscribers to every election's changes (the operator report); see onChange(). */
+  private readonly changeListeners = new Set<(s: LeadershipStatus) => void>();
   private warnedNoNodes = false;
 
   constructor(deps: LeadershipDeps) {
@@ -59,6 +63,7 @@ export class LeadershipFeature {
     deps.lockNodes.forEach((url, i) => {
       const name = `lock-node-${i}`;
       const client = connectRedis({ url, name, commandTimeoutMs: deps.nodeTimeoutMs ?? 200, connectTimeoutMs: 500 });
+      loadScriptsOn(client, LOCK_SCRIPTS);
       // Subscriptions need a connection of their own; it does no commands with deadlines.
       const sub = connectRedis({ url, name: `${name}-events`, connectTimeoutMs: 500 });
       this.clients.push(client, sub);
@@ -96,7 +101,10 @@ export class LeadershipFeature {
       const elector = new LeaderElector({
         id, name: l.name, namespace: l.namespace, timing, lock: this.lock as RedLock, clock: this.deps.clock, logger: this.logger, holderId: this.deps.holderId,
       });
-      const offChange = elector.onChange((s) => this.gauge.set({ election: id }, s.leader ? 1 : 0));
+      const offChange = elector.onChange((s) => {
+        this.gauge.set({ election: id }, s.leader ? 1 : 0);
+        for (const l of this.changeListeners) l(s); // [issue 7]
+      });
       const offRelease = (this.notifier as ReleaseNotifier).onRelease(elector.resource, () => elector.released());
       this.electors.set(id, { elector, off: () => { offChange(); offRelease(); } });
       this.gauge.set({ election: id }, 0);
@@ -125,6 +133,15 @@ export class LeadershipFeature {
         return { ok: true, details: { nodes: this.healths.map((h) => h.toJSON()), ready, quorum: this.lock?.quorum ?? null, quorate: this.lock !== undefined && ready >= this.lock.quorum } };
       },
     };
+  }
+
+  /**
+   * [issue 7] Calls `listener` on every leadership change of any election (including each
+   * renewal, which moves validUntil). Returns the unsubscribe function.
+   */
+  onChange(listener: (s: LeadershipStatus) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
   }
 
   /** Leadership of every election (for /v1/status and the operator's reports). */

@@ -7,18 +7,24 @@ import { LuaScript } from '../redis/lua-script.ts';
  * delete its own lock — never one that expired and was taken by someone else meanwhile.
  */
 
-/** SET NX PX; won → {1, counter}; lost → {0, current value, its pttl, counter}. */
+/**
+ * SET NX PX, and — in the same atomic step, only if it won — raise the fencing counter to the
+ * caller's proposed token ARGV[3] (see fencing-token.ts: this is what lets most acquisitions take
+ * one round). Won → {1, the counter as it was before}; lost → {0, current value, its pttl, counter}.
+ */
 export const ACQUIRE = new LuaScript(
   `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, tonumber(redis.call('GET', KEYS[2]) or '0')}
+  local c = tonumber(redis.call('GET', KEYS[2])) or 0
+  if c < tonumber(ARGV[3]) then redis.call('SET', KEYS[2], ARGV[3]) end
+  return {1, c}
 end
-return {0, redis.call('GET', KEYS[1]) or '', redis.call('PTTL', KEYS[1]), tonumber(redis.call('GET', KEYS[2]) or '0')}
+return {0, redis.call('GET', KEYS[1]) or '', redis.call('PTTL', KEYS[1]), tonumber(redis.call('GET', KEYS[2])) or 0}
 `,
   2,
 );
 
-/** Raises the counter to ARGV[2] if the lock is still ours (see fencing-token.ts for why). */
+/** Raises the counter to ARGV[2] if the lock is still ours: the second round, when a proposal was too low. */
 export const FENCE = new LuaScript(
   `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -50,6 +56,9 @@ return 0
 `,
   1,
 );
+
+/** Every script a lock node runs, for SCRIPT LOAD when it (re)connects. */
+export const LOCK_SCRIPTS = [ACQUIRE, FENCE, EXTEND, RELEASE] as const;
 
 export function lockKey(resource: string): string {
   return `sluice:lock:{${resource}}`;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { RedisServer } from '../../../test/helpers/redis-server.ts';
 import { connectRedis, waitReady } from '../../src/redis/connection.ts';
-import { GCRA, SLIDING_WINDOW } from '../../src/limit/global/scripts.ts';
+import { GCRA, SLIDING_WINDOW, gcraAnswer, slidingWindowAnswer } from '../../src/limit/global/scripts.ts';
 import { bucketKey } from '../../src/limit/global/keys.ts';
 import { sleep } from '../../../test/helpers/eventually.ts';
 
@@ -11,8 +11,12 @@ let redis: Redis;
 let n = 0;
 const key = () => bucketKey('shop/api/rule', `p${++n}`);
 
-/** period ms, requests, capacity, want, min → [granted, remaining, retryAfterMs, resetMs] */
-const run = async (script: typeof GCRA, k: string, args: number[]) => (await script.run(redis, [k], args)) as number[];
+/** period ms, requests, capacity, want, min → [granted, remaining, retryAfterMs, resetMs], decoded as the limiter does. */
+const run = async (script: typeof GCRA, k: string, args: [number, number, number, number, number]): Promise<number[]> => {
+  const reply = await script.run(redis, [k], args);
+  const a = script === GCRA ? gcraAnswer(reply, args[0], args[1], args[2], args[4]) : slidingWindowAnswer(reply);
+  return [a.granted, a.remaining, a.retryAfterMs, a.resetMs];
+};
 
 beforeAll(async () => {
   server = await RedisServer.start();
@@ -80,13 +84,24 @@ describe('SlidingWindow script', () => {
   });
 
   it('weights the previous window by its overlap', async () => {
-    const k = key();
-    // Fill a 200 ms window, then look again once the window has moved on.
-    expect((await run(SLIDING_WINDOW, k, [200, 10, 10, 10, 1]))[0]).toBe(10);
-    await sleep(250);
-    const [granted] = await run(SLIDING_WINDOW, k, [200, 10, 10, 10, 1]);
-    // Somewhere inside the next window: part of the previous 10 still counts, so not all 10.
-    expect(granted).toBeGreaterThan(0);
-    expect(granted).toBeLessThan(10);
+    // A previous window that admitted the whole limit, written as the script keeps it; then the
+    // grant must be what the overlap leaves: floor(limit × elapsed / W), elapsed read on the server.
+    const W = 10_000;
+    const serverMs = async () => {
+      const [sec, usec] = await redis.time();
+      return Number(sec) * 1_000 + Number(usec) / 1_000;
+    };
+    for (;;) {
+      const k = key();
+      const before = await serverMs();
+      const w = Math.floor(before / W);
+      await redis.hset(k, 'w', w - 1, 'c', 10, 'p', 0);
+      const [granted] = await run(SLIDING_WINDOW, k, [W, 10, 10, 10, 1]);
+      const after = await serverMs();
+      if (Math.floor(after / W) !== w) continue; // the window moved on meanwhile: set it up again
+      expect(granted).toBeGreaterThanOrEqual(Math.floor((10 * (before - w * W)) / W));
+      expect(granted).toBeLessThanOrEqual(Math.floor((10 * (after - w * W)) / W + 1e-6));
+      break;
+    }
   });
 });

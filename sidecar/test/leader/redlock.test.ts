@@ -74,6 +74,39 @@ describe('RedLock engine on 3 real nodes', () => {
     }
     for (let i = 1; i < tokens.length; i++) expect(tokens[i]).toBeGreaterThan(tokens[i - 1] as number);
   });
+
+  it('tokens keep increasing across engines that know nothing of each other, majorities differing', async () => {
+    // Each sidecar has its own engine; one that never saw the resource proposes token 1, which the
+    // nodes' counters refuse, so its acquisition takes the second (write-back) round.
+    const engines = [await engine(), new RedLock(clients, systemClock), new RedLock(clients, systemClock)];
+    const r = resource();
+    const tokens: number[] = [];
+    for (const [i, down] of [[0, 0], [0, 1], [1, 2], [2, 0], [0, 2], [1, 1], [2, 1]] as const) {
+      await servers[down]!.kill();
+      const got = await engines[i]!.acquire(r, 5_000, `e${i}`);
+      if (!got.acquired) throw new Error('not acquired');
+      tokens.push(got.lease.token);
+      await engines[i]!.release(got.lease);
+      await servers[down]!.restart();
+      await eventually(() => expect(clients[down]!.status).toBe('ready'));
+    }
+    for (let i = 1; i < tokens.length; i++) expect(tokens[i]).toBeGreaterThan(tokens[i - 1] as number);
+  });
+
+  it('one acquire with a proposal the nodes take costs one round; a stale proposal still wins, higher', async () => {
+    const [a, b] = [await engine(), new RedLock(clients, systemClock)];
+    const r = resource();
+    for (let i = 0; i < 3; i++) {
+      const got = await a.acquire(r, 5_000, 'a');
+      if (!got.acquired) throw new Error('not acquired');
+      expect(got.lease.token).toBe(i + 1);
+      await a.release(got.lease);
+    }
+    const fences = await Promise.all(clients.map((c) => c.get(`sluice:fence:{${r}}`)));
+    expect(fences).toEqual(['3', '3', '3']);
+    const late = await b.acquire(r, 5_000, 'b'); // b proposes 1
+    expect(late.acquired && late.lease.token).toBe(4);
+  });
 });
 
 describe('LeaderElector', () => {

@@ -4,7 +4,9 @@ import type { Clock } from '../../../../lib/clock.ts';
 import type { RateLimitRule } from '../../../../lib/policy/plan.ts';
 import type { Logger } from '../../log.ts';
 import { RedisHealth, connectRedis, redactUrl } from '../../redis/connection.ts';
+import { loadScriptsOn } from '../../redis/lua-script.ts';
 import { GlobalLimiter, type GlobalMode } from './global-limiter.ts';
+import { GCRA, HEARTBEAT, SLIDING_WINDOW } from './scripts.ts';
 
 /**
  * `scope: Global` rate limits for a sidecar started with `--redis`: the connection they share, the
@@ -21,6 +23,7 @@ export class GlobalLimitFeature {
   constructor(opts: { url: string; clock: Clock; logger: Logger; registry: Registry; sidecarId: string; mode?: GlobalMode; commandTimeoutMs?: number }) {
     this.redis = connectRedis({ url: opts.url, name: 'global-limits', commandTimeoutMs: opts.commandTimeoutMs ?? 100 });
     this.health = new RedisHealth('global-limits', this.redis);
+    loadScriptsOn(this.redis, [GCRA, SLIDING_WINDOW, HEARTBEAT]);
     this.deps = { clock: opts.clock, logger: opts.logger, registry: opts.registry, sidecarId: opts.sidecarId, mode: opts.mode ?? 'lease' };
     opts.logger.info('global limits on redis', { url: redactUrl(opts.url), mode: this.deps.mode });
   }

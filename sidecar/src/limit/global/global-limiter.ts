@@ -8,11 +8,12 @@ import { KeyedStore } from '../keyed-store.ts';
 import { FailureModeFallback } from './fallback.ts';
 import { bucketKey } from './keys.ts';
 import { PartitionLease, defaultMaxBatch, type LeaseOptions } from './lease.ts';
-import { globalLimitMetrics } from './metrics.ts';
+import { GlobalLimitCounts, globalLimitMetrics } from './metrics.ts';
 import { OutageGate } from './outage-gate.ts';
 import { RulePresence } from './presence.ts';
-import { GCRA, SLIDING_WINDOW } from './scripts.ts';
-import type { LuaScript } from '../../redis/lua-script.ts';
+import { GCRA, SLIDING_WINDOW, gcraAnswer, slidingWindowAnswer, type ScriptAnswer } from './scripts.ts';
+import { isNoScript, type LuaScript } from '../../redis/lua-script.ts';
+import { batchWritesThisTurn } from '../../redis/write-batching.ts';
 
 export type GlobalMode = 'lease' | 'strict';
 
@@ -31,13 +32,6 @@ export interface GlobalLimiterDeps {
   heartbeatMs?: number;
   /** How often a probe goes to Redis while it is down (ms, default 250). */
   probeEveryMs?: number;
-}
-
-interface ScriptAnswer {
-  granted: number;
-  remaining: number;
-  retryAfterMs: number;
-  resetMs: number;
 }
 
 /**
@@ -63,10 +57,13 @@ export class GlobalLimiter implements Limiter {
   private readonly presence: RulePresence | undefined;
   private readonly leaseOpts: LeaseOptions;
   private readonly leases: KeyedStore<PartitionLease>;
-  private readonly fallbackCount: { inc(): void };
-  private readonly callsOk: { inc(): void };
-  private readonly callsError: { inc(): void };
-  private readonly argsPrefix: readonly number[];
+  private readonly counts: GlobalLimitCounts;
+  private readonly untrack: () => void;
+  /** The script's ARGV after the key: period, requests, capacity (want and min appended per call). */
+  private readonly argsPrefix: readonly string[];
+  /** KEYS + ARGV of a strict call, all but the key fixed: want = min = 1. */
+  private readonly strictArgv: string[];
+  private readonly decode: (reply: unknown, min: number) => ScriptAnswer;
 
   constructor(rule: RateLimitRule, deps: GlobalLimiterDeps) {
     if (rule.limit === undefined) throw new RangeError(`rule ${rule.id} has no limit to share`);
@@ -78,7 +75,13 @@ export class GlobalLimiter implements Limiter {
     this.logger = deps.logger.child({ rule: rule.id });
     this.script = this.limit.algorithm === 'SlidingWindow' ? SLIDING_WINDOW : GCRA;
     this.capacity = this.limit.algorithm === 'SlidingWindow' ? this.limit.requests : this.limit.burst;
-    this.argsPrefix = [this.limit.perMs, this.limit.requests, this.capacity];
+    this.argsPrefix = [String(this.limit.perMs), String(this.limit.requests), String(this.capacity)];
+    this.strictArgv = ['', ...this.argsPrefix, '1', '1'];
+    const { perMs, requests } = this.limit;
+    const capacity = this.capacity;
+    this.decode = this.limit.algorithm === 'SlidingWindow'
+      ? (reply) => slidingWindowAnswer(reply)
+      : (reply, min) => gcraAnswer(reply, perMs, requests, capacity, min);
     this.gate = new OutageGate(deps.probeEveryMs ?? 250);
     this.fallback = new FailureModeFallback(rule.failureMode, this.limit);
     this.leaseOpts = {
@@ -89,10 +92,9 @@ export class GlobalLimiter implements Limiter {
     this.leases = new KeyedStore({ maxKeys: 100_000, create: () => new PartitionLease(this.clock.now()), isIdle: (s, now) => s.idle(now) });
 
     const metrics = globalLimitMetrics(deps.registry);
-    // Label children bound once: the hot path only increments.
-    this.fallbackCount = metrics.fallbacks.labels(rule.id, rule.failureMode);
-    this.callsOk = metrics.redisCalls.labels(rule.id, 'ok');
-    this.callsError = metrics.redisCalls.labels(rule.id, 'error');
+    // Plain numbers on the hot path, moved into the counters when they are collected.
+    this.counts = new GlobalLimitCounts(rule.id, rule.failureMode);
+    this.untrack = metrics.track(this.counts);
     const peersGauge = metrics.peers.labels(rule.id);
     // Only an Open rule needs to know how many sidecars share it.
     this.presence = rule.failureMode === 'Open'
@@ -122,35 +124,42 @@ export class GlobalLimiter implements Limiter {
 
   close(): void {
     this.presence?.close();
+    this.untrack();
   }
 
   private async awaitRefill(key: string, lease: PartitionLease, now: number): Promise<Decision> {
     // A batch that arrives may be spent by the requests that waited with this one before this one
-    // looks; then it asks again — a bounded number of times, each one a Redis answer, not a wait.
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const t = attempt === 0 ? now : this.clock.now();
-      if (lease.refill === undefined) {
-        if (!this.gate.allows(t)) return this.fallBack(key, t);
-        void this.refill(key, lease);
+    // looks; then it asks again — with a batch sized for everyone still waiting, so the second
+    // call normally serves them all. A bounded number of times, each one a Redis answer, not a wait.
+    lease.waiting++;
+    try {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const t = attempt === 0 ? now : this.clock.now();
+        if (lease.refill === undefined) {
+          if (!this.gate.allows(t)) return this.fallBack(key, t);
+          void this.refill(key, lease);
+        }
+        const answered = await lease.refill;
+        const after = this.clock.now();
+        if (!answered) return this.fallBack(key, after);
+        // take() counted this request as demand already; this second look must not count it again.
+        if (lease.tokens > 0 && after < lease.expiresAt) {
+          lease.tokens--;
+          return this.leased(lease, after);
+        }
+        if (after < lease.deniedUntil) return this.denied(lease.deniedUntil - after, lease.sharedRemaining, lease.resetAt - after);
       }
-      const answered = await lease.refill;
-      const after = this.clock.now();
-      if (!answered) return this.fallBack(key, after);
-      // take() counted this request as demand already; this second look must not count it again.
-      if (lease.tokens > 0 && after < lease.expiresAt) {
-        lease.tokens--;
-        return this.leased(lease, after);
-      }
-      if (after < lease.deniedUntil) return this.denied(lease.deniedUntil - after, lease.sharedRemaining, lease.resetAt - after);
+      return this.denied(1, lease.sharedRemaining, lease.resetAt - this.clock.now());
+    } finally {
+      lease.waiting--;
     }
-    return this.denied(1, lease.sharedRemaining, lease.resetAt - this.clock.now());
   }
 
   /** One call for a batch; concurrent requests of the partition share it (single flight). */
   private refill(key: string, lease: PartitionLease): Promise<boolean> {
     const sentAt = this.clock.now();
-    const { want, min } = lease.nextBatch(sentAt, this.leaseOpts);
-    const done = this.call(key, want, min).then((answer) => {
+    const batch = lease.nextBatch(sentAt, this.leaseOpts);
+    const done = this.call(key, Math.max(batch.want, lease.waiting), batch.min).then((answer) => {
       lease.refill = undefined;
       if (answer === undefined) return false;
       lease.settle(answer, sentAt, this.clock.now(), this.leaseOpts);
@@ -160,31 +169,59 @@ export class GlobalLimiter implements Limiter {
     return done;
   }
 
-  private async consumeStrict(key: string, now: number): Promise<Decision> {
+  /**
+   * One EVALSHA per decision and nothing else awaited: the reply and failure handlers are built
+   * once (the failure one needs the partition for the fallback, so only it closes over the call).
+   */
+  private consumeStrict(key: string, now: number): Decision | Promise<Decision> {
     if (!this.gate.allows(now)) return this.fallBack(key, now);
-    const answer = await this.call(key, 1, 1);
-    if (answer === undefined) return this.fallBack(key, this.clock.now());
-    if (answer.granted > 0) return { allowed: true, limit: this.capacity, remaining: answer.remaining, resetMs: answer.resetMs, retryAfterMs: 0 };
-    return this.denied(answer.retryAfterMs, answer.remaining, answer.resetMs);
+    const argv = this.strictArgv;
+    argv[0] = bucketKey(this.rule.id, key); // ioredis copies the list when it builds the command
+    batchWritesThisTurn(this.redis);
+    return this.script.evalsha(this.redis, argv).then(this.strictAnswered, (err: unknown) => this.strictFailed(err, key, argv[0] as string));
+  }
+
+  private readonly strictAnswered = (reply: unknown): Decision => {
+    this.redisSucceeded();
+    const a = this.decode(reply, 1);
+    if (a.granted > 0) return { allowed: true, limit: this.capacity, remaining: a.remaining, resetMs: a.resetMs, retryAfterMs: 0 };
+    return this.denied(a.retryAfterMs, a.remaining, a.resetMs);
+  };
+
+  private strictFailed(err: unknown, key: string, redisKey: string): Decision | Promise<Decision> {
+    if (isNoScript(err)) {
+      return this.script.eval(this.redis, [redisKey, ...this.argsPrefix, '1', '1']).then(this.strictAnswered, (e: unknown) => this.strictFailed(e, key, redisKey));
+    }
+    this.redisFailed(err);
+    return this.fallBack(key, this.clock.now());
   }
 
   /** The script call; `undefined` when Redis failed (already recorded in the gate and metrics). */
   private async call(key: string, want: number, min: number): Promise<ScriptAnswer | undefined> {
     try {
-      const r = (await this.script.run(this.redis, [bucketKey(this.rule.id, key)], [...this.argsPrefix, want, min])) as number[];
-      this.callsOk.inc();
-      this.gate.succeeded();
-      return { granted: Number(r[0]), remaining: Number(r[1]), retryAfterMs: Number(r[2]), resetMs: Number(r[3]) };
+      batchWritesThisTurn(this.redis);
+      const reply = await this.script.run(this.redis, [bucketKey(this.rule.id, key)], [...this.argsPrefix, want, min]);
+      this.redisSucceeded();
+      return this.decode(reply, min);
     } catch (err) {
-      this.callsError.inc();
-      if (!this.gate.down) this.logger.warn('redis unavailable: global limit falls back', { failureMode: this.rule.failureMode, error: err });
-      this.gate.failed(this.clock.now());
+      this.redisFailed(err);
       return undefined;
     }
   }
 
+  private redisSucceeded(): void {
+    this.counts.redisOk++;
+    this.gate.succeeded();
+  }
+
+  private redisFailed(err: unknown): void {
+    this.counts.redisError++;
+    if (!this.gate.down) this.logger.warn('redis unavailable: global limit falls back', { failureMode: this.rule.failureMode, error: err });
+    this.gate.failed(this.clock.now());
+  }
+
   private fallBack(key: string, now: number): Decision {
-    this.fallbackCount.inc();
+    this.counts.fallbacks++;
     return this.fallback.decide(key, now, this.presence?.peers, this.gate.retryAfterMs(now));
   }
 

@@ -17,7 +17,8 @@
  * docs/leader-election.md § Global limits and the over-admission test).
  *
  * The batch adapts to demand: about `horizonMs` worth of this sidecar's recent request rate, at
- * least 1 and at most maxBatch — a quiet sidecar takes one token at a time and wastes none.
+ * least 1 and at most maxBatch — a quiet sidecar takes one token at a time and wastes none — plus
+ * one token for each request already waiting for it (spent on arrival, never held).
  */
 export interface LeaseOptions {
   /** Most tokens taken in one call. */
@@ -40,6 +41,13 @@ export class PartitionLease {
   resetAt = 0;
   /** A refill call is in flight; its result is awaited by requests that found no token. */
   refill: Promise<boolean> | undefined = undefined;
+  /**
+   * Requests waiting for a refill right now. The next batch asks for at least this many: they
+   * spend their tokens the moment it arrives, so none of them is ever held (the bound above is
+   * unchanged), and a burst of concurrent requests on a quiet partition is not refused for want of
+   * a bigger batch while the shared limit has room.
+   */
+  waiting = 0;
   private demand = 0;
   private demandSince: number;
 

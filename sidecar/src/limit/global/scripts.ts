@@ -4,47 +4,79 @@ import { LuaScript } from '../../redis/lua-script.ts';
  * The Global limit scripts. Each is one atomic step on one key, timed by the Redis server's clock
  * (`TIME`) so that sidecars with skewed clocks still share one notion of "now".
  *
- * Both take the same arguments and give the same answer, so the limiter does not care which
- * algorithm it talks to:
+ * Both take the same arguments, and their replies decode (gcraAnswer, slidingWindowAnswer) to the
+ * same answer, so the limiter does not care which algorithm it talks to:
  *   ARGV[1] period (ms)   ARGV[2] requests per period   ARGV[3] capacity (burst)
  *   ARGV[4] want          ARGV[5] min
- *   → { granted, remaining, retryAfterMs, resetMs }
+ *   → ScriptAnswer { granted, remaining, retryAfterMs, resetMs }
  * `want` > 1 takes a batch of tokens in one round trip (lease mode). Nothing is granted unless at
  * least `min` tokens are available, and then retryAfterMs says when `min` will be: a sidecar that
  * leases batches then waits for a batch's worth instead of coming back once per freed token.
  * Strict mode calls with want = min = 1.
+ *
+ * Scripts run once per decision in strict mode, so what they do inside Redis is the decision's
+ * server-side cost: they run the fewest commands and return the least the client needs to derive
+ * the rest (measured with INFO commandstats in bench/global-limit.bench.ts).
  */
+
+export interface ScriptAnswer {
+  granted: number;
+  remaining: number;
+  retryAfterMs: number;
+  resetMs: number;
+}
 
 /**
  * TokenBucket as GCRA. The state is one number, the theoretical arrival time (TAT, µs since the
  * epoch — below 2^53, so exact in Lua's doubles). It is written with %.17g because Lua's
  * tostring() keeps only 14 digits and would round microseconds away.
+ *
+ * The reply is `{ granted, ⌈tat − now⌉ }` (µs, an integer): remaining, retry and reset follow from
+ * it and the rule's constants on the client (gcraAnswer), which keeps the script to three commands
+ * (TIME, GET, SET) and a two-integer reply. Rounding up errs toward fewer remaining and a later
+ * retry, never the other way.
  */
 export const GCRA = new LuaScript(
   `
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local T = tonumber(ARGV[1]) * 1000 / tonumber(ARGV[2])
-local tau = T * tonumber(ARGV[3])
+local now = t[1] * 1000000 + t[2]
+local T = ARGV[1] * 1000 / ARGV[2]
 local want = tonumber(ARGV[4])
-local min = tonumber(ARGV[5])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
-local eps = 1e-6
-local avail = math.floor((now + tau - tat) / T + eps)
+local avail = math.floor((now + T * ARGV[3] - tat) / T + 1e-6)
 local n = 0
-if avail >= min then
-  n = math.min(want, avail)
+if avail >= tonumber(ARGV[5]) then
+  n = want
+  if avail < want then n = avail end
   tat = tat + n * T
   redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
 end
-local remaining = math.max(0, math.floor((now + tau - tat) / T + eps))
-local retry = 0
-if n == 0 then retry = math.max(0, math.ceil((tat + min * T - tau - now) / 1000)) end
-return { n, remaining, retry, math.ceil((tat - now) / 1000) }
+return { n, math.ceil(tat - now) }
 `,
   1,
 );
+
+/** Decodes GCRA's `{ granted, tat − now }` for a rule of `requests` per `periodMs` and `capacity`. */
+export function gcraAnswer(reply: unknown, periodMs: number, requests: number, capacity: number, min: number): ScriptAnswer {
+  const r = reply as [number, number];
+  const granted = r[0];
+  const ahead = r[1]; // µs until the bucket is full again
+  const T = (periodMs * 1000) / requests;
+  const tau = T * capacity;
+  return {
+    granted,
+    remaining: Math.max(0, Math.floor((tau - ahead) / T + 1e-6)),
+    retryAfterMs: granted > 0 ? 0 : Math.max(0, Math.ceil((ahead + min * T - tau) / 1000)),
+    resetMs: Math.ceil(ahead / 1000),
+  };
+}
+
+/** Decodes SLIDING_WINDOW's `{ granted, remaining, retryAfterMs, resetMs }`. */
+export function slidingWindowAnswer(reply: unknown): ScriptAnswer {
+  const r = reply as [number, number, number, number];
+  return { granted: r[0], remaining: r[1], retryAfterMs: r[2], resetMs: r[3] };
+}
 
 /**
  * SlidingWindow as the two-window weighted counter: the previous fixed window's count, weighted
