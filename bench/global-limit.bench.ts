@@ -8,7 +8,7 @@ import { systemClock } from '../lib/clock.ts';
 import { compilePlan } from '../lib/policy/index.ts';
 import type { RateLimitRule } from '../lib/policy/plan.ts';
 import { RedisServer } from '../test/helpers/redis-server.ts';
-import { silentLogger } from '../sidecar/src/log.ts';
+import { silentLogger } from '../lib/log.ts';
 import { connectRedis, waitReady } from '../sidecar/src/redis/connection.ts';
 import { createGlobalLimiter, type GlobalMode } from '../sidecar/src/limit/global/index.ts';
 import { GCRA } from '../sidecar/src/limit/global/scripts.ts';

@@ -10,7 +10,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { policyDiscovery, type DiscoveryRequest, type Hello, type ServerDiscoveryStream } from '../../lib/proto/discovery.ts';
-import type { Logger } from '../../sidecar/src/log.ts';
+import type { Logger } from '../../lib/log.ts';
 import { SidecarAuthError } from './errors.ts';
 import { objectKey, type KubeObject } from './kube-client.ts';
 import type { OperatorMetrics } from './metrics.ts';

@@ -4,7 +4,7 @@
  * reconcile — status is the record of truth, Events are the narrative.
  */
 import { randomBytes } from 'node:crypto';
-import type { Logger } from '../../sidecar/src/log.ts';
+import type { Logger } from '../../lib/log.ts';
 import { EVENTS } from './kinds.ts';
 import { resourcePath, type KubeClient, type KubeObject } from './kube-client.ts';
 

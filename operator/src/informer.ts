@@ -9,7 +9,7 @@
  */
 import { Watch } from '@kubernetes/client-node';
 import { Backoff } from '../../lib/backoff.ts';
-import type { Logger } from '../../sidecar/src/log.ts';
+import type { Logger } from '../../lib/log.ts';
 import { isGone } from './errors.ts';
 import { objectKey, type KubeClient, type KubeObject } from './kube-client.ts';
 

@@ -12,7 +12,7 @@
  */
 import type { Clock } from '../../lib/clock.ts';
 import { parseDuration } from '../../lib/policy/duration.ts';
-import type { Logger } from '../../sidecar/src/log.ts';
+import type { Logger } from '../../lib/log.ts';
 import { isNotFound } from './errors.ts';
 import type { EventRecorder } from './event-recorder.ts';
 import { planExtendedStatus, type ExtendedStatus } from './extended-status.ts';

@@ -8,7 +8,7 @@
  * leader releases the lease so a successor starts at once instead of waiting it out.
  */
 import { systemClock, type Clock } from '../../lib/clock.ts';
-import type { Logger } from '../../sidecar/src/log.ts';
+import type { Logger } from '../../lib/log.ts';
 import { isNotFound } from './errors.ts';
 import { LEASES } from './kinds.ts';
 import { resourcePath, type KubeClient, type KubeObject } from './kube-client.ts';

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../../lib/policy/duration.ts';
-import type { Level } from '../../sidecar/src/log.ts';
+import type { Level } from '../../lib/log.ts';
 import { UsageError } from './errors.ts';
 import { DEFAULT_TOKEN_AUDIENCE } from './sidecar-auth.ts';
 

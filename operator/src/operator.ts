@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { systemClock, type Clock } from '../../lib/clock.ts';
 import { selectorMatches } from '../../lib/policy/selector.ts';
-import { createLogger, type Logger } from '../../sidecar/src/log.ts';
+import { createLogger, type Logger } from '../../lib/log.ts';
 import { createAdminServer } from './admin-server.ts';
 import { DiscoveryServer } from './discovery-server.ts';
 import { isNotFound } from './errors.ts';

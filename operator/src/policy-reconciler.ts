@@ -10,7 +10,7 @@
  * fields, so each kind's status keeps a single writer.
  */
 import type { Clock } from '../../lib/clock.ts';
-import type { Logger } from '../../sidecar/src/log.ts';
+import type { Logger } from '../../lib/log.ts';
 import type { EventRecorder } from './event-recorder.ts';
 import type { Informer } from './informer.ts';
 import type { PolicyKind } from './kinds.ts';

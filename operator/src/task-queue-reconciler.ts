@@ -17,7 +17,7 @@ import type { Clock } from '../../lib/clock.ts';
 import { parseDuration } from '../../lib/policy/duration.ts';
 import { compilePlan } from '../../lib/policy/compile.ts';
 import type { TaskQueuePlan } from '../../lib/policy/plan.ts';
-import type { Logger } from '../../sidecar/src/log.ts';
+import type { Logger } from '../../lib/log.ts';
 import { connectRedis, redactUrl } from '../../sidecar/src/redis/connection.ts';
 import { decideReplicas, type Recommendation } from './autoscale-decision.ts';
 import { isNotFound } from './errors.ts';

@@ -6,7 +6,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKubeApiServer, type KubeApiServer } from '../../test/kube-api-server/index.ts';
 import { eventually } from '../../test/helpers/eventually.ts';
-import { silentLogger } from '../../sidecar/src/log.ts';
+import { silentLogger } from '../../lib/log.ts';
 import { Informer, type InformerEvent } from '../src/informer.ts';
 import { KubeClient } from '../src/kube-client.ts';
 

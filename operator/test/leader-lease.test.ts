@@ -6,7 +6,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startKubeApiServer, type KubeApiServer } from '../../test/kube-api-server/index.ts';
 import { eventually, sleep } from '../../test/helpers/eventually.ts';
-import { silentLogger } from '../../sidecar/src/log.ts';
+import { silentLogger } from '../../lib/log.ts';
 import { KubeClient } from '../src/kube-client.ts';
 import { LeaderLease } from '../src/leader-lease.ts';
 

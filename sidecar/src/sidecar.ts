@@ -7,7 +7,7 @@ import { ConfigFile } from './config/config-file.ts';
 import { PolicyStore } from './config/policy-store.ts';
 import { HttpListener } from './http/http-listener.ts';
 import { Router, sendJson, type Route } from './local-api/router.ts';
-import { createLogger, type Level, type Logger } from './log.ts';
+import { createLogger, type Level, type Logger } from '../../lib/log.ts';
 import { SidecarMetrics } from './metrics.ts';
 import { PolicyEngine } from './policy-engine/engine.ts';
 import type { GlobalLimiterFactory } from './policy-engine/chain.ts';

@@ -19,7 +19,7 @@
  * deleting the Secret to force a new CA never leaves helm with an object it cannot adopt.
  */
 import { Backoff } from '../../../lib/backoff.ts';
-import { silentLogger, type Logger } from '../../../sidecar/src/log.ts';
+import { silentLogger, type Logger } from '../../../lib/log.ts';
 import { isConflict, isNotFound, KubeApiError } from '../errors.ts';
 import { resourcePath, type KubeClient, type KubeObject } from '../kube-client.ts';
 import { caBundlePatch, type WebhookConfiguration } from './ca-bundle-patch.ts';

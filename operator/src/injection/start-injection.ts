@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Registry } from 'prom-client';
-import { silentLogger, type Logger } from '../../../sidecar/src/log.ts';
+import { silentLogger, type Logger } from '../../../lib/log.ts';
 import { CertManager } from '../certs/cert-manager.ts';
 import { certPolicy, type CertPolicy } from '../certs/rotation-plan.ts';
 import type { KubeClient } from '../kube-client.ts';

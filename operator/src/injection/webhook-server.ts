@@ -15,7 +15,7 @@ import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, type Registry } from 'prom-client';
-import { silentLogger, type Logger } from '../../../sidecar/src/log.ts';
+import { silentLogger, type Logger } from '../../../lib/log.ts';
 import { admissionResponse, AdmissionReviewError, gatherInput, isPodCreate, parseAdmissionReview } from './admission-review.ts';
 import type { InjectionConfig } from './injection-config.ts';
 import { planInjection } from './pod-patcher.ts';

@@ -12,7 +12,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { startKubeApiServer, type KubeApiServer } from '../../../test/kube-api-server/index.ts';
 import { startApp, type TestApp } from '../../../test/helpers/app-server.ts';
 import { Sidecar } from '../../../sidecar/src/sidecar.ts';
-import { createLogger } from '../../../sidecar/src/log.ts';
+import { createLogger } from '../../../lib/log.ts';
 import { Operator } from '../../src/operator.ts';
 import type { OperatorOptions } from '../../src/operator-options.ts';
 import { KubeClient, type KubeObject } from '../../src/kube-client.ts';

@@ -6,7 +6,7 @@ import { parseAllDocuments } from 'yaml';
 import { compilePlan } from '../../../lib/policy/compile.ts';
 import { PolicyValidationError } from '../../../lib/policy/errors.ts';
 import type { Plan } from '../../../lib/policy/plan.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../../lib/log.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import type { PolicyStore } from './policy-store.ts';
 

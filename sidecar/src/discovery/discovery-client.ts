@@ -16,7 +16,7 @@ import type { Plan } from '../../../lib/policy/plan.ts';
 import { policyDiscovery, type DiscoveryResponse, type DiscoveryStream, type PolicyDiscoveryClient, type Snapshot } from '../../../lib/proto/discovery.ts';
 import type { ReadinessCheck } from '../admin/admin-server.ts';
 import type { PolicyStore } from '../config/policy-store.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../../lib/log.ts';
 import { readToken, type PodIdentity } from './pod-identity.ts';
 
 export type CompileSnapshot = (resources: unknown[], version: string) => Plan;

@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '../../../lib/clock.ts';
 import type { RequestAttributes } from '../../../lib/policy/match.ts';
 import { isRejection, type Permit, type PolicyEngine, type Rejection } from '../policy-engine/engine.ts';
 import { grpcRejection } from '../policy-engine/responses.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../../lib/log.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import { classifyPreface } from './connection-preface.ts';
 import { ForwardedCall } from './grpc-call.ts';

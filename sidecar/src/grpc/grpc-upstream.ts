@@ -1,5 +1,5 @@
 import http2, { type ClientHttp2Session } from 'node:http2';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../../lib/log.ts';
 
 export interface UpstreamOptions {
   /** The app's gRPC address, `host:port`. */

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Clock } from '../../../lib/clock.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../../lib/log.ts';
 import type { HistogramCell } from '../hot-metrics.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import { isRejection, type Permit, type PolicyEngine, type Rejection } from '../policy-engine/engine.ts';

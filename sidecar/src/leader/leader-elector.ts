@@ -1,5 +1,5 @@
 import type { Clock } from '../../../lib/clock.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../../lib/log.ts';
 import type { FencingToken } from './fencing-token.ts';
 import type { LockLease, RedLock } from './redlock.ts';
 import { stepDownAt } from './validity.ts';

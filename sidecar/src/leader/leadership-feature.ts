@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Clock } from '../../../lib/clock.ts';
 import type { Plan } from '../../../lib/policy/plan.ts';
 import type { Route } from '../local-api/router.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../../lib/log.ts';
 import { RedisHealth, connectRedis, redactUrl } from '../redis/connection.ts';
 import { loadScriptsOn } from '../redis/lua-script.ts';
 import { LOCK_SCRIPTS } from './lock-scripts.ts';

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../../lib/clock.ts';
 import type { TaskQueuePlan } from '../../../lib/policy/index.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../../lib/log.ts';
 import { ConsumptionPacer } from './consumption-pacer.ts';
 import type { Deliverer } from './delivery.ts';
 import type { QueueMetrics } from './queue-metrics.ts';

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../../lib/clock.ts';
 import type { TaskQueuePlan } from '../../../lib/policy/index.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../../lib/log.ts';
 import { queueKeys, type QueueKeys } from './keys.ts';
 import { SETTLE, runScript } from './scripts.ts';
 

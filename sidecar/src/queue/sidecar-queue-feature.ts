@@ -5,7 +5,7 @@ import type { CallOutcome } from '../policy-engine/engine.ts';
 import type { RequestAttributes } from '../../../lib/policy/match.ts';
 import type { Plan, TaskQueuePlan } from '../../../lib/policy/plan.ts';
 import { parsePlan } from '../config/config-file.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../../lib/log.ts';
 import type { Feature } from '../sidecar.ts';
 import { QueueFeature } from './queue-feature.ts';
 

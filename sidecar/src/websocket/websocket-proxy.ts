@@ -4,7 +4,7 @@ import type { Clock } from '../../../lib/clock.ts';
 import { answerAndClose } from '../http/client-errors.ts';
 import { connectionTokens, isHopByHop } from '../http/hop-by-hop.ts';
 import { HttpRequestAttributes } from '../http/request-attributes.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../../lib/log.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import { isRejection, type Permit, type PolicyEngine, type Rejection, type WebSocketAdmission } from '../policy-engine/engine.ts';
 import { httpRejection, WS_CLOSE } from '../policy-engine/responses.ts';

@@ -8,7 +8,7 @@ import { compilePlan } from '../../../lib/policy/compile.ts';
 import { eventually } from '../../../test/helpers/eventually.ts';
 import { PolicyStore } from '../../src/config/policy-store.ts';
 import { DiscoveryClient, type CompileSnapshot } from '../../src/discovery/discovery-client.ts';
-import { silentLogger } from '../../src/log.ts';
+import { silentLogger } from '../../../lib/log.ts';
 import { condition, rateLimitPolicy, startOperator, TestCluster, type StartedOperator } from '../../../operator/test/helpers/cluster.ts';
 import type { KubeObject } from '../../../operator/src/kube-client.ts';
 

@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { systemClock } from '../../../lib/clock.ts';
 import { compilePlan } from '../../../lib/policy/index.ts';
 import { GrpcProxy, type GrpcProxyOptions } from '../../src/grpc/grpc-proxy.ts';
-import { silentLogger } from '../../src/log.ts';
+import { silentLogger } from '../../../lib/log.ts';
 import { SidecarMetrics } from '../../src/metrics.ts';
 import { PolicyEngine } from '../../src/policy-engine/engine.ts';
 

@@ -4,7 +4,7 @@ import { systemClock } from '../../../lib/clock.ts';
 import { startRedisServers, type RedisServer } from '../../../test/helpers/redis-server.ts';
 import { eventually } from '../../../test/helpers/eventually.ts';
 import { connectRedis, waitReady } from '../../src/redis/connection.ts';
-import { createLogger, silentLogger } from '../../src/log.ts';
+import { createLogger, silentLogger } from '../../../lib/log.ts';
 import { RedLock } from '../../src/leader/redlock.ts';
 import { LeaderElector, type LeadershipStatus } from '../../src/leader/leader-elector.ts';
 import { stepDownAt } from '../../src/leader/validity.ts';

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../../../../lib/clock.ts';
 import type { RateLimitRule } from '../../../../lib/policy/plan.ts';
-import type { Logger } from '../../log.ts';
+import type { Logger } from '../../../../lib/log.ts';
 import { RedisHealth, connectRedis, redactUrl } from '../../redis/connection.ts';
 import { loadScriptsOn } from '../../redis/lua-script.ts';
 import { GlobalLimiter, type GlobalMode } from './global-limiter.ts';

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../../../../lib/clock.ts';
 import type { LimitSpec, RateLimitRule } from '../../../../lib/policy/plan.ts';
-import type { Logger } from '../../log.ts';
+import type { Logger } from '../../../../lib/log.ts';
 import type { Decision, Limiter } from '../limiter.ts';
 import { KeyedStore } from '../keyed-store.ts';
 import { FailureModeFallback } from './fallback.ts';

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { compilePlan } from '../../../../lib/policy/index.ts';
-import { createLogger } from '../../../src/log.ts';
+import { createLogger } from '../../../../lib/log.ts';
 import { Router } from '../../../src/local-api/router.ts';
 import { QueueFeature, type QueueFeatureDeps } from '../../../src/queue/index.ts';
 
