@@ -30,6 +30,4 @@ export class SidecarAuthError extends Error {
   }
 }
 
-export class UsageError extends Error {
-  readonly code = 'SLUICE_ERR_USAGE';
-}
+export { UsageError } from '../../lib/cli-flags.ts';

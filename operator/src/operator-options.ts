@@ -4,10 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
-import { parseDuration } from '../../lib/policy/duration.ts';
 import type { Level } from '../../lib/log.ts';
-import { UsageError } from './errors.ts';
+import { readFlags, UsageError } from '../../lib/cli-flags.ts';
 import { DEFAULT_TOKEN_AUDIENCE } from './sidecar-auth.ts';
 
 export interface OperatorOptions {
@@ -69,28 +67,10 @@ Every flag can also be set as SLUICE_OPERATOR_<FLAG>, e.g. SLUICE_OPERATOR_KUBEC
 const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorOptions | 'help' {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  if (values.help) return 'help';
-  const get = (flag: keyof typeof FLAGS): string | undefined => {
-    const fromEnv = env[`SLUICE_OPERATOR_${flag.toUpperCase().replaceAll('-', '_')}`];
-    const given = argv.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`));
-    if (!given && fromEnv) return fromEnv;
-    const v = values[flag];
-    return typeof v === 'string' ? v : undefined;
-  };
-  const duration = (flag: keyof typeof FLAGS): number => {
-    const text = get(flag) as string;
-    const ms = parseDuration(text);
-    if (ms === undefined || ms <= 0) throw new UsageError(`--${flag}: "${text}" is not a duration (e.g. 500ms, 10s)`);
-    return ms;
-  };
-  const logLevel = get('log-level') as OperatorOptions['logLevel'];
-  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) throw new UsageError(`--log-level: "${logLevel}" is not one of debug, info, warn, error, silent`);
+  const flags = readFlags(argv, env, FLAGS, 'SLUICE_OPERATOR_');
+  if (flags.help) return 'help';
+  const { get, duration } = flags;
+  const logLevel = flags.logLevel('log-level');
   const opts: OperatorOptions = {
     kubeconfig: get('kubeconfig') ?? env.KUBECONFIG,
     discovery: get('discovery') as string,

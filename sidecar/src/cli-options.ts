@@ -1,6 +1,5 @@
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
-import { parseDuration } from '../../lib/policy/duration.ts';
+import { readFlags, UsageError } from '../../lib/cli-flags.ts';
 import { parseLabels } from '../../lib/policy/selector.ts';
 import type { SidecarOptions } from './sidecar.ts';
 
@@ -57,41 +56,16 @@ export const USAGE = `Usage: sluice-proxy [options]
   --grpc-max-message 4194304    gRPC messages over this are refused with RESOURCE_EXHAUSTED
 Every flag can also be set as an environment variable SLUICE_<FLAG>, e.g. SLUICE_APP_HTTP.`;
 
-export class UsageError extends Error {
-  readonly code = 'SLUICE_ERR_USAGE';
-}
+export { UsageError };
 
 /** Parses argv (and SLUICE_* env vars, which flags override) into SidecarOptions; throws UsageError. */
 export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): SidecarOptions | 'help' {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  if (values.help) return 'help';
-  const get = (flag: keyof typeof FLAGS): string | undefined => {
-    const fromEnv = env[`SLUICE_${flag.toUpperCase().replaceAll('-', '_')}`];
-    const given = argv.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`));
-    if (!given && fromEnv !== undefined && fromEnv !== '') return fromEnv;
-    const v = values[flag];
-    return typeof v === 'string' ? v : undefined;
-  };
-  const duration = (flag: keyof typeof FLAGS): number => {
-    const text = get(flag) as string;
-    const ms = parseDuration(text);
-    if (ms === undefined) throw new UsageError(`--${flag}: "${text}" is not a duration (e.g. 500ms, 10s, 1m)`);
-    return ms;
-  };
-  const count = (flag: keyof typeof FLAGS, min: number, max: number): number => {
-    const n = Number(get(flag));
-    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag}: "${get(flag)}" must be a whole number from ${min} to ${max}`);
-    return n;
-  };
+  const flags = readFlags(argv, env, FLAGS, 'SLUICE_');
+  if (flags.help) return 'help';
+  const { get, duration, count } = flags;
   const maxBody = Number(get('max-body'));
   if (!Number.isInteger(maxBody) || maxBody < 0) throw new UsageError(`--max-body: "${get('max-body')}" is not a byte count`);
-  const logLevel = get('log-level') as SidecarOptions['logLevel'];
-  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) throw new UsageError(`--log-level: "${logLevel}" is not one of debug, info, warn, error, silent`);
+  const logLevel = flags.logLevel('log-level');
   const config = get('config');
   const operator = get('operator');
   if (!config && !operator) throw new UsageError('either --config (standalone) or --operator is required');
