@@ -26,7 +26,7 @@ import { policyRef } from './policy-document.ts';
 import type { PolicyIndex } from './policy-index.ts';
 import type { ProgrammingTracker } from './programming-tracker.ts';
 import { ConditionType, Reason } from './reasons.ts';
-import { WorkQueue, type ReconcileResult } from './work-queue.ts';
+import { reconcileQueue, type ReconcileResult, type WorkQueue } from './work-queue.ts';
 
 /** The label a Service selects the leader with. */
 export const LEADER_LABEL = 'sluice.dev/leader';
@@ -57,14 +57,7 @@ export class LeaderElectionReconciler {
   constructor(opts: LeaderElectionReconcilerOptions) {
     this.opts = opts;
     this.kind = opts.kind;
-    this.queue = new WorkQueue({
-      handler: (key) => this.reconcile(key),
-      concurrency: 4,
-      onError: (key, err, retryInMs) => {
-        opts.metrics.reconciles.inc({ kind: opts.kind.kind, result: 'error' });
-        opts.logger.warn('reconcile failed; will retry', { kind: opts.kind.kind, key, retryInMs, err });
-      },
-    });
+    this.queue = reconcileQueue({ kind: opts.kind.kind, handler: (key) => this.reconcile(key), metrics: opts.metrics, logger: opts.logger });
   }
 
   start(): void {

@@ -21,7 +21,7 @@ import { policyRef } from './policy-document.ts';
 import type { PolicyIndex } from './policy-index.ts';
 import type { ProgrammingTracker } from './programming-tracker.ts';
 import { Reason } from './reasons.ts';
-import { WorkQueue, type ReconcileResult } from './work-queue.ts';
+import { reconcileQueue, type ReconcileResult, type WorkQueue } from './work-queue.ts';
 
 const WARNING_REASONS = new Set<string>([Reason.Invalid, Reason.Conflicted, Reason.Rejected]);
 
@@ -50,14 +50,7 @@ export class PolicyReconciler {
   constructor(opts: PolicyReconcilerOptions) {
     this.opts = opts;
     this.kind = opts.kind;
-    this.queue = new WorkQueue({
-      handler: (key) => this.reconcile(key),
-      concurrency: 4,
-      onError: (key, err, retryInMs) => {
-        opts.metrics.reconciles.inc({ kind: opts.kind.kind, result: 'error' });
-        opts.logger.warn('reconcile failed; will retry', { kind: opts.kind.kind, key, retryInMs, err });
-      },
-    });
+    this.queue = reconcileQueue({ kind: opts.kind.kind, handler: (key) => this.reconcile(key), metrics: opts.metrics, logger: opts.logger });
   }
 
   /** Begin reconciling (on becoming leader): every object of the kind is queued once. */

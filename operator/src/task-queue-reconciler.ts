@@ -33,7 +33,7 @@ import type { PolicyIndex } from './policy-index.ts';
 import type { ProgrammingTracker } from './programming-tracker.ts';
 import { deleteQueueData, ensureStreamAndGroup, queueStats } from './queue-redis.ts';
 import { Reason } from './reasons.ts';
-import { WorkQueue, type ReconcileResult } from './work-queue.ts';
+import { reconcileQueue, type ReconcileResult, type WorkQueue } from './work-queue.ts';
 
 /** Guards the stream (and its side keys) while deletionPolicy may still have to remove them. */
 export const TASK_QUEUE_FINALIZER = 'sluice.dev/task-queue';
@@ -80,14 +80,7 @@ export class TaskQueueReconciler {
       this.redis = connectRedis({ url: opts.redisUrl, name: 'operator-task-queues', commandTimeoutMs: opts.redisCommandTimeoutMs ?? 1_000, connectTimeoutMs: 1_000 });
       opts.logger.info('task queue redis', { url: redactUrl(opts.redisUrl) });
     }
-    this.queue = new WorkQueue({
-      handler: (key) => this.reconcile(key),
-      concurrency: 4,
-      onError: (key, err, retryInMs) => {
-        opts.metrics.reconciles.inc({ kind: opts.kind.kind, result: 'error' });
-        opts.logger.warn('reconcile failed; will retry', { kind: opts.kind.kind, key, retryInMs, err });
-      },
-    });
+    this.queue = reconcileQueue({ kind: opts.kind.kind, handler: (key) => this.reconcile(key), metrics: opts.metrics, logger: opts.logger });
   }
 
   start(): void {

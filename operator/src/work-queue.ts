@@ -117,3 +117,23 @@ export class WorkQueue {
     }
   }
 }
+
+/**
+ * The work queue every reconciler runs on: four keys at a time, and a failed reconcile counted
+ * and logged (the queue retries it with per-key backoff).
+ */
+export function reconcileQueue(opts: {
+  kind: string;
+  handler: KeyHandler;
+  metrics: { reconciles: { inc(labels: { kind: string; result: string }): void } };
+  logger: { warn(msg: string, fields?: Record<string, unknown>): void };
+}): WorkQueue {
+  return new WorkQueue({
+    handler: opts.handler,
+    concurrency: 4,
+    onError: (key, err, retryInMs) => {
+      opts.metrics.reconciles.inc({ kind: opts.kind, result: 'error' });
+      opts.logger.warn('reconcile failed; will retry', { kind: opts.kind, key, retryInMs, err });
+    },
+  });
+}
