@@ -17,6 +17,12 @@ export interface Plan {
   readonly leaderElections: readonly LeaderElectionPlan[];
   /** The resources this plan was compiled from (after selector filtering), for /config. */
   readonly resources: readonly SluiceResource[];
+  /**
+   * Operator mode: TaskQueues the app may produce to without being selected by them (every
+   * accepted TaskQueue of the pod's namespace, from the snapshot). Producing only — consumption
+   * follows `taskQueues`. Absent from compilePlan()'s output; the discovery client adds it.
+   */
+  readonly producibleTaskQueues?: readonly TaskQueuePlan[];
 }
 
 interface RuleBase {

@@ -35,7 +35,16 @@ export interface PolicyResource {
   /** The resource as read from the API (apiVersion, kind, metadata, spec), JSON-encoded. */
   json: string;
 }
-export interface Snapshot { version: string; resources: PolicyResource[] }
+export interface Snapshot {
+  version: string;
+  /** The policies selecting the pod: what it enforces (and, for TaskQueues, consumes). */
+  resources: PolicyResource[];
+  /**
+   * Every accepted TaskQueue of the pod's namespace, which the app may produce to without being
+   * selected (never consumed because of this list). Absent from an older operator's snapshots.
+   */
+  producibleTaskQueues?: PolicyResource[];
+}
 export interface DiscoveryResponse { snapshot: Snapshot; message?: 'snapshot' }
 
 export type DiscoveryStream = grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;

@@ -126,12 +126,12 @@ export class DiscoveryServer {
     const pod = cached ?? c.seenPod;
     // The pod is gone (or replaced): its sidecar is shutting down; nothing to enforce anew.
     if (!pod || pod.metadata.uid !== c.podUid) return;
-    const { snapshot, contents } = buildSnapshot(this.opts.index.resourcesFor(pod));
+    const { snapshot, contents } = buildSnapshot(this.opts.index.resourcesFor(pod), this.opts.index.producibleFor(pod));
     if (snapshot.version === c.lastSent) return;
     c.lastSent = snapshot.version;
     this.opts.tracker.sent(c.podKey, c.podUid, snapshot.version, contents);
     this.opts.metrics.snapshotsSent.inc();
-    this.opts.logger.debug('snapshot sent', { pod: c.podKey, version: snapshot.version, resources: snapshot.resources.length });
+    this.opts.logger.debug('snapshot sent', { pod: c.podKey, version: snapshot.version, resources: snapshot.resources.length, producible: snapshot.producibleTaskQueues?.length ?? 0 });
     c.call.write({ snapshot });
   }
 

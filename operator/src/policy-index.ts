@@ -57,6 +57,24 @@ export class PolicyIndex {
     return out.sort((a, b) => policyRef(a).localeCompare(policyRef(b)));
   }
 
+  /**
+   * The TaskQueues a pod's app may produce to: every TaskQueue of its namespace that goes into
+   * snapshots (accepted, or its last accepted generation), whatever its selector — producers are
+   * usually not the workers a queue selects. Producing only: consumption follows resourcesFor().
+   */
+  producibleFor(pod: KubeObject): KubeObject[] {
+    const ns = pod.metadata.namespace as string;
+    const kind = this.kinds.find((k) => k.kind === 'TaskQueue');
+    if (!kind) return [];
+    this.namespaceVerdicts(kind, ns);
+    const out: KubeObject[] = [];
+    for (const obj of this.view.policies(kind, ns)) {
+      const effective = this.effective(kind, obj);
+      if (effective) out.push(effective);
+    }
+    return out.sort((a, b) => policyRef(a).localeCompare(policyRef(b)));
+  }
+
   /** Target pods (alive, with a sidecar) a policy's spec selects, by their current labels. */
   targetsOf(obj: KubeObject): KubeObject[] {
     const selector = obj.spec?.selector;

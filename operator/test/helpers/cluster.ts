@@ -127,6 +127,8 @@ export interface PodWithSidecar {
   app: TestApp;
   url: string;
   admin: string;
+  /** The sidecar's local API (queues, leadership) as the app reaches it. */
+  localApi: string;
   stop(): Promise<void>;
 }
 
@@ -137,6 +139,7 @@ export async function startPodWithSidecar(
   namespace: string,
   name: string,
   labels: Record<string, string>,
+  { redis }: { redis?: string } = {},
 ): Promise<PodWithSidecar> {
   const pod = await cluster.createPod(namespace, name, labels);
   const app = await startApp();
@@ -150,6 +153,7 @@ export async function startPodWithSidecar(
     listenGrpc: '127.0.0.1:0',
     admin: '127.0.0.1:0',
     localApi: '127.0.0.1:0',
+    ...(redis ? { redis } : {}),
     id: `sidecar-${name}`,
     shutdownGraceMs: 500,
     logLevel: verbose ? 'debug' : 'silent',
@@ -159,6 +163,7 @@ export async function startPodWithSidecar(
     pod, sidecar, app,
     url: `http://127.0.0.1:${a.http!.port}`,
     admin: `http://127.0.0.1:${a.admin!.port}`,
+    localApi: `http://127.0.0.1:${a.localApi!.port}`,
     stop: async () => {
       await sidecar.stop(200);
       await app.close();

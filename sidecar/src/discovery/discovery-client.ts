@@ -8,11 +8,13 @@
  * - When the stream breaks it reconnects with capped, jittered backoff, trying the next address
  *   (a follower replica refuses with UNAVAILABLE); meanwhile the last snapshot stays in force.
  * - Before the first snapshot the store holds the empty plan and /readyz says config waiting.
+ * - The snapshot's producible TaskQueues (every accepted one of the namespace) ride along in the
+ *   Plan as `producibleTaskQueues`: the app may post to them; only `taskQueues` are consumed.
  */
 import * as grpc from '@grpc/grpc-js';
 import { Backoff } from '../../../lib/backoff.ts';
 import { compilePlan } from '../../../lib/policy/compile.ts';
-import type { Plan } from '../../../lib/policy/plan.ts';
+import type { Plan, TaskQueuePlan } from '../../../lib/policy/plan.ts';
 import { policyDiscovery, type DiscoveryResponse, type DiscoveryStream, type PolicyDiscoveryClient, type Snapshot } from '../../../lib/proto/discovery.ts';
 import type { ReadinessCheck } from '../admin/admin-server.ts';
 import type { PolicyStore } from '../config/policy-store.ts';
@@ -176,6 +178,8 @@ export class DiscoveryClient {
     try {
       const resources = snapshot.resources.map((r) => JSON.parse(r.json) as unknown);
       plan = this.compile(resources, snapshot.version);
+      const producible = this.producible(snapshot);
+      if (producible.length > 0) plan = Object.freeze({ ...plan, producibleTaskQueues: producible });
     } catch (err) {
       const reason = (err as Error).message;
       store.reject(snapshot.version, reason);
@@ -186,6 +190,24 @@ export class DiscoveryClient {
     store.apply(plan, `operator:${target}`);
     logger.info('snapshot applied', { version: snapshot.version, resources: snapshot.resources.length });
     stream.write({ ack: { version: snapshot.version } });
+  }
+
+  /**
+   * The TaskQueues the app may produce to without being selected (snapshot field
+   * producible_task_queues). Each is compiled on its own and one that does not compile is left
+   * out with a warning instead of refusing the snapshot: the pod does not enforce these queues,
+   * so a NACK would blame the policies it does enforce; producing to that queue answers 404.
+   */
+  private producible(snapshot: Snapshot): TaskQueuePlan[] {
+    const out: TaskQueuePlan[] = [];
+    for (const r of snapshot.producibleTaskQueues ?? []) {
+      try {
+        out.push(...this.compile([JSON.parse(r.json) as unknown], snapshot.version).taskQueues);
+      } catch (err) {
+        this.opts.logger.warn('producible TaskQueue refused; the app cannot post to it', { queue: `${r.namespace}/${r.name}`, version: snapshot.version, reason: (err as Error).message });
+      }
+    }
+    return out;
   }
 
   private retry(why: string): void {

@@ -14,7 +14,8 @@ import { QueueFeature } from './queue-feature.ts';
  * queue needs:
  * - which queues the app may produce to: every TaskQueue of the config, not only those selecting
  *   this pod (producers are rarely the workers). In standalone mode they are read from the file
- *   again without label filtering; otherwise only the selected ones are producible.
+ *   again without label filtering; in operator mode the snapshot carries them (every accepted
+ *   TaskQueue of the namespace, as `plan.producibleTaskQueues`).
  * - whether the worker's circuit is open for a queue's delivery (the policy engine's breakers).
  */
 export function createSidecarQueueFeature(opts: {
@@ -64,7 +65,7 @@ export function createSidecarQueueFeature(opts: {
 }
 
 function producible(plan: Plan, configPath: string | undefined): readonly TaskQueuePlan[] {
-  if (!configPath) return plan.taskQueues;
+  if (!configPath) return [...plan.taskQueues, ...(plan.producibleTaskQueues ?? [])];
   try {
     return [...plan.taskQueues, ...parsePlan(readFileSync(configPath, 'utf8'), undefined).taskQueues];
   } catch {

@@ -116,4 +116,46 @@ describe('discovery client', () => {
     expect(client.reconnects).toBeGreaterThanOrEqual(1);
     expect(store.source).toBe(`operator:${op.address}`);
   });
+
+  it('gets the namespace\'s TaskQueues as producible only; one it cannot compile is left out, not NACKed', async () => {
+    // A sidecar that cannot compile the TaskQueue "future" (say, a field newer than itself).
+    const skewed: CompileSnapshot = (resources, version) => {
+      if ((resources as { kind?: string; metadata?: { name?: string } }[]).some((r) => r.kind === 'TaskQueue' && r.metadata?.name === 'future')) {
+        throw new PolicyValidationError('config', [{ path: 'TaskQueue shop/future: spec', message: 'not supported by this sidecar version' }]);
+      }
+      return compilePlan(resources, { version });
+    };
+    const taskQueue = (name: string) => `apiVersion: sluice.dev/v1alpha1
+kind: TaskQueue
+metadata: {name: ${name}, namespace: shop}
+spec:
+  selector: {matchLabels: {app: ${name}-worker}}
+  stream: ${name}
+  consumerGroup: ${name}-workers
+  delivery: {protocol: http, path: /tasks, timeout: 5s}
+`;
+    const pod = await cluster.createPod('shop', 'producer-1', { app: 'producer' });
+    await cluster.apply(rateLimitPolicy('producer', { requests: 10, selector: { app: 'producer' } }));
+    const { store } = connect(pod, { compile: skewed });
+    await eventually(() => expect(store.current.rateLimits.map((r) => r.id)).toEqual(['shop/producer/all']));
+    const before = store.current.version;
+    // "future" first, seen by the operator before "orders": the snapshot that brings "orders" has both.
+    await cluster.apply(taskQueue('future'));
+    await eventually(async () => expect(condition(await cluster.getStatus('taskqueues', 'shop', 'future'), 'Accepted')?.status).toBe('True'));
+    await cluster.apply(taskQueue('orders'));
+    await eventually(() => {
+      expect(store.current.version).not.toBe(before);
+      expect(store.current.producibleTaskQueues?.map((q) => q.id)).toEqual(['shop/orders']);
+    });
+    expect(store.current.taskQueues).toEqual([]);
+    expect(store.current.rateLimits.map((r) => r.id)).toEqual(['shop/producer/all']);
+    expect(store.lastRejected).toBeUndefined();
+    const version = store.current.version;
+    await eventually(async () => {
+      const s = await cluster.getStatus('ratelimitpolicies', 'shop', 'producer');
+      expect(condition(s, 'Programmed')).toMatchObject({ status: 'True', reason: 'Programmed' });
+      expect(s.targets).toEqual({ selected: 1, programmed: 1 });
+    });
+    expect(store.current.version).toBe(version);
+  });
 });
