@@ -25,10 +25,16 @@ if (options === 'help') {
 const operator = new Operator(options);
 let injection: Injection | undefined;
 try {
-  await operator.start();
   // [injection, issue 7] On when the chart sets SLUICE_OPERATOR_INJECTION_CONFIG; every replica serves the webhook.
   const injectionOptions = injectionOptionsFromEnv(process.env, operator.client, operator.logger, operator.metrics.registry);
+  // [discovery TLS] The webhook's certificate manager also secures PolicyDiscovery (unless
+  // --discovery-insecure). It starts first, so discovery is never bound in plaintext in a cluster:
+  // the first certificate reaches the server before operator.start() binds it.
+  if (injectionOptions && !options.discoveryInsecure) {
+    injectionOptions.discovery = { serviceName: options.discoveryService ?? 'sluice-discovery', onCertificate: (c) => operator.discovery.setCertificate(c) };
+  }
   if (injectionOptions) injection = await startInjection(injectionOptions);
+  await operator.start();
 } catch (err) {
   operator.logger.error('operator failed to start', { err });
   process.exit(1);

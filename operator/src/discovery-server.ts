@@ -7,6 +7,15 @@
  * Only the leader serves (isServing): ACKs must reach the replica that writes status, and a
  * follower's refusal (UNAVAILABLE) sends the sidecar on to the next operator address. Pushes are
  * coalesced per pod on the next tick, so a burst of watch events becomes one snapshot.
+ *
+ * Transport security: with a certificate (`setCertificate`, fed by the operator's CertManager —
+ * the same CA and serving certificate as the webhook, whose SANs include the discovery Service)
+ * the server listens with TLS only; without one it listens in plaintext (local runs, tests,
+ * `--discovery-insecure`). grpc-js cannot swap a bound port's credentials, so a rotated
+ * certificate is applied by rebinding: unbind the listener, end the open streams (UNAVAILABLE),
+ * bind the same host:port with the new credentials. Sidecars reconnect with their usual jittered
+ * backoff (≤ 5s), keep enforcing their snapshot meanwhile, and ACK the re-sent (identical)
+ * snapshot without re-applying it. The serving certificate rotates every ~60 days.
  */
 import * as grpc from '@grpc/grpc-js';
 import { policyDiscovery, type DiscoveryRequest, type Hello, type ServerDiscoveryStream } from '../../lib/proto/discovery.ts';
@@ -39,6 +48,12 @@ export interface DiscoveryServerOptions {
   metrics: OperatorMetrics;
 }
 
+/** PEM key and certificate chain the discovery port presents. */
+export interface DiscoveryCertificate {
+  certPem: string;
+  keyPem: string;
+}
+
 interface Connection {
   podKey: string;
   podUid: string;
@@ -57,7 +72,15 @@ export class DiscoveryServer {
   private readonly connections = new Map<string, Connection>();
   private readonly pending = new Set<string>();
   private flushScheduled = false;
+  private cert: DiscoveryCertificate | undefined;
+  /** host:port actually bound (the port resolved when `listen` asked for port 0). */
+  private bound: string | undefined;
+  /** Serializes rebinds: rotations arrive from a timer and may overlap a start or stop. */
+  private binding: Promise<unknown> = Promise.resolve();
+  private stopped = false;
   port = 0;
+  /** How many times the listener was rebound with a new certificate. */
+  rebinds = 0;
 
   constructor(opts: DiscoveryServerOptions) {
     this.opts = opts;
@@ -67,9 +90,58 @@ export class DiscoveryServer {
   }
 
   async start(): Promise<number> {
-    this.port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(this.opts.listen, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+    const listen = this.opts.listen;
+    this.port = await this.bind(listen);
+    this.bound = withPort(listen, this.port);
     return this.port;
+  }
+
+  /** Whether the listener requires TLS (a certificate was set before or after start). */
+  get tls(): boolean {
+    return this.cert !== undefined;
+  }
+
+  /**
+   * Serve with this certificate. Before start: start() binds with it. After: rebinds the same
+   * host:port with TLS (see the header) unless the certificate did not change. Resolves once the
+   * new listener is bound.
+   */
+  setCertificate(cert: DiscoveryCertificate): Promise<void> {
+    if (this.cert && this.cert.certPem === cert.certPem && this.cert.keyPem === cert.keyPem) return this.binding.then(() => undefined);
+    this.cert = { certPem: cert.certPem, keyPem: cert.keyPem };
+    if (!this.bound) return Promise.resolve();
+    const next = this.binding.then(() => this.rebind(), () => this.rebind());
+    this.binding = next.catch(() => undefined);
+    return next;
+  }
+
+  private async rebind(): Promise<void> {
+    const address = this.bound;
+    if (!address || this.stopped) return;
+    this.server.unbind(address);
+    this.closeAll('the operator\'s serving certificate was rotated; reconnect');
+    // The old listener's socket closes asynchronously; a rebind racing it gets EADDRINUSE.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.bind(address);
+        break;
+      } catch (err) {
+        // ~10s: only another process taking the port could hold it that long. Then the error is
+        // logged by the caller and the replica serves no discovery until the next certificate.
+        if (attempt >= 100 || this.stopped) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    this.rebinds++;
+    this.opts.logger.info('discovery serving certificate reloaded (listener rebound; sidecars reconnect)', { address });
+  }
+
+  private bind(address: string): Promise<number> {
+    const creds = this.cert
+      ? grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(this.cert.keyPem), cert_chain: Buffer.from(this.cert.certPem) }], false)
+      : grpc.ServerCredentials.createInsecure();
+    return new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(address, creds, (err, port) => (err ? reject(err) : resolve(port))));
   }
 
   get connected(): number {
@@ -99,6 +171,8 @@ export class DiscoveryServer {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    await this.binding;
     this.closeAll('operator shutting down');
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     this.server.forceShutdown();
@@ -248,4 +322,10 @@ export class DiscoveryServer {
       // already closed
     }
   }
+}
+
+/** `listen` with its port replaced by the bound one ("127.0.0.1:0" → "127.0.0.1:43123"). */
+function withPort(listen: string, port: number): string {
+  const i = listen.lastIndexOf(':');
+  return `${i < 0 ? listen : listen.slice(0, i)}:${port}`;
 }

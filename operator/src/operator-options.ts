@@ -13,6 +13,13 @@ export interface OperatorOptions {
   kubeconfig?: string;
   /** host:port of the PolicyDiscovery gRPC server. */
   discovery: string;
+  /**
+   * Serve PolicyDiscovery in plaintext even when the operator has certificates (local runs,
+   * tests). Off by default: with the injection webhook on, discovery is TLS-only.
+   */
+  discoveryInsecure?: boolean;
+  /** The discovery Service's name (its DNS names go into the serving certificate's SANs). */
+  discoveryService?: string;
   /** host:port of /healthz /readyz /metrics. */
   admin: string;
   /** This replica's name in the leader Lease (default: the hostname, which is the pod name). */
@@ -34,6 +41,8 @@ export interface OperatorOptions {
 const FLAGS = {
   kubeconfig: { type: 'string' },
   discovery: { type: 'string', default: ':15010' },
+  'discovery-insecure': { type: 'boolean' },
+  'discovery-service': { type: 'string', default: 'sluice-discovery' },
   admin: { type: 'string', default: ':15011' },
   id: { type: 'string' },
   'lease-namespace': { type: 'string' },
@@ -50,7 +59,12 @@ const FLAGS = {
 
 export const USAGE = `Usage: sluice-operator [options]
   --kubeconfig PATH          kubeconfig to use (default: in-cluster service account)
-  --discovery :15010         PolicyDiscovery gRPC listener (sidecars connect here)
+  --discovery :15010         PolicyDiscovery gRPC listener (sidecars connect here); TLS
+                             whenever the operator manages certificates (injection on)
+  --discovery-insecure       serve PolicyDiscovery in plaintext anyway (local/test use only:
+                             sidecar tokens then cross the network in clear)
+  --discovery-service NAME   discovery Service name, for the certificate's SANs
+                             (NAME.<ns>.svc, NAME.<ns>.svc.cluster.local; default sluice-discovery)
   --admin :15011             /healthz /readyz /metrics
   --id NAME                  identity in the leader Lease (default: hostname)
   --lease-namespace NS       namespace of the leader Lease (default: the pod's namespace)
@@ -74,6 +88,8 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv = pr
   const opts: OperatorOptions = {
     kubeconfig: get('kubeconfig') ?? env.KUBECONFIG,
     discovery: get('discovery') as string,
+    discoveryInsecure: argv.includes('--discovery-insecure') || ['true', '1'].includes((env.SLUICE_OPERATOR_DISCOVERY_INSECURE ?? '').toLowerCase()),
+    discoveryService: get('discovery-service') as string,
     admin: get('admin') as string,
     id: get('id') ?? hostname(),
     leaseNamespace: get('lease-namespace') ?? env.POD_NAMESPACE ?? readIfExists(IN_CLUSTER_NAMESPACE) ?? 'sluice-system',

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { readFlags, UsageError } from '../../lib/cli-flags.ts';
 import { parseLabels } from '../../lib/policy/selector.ts';
@@ -6,6 +7,8 @@ import type { SidecarOptions } from './sidecar.ts';
 const FLAGS = {
   config: { type: 'string' },
   operator: { type: 'string' },
+  'operator-ca': { type: 'string' }, // [discovery TLS]
+  'operator-server-name': { type: 'string' }, // [discovery TLS]
   'app-http': { type: 'string' },
   'app-grpc': { type: 'string' },
   'listen-http': { type: 'string', default: ':15080' },
@@ -33,6 +36,11 @@ const FLAGS = {
 export const USAGE = `Usage: sluice-proxy [options]
   --config sluice.yaml          standalone: policies from a file, reloaded on change
   --operator host:port          or: policies streamed from the operator
+  --operator-ca FILE            operator mode: CA bundle (PEM file, or the PEM itself as injected in
+                                SLUICE_OPERATOR_CA) to verify the operator; TLS only. Without it:
+                                plaintext, with a warning (standalone/dev operators)
+  --operator-server-name NAME   operator mode: name to verify in the operator's certificate
+                                (default: the host of --operator)
   --app-http 127.0.0.1:8080     where the app serves HTTP / WebSocket
   --app-grpc 127.0.0.1:50051    where the app serves gRPC
   --listen-http :15080          inbound HTTP/WebSocket listener
@@ -77,10 +85,16 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
   } catch (err) {
     throw new UsageError(`--labels: ${(err as Error).message}`);
   }
+  const operatorCa = readOperatorCa(get('operator-ca')); // [discovery TLS]
+  const operatorServerName = get('operator-server-name');
+  if ((operatorCa || operatorServerName) && !operator) throw new UsageError('--operator-ca and --operator-server-name need --operator');
+  if (operatorServerName && !operatorCa) throw new UsageError('--operator-server-name needs --operator-ca');
   const lockNodes = get('lock-nodes')?.split(',').map((s) => s.trim()).filter(Boolean);
   return {
     config,
     operator,
+    ...(operatorCa ? { operatorCa } : {}),
+    ...(operatorServerName ? { operatorServerName } : {}),
     appHttp: get('app-http'),
     appGrpc: get('app-grpc'),
     listenHttp: get('listen-http') as string,
@@ -103,4 +117,19 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
     grpcInitialWindowSize: count('grpc-initial-window', 1, 2 ** 31 - 1),
     grpcMaxMessageBytes: count('grpc-max-message', 0, 2 ** 31 - 1),
   };
+}
+
+/** [discovery TLS] `--operator-ca`: a PEM file, or the PEM itself (the injector sets it inline). */
+function readOperatorCa(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  let pem = value;
+  if (!value.includes('-----BEGIN')) {
+    try {
+      pem = readFileSync(value, 'utf8');
+    } catch (err) {
+      throw new UsageError(`--operator-ca: cannot read ${value}: ${(err as Error).message}`);
+    }
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError('--operator-ca: no PEM certificate found');
+  return pem;
 }

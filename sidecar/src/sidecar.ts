@@ -31,6 +31,10 @@ export interface SidecarOptions {
   podName?: string;
   podNamespace?: string;
   tokenFile?: string;
+  /** [discovery TLS] Operator mode: CA bundle (PEM) the operator's certificate must chain to; none = plaintext. */
+  operatorCa?: string;
+  /** [discovery TLS] Name checked in the operator's certificate (default: the --operator host). */
+  operatorServerName?: string;
   appHttp?: string;
   appGrpc?: string;
   listenHttp: string;
@@ -128,6 +132,7 @@ export class Sidecar {
         store: this.store,
         logger: logger.child({ feature: 'discovery' }),
         onConnected: () => this.reportLeadership(), // [issue 7] leadership reports to the operator
+        ...(opts.operatorCa ? { tls: { caPem: opts.operatorCa, ...(opts.operatorServerName ? { serverName: opts.operatorServerName } : {}) } } : {}), // [discovery TLS]
       });
       this.features.push(this.discovery);
       // [issue 7] leadership reports: on every change (and renewal) of any election, and on (re)connect.

@@ -32,6 +32,11 @@ export interface PatcherInput {
   /** The apiserver called the namespace-scoped webhook: the pod's namespace has opted in. */
   namespaceOptedIn: boolean;
   config: InjectionConfig;
+  /**
+   * [discovery TLS] The operator's CA bundle (PEM) at admission time: the sidecar gets it as
+   * SLUICE_OPERATOR_CA and speaks TLS only. Absent: the operator serves discovery in plaintext.
+   */
+  operatorCaPem?: string;
 }
 
 export type SkipReason = 'AlreadyInjected' | 'OptedOut' | 'NotOptedIn' | 'HostNetwork';
@@ -44,7 +49,7 @@ export type InjectionDecision =
 
 const deny = (code: DenyCode, message: string): InjectionDecision => ({ action: 'deny', code, message });
 
-export function planInjection({ pod, namespaceOptedIn, config }: PatcherInput): InjectionDecision {
+export function planInjection({ pod, namespaceOptedIn, config, operatorCaPem }: PatcherInput): InjectionDecision {
   const spec = pod.spec ?? {};
   const annotations = pod.metadata?.annotations ?? {};
   const containers = spec.containers ?? [];
@@ -90,7 +95,7 @@ export function planInjection({ pod, namespaceOptedIn, config }: PatcherInput): 
   }
 
   const patch: JsonPatchOp[] = [];
-  const sidecar = sidecarContainer(config, { appPorts: takeover.appPorts, resources });
+  const sidecar = sidecarContainer(config, { appPorts: takeover.appPorts, resources, ...(operatorCaPem ? { operatorCaPem } : {}) });
   // First in the list, so it starts before other init containers and can serve their traffic too.
   if (spec.initContainers === undefined) patch.push({ op: 'add', path: '/spec/initContainers', value: [sidecar] });
   else patch.push({ op: 'add', path: '/spec/initContainers/0', value: sidecar });

@@ -8,11 +8,16 @@
  *   if (injection) handle = await startInjection(injection);   // ... await handle.stop() on shutdown
  * The chart sets the env vars below; without SLUICE_OPERATOR_INJECTION_CONFIG injection is off
  * (e.g. an operator run from a laptop against a cluster).
+ *
+ * [discovery TLS] With `discovery` set, the same certificate also secures PolicyDiscovery: its
+ * SANs gain the discovery Service's names, every certificate (first and rotated) is handed to
+ * `discovery.onCertificate`, and injected sidecars get the live CA bundle in SLUICE_OPERATOR_CA.
  */
 import { readFileSync } from 'node:fs';
 import type { Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../../../lib/log.ts';
 import { CertManager } from '../certs/cert-manager.ts';
+import type { WebhookCerts } from '../certs/webhook-certs.ts';
 import { certPolicy, type CertPolicy } from '../certs/rotation-plan.ts';
 import type { KubeClient } from '../kube-client.ts';
 import { compileInjectionConfig, InjectionConfigError, type InjectionValues } from './injection-config.ts';
@@ -32,6 +37,12 @@ export interface StartInjectionOptions {
   resyncMs?: number;
   logger?: Logger;
   registry?: Registry;
+  /** [discovery TLS] Serve PolicyDiscovery with this certificate too (see the header). */
+  discovery?: {
+    /** The discovery Service (in `namespace`), e.g. sluice-discovery. */
+    serviceName: string;
+    onCertificate: (certs: WebhookCerts) => unknown;
+  };
 }
 
 export interface Injection {
@@ -54,10 +65,14 @@ export async function startInjection(o: StartInjectionOptions): Promise<Injectio
     policy: certPolicy({
       ...o.certPolicy,
       // The names the API server dials: service.namespace.svc (and the cluster.local form some tools use).
-      dnsNames: [`${o.serviceName}.${o.namespace}.svc`, `${o.serviceName}.${o.namespace}.svc.cluster.local`],
+      dnsNames: serviceDnsNames([o.serviceName, ...(o.discovery ? [o.discovery.serviceName] : [])], o.namespace),
       caCommonName: `${o.serviceName}.${o.namespace} webhook CA`,
     }),
-    onCertificate: (c) => server?.setCertificate(c),
+    onCertificate: (c) => {
+      server?.setCertificate(c);
+      // [discovery TLS] A rebind failure is logged; the next pass (or rotation) tries again.
+      if (o.discovery) Promise.resolve(o.discovery.onCertificate(c)).catch((err: unknown) => logger.error('discovery certificate not applied', { err }));
+    },
     ...(o.resyncMs !== undefined ? { resyncMs: o.resyncMs } : {}),
     logger,
   });
@@ -67,6 +82,8 @@ export async function startInjection(o: StartInjectionOptions): Promise<Injectio
       host, port, cert: first, config, logger,
       ...(o.registry ? { registry: o.registry } : {}),
       ready: () => certs.current !== undefined,
+      // [discovery TLS] Sidecars trust the CA bundle current when their pod is created.
+      ...(o.discovery ? { operatorCa: () => certs.current?.caBundlePem } : {}),
     });
   } catch (err) {
     certs.stop();
@@ -83,6 +100,11 @@ export async function startInjection(o: StartInjectionOptions): Promise<Injectio
       await s.close();
     },
   };
+}
+
+/** The names a client dials for each Service: name.ns.svc and the cluster.local form some tools use. */
+export function serviceDnsNames(services: readonly string[], namespace: string): string[] {
+  return [...new Set(services)].flatMap((s) => [`${s}.${namespace}.svc`, `${s}.${namespace}.svc.cluster.local`]);
 }
 
 export function parseListen(listen: string): { host: string; port: number } {

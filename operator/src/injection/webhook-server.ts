@@ -34,6 +34,8 @@ export interface WebhookServerOptions {
   registry?: Registry;
   /** Readiness beyond "listening" (e.g. the caBundle is patched). */
   ready?: () => boolean;
+  /** [discovery TLS] The CA bundle sidecars must trust for PolicyDiscovery (undefined: plaintext discovery). */
+  operatorCa?: () => string | undefined;
 }
 
 export interface WebhookServer {
@@ -82,7 +84,8 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
       return send(res, 200, admissionResponse(review.uid, { action: 'allow' }));
     }
     const input = gatherInput(review, { namespaceOptedIn: path === MUTATE_PATH, config: o.config });
-    const decision = planInjection(input);
+    const operatorCaPem = o.operatorCa?.();
+    const decision = planInjection(operatorCaPem ? { ...input, operatorCaPem } : input);
     const pod = `${input.pod.metadata?.namespace ?? ''}/${input.pod.metadata?.name || `${input.pod.metadata?.generateName ?? ''}*`}`;
     switch (decision.action) {
       case 'patch':

@@ -115,8 +115,14 @@ export interface StartedOperator {
   admin: string;
 }
 
-export async function startOperator(cluster: TestCluster, overrides: Partial<OperatorOptions> = {}): Promise<StartedOperator> {
+export async function startOperator(
+  cluster: TestCluster,
+  overrides: Partial<OperatorOptions> = {},
+  { certificate }: { certificate?: { certPem: string; keyPem: string } } = {},
+): Promise<StartedOperator> {
   const operator = new Operator(operatorOptions(cluster, overrides));
+  // [discovery TLS] Set before start: the discovery port is bound with TLS from the first moment.
+  if (certificate) await operator.discovery.setCertificate(certificate);
   const a = await operator.start();
   return { operator, address: `127.0.0.1:${a.discovery}`, admin: `http://127.0.0.1:${a.admin}` };
 }
@@ -139,7 +145,7 @@ export async function startPodWithSidecar(
   namespace: string,
   name: string,
   labels: Record<string, string>,
-  { redis }: { redis?: string } = {},
+  { redis, operatorCa, operatorServerName }: { redis?: string; operatorCa?: string; operatorServerName?: string } = {},
 ): Promise<PodWithSidecar> {
   const pod = await cluster.createPod(namespace, name, labels);
   const app = await startApp();
@@ -154,6 +160,8 @@ export async function startPodWithSidecar(
     admin: '127.0.0.1:0',
     localApi: '127.0.0.1:0',
     ...(redis ? { redis } : {}),
+    ...(operatorCa ? { operatorCa } : {}),
+    ...(operatorServerName ? { operatorServerName } : {}),
     id: `sidecar-${name}`,
     shutdownGraceMs: 500,
     logLevel: verbose ? 'debug' : 'silent',

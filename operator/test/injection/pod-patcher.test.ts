@@ -249,3 +249,32 @@ describe('planInjection: resource annotations', () => {
     expect(d).toEqual({ action: 'skip', reason: 'OptedOut' });
   });
 });
+
+// [discovery TLS] The operator's CA bundle reaches the sidecar as SLUICE_OPERATOR_CA (inline PEM),
+// from the live CA at admission time; no volume, no ConfigMap in the pod's namespace.
+describe('planInjection: the operator CA (discovery TLS)', () => {
+  const CA = '-----BEGIN CERTIFICATE-----\nMIIBnew\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nMIIBold\n-----END CERTIFICATE-----\n';
+  const cases: { name: string; operatorCaPem?: string; want: string | undefined }[] = [
+    { name: 'CA bundle given (operator serves TLS)', operatorCaPem: CA, want: CA },
+    { name: 'no CA (operator serves plaintext)', want: undefined },
+    { name: 'empty CA (no certificate yet) is treated as none', operatorCaPem: '', want: undefined },
+  ];
+  it.each(cases)('$name → SLUICE_OPERATOR_CA $want', ({ operatorCaPem, want }) => {
+    const p = pod({ containers: [app([{ name: 'http', containerPort: 8080 }])] });
+    const out = injected(planInjection({ pod: p, namespaceOptedIn: true, config, ...(operatorCaPem !== undefined ? { operatorCaPem } : {}) }), p);
+    const sc = sidecarOf(out);
+    expect(envOf(sc).SLUICE_OPERATOR_CA).toBe(want);
+    const names = sc.env.map((e: Obj) => e.name);
+    if (want !== undefined) expect(names.indexOf('SLUICE_OPERATOR_CA')).toBe(names.indexOf('SLUICE_OPERATOR') + 1);
+    // Least privilege: the CA travels in the pod spec; nothing is mounted for it.
+    expect(out.spec.volumes.map((v: Obj) => v.name)).toEqual(['sluice-token', 'sluice-podinfo', 'sluice-tmp']);
+    expect(sc.volumeMounts.map((m: Obj) => m.name)).toEqual(['sluice-token', 'sluice-podinfo', 'sluice-tmp']);
+  });
+
+  it('a pod injected before a CA rotation is not re-patched with the new CA (it keeps the old one until recreated)', () => {
+    const p = pod({ containers: [app()] });
+    const once = injected(planInjection({ pod: p, namespaceOptedIn: true, config, operatorCaPem: CA }), p);
+    expect(planInjection({ pod: once as PodLike, namespaceOptedIn: true, config, operatorCaPem: '-----BEGIN CERTIFICATE-----\nMIIBrotated\n-----END CERTIFICATE-----\n' }))
+      .toEqual({ action: 'skip', reason: 'AlreadyInjected' });
+  });
+});

@@ -10,6 +10,12 @@
  * - Before the first snapshot the store holds the empty plan and /readyz says config waiting.
  * - The snapshot's producible TaskQueues (every accepted one of the namespace) ride along in the
  *   Plan as `producibleTaskQueues`: the app may post to them; only `taskQueues` are consumed.
+ * - [discovery TLS] With `tls` (the operator's CA bundle, `--operator-ca`) the channel is TLS and
+ *   verifies the operator's certificate against that CA and the target's host name (or
+ *   `serverName`); plaintext is then never used. Without it the channel is plaintext and a
+ *   warning says the token travels in clear (standalone/dev operators only). A handshake failure
+ *   (wrong CA, wrong name, plaintext operator) ends the attempt like any other: lastError says
+ *   why, and it retries with backoff.
  */
 import * as grpc from '@grpc/grpc-js';
 import { Backoff } from '../../../lib/backoff.ts';
@@ -38,6 +44,8 @@ export interface DiscoveryClientOptions {
   reportIntervalMs?: number;
   /** [issue 7] Called each time the stream is (re)established (first message received): resend state reports. */
   onConnected?: () => void;
+  /** [discovery TLS] Verify the operator with this CA bundle (PEM); serverName overrides the name checked (targets given as IPs). */
+  tls?: { caPem: string; serverName?: string };
 }
 
 export class DiscoveryClient {
@@ -63,6 +71,14 @@ export class DiscoveryClient {
     // Capped at 5s: an operator restart (new pod, lease takeover) takes seconds, and sidecars
     // should be back soon after; jitter keeps thousands of them from reconnecting in lockstep.
     this.backoff = new Backoff(opts.backoff ?? { baseMs: 250, capMs: 5_000 });
+    // [discovery TLS] Fail at start on an unusable CA rather than retrying forever.
+    if (opts.tls && !/-----BEGIN CERTIFICATE-----/.test(opts.tls.caPem)) throw new RangeError('the operator CA must be PEM certificates');
+    if (!opts.tls) opts.logger.warn('no operator CA (--operator-ca): the discovery stream is plaintext and the pod token travels in clear', { operator: opts.targets.join(',') });
+  }
+
+  /** [discovery TLS] Whether the channel to the operator is TLS. */
+  get tls(): boolean {
+    return this.opts.tls !== undefined;
   }
 
   start(): void {
@@ -83,12 +99,12 @@ export class DiscoveryClient {
     // operator later does not make the pod unready — it keeps enforcing its last snapshot.
     return {
       name: 'operator',
-      check: () => ({ ok: true, details: { connected: this.connected, operator: this.currentTarget(), lastError: this.lastError ?? null } }),
+      check: () => ({ ok: true, details: { connected: this.connected, tls: this.tls, operator: this.currentTarget(), lastError: this.lastError ?? null } }),
     };
   }
 
   status(): unknown {
-    return { operator: this.currentTarget(), connected: this.connected, snapshots: this.snapshots, reconnects: this.reconnects, lastError: this.lastError ?? null };
+    return { operator: this.currentTarget(), tls: this.tls, connected: this.connected, snapshots: this.snapshots, reconnects: this.reconnects, lastError: this.lastError ?? null };
   }
 
   async close(): Promise<void> {
@@ -108,7 +124,10 @@ export class DiscoveryClient {
     let c = this.clients.get(target);
     if (!c) {
       const { Client } = policyDiscovery();
-      c = new Client(target, grpc.credentials.createInsecure(), {
+      const tls = this.opts.tls;
+      const creds = tls ? grpc.credentials.createSsl(Buffer.from(tls.caPem)) : grpc.credentials.createInsecure();
+      c = new Client(target, creds, {
+        ...(tls?.serverName ? { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } : {}),
         // Notice a vanished operator within ~30s even when no snapshot is due.
         'grpc.keepalive_time_ms': 20_000,
         'grpc.keepalive_timeout_ms': 10_000,

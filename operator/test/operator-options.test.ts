@@ -1,0 +1,19 @@
+/** [discovery TLS] The operator's discovery transport flags. */
+import { describe, expect, it } from 'vitest';
+import { parseOperatorOptions } from '../src/operator-options.ts';
+
+describe('--discovery-insecure / --discovery-service', () => {
+  const cases: { name: string; argv: string[]; env?: Record<string, string>; insecure: boolean; service: string }[] = [
+    { name: 'defaults: TLS when certificates exist; service sluice-discovery', argv: [], insecure: false, service: 'sluice-discovery' },
+    { name: 'the flag', argv: ['--discovery-insecure'], insecure: true, service: 'sluice-discovery' },
+    { name: 'the env var', argv: [], env: { SLUICE_OPERATOR_DISCOVERY_INSECURE: 'true' }, insecure: true, service: 'sluice-discovery' },
+    { name: 'env var false', argv: [], env: { SLUICE_OPERATOR_DISCOVERY_INSECURE: 'false' }, insecure: false, service: 'sluice-discovery' },
+    { name: 'service from the chart', argv: [], env: { SLUICE_OPERATOR_DISCOVERY_SERVICE: 'rel-sluice-discovery' }, insecure: false, service: 'rel-sluice-discovery' },
+  ];
+  it.each(cases)('$name', ({ argv, env, insecure, service }) => {
+    const o = parseOperatorOptions(['--id', 'x', '--lease-namespace', 'ns', ...argv], env ?? {});
+    if (o === 'help') throw new Error('unreachable');
+    expect(o.discoveryInsecure).toBe(insecure);
+    expect(o.discoveryService).toBe(service);
+  });
+});
