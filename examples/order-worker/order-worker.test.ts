@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { eventually } from '../../test/helpers/eventually.ts';
 import { RedisServer } from '../../test/helpers/redis-server.ts';
 import { ProxyProcess } from '../../sidecar/test/queue/helpers/proxy-process.ts';
-import { postOrders } from './producer.ts';
+import { postOrders, serveOrders } from './producer.ts';
 import { startOrderWorker } from './worker.ts';
 
 const CONFIG = resolve(import.meta.dirname, 'sluice.yaml');
@@ -36,5 +36,21 @@ describe('examples/order-worker', () => {
     const [entry] = (await r.xrange('shop.orders.dlq', '-', '+')) as [string, string[]][];
     const fields = entry![1];
     expect(fields).toEqual(expect.arrayContaining(['originalId', posted[0]!.taskId, 'cause', 'permanent']));
+
+    // The same producer as an order API (producer.ts --serve, the k8s order-api pods): an order
+    // POSTed to it becomes one task through the sidecar, a re-post is the duplicate, junk is 400.
+    const api = await serveOrders({ sidecar: producerSidecar.localApi });
+    cleanup.push(() => api.close());
+    const order = (body: unknown) => fetch(`http://127.0.0.1:${api.port}/orders`, { method: 'POST', body: JSON.stringify(body) });
+    const first = await order({ orderId: 'api-1', sku: 'SKU-1', qty: 2 });
+    expect(first.status).toBe(202);
+    const created = (await first.json()) as { id: string; duplicate: boolean };
+    expect(created.duplicate).toBe(false);
+    const repost = await order({ orderId: 'api-1', sku: 'SKU-1', qty: 2 });
+    expect(await repost.json()).toEqual({ ...created, duplicate: true });
+    expect((await order({ sku: 'SKU-1' })).status).toBe(400);
+    expect((await fetch(`http://127.0.0.1:${api.port}/healthz`)).status).toBe(200);
+    await eventually(() => expect(worker.fulfilled.get(created.id)).toEqual({ orderId: 'api-1', sku: 'SKU-1', qty: 2 }), { timeoutMs: 30_000 });
+    expect(worker.fulfilled.size).toBe(20);
   });
 });

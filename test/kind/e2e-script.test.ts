@@ -59,7 +59,7 @@ describe('test/kind/e2e.sh', () => {
     expect(values.sidecar?.image.pullPolicy).toBe('Never');
     expect(values.operator?.image.pullPolicy).toBe('Never');
     const examples = variable('EXAMPLES_IMAGE');
-    for (const f of ['examples/user-service/k8s/deployment.yaml', 'examples/push-hub/k8s/deployment.yaml', 'examples/order-worker/k8s/deployment.yaml', 'test/kind/client-pod.yaml']) {
+    for (const f of ['examples/user-service/k8s/deployment.yaml', 'examples/push-hub/k8s/deployment.yaml', 'examples/order-worker/k8s/deployment.yaml', 'examples/order-worker/k8s/order-api.yaml', 'test/kind/client-pod.yaml']) {
       expect(images(f), f).toEqual([examples]);
     }
     // REDIS_IMAGE is read from redis.yaml with sed; every Redis there must use that one image.

@@ -185,7 +185,7 @@ deploy() {
     k apply -k "$ROOT/examples/$app/k8s"
   done
   if [[ $CREATED_CLUSTER -eq 0 ]]; then k rollout restart -n "$NS" deployment; fi
-  for app in user-service push-hub order-worker; do
+  for app in user-service push-hub order-worker order-api; do
     k rollout status -n "$NS" "deployment/$app" --timeout=300s
   done
 
@@ -205,7 +205,7 @@ endpoint_ports() { k get endpointslices -n "$NS" -l "kubernetes.io/service-name=
 # ports (15081 gRPC, 15080 HTTP), not the app's: port-name takeover worked.
 check_injection() {
   local app line
-  for app in user-service push-hub order-worker; do
+  for app in user-service push-hub order-worker order-api; do
     [[ -n $(pods_of "$app") ]] || { echo "no running $app pods" >&2; return 1; }
     while read -r line; do
       [[ -z $line ]] && continue
@@ -330,14 +330,16 @@ taskqueue_status() {
   [[ ${dead:-} =~ ^[0-9]+$ && $dead -ge $1 && ${consumers:-0} -ge 1 && ${lag:-} == 0 ]]
 }
 
-# Orders posted to a worker's own sidecar (local API): the valid ones processed (some after a
+# Orders posted through the producer pod (order-api, not selected by the TaskQueue: its order API
+# posts to its own sidecar's local API): the valid ones processed by the workers (some after a
 # retry), the invalid ones dead-lettered; then the TaskQueue's status reports the dead letters.
 check_orders() {
-  local pods ips pod
-  pods=$(pods_of order-worker)
-  pod=$(head -n 1 <<<"$pods")
-  [[ -n $pod ]] || { echo 'no running order-worker pod' >&2; return 1; }
-  ips=$(for p in $pods; do pod_ip "$p"; done | paste -sd, -)
+  local workers ips pod
+  workers=$(pods_of order-worker)
+  [[ -n $workers ]] || { echo 'no running order-worker pod' >&2; return 1; }
+  pod=$(pods_of order-api | head -n 1)
+  [[ -n $pod ]] || { echo 'no running order-api pod' >&2; return 1; }
+  ips=$(for p in $workers; do pod_ip "$p"; done | paste -sd, -)
   k exec -i -n "$NS" "$pod" -c app -- node --input-type=module-typescript - 40 2 "e2e-$(date +%s)" "$ips" <"$HERE/checks/orders.ts"
   retry 60 3 taskqueue_status 2
 }

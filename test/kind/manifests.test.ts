@@ -25,6 +25,9 @@ import { CHART, helmOffline } from '../chart/render-chart.ts';
 const ROOT = resolve(import.meta.dirname, '../..');
 const BASE_DIR = 'examples/k8s';
 const APPS = ['user-service', 'push-hub', 'order-worker'] as const;
+/** Deployments of an example beside its app's own: the order producer lives with the worker. */
+const PRODUCERS = { 'order-api': 'order-worker' } as const;
+const DEPLOYMENTS = [...APPS, ...Object.keys(PRODUCERS)];
 const VALUES = join(ROOT, 'test/kind/values.yaml');
 const RELEASE_NS = 'sluice-system';
 /** The sidecar's listeners, which take over the app's port names (operator/src/injection). */
@@ -196,10 +199,19 @@ describe('example manifests on the Kubernetes API test server', () => {
 
   it('each policy selects the pods of its own example\'s Deployment, and only those', () => {
     const deployments = ofKind('Deployment').filter((e) => e.app !== 'base');
-    expect(deployments.map((e) => e.doc.metadata.name).sort()).toEqual([...APPS].sort());
+    expect(deployments.map((e) => e.doc.metadata.name).sort()).toEqual([...DEPLOYMENTS].sort());
+    for (const [producer, app] of Object.entries(PRODUCERS)) expect(deployments.find((d) => d.doc.metadata.name === producer)?.app, producer).toBe(app);
     for (const { doc, app } of all.filter((e) => POLICY_KINDS.includes(e.doc.kind))) {
       const selected = deployments.filter((d) => d.doc.metadata.namespace === doc.metadata.namespace && selects(doc.spec.selector, d.doc.spec.template.metadata.labels));
       expect(selected.map((d) => d.doc.metadata.name), `${doc.kind}/${doc.metadata.name} in ${app}`).toEqual([app]);
+    }
+    // The order producer posts to the queue from its own sidecar, but no policy — the TaskQueue
+    // orders least of all — selects it: it must never become a consumer.
+    for (const producer of Object.keys(PRODUCERS)) {
+      const labels = deployments.find((d) => d.doc.metadata.name === producer)!.doc.spec.template.metadata.labels;
+      const selecting = all.filter((e) => POLICY_KINDS.includes(e.doc.kind) && selects(e.doc.spec.selector, labels));
+      expect(selecting.map((e) => `${e.doc.kind}/${e.doc.metadata.name}`), producer).toEqual([]);
+      expect(Object.keys(labels).length, producer).toBeGreaterThan(0);
     }
     for (const { doc } of deployments) {
       // A Deployment's own selector must match its template, or the API server refuses it.
@@ -226,7 +238,7 @@ describe('example manifests on the Kubernetes API test server', () => {
       }
     }
     // The worker has no Service, but still names its port: that is how its sidecar finds the app.
-    const worker = ofKind('Deployment').find((e) => e.app === 'order-worker')!.doc;
+    const worker = ofKind('Deployment').find((e) => e.doc.metadata.name === 'order-worker')!.doc;
     expect(worker.spec.template.spec.containers[0].ports.map((p: { name: string }) => p.name)).toEqual(['http']);
   });
 
@@ -263,8 +275,8 @@ describe('example manifests on the Kubernetes API test server', () => {
   });
 
   it('pods of each Deployment come back injected, with port-name takeover and the Redis nodes of values.yaml', async () => {
-    for (const app of APPS) {
-      const deploy = ofKind('Deployment').find((e) => e.app === app)!.doc;
+    for (const app of DEPLOYMENTS) {
+      const deploy = ofKind('Deployment').find((e) => e.app !== 'base' && e.doc.metadata.name === app)!.doc;
       const replicas = deploy.spec.replicas ?? 1;
       const pods = await eventually(async () => {
         const list = (await getJson('pods', '-n', 'shop', '-l', `app=${app}`)).items as Obj[];
@@ -308,7 +320,7 @@ describe('example manifests on the Kubernetes API test server', () => {
 
   it('every container of every injected pod, sidecar included, meets the restricted Pod Security Standard', async () => {
     const pods = (await getJson('pods', '-n', 'shop')).items as any[];
-    expect(pods.length).toBe(2 + 3 + 1);
+    expect(pods.length).toBe(2 + 3 + 1 + 1);
     const allowedVolumes = new Set(['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret']);
     for (const pod of pods) {
       const podSc = pod.spec.securityContext ?? {};

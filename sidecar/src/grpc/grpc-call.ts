@@ -42,6 +42,8 @@ export class ForwardedCall {
   private readonly ctx: CallContext;
   private readonly down: ServerHttp2Stream;
   private readonly scanner: MessageScanner;
+  /** The app's response messages, held to the same limit as the client's. */
+  private readonly upScanner: MessageScanner;
   private up: ClientHttp2Stream | undefined;
   private session: ClientHttp2Session | undefined;
   private upError: Error | undefined;
@@ -57,6 +59,7 @@ export class ForwardedCall {
     this.ctx = ctx;
     this.down = ctx.downstream;
     this.scanner = new MessageScanner(ctx.maxMessageBytes);
+    this.upScanner = new MessageScanner(ctx.maxMessageBytes);
   }
 
   start(): void {
@@ -154,6 +157,17 @@ export class ForwardedCall {
 
   private readonly onUpData = (chunk: Buffer): void => {
     if (this.settled) return;
+    const err = this.upScanner.push(chunk);
+    if (err) {
+      // Whole messages ahead of the refused one still reach the client; the refused one's prefix
+      // does not (unless it began in an earlier chunk, already relayed: the status ends it anyway).
+      const before = this.upScanner.failedAt;
+      if (before > 0 && this.downWritable()) this.down.write(chunk.subarray(0, before));
+      if (err.kind === 'too_large') {
+        return this.fail('SLUICE_ERR_GRPC_MESSAGE_TOO_LARGE', {}, `response message of ${err.size} bytes exceeds the limit of ${err.limit}`);
+      }
+      return this.fail('SLUICE_ERR_GRPC_UPSTREAM_PROTOCOL', {}, `the app sent a message with compressed flag ${err.flag}`);
+    }
     if (!this.down.write(chunk)) {
       (this.up as ClientHttp2Stream).pause();
       this.down.once('drain', this.resumeUp);

@@ -19,6 +19,13 @@ export class MessageScanner {
   private length = 0;
   private remaining = 0;
   private failed: FramingError | undefined;
+  /**
+   * After `push` returned an error: how many bytes of that chunk precede the offending message's
+   * prefix (0 when the prefix began in an earlier chunk). Those bytes are whole messages, or the
+   * rest of one, that may still be passed on.
+   */
+  failedAt = 0;
+  private prefixStart = 0;
 
   constructor(maxMessageBytes: number) {
     if (!(maxMessageBytes >= 0) || !Number.isSafeInteger(maxMessageBytes)) throw new RangeError('maxMessageBytes must be a non-negative integer');
@@ -30,6 +37,7 @@ export class MessageScanner {
     if (this.failed) return this.failed;
     const n = chunk.length;
     let i = 0;
+    this.prefixStart = 0; // a prefix carried over from the last chunk began before this one
     while (i < n) {
       if (this.remaining > 0) {
         // Inside a payload: skip it whole, the common case costs one subtraction per chunk.
@@ -41,19 +49,25 @@ export class MessageScanner {
       }
       const b = chunk[i++] as number;
       if (this.prefixRead === 0) {
+        this.prefixStart = i - 1;
         // Only 0 (plain) and 1 (compressed per grpc-encoding) are defined.
-        if (b > 1) return (this.failed = { kind: 'bad_flag', flag: b });
+        if (b > 1) return this.fail({ kind: 'bad_flag', flag: b });
         this.length = 0;
       } else {
         this.length = this.length * 256 + b;
       }
       if (++this.prefixRead < MESSAGE_PREFIX_BYTES) continue;
       this.prefixRead = 0;
-      if (this.length > this.maxMessageBytes) return (this.failed = { kind: 'too_large', size: this.length, limit: this.maxMessageBytes });
+      if (this.length > this.maxMessageBytes) return this.fail({ kind: 'too_large', size: this.length, limit: this.maxMessageBytes });
       if (this.length === 0) this.messages++;
       else this.remaining = this.length;
     }
     return undefined;
+  }
+
+  private fail(err: FramingError): FramingError {
+    this.failedAt = Math.max(0, this.prefixStart);
+    return (this.failed = err);
   }
 
   /** True when the bytes so far end exactly between messages (a clean end of stream). */

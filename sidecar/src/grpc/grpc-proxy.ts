@@ -28,12 +28,23 @@ export interface GrpcProxyOptions {
   readonly initialWindowSize?: number;
   /** Connection-level receive window on both sides (the sum over a connection's calls). */
   readonly connectionWindowSize?: number;
-  /** Largest request message (payload bytes) forwarded; larger ones get RESOURCE_EXHAUSTED. */
+  /**
+   * Largest message (payload bytes) forwarded either way: a larger request or response message
+   * ends the call with RESOURCE_EXHAUSTED, decided from its length prefix (nothing is buffered).
+   */
   readonly maxMessageBytes?: number;
   /** HTTP/2 connections to the app. */
   readonly upstreamSessions?: number;
   /** How long a new connection may take to send its first bytes. */
   readonly prefaceTimeoutMs?: number;
+  /**
+   * An HTTP/2 PING goes to a connection to the app that has started no call for this long, so
+   * one the app no longer answers (frozen, or a peer gone without a FIN) is found before calls
+   * hang on it. 0 turns keepalive off.
+   */
+  readonly keepaliveIntervalMs?: number;
+  /** A PING unanswered this long closes the connection; the next call dials a new one. */
+  readonly keepaliveTimeoutMs?: number;
 }
 
 export const GRPC_PROXY_DEFAULTS = {
@@ -43,6 +54,8 @@ export const GRPC_PROXY_DEFAULTS = {
   maxMessageBytes: 4 << 20,
   upstreamSessions: 1,
   prefaceTimeoutMs: 10_000,
+  keepaliveIntervalMs: 30_000,
+  keepaliveTimeoutMs: 10_000,
 } as const;
 
 const HTTP1_REFUSAL = (() => {
@@ -91,7 +104,10 @@ export class GrpcProxy {
       sessions: o.upstreamSessions,
       initialWindowSize: o.initialWindowSize,
       connectionWindowSize: o.connectionWindowSize,
+      keepaliveIntervalMs: o.keepaliveIntervalMs,
+      keepaliveTimeoutMs: o.keepaliveTimeoutMs,
       logger: opts.logger,
+      onKeepaliveTimeout: () => this.grpcMetrics.error('SLUICE_ERR_GRPC_UPSTREAM_KEEPALIVE'),
     });
     this.h2 = http2.createServer({
       settings: { maxConcurrentStreams: o.maxConcurrentStreams, initialWindowSize: o.initialWindowSize },

@@ -52,6 +52,11 @@ function echoService(): grpc.ServiceClientConstructor {
   return ctor;
 }
 
+/** The echo service's definition, for tests that serve it with handlers of their own. */
+export function echoServiceDefinition(): grpc.ServiceDefinition {
+  return echoService().service;
+}
+
 export function echoClient(address: string, options: grpc.ClientOptions = {}): EchoClient {
   return new (echoService())(address, grpc.credentials.createInsecure(), options) as unknown as EchoClient;
 }

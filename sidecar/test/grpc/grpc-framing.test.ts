@@ -34,6 +34,23 @@ describe('MessageScanner', () => {
     expect(s.push(f.subarray(4, 5))).toEqual({ kind: 'too_large', size: 1025, limit: 1024 });
   });
 
+  it('says how much of the failing chunk precedes the refused message, so whole messages before it can pass', () => {
+    const s = new MessageScanner(100);
+    const ok = Buffer.concat([frame(3), frame(0)]);
+    expect(s.push(Buffer.concat([ok, frame(101)]))).toEqual({ kind: 'too_large', size: 101, limit: 100 });
+    expect(s.failedAt).toBe(ok.length);
+    // The rest of a message, then a bad flag: the rest still counts as passable.
+    const t = new MessageScanner(100);
+    expect(t.push(frame(10).subarray(0, 8))).toBeUndefined();
+    expect(t.push(Buffer.concat([Buffer.alloc(7), frame(1, 9)]))).toEqual({ kind: 'bad_flag', flag: 9 });
+    expect(t.failedAt).toBe(7);
+    // A prefix split over chunks began before the failing one: nothing of that chunk may pass.
+    const u = new MessageScanner(100);
+    expect(u.push(frame(200).subarray(0, 2))).toBeUndefined();
+    expect(u.push(frame(200).subarray(2, 5))).toMatchObject({ kind: 'too_large' });
+    expect(u.failedAt).toBe(0);
+  });
+
   it('reads the length as unsigned 32-bit big-endian', () => {
     const s = new MessageScanner(2 ** 32);
     const prefix = Buffer.from([0, 0xff, 0xff, 0xff, 0xff]);

@@ -1,9 +1,13 @@
 /**
- * The order queue end to end. Runs in the app container of an order-worker pod (its sidecar's
- * local API is 127.0.0.1:15020 there), fed on stdin:
+ * The order queue end to end. Runs in the app container of an order-api pod — the producer, which
+ * the TaskQueue does not select — fed on stdin:
  *
- *   kubectl exec -i -n shop <order-worker pod> -c app -- node --input-type=module-typescript - \
+ *   kubectl exec -i -n shop <order-api pod> -c app -- node --input-type=module-typescript - \
  *     <orders> <invalid> <run id> <worker pod IPs, comma-separated> < test/kind/checks/orders.ts
+ *
+ * Orders go to the pod's order API (producer.ts --serve on 127.0.0.1:8080), which posts each to
+ * its own sidecar's local API (127.0.0.1:15020); the queue status is read there too. So a pass
+ * also shows that a pod outside the queue's selector can produce to it.
  *
  * Posts `orders` orders (the first `invalid` with qty 0, which the worker refuses with 422) with
  * idempotency keys, re-posts one (must be a duplicate), waits until the queue has drained
@@ -17,6 +21,7 @@ const [ordersArg = '40', invalidArg = '2', run = `run${Date.now()}`, ipsArg = ''
 const orders = Number(ordersArg);
 const invalid = Number(invalidArg);
 const localApi = process.env.SLUICE_LOCAL_API ?? 'http://127.0.0.1:15020';
+const orderApi = process.env.ORDER_API ?? 'http://127.0.0.1:8080';
 const admins = ipsArg.split(',').filter(Boolean).map((ip) => `http://${ip.includes(':') ? `[${ip}]` : ip}:15000`);
 
 interface QueueStatus {
@@ -37,9 +42,10 @@ async function queueStatus(): Promise<QueueStatus> {
 async function post(i: number): Promise<{ id: string; duplicate: boolean }> {
   const orderId = `${run}-${i}`;
   const order = { orderId, sku: `SKU-${(i % 7) + 1}`, qty: i <= invalid ? 0 : (i % 3) + 1 };
-  const res = await fetch(`${localApi}/v1/queues/orders/tasks`, {
+  // The order API keys each task by its orderId (Idempotency-Key) and relays the sidecar's answer.
+  const res = await fetch(`${orderApi}/orders`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'idempotency-key': orderId },
+    headers: { 'content-type': 'application/json' },
     body: JSON.stringify(order),
     signal: AbortSignal.timeout(5_000),
   });
