@@ -30,6 +30,7 @@ const FLAGS = {
   'grpc-max-concurrent-streams': { type: 'string', default: '1000' },
   'grpc-initial-window': { type: 'string', default: '65535' },
   'grpc-max-message': { type: 'string', default: '4194304' },
+  'grpc-keepalive': { type: 'string', default: '30s' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -61,7 +62,8 @@ export const USAGE = `Usage: sluice-proxy [options]
   --log-level info              debug | info | warn | error | silent
   --grpc-max-concurrent-streams 1000   HTTP/2 streams per inbound gRPC connection
   --grpc-initial-window 65535   HTTP/2 initial flow-control window (bytes)
-  --grpc-max-message 4194304    gRPC messages over this are refused with RESOURCE_EXHAUSTED
+  --grpc-max-message 4194304    gRPC messages over this (either way) end the call with RESOURCE_EXHAUSTED
+  --grpc-keepalive 30s          PING idle connections to the app this often; an unanswered one is replaced
 Every flag can also be set as an environment variable SLUICE_<FLAG>, e.g. SLUICE_APP_HTTP.`;
 
 export { UsageError };
@@ -116,6 +118,7 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
     grpcMaxConcurrentStreams: count('grpc-max-concurrent-streams', 1, 2 ** 31 - 1),
     grpcInitialWindowSize: count('grpc-initial-window', 1, 2 ** 31 - 1),
     grpcMaxMessageBytes: count('grpc-max-message', 0, 2 ** 31 - 1),
+    grpcKeepaliveMs: duration('grpc-keepalive'),
   };
 }
 

@@ -55,6 +55,7 @@ export interface SidecarOptions {
   grpcMaxConcurrentStreams?: number;
   grpcInitialWindowSize?: number;
   grpcMaxMessageBytes?: number;
+  grpcKeepaliveMs?: number;
 }
 
 /**
@@ -155,6 +156,7 @@ export class Sidecar {
       this.grpc = new GrpcProxy({
         engine: this.engine, appGrpc: opts.appGrpc, metrics: this.metrics, logger: logger.child({ listener: 'grpc' }), clock: this.clock,
         maxConcurrentStreams: opts.grpcMaxConcurrentStreams, initialWindowSize: opts.grpcInitialWindowSize, maxMessageBytes: opts.grpcMaxMessageBytes,
+        keepaliveIntervalMs: opts.grpcKeepaliveMs,
       });
       const [host, port] = splitHostPort(opts.listenGrpc);
       this.addresses.grpc = await this.grpc.listen(host, port);
