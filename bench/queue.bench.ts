@@ -4,10 +4,16 @@
 //      per call — vs a BullMQ Worker (concurrency 100, no-op processor);
 //   3. the raw consumer ceiling: the same consumer in-process with delivery replaced by a no-op;
 //   4. p99 enqueue→delivery at half of the measured one-task-per-call maximum.
-// Prints tables and ratios; never fails on a number.
+// Deliveries are measured warm (WARM_TASKS first, for both contenders); the latency run discards
+// its first LATENCY_WARM_MS. Prints tables and ratios; never fails on a number.
+// Diagnostics: BENCH_QUEUE_PROF=<dir> (CPU profiles of every sidecar), BENCH_QUEUE_PRODUCE_ONLY=1,
+// BENCH_QUEUE_DELIVER_ONLY=<batchSize> (with CPU µs per task), BENCH_QUEUE_LATENCY_RATE=<n>,
+// BENCH_QUEUE_DELIVER_TASKS, BENCH_QUEUE_WARM.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
@@ -17,15 +23,26 @@ import { QueueFeature } from '../sidecar/src/queue/index.ts';
 import { RedisServer } from '../test/helpers/redis-server.ts';
 import { ProcessGroup, sleep, waitUntil } from './lib/processes.ts';
 import { percentile, Samples } from './lib/redis-stats.ts';
-import { startSidecar, type SidecarHandle } from './lib/sidecar.ts';
+import { startSidecar as startSidecarProcess, type SidecarHandle, type SidecarStartOptions } from './lib/sidecar.ts';
 import { printAims, printTable } from './lib/table.ts';
 
 const PRODUCE_TASKS = 60_000;
-const DELIVER_TASKS = 30_000;
+const DELIVER_TASKS = Number(process.env.BENCH_QUEUE_DELIVER_TASKS ?? 30_000);
 const BATCH = 50;
 const IN_FLIGHT_POSTS = 8;
 const CONCURRENCY = 100;
 const LATENCY_RUN_MS = 5_000;
+/** Load before the latency samples that count: fresh sidecars spend their first seconds compiling. */
+const LATENCY_WARM_MS = 2_000;
+/** `BENCH_QUEUE_PROF=<dir>`: every sidecar the bench starts writes a V8 CPU profile there (see bench/lib/cpuprofile-top.ts). */
+const PROF_DIR = process.env.BENCH_QUEUE_PROF;
+const nodeArgs = PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROF_DIR] : [];
+
+async function startSidecar(g: ProcessGroup, name: string, opts: SidecarStartOptions): Promise<SidecarHandle> {
+  const h = await startSidecarProcess(g, name, opts);
+  if (PROF_DIR) console.log(`(profiling) ${name}: pid ${h.pid}`);
+  return h;
+}
 
 const group = new ProcessGroup();
 const redis = await RedisServer.start();
@@ -53,10 +70,14 @@ class NoopApp {
   first = 0;
   latency: Samples | undefined;
   sentAt: Samples | undefined;
+  onFirst: (() => void) | undefined;
   readonly server: Server;
   constructor() {
     this.server = createServer((req, res) => {
-      if (this.first === 0) this.first = performance.now();
+      if (this.first === 0) {
+        this.first = performance.now();
+        this.onFirst?.();
+      }
       const n = Number(req.headers['sluice-batch-size'] ?? 1);
       if (this.latency) {
         let body = '';
@@ -84,6 +105,21 @@ class NoopApp {
     return `127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 }
+
+/** CPU seconds of one process (user + system), or 0 when it is gone. */
+function procCpu(pid: number | undefined, systemOnly = false): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((systemOnly ? 0 : Number(fields[11])) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** The diagnostic modes print CPU µs per task of the sidecar under test and of redis-server. */
+const cpuNote: string[] = [];
 
 async function pending(stream: string): Promise<number> {
   try {
@@ -132,36 +168,66 @@ async function produceBull(name: string, total: number, opts: object = {}): Prom
 
 // ── 2./3. consuming ──────────────────────────────────────────────────────────────────────────────
 
+/**
+ * Both contenders are measured warm: a sidecar lives for days, and the first second of a fresh
+ * process is mostly JIT compilation (a cold worker sidecar spent ~20 µs CPU per task on a
+ * 30 000-task run, ~13 µs on a 150 000-task one). The worker sidecar first consumes WARM_TASKS of
+ * a warm-up queue; the measured queue's backlog is produced meanwhile under a selector that does
+ * not match the worker, then the config file is rewritten to select it (standalone mode reloads
+ * it) and the timing starts with its first delivery. BullMQ gets the same: a Worker in this
+ * process consumes WARM_TASKS of a warm-up queue before the measured Worker starts.
+ */
+const WARM_TASKS = Number(process.env.BENCH_QUEUE_WARM ?? 30_000);
+
 async function consumeSluice(batchSize: number): Promise<number> {
   await r.flushall();
   const name = `deliver${batchSize}`;
+  const warm = `warm${batchSize}`;
+  const config = (mainSelector: string) => `${queueYaml(warm, batchSize, 'worker')}---\n${queueYaml(name, batchSize, mainSelector)}`;
   const app = new NoopApp();
   const appAddr = await app.listen();
-  const producer = await startSidecar(group, `producer-${name}`, { configYaml: queueYaml(name, batchSize, 'worker'), appHttp: appAddr, extraArgs: ['--labels', 'app=producer', '--redis', redis.url] });
+  const worker = await startSidecar(group, `worker-${name}`, { configYaml: config('nobody'), appHttp: appAddr, nodeArgs, extraArgs: ['--labels', 'app=worker', '--redis', redis.url] });
+  const producer = await startSidecar(group, `producer-${name}`, { configYaml: config('nobody'), appHttp: appAddr, nodeArgs, extraArgs: ['--labels', 'app=producer', '--redis', redis.url] });
+  await produceSluice(producer, warm, WARM_TASKS);
+  await waitUntil('warm-up delivered', () => app.tasks >= WARM_TASKS, 120_000, 5);
+  await waitUntil('warm-up acked', async () => (await pending(`bench.${warm}`)) === 0, 30_000, 5);
   await produceSluice(producer, name, DELIVER_TASKS);
   await group.stop(producer.child);
-  const worker = await startSidecar(group, `worker-${name}`, { configYaml: queueYaml(name, batchSize, 'worker'), appHttp: appAddr, extraArgs: ['--labels', 'app=worker', '--redis', redis.url] });
+  app.tasks = 0;
+  app.first = 0;
+  let cpu0 = [0, 0, 0];
+  app.onFirst = () => (cpu0 = [procCpu(worker.pid), procCpu(worker.pid, true), procCpu(redis.pid)]);
+  writeFileSync(join(worker.dir, 'sluice.yaml'), config('worker'));
   await waitUntil('all delivered', () => app.tasks >= DELIVER_TASKS, 120_000, 5);
   await waitUntil('all acked', async () => (await pending(`bench.${name}`)) === 0, 30_000, 5);
   const seconds = (performance.now() - app.first) / 1000;
+  const perTask = (cpu: number, at0: number | undefined) => (((cpu - (at0 ?? 0)) * 1e6) / DELIVER_TASKS).toFixed(1);
+  cpuNote.push(`deliver batchSize ${batchSize}: worker sidecar ${perTask(procCpu(worker.pid), cpu0[0])} µs CPU/task (${perTask(procCpu(worker.pid, true), cpu0[1])} in the kernel), redis-server ${perTask(procCpu(redis.pid), cpu0[2])} µs/task`);
   await group.stop(worker.child);
+  worker.cleanup();
   app.server.close();
   return DELIVER_TASKS / seconds;
 }
 
-async function consumeBull(): Promise<number> {
-  await r.flushall();
-  await produceBull('bull-deliver', DELIVER_TASKS, { removeOnComplete: true, removeOnFail: true });
+async function bullWorkerRun(queue: string, tasks: number): Promise<number> {
+  await produceBull(queue, tasks, { removeOnComplete: true, removeOnFail: true });
   let done = 0;
   let start = 0;
-  const w = new Worker('bull-deliver', async () => {
+  const w = new Worker(queue, async () => {
     if (start === 0) start = performance.now();
   }, { connection, concurrency: CONCURRENCY });
   w.on('completed', () => done++);
-  await waitUntil('bull all completed', () => done >= DELIVER_TASKS, 180_000, 5);
+  await waitUntil('bull all completed', () => done >= tasks, 180_000, 5);
   const seconds = (performance.now() - start) / 1000;
   await w.close();
-  return DELIVER_TASKS / seconds;
+  return tasks / seconds;
+}
+
+async function consumeBull(): Promise<number> {
+  await r.flushall();
+  await bullWorkerRun('bull-warm-deliver', WARM_TASKS);
+  await r.flushall();
+  return bullWorkerRun('bull-deliver', DELIVER_TASKS);
 }
 
 /** The consumer without the app hop: reads, "delivers" to a no-op, acks — in this process. */
@@ -171,7 +237,7 @@ async function consumeRaw(): Promise<number> {
     apiVersion: 'sluice.dev/v1alpha1', kind: 'TaskQueue', metadata: { name: 'raw', namespace: 'bench' },
     spec: { selector: {}, stream: 'bench.raw', consumerGroup: 'workers', delivery: { protocol: 'http', path: '/', batchSize: BATCH }, concurrency: 1_000, visibilityTimeout: '60s' },
   }]);
-  const producer = await startSidecar(group, 'producer-raw', { configYaml: queueYaml('raw', 1, 'nobody'), appHttp: '127.0.0.1:1', extraArgs: ['--labels', 'app=producer', '--redis', redis.url] });
+  const producer = await startSidecar(group, 'producer-raw', { configYaml: queueYaml('raw', 1, 'nobody'), appHttp: '127.0.0.1:1', nodeArgs, extraArgs: ['--labels', 'app=producer', '--redis', redis.url] });
   await produceSluice(producer, 'raw', DELIVER_TASKS * 2);
   await group.stop(producer.child);
   let delivered = 0;
@@ -198,8 +264,8 @@ async function latencyAt(rate: number, perSecond = false): Promise<{ p50: number
   app.sentAt = new Samples();
   const appAddr = await app.listen();
   const yaml = queueYaml('latency', 1, 'worker');
-  const worker = await startSidecar(group, 'worker-latency', { configYaml: yaml, appHttp: appAddr, extraArgs: ['--labels', 'app=worker', '--redis', redis.url] });
-  const producer = await startSidecar(group, 'producer-latency', { configYaml: yaml, appHttp: appAddr, extraArgs: ['--labels', 'app=producer', '--redis', redis.url] });
+  const worker = await startSidecar(group, 'worker-latency', { configYaml: yaml, appHttp: appAddr, nodeArgs, extraArgs: ['--labels', 'app=worker', '--redis', redis.url] });
+  const producer = await startSidecar(group, 'producer-latency', { configYaml: yaml, appHttp: appAddr, nodeArgs, extraArgs: ['--labels', 'app=producer', '--redis', redis.url] });
   const pool = new Pool(`http://127.0.0.1:${producer.localApiPort}`, { connections: 16 });
   // Every 5 ms a batch sized for the target rate; each task carries the wall time it was sent at.
   const tickMs = 5;
@@ -207,7 +273,7 @@ async function latencyAt(rate: number, perSecond = false): Promise<{ p50: number
   let sent = 0;
   const start = performance.now();
   const posts: Promise<void>[] = [];
-  while (performance.now() - start < LATENCY_RUN_MS) {
+  while (performance.now() - start < LATENCY_WARM_MS + LATENCY_RUN_MS) {
     owed += (rate * tickMs) / 1000;
     const n = Math.floor(owed);
     owed -= n;
@@ -225,13 +291,15 @@ async function latencyAt(rate: number, perSecond = false): Promise<{ p50: number
   await pool.close();
   await Promise.all([group.stop(worker.child), group.stop(producer.child)]);
   app.server.close();
-  // The first half-second warms the JIT and the connections; the steady state is what is reported.
-  const samples = app.latency.values().slice(Math.floor(rate / 2));
+  // The first LATENCY_WARM_MS warm the JIT and the connections; the steady state is what is reported.
+  const sentTimes = app.sentAt!.values();
+  const firstSent = sentTimes[0] ?? 0;
+  const samples = app.latency.values().filter((_, i) => (sentTimes[i] ?? 0) - firstSent >= LATENCY_WARM_MS);
   if (perSecond) {
     const sent = app.sentAt!.values();
     const all = app.latency.values();
     const t0 = sent[0] ?? 0;
-    for (let s = 0; s * 1000 < LATENCY_RUN_MS; s++) {
+    for (let s = 0; s * 1000 < LATENCY_WARM_MS + LATENCY_RUN_MS; s++) {
       const window = all.filter((_, i) => (sent[i] ?? 0) - t0 >= s * 1000 && (sent[i] ?? 0) - t0 < (s + 1) * 1000);
       console.log(`second ${s}: n=${window.length} p50=${percentile(window, 50)} p99=${percentile(window, 99)} max=${percentile(window, 100)}`);
     }
@@ -253,11 +321,47 @@ if (onlyLatency > 0) {
   process.exit(0);
 }
 
+if (process.env.BENCH_QUEUE_PRODUCE_ONLY) {
+  // Diagnostic mode: only the sluice producing run (pair with BENCH_QUEUE_PROF).
+  try {
+    const producer = await startSidecar(group, 'producer', { configYaml: queueYaml('produce', 1, 'nobody'), appHttp: '127.0.0.1:1', nodeArgs, extraArgs: ['--labels', 'app=producer', '--redis', redis.url] });
+    await produceSluice(producer, 'produce', 5_000);
+    await r.flushall();
+    await r.config('RESETSTAT');
+    const c0 = [procCpu(producer.pid), procCpu(redis.pid)];
+    console.log(`sluice produce: ${Math.round(await produceSluice(producer, 'produce', PRODUCE_TASKS))} tasks/s`);
+    console.log(`producer sidecar ${((procCpu(producer.pid) - (c0[0] ?? 0)) * 1e6 / PRODUCE_TASKS).toFixed(1)} µs CPU/task, redis-server ${((procCpu(redis.pid) - (c0[1] ?? 0)) * 1e6 / PRODUCE_TASKS).toFixed(1)} µs/task`);
+    console.log((await r.info('commandstats')).split('\r\n').filter((l) => /^cmdstat_(evalsha|xadd)/.test(l)).join('\n'));
+  } finally {
+    r.disconnect();
+    await group.stopAll();
+    await redis.stop();
+  }
+  process.exit(0);
+}
+
+const onlyDeliver = Number(process.env.BENCH_QUEUE_DELIVER_ONLY ?? 0);
+if (onlyDeliver > 0) {
+  // Diagnostic mode: only the sluice delivery run with the given batchSize (pair with BENCH_QUEUE_PROF).
+  try {
+    console.log(`sluice → HTTP app, batchSize ${onlyDeliver}: ${Math.round(await consumeSluice(onlyDeliver))} tasks/s`);
+    console.log(cpuNote.join('\n'));
+    // What the run cost Redis, by command (EVALSHA = the scripts: enqueue, settle, promote, …).
+    const stats = (await r.info('commandstats')).split('\r\n').filter((l) => /^cmdstat_(evalsha|xreadgroup|xack|xadd|xpending)/.test(l));
+    console.log(stats.join('\n'));
+  } finally {
+    r.disconnect();
+    await group.stopAll();
+    await redis.stop();
+  }
+  process.exit(0);
+}
+
 try {
   console.log(`TaskQueue vs BullMQ ${(await import('bullmq/package.json', { with: { type: 'json' } }).catch(() => ({ default: { version: '5' } }))).default.version} — ${cpus().length} cores, ${cpus()[0]?.model ?? ''}, redis-server on 127.0.0.1:${redis.port}`);
 
   await r.flushall();
-  const producer = await startSidecar(group, 'producer', { configYaml: queueYaml('produce', 1, 'nobody'), appHttp: '127.0.0.1:1', extraArgs: ['--labels', 'app=producer', '--redis', redis.url] });
+  const producer = await startSidecar(group, 'producer', { configYaml: queueYaml('produce', 1, 'nobody'), appHttp: '127.0.0.1:1', nodeArgs, extraArgs: ['--labels', 'app=producer', '--redis', redis.url] });
   await produceSluice(producer, 'produce', 5_000); // warm-up
   await r.flushall();
   const sluiceProduce = await produceSluice(producer, 'produce', PRODUCE_TASKS);

@@ -22,36 +22,95 @@ export interface Enqueued {
 /** How long an `Idempotency-Key` keeps answering with the same task id, unless configured. */
 export const DEFAULT_IDEMPOTENCY_WINDOW_MS = 24 * 3_600_000;
 
+/** Tasks per ENQUEUE call at most when requests are joined (one request is never split). */
+const MAX_JOINED_TASKS = 1_000;
+
+interface Pending {
+  readonly queueId: string;
+  readonly tasks: readonly NewTask[];
+  readonly resolve: (out: Enqueued[]) => void;
+  readonly reject: (err: unknown) => void;
+}
+
 /**
  * Appends tasks to a queue in one round trip, however many there are (the batch form posts up to
  * a thousand). Immediate tasks go straight into the stream with XADD; delayed ones into the
  * queue's delay set. Retention is not applied here: an unguarded `XADD MAXLEN` could drop entries
  * that are delivered and not yet acknowledged, so trimming is the consumers' guarded job.
+ *
+ * Requests for the same stream that arrive in the same turn of the event loop (a producer with
+ * several posts in flight) are joined into one ENQUEUE call, up to MAX_JOINED_TASKS tasks: one
+ * socket write and one script run instead of one each. The script handles the tasks in order, so
+ * each request's tasks stay together and an idempotency key seen earlier in the call answers with
+ * its id, exactly as two calls one after the other would. A failed call fails every request in it.
  */
 export class TaskProducer {
   private readonly client: Redis;
   private readonly windowMs: number;
+  private readonly waiting = new Map<string, Pending[]>();
+  private scheduled = false;
 
   constructor(client: Redis, opts: { idempotencyWindowMs?: number } = {}) {
     this.client = client;
     this.windowMs = opts.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS;
   }
 
-  async enqueue(queue: TaskQueuePlan, tasks: readonly NewTask[]): Promise<Enqueued[]> {
-    const keys = queueKeys(queue.stream);
-    const args: (string | Buffer | number)[] = [keys.idempotencyPrefix, this.windowMs, tasks.length];
-    for (const t of tasks) {
-      args.push(t.idempotencyKey ?? '', Math.max(0, Math.ceil(t.delayMs)), t.contentType === DEFAULT_CONTENT_TYPE ? '' : t.contentType, t.payload);
+  enqueue(queue: TaskQueuePlan, tasks: readonly NewTask[]): Promise<Enqueued[]> {
+    if (tasks.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      let list = this.waiting.get(queue.stream);
+      if (!list) {
+        list = [];
+        this.waiting.set(queue.stream, list);
+      }
+      list.push({ queueId: queue.id, tasks, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        // After the poll phase: every request read in this turn has had its chance to join.
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const all = [...this.waiting];
+    this.waiting.clear();
+    for (const [stream, list] of all) {
+      let i = 0;
+      while (i < list.length) {
+        const call: Pending[] = [];
+        let n = 0;
+        do {
+          const p = list[i++] as Pending;
+          call.push(p);
+          n += p.tasks.length;
+        } while (i < list.length && n + (list[i] as Pending).tasks.length <= MAX_JOINED_TASKS);
+        void this.run(stream, call, n);
+      }
     }
-    let reply: unknown;
+  }
+
+  private async run(stream: string, call: readonly Pending[], n: number): Promise<void> {
+    const keys = queueKeys(stream);
+    const args: (string | Buffer | number)[] = [keys.idempotencyPrefix, this.windowMs, n];
+    for (const p of call) {
+      for (const t of p.tasks) {
+        args.push(t.idempotencyKey ?? '', t.delayMs > 0 ? Math.ceil(t.delayMs) : 0, t.contentType === DEFAULT_CONTENT_TYPE ? '' : t.contentType, t.payload);
+      }
+    }
+    let flat: (string | number)[];
     try {
-      reply = await runScript(this.client, ENQUEUE, [keys.stream, keys.delayed, keys.delayedTasks, keys.seq], args);
+      flat = (await runScript(this.client, ENQUEUE, [keys.stream, keys.delayed, keys.delayedTasks, keys.seq], args)) as (string | number)[];
     } catch (err) {
-      throw new QueueError('SLUICE_ERR_QUEUE_UNAVAILABLE', `could not enqueue to ${queue.id}: ${(err as Error).message}`, { cause: err });
+      for (const p of call) p.reject(new QueueError('SLUICE_ERR_QUEUE_UNAVAILABLE', `could not enqueue to ${p.queueId}: ${(err as Error).message}`, { cause: err }));
+      return;
     }
-    const flat = reply as (string | number)[];
-    const out: Enqueued[] = [];
-    for (let i = 0; i < flat.length; i += 2) out.push({ id: String(flat[i]), duplicate: flat[i + 1] === 1 });
-    return out;
+    let at = 0;
+    for (const p of call) {
+      const out: Enqueued[] = new Array(p.tasks.length);
+      for (let k = 0; k < p.tasks.length; k++, at += 2) out[k] = { id: String(flat[at]), duplicate: flat[at + 1] === 1 };
+      p.resolve(out);
+    }
   }
 }

@@ -77,6 +77,11 @@ export class QueueConsumer {
   private readonly pacer: ConsumptionPacer;
   private readonly inFlight = new Map<string, Flight>();
   private readonly wake = new WakeSignal();
+  /**
+   * The promoter's own signal: woken by a stop and by a settle that put a task in the delay set,
+   * not by every finished delivery (sharing `wake` ran a PROMOTE script per delivered task).
+   */
+  private readonly promoteWake = new WakeSignal();
   /** Aborts deliveries still running when the drain grace period ends. */
   private readonly cutoff = new AbortController();
   private readonly blockMs: number;
@@ -149,6 +154,7 @@ export class QueueConsumer {
     this.stateValue = 'draining';
     for (const t of this.timers) clearInterval(t);
     this.wake.notify();
+    this.promoteWake.notify();
     // Abort the blocking read; the command connection stays up to settle what is in flight.
     this.d.blocking.disconnect();
     await this.loopDone;
@@ -297,7 +303,7 @@ export class QueueConsumer {
       (okAll ? this.counts.ok : first && !first.ok && first.reason === 'timeout' ? this.counts.timeout : this.counts.failed).observe(seconds);
       this.d.circuit?.onResult?.(this.plan, { ok: okAll, durationMs: seconds * 1000, reason: first && !first.ok ? first.reason : undefined, status: first?.status });
     }
-    await Promise.all(flights.map((f, i) => this.settle(f, this.decide(f.task, outcomes[i] as DeliveryOutcome))));
+    await this.settle(flights, flights.map((f, i) => this.decide(f.task, outcomes[i] as DeliveryOutcome)));
   }
 
   private decide(task: Task, outcome: DeliveryOutcome): Decision {
@@ -306,11 +312,25 @@ export class QueueConsumer {
     return decideSettlement(outcome, task.attempt, this.plan.retry, this.d.random);
   }
 
-  private async settle(flight: Flight, decision: Decision): Promise<void> {
-    const task = flight.task;
-    const op = this.opFor(task, decision);
-    const result = await this.settler.settle(op, this.d.clock.now() + this.plan.visibilityTimeoutMs);
-    this.finish(flight, decision, result);
+  /**
+   * Settles a delivered batch: one settle promise for the batch, and the bookkeeping (in-flight
+   * gauge, acked counter, waking the reader) once per batch rather than once per task.
+   */
+  private async settle(flights: readonly Flight[], decisions: readonly Decision[]): Promise<void> {
+    const ops = flights.map((f, i) => this.opFor(f.task, decisions[i] as Decision));
+    const results = await this.settler.settleAll(ops, this.d.clock.now() + this.plan.visibilityTimeoutMs);
+    let acked = 0;
+    for (let i = 0; i < flights.length; i++) {
+      const flight = flights[i] as Flight;
+      const decision = decisions[i] as Decision;
+      const result = results[i] as SettleResult;
+      this.inFlight.delete(flight.task.entryId);
+      if (decision.kind === 'ack' && result === 'settled') acked++;
+      else this.finish(flight, decision, result);
+    }
+    if (acked > 0) this.counts.acked.inc(acked);
+    this.counts.inFlight.set(this.inFlight.size);
+    this.wake.notify();
   }
 
   private opFor(task: Task, decision: Decision): SettleOp {
@@ -340,10 +360,8 @@ export class QueueConsumer {
     }
   }
 
+  /** Counts and logs one settled task other than a plain ack (those are counted per batch). */
   private finish(flight: Flight, decision: Decision, result: SettleResult): void {
-    this.inFlight.delete(flight.task.entryId);
-    this.counts.inFlight.set(this.inFlight.size);
-    this.wake.notify();
     if (result === 'late') {
       this.counts.late.inc();
       this.log.info('late result for a task another consumer reclaimed; not acknowledged', { task: flight.task.id, entry: flight.task.entryId });
@@ -355,7 +373,11 @@ export class QueueConsumer {
       return;
     }
     if (decision.kind === 'ack') this.counts.acked.inc();
-    else if (decision.kind === 'retry') this.counts.retried.inc();
+    else if (decision.kind === 'retry') {
+      this.counts.retried.inc();
+      // A short backoff is due before the promoter's idle sleep ends: let it look again now.
+      if (decision.delayMs > 0) this.promoteWake.notify();
+    }
     else if (decision.kind === 'release') this.counts.released.inc();
     else {
       this.counts.dead.inc();
@@ -424,7 +446,7 @@ export class QueueConsumer {
         // Every delivery of it ended in a crash: a poison task. Stop feeding it to workers.
         const flight: Flight = { task, fresh: false, claimedAt: this.d.clock.now(), lost: false };
         this.inFlight.set(entryId, flight);
-        void this.settle(flight, { kind: 'dead', reason: 'the consumer died while holding it on every attempt', cause: 'exhausted' });
+        void this.settle([flight], [{ kind: 'dead', reason: 'the consumer died while holding it on every attempt', cause: 'exhausted' }]);
         return;
       }
       tasks.push(task);
@@ -445,7 +467,7 @@ export class QueueConsumer {
         this.fail('promote', err);
         wait = 1_000;
       }
-      await this.wake.wait(wait);
+      await this.promoteWake.wait(wait);
     }
   }
 

@@ -65,6 +65,30 @@ export class SettleBatcher {
     });
   }
 
+  /**
+   * Settles the ops of one delivered batch with a single promise (one per task cost a promise and
+   * a continuation each on the hot path). The ops still join whichever calls have room, and each
+   * gets its own result and give-up time exactly as with `settle`.
+   */
+  settleAll(ops: readonly SettleOp[], giveUpAt: number): Promise<SettleResult[]> {
+    if (ops.length === 1) return this.settle(ops[0] as SettleOp, giveUpAt).then((r) => [r]);
+    return new Promise((resolve) => {
+      const results: SettleResult[] = new Array(ops.length);
+      let left = ops.length;
+      ops.forEach((op, i) => {
+        this.queue.push({
+          op,
+          giveUpAt,
+          resolve: (r) => {
+            results[i] = r;
+            if (--left === 0) resolve(results);
+          },
+        });
+      });
+      this.schedule(0);
+    });
+  }
+
   private schedule(delayMs: number): void {
     if (this.scheduled || this.flushing) return;
     this.scheduled = true;

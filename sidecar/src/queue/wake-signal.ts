@@ -18,6 +18,7 @@ export class WakeSignal {
   }
 
   notify(): void {
+    if (this.waiters.size === 0) return;
     const waiters = [...this.waiters];
     this.waiters.clear();
     for (const w of waiters) w();

@@ -2,6 +2,8 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, sleep } from '../../../test/helpers/eventually.ts';
 import { RedisServer } from '../../../test/helpers/redis-server.ts';
+import type { TaskQueuePlan } from '../../../lib/policy/index.ts';
+import { TaskProducer } from '../../src/queue/producer.ts';
 import { QueueHarness, taskQueueDoc } from './helpers/queue-harness.ts';
 import { WorkerApp } from './helpers/worker-app.ts';
 
@@ -41,6 +43,48 @@ describe('producing on the local API', () => {
     await sleep(200);
     expect(app.deliveries).toHaveLength(3);
     expect(await h.counter('sluice_queue_tasks_total', { queue: 'idem', result: 'duplicate' })).toBe(3);
+  });
+
+  it('concurrent posts (joined into one script call) each get their own ids, and a key repeated across them is one task', async () => {
+    const { app, h } = await setup('joined');
+    const posts = await Promise.all(Array.from({ length: 6 }, (_, r) =>
+      h.postBatch('joined', Array.from({ length: 5 }, (_, i) => ({ payload: { r, i }, ...(i === 0 ? { idempotencyKey: 'shared' } : {}) })))));
+    for (const p of posts) expect(p.status).toBe(202);
+    const firsts = posts.map((p) => p.json.tasks[0]!);
+    // Exactly one request created the keyed task; every other one got its id back as a duplicate.
+    expect(firsts.filter((t) => !t.duplicate)).toHaveLength(1);
+    expect(new Set(firsts.map((t) => t.id)).size).toBe(1);
+    const fresh = posts.flatMap((p) => p.json.tasks.filter((t) => !t.duplicate));
+    expect(new Set(fresh.map((t) => t.id)).size).toBe(6 * 4 + 1);
+    await eventually(() => expect(app.deliveries).toHaveLength(6 * 4 + 1));
+    // Each id was answered to the request that posted that payload.
+    const bodyById = new Map(app.deliveries.map((d) => [d.id, JSON.parse(d.body) as { r: number; i: number }]));
+    posts.forEach((p, r) => p.json.tasks.forEach((t, i) => {
+      if (i > 0) expect(bodyById.get(t.id)).toEqual({ r, i });
+    }));
+  });
+
+  it('enqueues issued in the same turn go to Redis as one ENQUEUE call, each answered with its own ids', async () => {
+    const client = new Redis(redis.url);
+    cleanup.push(async () => client.disconnect());
+    const producer = new TaskProducer(client);
+    const queue = { id: 'test/direct', stream: 'joined.direct' } as TaskQueuePlan;
+    const task = (text: string, idempotencyKey?: string) => ({ payload: Buffer.from(JSON.stringify(text)), contentType: 'application/json', idempotencyKey, delayMs: 0 });
+    await producer.enqueue(queue, [task('warm-up')]); // loads the script
+    await client.config('RESETSTAT');
+    const [a, b, c] = await Promise.all([
+      producer.enqueue(queue, [task('a1'), task('a2', 'k')]),
+      producer.enqueue(queue, [task('b1', 'k')]),
+      producer.enqueue(queue, [task('c1'), task('c2'), task('c3')]),
+    ]);
+    const stats = await client.info('commandstats');
+    expect(stats).toMatch(/cmdstat_evalsha:calls=1,/);
+    expect(a!.map((e) => e.duplicate)).toEqual([false, false]);
+    expect(b).toEqual([{ id: a![1]!.id, duplicate: true }]);
+    expect(c!.map((e) => e.duplicate)).toEqual([false, false, false]);
+    const entries = (await client.xrange('joined.direct', '-', '+')) as [string, string[]][];
+    const payloadOf = new Map(entries.map(([id, fields]) => [id, fields[1]]));
+    expect([...a!, ...c!].map((e) => payloadOf.get(e.id))).toEqual(['"a1"', '"a2"', '"c1"', '"c2"', '"c3"']);
   });
 
   it('the idempotency window ends: after it the key makes a new task', async () => {
