@@ -54,6 +54,8 @@ export async function startSidecar(group: ProcessGroup, name: string, opts: Side
     ...(opts.extraArgs ?? []),
   ];
   const child = group.start(name, NODE, args, { nofile: opts.nofile });
+  // The config lives as long as the sidecar: removed when it exits, whoever stops it.
+  void child.exited.then(() => rmSync(dir, { recursive: true, force: true }));
   await Promise.race([
     waitForHttp(`http://127.0.0.1:${adminPort}/readyz`, 200, 20_000),
     child.exited.then((code) => {
