@@ -26,7 +26,8 @@ import { policyRef } from './policy-document.ts';
 import type { PolicyIndex } from './policy-index.ts';
 import type { ProgrammingTracker } from './programming-tracker.ts';
 import { ConditionType, Reason } from './reasons.ts';
-import { reconcileQueue, type ReconcileResult, type WorkQueue } from './work-queue.ts';
+import { KindReconciler } from './kind-reconciler.ts';
+import type { ReconcileResult } from './work-queue.ts';
 
 /** The label a Service selects the leader with. */
 export const LEADER_LABEL = 'sluice.dev/leader';
@@ -46,36 +47,21 @@ export interface LeaderElectionReconcilerOptions {
   clock: Clock;
 }
 
-export class LeaderElectionReconciler {
-  readonly kind: PolicyKind;
-  readonly queue: WorkQueue;
+export class LeaderElectionReconciler extends KindReconciler<ExtendedStatus> {
   private readonly opts: LeaderElectionReconcilerOptions;
-  private readonly written = new Map<string, { uid: string; status: ExtendedStatus }>();
   /** Wall-clock ms when this replica began leading: reports are only heard from then on. */
   private startedAt = 0;
 
   constructor(opts: LeaderElectionReconcilerOptions) {
+    super(opts);
     this.opts = opts;
-    this.kind = opts.kind;
-    this.queue = reconcileQueue({ kind: opts.kind.kind, handler: (key) => this.reconcile(key), metrics: opts.metrics, logger: opts.logger });
   }
 
-  start(): void {
-    this.written.clear();
+  protected override onStart(): void {
     this.startedAt = this.opts.clock.wallNow();
-    this.queue.start();
-    for (const o of this.opts.informer.list()) this.queue.add(objectKey(o));
   }
 
-  stop(): void {
-    this.queue.stop();
-  }
-
-  enqueue(key: string): void {
-    this.queue.add(key);
-  }
-
-  async reconcile(key: string): Promise<ReconcileResult | void> {
+  override async reconcile(key: string): Promise<ReconcileResult | void> {
     const { informer, index, tracker, kind, clock, reports } = this.opts;
     const obj = informer.get(key);
     if (!obj || obj.metadata.deletionTimestamp) {

@@ -10,6 +10,7 @@
  * (ACKs must reach the replica that writes status). Losing the lease stops both at once.
  */
 import type { Server } from 'node:http';
+import type { KindReconciler } from './kind-reconciler.ts';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { systemClock, type Clock } from '../../lib/clock.ts';
@@ -34,16 +35,6 @@ import { SidecarAuthenticator } from './sidecar-auth.ts';
 import { LeaderElectionReconciler } from './leader-election-reconciler.ts';
 import { LeaderReports } from './leader-reports.ts';
 import { TaskQueueReconciler } from './task-queue-reconciler.ts';
-import type { WorkQueue } from './work-queue.ts';
-
-/** What operator.ts needs of a kind's reconciler. */
-export interface KindReconciler {
-  readonly kind: PolicyKind;
-  readonly queue: WorkQueue;
-  start(): void;
-  stop(): void;
-  enqueue(key: string): void;
-}
 
 export interface OperatorAddresses {
   discovery: number;
@@ -59,7 +50,7 @@ export class Operator {
   readonly tracker = new ProgrammingTracker();
   readonly pods: Informer;
   readonly policies = new Map<string, Informer>();
-  readonly reconcilers = new Map<string, KindReconciler>();
+  readonly reconcilers = new Map<string, KindReconciler<unknown>>();
   /** [issue 7] The sidecars' latest leadership claims (from discovery reports). */
   readonly leaderReports = new LeaderReports();
   readonly index: PolicyIndex;
@@ -197,7 +188,7 @@ export class Operator {
     for (const kind of POLICY_KINDS) {
       this.informerOf(kind).on((event, obj, old) => {
         const ns = obj.metadata.namespace as string;
-        const r = this.reconcilers.get(kind.kind) as KindReconciler;
+        const r = this.reconcilers.get(kind.kind) as KindReconciler<unknown>;
         // A status-only update (our own writes, mostly) changes no verdict and no snapshot:
         // re-check just this object's status (someone may have overwritten it).
         if (event === 'update' && old && !specChanged(old, obj)) {
@@ -249,7 +240,7 @@ export class Operator {
 
   private enqueuePoliciesSelecting(ns: string, labelSets: Record<string, string>[]): void {
     for (const kind of POLICY_KINDS) {
-      const r = this.reconcilers.get(kind.kind) as KindReconciler;
+      const r = this.reconcilers.get(kind.kind) as KindReconciler<unknown>;
       for (const p of this.informerOf(kind).inNamespace(ns)) {
         if (kind.rules || labelSets.some((l) => selectorMatches(p.spec?.selector ?? {}, l))) r.enqueue(objectKey(p));
       }

@@ -21,7 +21,8 @@ import { policyRef } from './policy-document.ts';
 import type { PolicyIndex } from './policy-index.ts';
 import type { ProgrammingTracker } from './programming-tracker.ts';
 import { Reason } from './reasons.ts';
-import { reconcileQueue, type ReconcileResult, type WorkQueue } from './work-queue.ts';
+import { KindReconciler } from './kind-reconciler.ts';
+import type { ReconcileResult } from './work-queue.ts';
 
 const WARNING_REASONS = new Set<string>([Reason.Invalid, Reason.Conflicted, Reason.Rejected]);
 
@@ -37,38 +38,15 @@ export interface PolicyReconcilerOptions {
   clock: Clock;
 }
 
-export class PolicyReconciler {
-  readonly kind: PolicyKind;
-  readonly queue: WorkQueue;
+export class PolicyReconciler extends KindReconciler<PolicyStatus> {
   private readonly opts: PolicyReconcilerOptions;
-  /**
-   * The status this replica last wrote, by key. Only the leader writes status, so while it leads
-   * this is newer than (or equal to) the informer's copy, which may lag behind our own write.
-   */
-  private readonly written = new Map<string, { uid: string; status: PolicyStatus }>();
 
   constructor(opts: PolicyReconcilerOptions) {
+    super(opts);
     this.opts = opts;
-    this.kind = opts.kind;
-    this.queue = reconcileQueue({ kind: opts.kind.kind, handler: (key) => this.reconcile(key), metrics: opts.metrics, logger: opts.logger });
   }
 
-  /** Begin reconciling (on becoming leader): every object of the kind is queued once. */
-  start(): void {
-    this.written.clear();
-    this.queue.start();
-    for (const o of this.opts.informer.list()) this.queue.add(objectKey(o));
-  }
-
-  stop(): void {
-    this.queue.stop();
-  }
-
-  enqueue(key: string): void {
-    this.queue.add(key);
-  }
-
-  async reconcile(key: string): Promise<ReconcileResult | void> {
+  override async reconcile(key: string): Promise<ReconcileResult | void> {
     const { informer, index, tracker, kind } = this.opts;
     const obj = informer.get(key);
     if (!obj || obj.metadata.deletionTimestamp) {

@@ -33,7 +33,8 @@ import type { PolicyIndex } from './policy-index.ts';
 import type { ProgrammingTracker } from './programming-tracker.ts';
 import { deleteQueueData, ensureStreamAndGroup, queueStats } from './queue-redis.ts';
 import { Reason } from './reasons.ts';
-import { reconcileQueue, type ReconcileResult, type WorkQueue } from './work-queue.ts';
+import { KindReconciler } from './kind-reconciler.ts';
+import type { ReconcileResult } from './work-queue.ts';
 
 /** Guards the stream (and its side keys) while deletionPolicy may still have to remove them. */
 export const TASK_QUEUE_FINALIZER = 'sluice.dev/task-queue';
@@ -64,33 +65,19 @@ export interface TaskQueueReconcilerOptions {
   redisCommandTimeoutMs?: number;
 }
 
-export class TaskQueueReconciler {
-  readonly kind: PolicyKind;
-  readonly queue: WorkQueue;
+export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
   private readonly opts: TaskQueueReconcilerOptions;
   private readonly redis: Redis | undefined;
-  private readonly written = new Map<string, { uid: string; status: ExtendedStatus }>();
   /** Autoscale recommendations by `key/uid`, for the stabilisation window. */
   private readonly recommendations = new Map<string, readonly Recommendation[]>();
 
   constructor(opts: TaskQueueReconcilerOptions) {
+    super(opts);
     this.opts = opts;
-    this.kind = opts.kind;
     if (opts.redisUrl) {
       this.redis = connectRedis({ url: opts.redisUrl, name: 'operator-task-queues', commandTimeoutMs: opts.redisCommandTimeoutMs ?? 1_000, connectTimeoutMs: 1_000 });
       opts.logger.info('task queue redis', { url: redactUrl(opts.redisUrl) });
     }
-    this.queue = reconcileQueue({ kind: opts.kind.kind, handler: (key) => this.reconcile(key), metrics: opts.metrics, logger: opts.logger });
-  }
-
-  start(): void {
-    this.written.clear();
-    this.queue.start();
-    for (const o of this.opts.informer.list()) this.queue.add(objectKey(o));
-  }
-
-  stop(): void {
-    this.queue.stop();
   }
 
   /** Operator shutdown: the Redis connection goes too. */
@@ -99,11 +86,7 @@ export class TaskQueueReconciler {
     this.redis?.disconnect();
   }
 
-  enqueue(key: string): void {
-    this.queue.add(key);
-  }
-
-  async reconcile(key: string): Promise<ReconcileResult | void> {
+  override async reconcile(key: string): Promise<ReconcileResult | void> {
     const { informer, index, tracker, kind, clock } = this.opts;
     const obj = informer.get(key);
     if (!obj) {
