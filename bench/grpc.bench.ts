@@ -14,7 +14,7 @@
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { cpuDuring, groupCpuSeconds } from './lib/cpu.ts';
-import { canConnect, freePorts } from './lib/ports.ts';
+import { canConnect, freePorts } from '../lib/net.ts';
 import { NODE, ProcessGroup, waitUntil } from './lib/processes.ts';
 import { startSidecar } from './lib/sidecar.ts';
 import { median, printAims, printMarkdownTable, printTable, type Cell } from './lib/table.ts';

@@ -14,7 +14,7 @@ import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { cpuDuring } from './lib/cpu.ts';
 import { startNginx } from './lib/nginx.ts';
-import { freePorts } from './lib/ports.ts';
+import { freePorts } from '../lib/net.ts';
 import { NODE, ProcessGroup, sleep, waitForHttp } from './lib/processes.ts';
 import { EVERY_REQUEST_POLICIES, startSidecar } from './lib/sidecar.ts';
 import { aimMet, formatMicros, median, printAims, printMarkdownTable, printTable, type Aim, type Cell } from './lib/table.ts';

@@ -23,7 +23,7 @@ import { SIDECAR_CONTAINER } from '../operator/src/pod-selection.ts';
 import { DEFAULT_TOKEN_AUDIENCE } from '../operator/src/sidecar-auth.ts';
 import { Sidecar } from '../sidecar/src/sidecar.ts';
 import { startKubeApiServer } from '../test/kube-api-server/index.ts';
-import { freePort } from './lib/ports.ts';
+import { freePort } from '../lib/net.ts';
 import { NODE, ProcessGroup } from './lib/processes.ts';
 import { printMarkdownTable, printTable } from './lib/table.ts';
 

@@ -10,7 +10,7 @@
 //   BENCH_WS_IDLE=10000    idle connections for the memory figure (capped by the open-files limit)
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
-import { freePorts } from './lib/ports.ts';
+import { freePorts } from '../lib/net.ts';
 import { hardNofileLimit, NODE, ProcessGroup, rssBytes, sleep, type Child } from './lib/processes.ts';
 import { startSidecar, UNREACHABLE_WEBSOCKET_LIMITS } from './lib/sidecar.ts';
 import { formatBytes, median, printAims, printMarkdownTable, printTable, type Aim, type Cell } from './lib/table.ts';

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { canConnect } from './ports.ts';
+import { canConnect } from '../../lib/net.ts';
 import { waitUntil, type Child, type ProcessGroup } from './processes.ts';
 
 export const NGINX = process.env.BENCH_NGINX ?? '/usr/sbin/nginx';

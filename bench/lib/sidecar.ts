@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePorts } from './ports.ts';
+import { freePorts } from '../../lib/net.ts';
 import { NODE, waitForHttp, type Child, type ProcessGroup } from './processes.ts';
 
 const SIDECAR_BIN = resolve(import.meta.dirname, '../../sidecar/bin/sluice-proxy.ts');

@@ -1,5 +1,5 @@
-import { createConnection, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { canConnect, freePort, redisAnswers } from '../../lib/net.ts';
 import type { Child, Processes } from './processes.ts';
 
 const path = (p: string) => fileURLToPath(new URL(p, import.meta.url));
@@ -7,20 +7,6 @@ export const ROOT = path('../../');
 export const CONFIG = path('./sluice.yaml');
 const SLUICE_PROXY = path('../../sidecar/bin/sluice-proxy.ts');
 const NODE = process.execPath;
-
-/** A TCP port that was free a moment ago on 127.0.0.1 (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      if (addr === null || typeof addr === 'string') return reject(new Error('no port'));
-      srv.close(() => resolve(addr.port));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -36,31 +22,6 @@ async function waitFor(what: string, child: Child, check: () => Promise<boolean>
     if (Date.now() > deadline) throw new Error(`${what} did not come up within ${timeoutMs / 1000}s:\n${child.tail()}`);
     await sleep(50);
   }
-}
-
-function tcpOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection({ port, host: '127.0.0.1' });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
-function redisPing(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createConnection({ port, host: '127.0.0.1' });
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(500, () => done(false));
-    s.once('error', () => done(false));
-    s.once('connect', () => s.write('PING\r\n'));
-    s.once('data', (b) => done(b.toString().startsWith('+PONG')));
-  });
 }
 
 export interface Redis {
@@ -105,7 +66,7 @@ async function startRedis(procs: Processes, name: string, dir: string): Promise<
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no',
     '--protected-mode', 'no', '--daemonize', 'no', '--loglevel', 'warning',
   ]);
-  await waitFor(name, child, () => redisPing(port), 10_000);
+  await waitFor(name, child, () => redisAnswers(port), 10_000);
   return { name, child, port, url: `redis://127.0.0.1:${port}` };
 }
 
@@ -161,8 +122,8 @@ export async function startStack(procs: Processes, runDir: string, opts: { failR
     env: { PORT: String(pushPorts[i]), REDIS_URL: redis.url, REPLICA: name, SLUICE_LOCAL_API: (hubSpecs[i] as Sidecar).localApi, FEED_EVERY_MS: '500' },
   }));
   await Promise.all([
-    waitFor('user-service', usApp, () => tcpOpen(usPort)),
-    waitFor('order-worker', owApp, () => tcpOpen(owPort)),
+    waitFor('user-service', usApp, () => canConnect(usPort)),
+    waitFor('order-worker', owApp, () => canConnect(owPort)),
     ...hubApps.map((app, i) => waitFor(hubNames[i] as string, app, async () => (await fetch(`http://127.0.0.1:${pushPorts[i]}/healthz`)).ok)),
   ]);
 

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../../test/helpers/eventually.ts';
-import { freePort } from '../../test/helpers/ports.ts';
+import { freePort } from '../../lib/net.ts';
 import * as grpc from '@grpc/grpc-js';
 import { startUserService, userAdminClient, userServiceClient, type UserServiceClient } from './user-service.ts';
 

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { eventually, sleep } from '../../test/helpers/eventually.ts';
-import { freePort } from '../../test/helpers/ports.ts';
+import { freePort } from '../../lib/net.ts';
 import { condition, rateLimitPolicy, startPodWithSidecar, statuses, TestCluster, type PodWithSidecar } from './helpers/cluster.ts';
 import { spawnOperator, type OperatorProcess } from './helpers/operator-process.ts';
 

@@ -1,9 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './ports.ts';
+import { freePort, redisAnswers } from '../../lib/net.ts';
 import { sleep } from './eventually.ts';
 
 /**
@@ -51,7 +50,7 @@ export class RedisServer {
       proc.once('spawn', () => resolve());
     });
     const deadline = Date.now() + 10_000;
-    while (!(await ping(this.port))) {
+    while (!(await redisAnswers(this.port))) {
       if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode} on port ${this.port}`);
       if (Date.now() > deadline) throw new Error(`redis-server on port ${this.port} did not answer PING`);
       await sleep(20);
@@ -85,18 +84,4 @@ export class RedisServer {
 /** Starts n independent servers at once (RedLock nodes). */
 export async function startRedisServers(n: number, opts?: { appendonly?: boolean }): Promise<RedisServer[]> {
   return Promise.all(Array.from({ length: n }, () => RedisServer.start(opts)));
-}
-
-function ping(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = createConnection({ port, host: '127.0.0.1' });
-    const done = (ok: boolean) => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(500, () => done(false));
-    sock.once('error', () => done(false));
-    sock.once('connect', () => sock.write('PING\r\n'));
-    sock.once('data', (buf) => done(buf.toString().startsWith('+PONG')));
-  });
 }

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './ports.ts';
+import { freePort } from '../../lib/net.ts';
 import { sleep } from './eventually.ts';
 
 const BIN = fileURLToPath(new URL('../../sidecar/bin/sluice-proxy.ts', import.meta.url));

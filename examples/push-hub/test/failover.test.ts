@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../../../test/helpers/eventually.ts';
-import { freePort } from '../../../test/helpers/ports.ts';
+import { freePort } from '../../../lib/net.ts';
 import { RedisServer, startRedisServers } from '../../../test/helpers/redis-server.ts';
 import { spawnSidecar, type SidecarProcess } from '../../../test/helpers/sidecar-process.ts';
 import type { FeedMessage } from '../broadcaster.ts';

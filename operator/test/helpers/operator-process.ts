@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { eventually } from '../../../test/helpers/eventually.ts';
-import { freePort } from '../../../test/helpers/ports.ts';
+import { freePort } from '../../../lib/net.ts';
 import type { TestCluster } from './cluster.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/sluice-operator.ts', import.meta.url));

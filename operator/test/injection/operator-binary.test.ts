@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../../../test/helpers/eventually.ts';
-import { freePort } from '../../../test/helpers/ports.ts';
+import { freePort } from '../../../lib/net.ts';
 import { startKubeApiServer, type KubeApiServer, type KubeObject } from '../../../test/kube-api-server/index.ts';
 import { Sidecar } from '../../../sidecar/src/sidecar.ts';
 import { parseCliOptions } from '../../../sidecar/src/cli-options.ts';

@@ -2,7 +2,7 @@ import net from 'node:net';
 import http2 from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../../../test/helpers/eventually.ts';
-import { freePort } from '../../../test/helpers/ports.ts';
+import { freePort } from '../../../lib/net.ts';
 import { echoClient, startEchoApp, type EchoApp, type EchoClient, type Msg } from './echo-app.ts';
 import { grpc, startProxy, STATUS, unaryResult, type ProxyUnderTest } from './harness.ts';
 import { GRPC_HEADERS, grpcFrame, grpcMessageOf, grpcStatusOf, rawCall } from './raw-h2.ts';

@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import { fetch } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startApp, type TestApp } from '../../../test/helpers/app-server.ts';
-import { freePort } from '../../../test/helpers/ports.ts';
+import { freePort } from '../../../lib/net.ts';
 import { startSidecar, type RunningSidecar } from '../../../test/helpers/sidecar.ts';
 
 let sc: RunningSidecar | undefined;

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort } from '../../../test/helpers/ports.ts';
+import { freePort } from '../../../lib/net.ts';
 import { eventually } from '../../../test/helpers/eventually.ts';
 import type { LeadershipStatus } from '../../src/leader/leader-elector.ts';
 

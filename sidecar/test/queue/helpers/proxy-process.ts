@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { eventually } from '../../../../test/helpers/eventually.ts';
-import { freePort } from '../../../../test/helpers/ports.ts';
+import { freePort } from '../../../../lib/net.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../../..');
 const NODE = join(ROOT, 'node_modules/.bin/node');
