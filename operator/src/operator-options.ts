@@ -2,7 +2,7 @@
  * `sluice-operator` command line. Every flag can also be set as SLUICE_OPERATOR_<FLAG>
  * (e.g. SLUICE_OPERATOR_KUBECONFIG); flags win.
  */
-import { readFileSync } from 'node:fs';
+import { readTrimmed } from '../../lib/files.ts';
 import { hostname } from 'node:os';
 import type { Level } from '../../lib/log.ts';
 import { readFlags, UsageError } from '../../lib/cli-flags.ts';
@@ -92,7 +92,7 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv = pr
     discoveryService: get('discovery-service') as string,
     admin: get('admin') as string,
     id: get('id') ?? hostname(),
-    leaseNamespace: get('lease-namespace') ?? env.POD_NAMESPACE ?? readIfExists(IN_CLUSTER_NAMESPACE) ?? 'sluice-system',
+    leaseNamespace: get('lease-namespace') ?? env.POD_NAMESPACE ?? readTrimmed(IN_CLUSTER_NAMESPACE) ?? 'sluice-system',
     leaseName: get('lease-name') as string,
     leaseDurationMs: duration('lease-duration'),
     renewDeadlineMs: duration('renew-deadline'),
@@ -106,12 +106,4 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv = pr
     throw new UsageError('durations must satisfy --retry-period < --renew-deadline < --lease-duration');
   }
   return opts;
-}
-
-function readIfExists(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8').trim() || undefined;
-  } catch {
-    return undefined;
-  }
 }

