@@ -1,26 +1,20 @@
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { eventually } from '../../../test/helpers/eventually.ts';
-import { RedisServer } from '../../../test/helpers/redis-server.ts';
+import { useCleanup, useRedisServer } from '../../../test/helpers/fixtures.ts';
+import type { RedisServer } from '../../../test/helpers/redis-server.ts';
 import { backoffFloorMs } from '../../src/queue/backoff.ts';
 import { QueueHarness, taskQueueDoc } from './helpers/queue-harness.ts';
 import { WorkerApp } from './helpers/worker-app.ts';
 
 let redis: RedisServer;
 let r: Redis;
-const cleanup: (() => Promise<void>)[] = [];
-
-beforeAll(async () => {
-  redis = await RedisServer.start();
-  r = new Redis(redis.url);
+useRedisServer((server) => {
+  redis = server;
+  r = new Redis(server.url);
+  return () => r.disconnect();
 });
-afterAll(async () => {
-  r.disconnect();
-  await redis.stop();
-});
-afterEach(async () => {
-  while (cleanup.length) await cleanup.pop()!();
-});
+const cleanup = useCleanup();
 
 async function setup(name: string, spec: Record<string, unknown> = {}) {
   const app = await WorkerApp.start();

@@ -1,22 +1,16 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { eventually, sleep } from '../../../test/helpers/eventually.ts';
-import { RedisServer } from '../../../test/helpers/redis-server.ts';
+import { useCleanup, useRedisServer } from '../../../test/helpers/fixtures.ts';
+import type { RedisServer } from '../../../test/helpers/redis-server.ts';
 import { QueueHarness, taskQueueDoc } from './helpers/queue-harness.ts';
 import { ProxyProcess, writeConfig } from './helpers/proxy-process.ts';
 import { WorkerApp } from './helpers/worker-app.ts';
 
 let redis: RedisServer;
-const cleanup: (() => Promise<unknown>)[] = [];
-
-beforeAll(async () => {
-  redis = await RedisServer.start();
+useRedisServer((server) => {
+  redis = server;
 });
-afterAll(async () => {
-  await redis.stop();
-});
-afterEach(async () => {
-  while (cleanup.length) await cleanup.pop()!().catch(() => {});
-});
+const cleanup = useCleanup();
 
 describe('graceful drain on SIGTERM (real sluice-proxy)', () => {
   it('stops reading, finishes in-flight tasks within the grace, hands back the rest without an attempt', { timeout: 60_000 }, async () => {

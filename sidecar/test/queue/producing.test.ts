@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { eventually, sleep } from '../../../test/helpers/eventually.ts';
+import { useCleanup, useRedisServer } from '../../../test/helpers/fixtures.ts';
 import { RedisServer } from '../../../test/helpers/redis-server.ts';
 import type { TaskQueuePlan } from '../../../lib/policy/index.ts';
 import { TaskProducer } from '../../src/queue/producer.ts';
@@ -8,17 +9,10 @@ import { QueueHarness, taskQueueDoc } from './helpers/queue-harness.ts';
 import { WorkerApp } from './helpers/worker-app.ts';
 
 let redis: RedisServer;
-const cleanup: (() => Promise<unknown>)[] = [];
-
-beforeAll(async () => {
-  redis = await RedisServer.start();
+useRedisServer((server) => {
+  redis = server;
 });
-afterAll(async () => {
-  await redis.stop();
-});
-afterEach(async () => {
-  while (cleanup.length) await cleanup.pop()!().catch(() => {});
-});
+const cleanup = useCleanup();
 
 async function setup(name: string, spec: Record<string, unknown> = {}, deps = {}) {
   const app = await WorkerApp.start();

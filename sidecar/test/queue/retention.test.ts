@@ -1,24 +1,19 @@
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { eventually, sleep } from '../../../test/helpers/eventually.ts';
-import { RedisServer } from '../../../test/helpers/redis-server.ts';
+import { useCleanup, useRedisServer } from '../../../test/helpers/fixtures.ts';
+import type { RedisServer } from '../../../test/helpers/redis-server.ts';
 import { QueueHarness, taskQueueDoc } from './helpers/queue-harness.ts';
 import { WorkerApp } from './helpers/worker-app.ts';
 
 let redis: RedisServer;
 let r: Redis;
-const cleanup: (() => Promise<unknown>)[] = [];
-beforeAll(async () => {
-  redis = await RedisServer.start();
-  r = new Redis(redis.url);
+useRedisServer((server) => {
+  redis = server;
+  r = new Redis(server.url);
+  return () => r.disconnect();
 });
-afterAll(async () => {
-  r.disconnect();
-  await redis.stop();
-});
-afterEach(async () => {
-  while (cleanup.length) await cleanup.pop()!().catch(() => {});
-});
+const cleanup = useCleanup();
 
 describe('retention.maxLen', () => {
   it('trims acknowledged history but never a task delivered and not yet acknowledged', async () => {
