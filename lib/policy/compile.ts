@@ -40,6 +40,7 @@ export function compilePlan(docs: readonly unknown[], opts: CompileOptions = {})
   if (issues.length > 0) throw new PolicyValidationError('config', issues);
 
   const selected = opts.labels ? resources.filter((r) => selectorMatches(r.spec.selector, opts.labels!)) : resources;
+  const unselectedQueues = resources.filter(isKind('TaskQueue')).filter((q) => !selected.includes(q));
   const plan: Plan = {
     version: opts.version ?? hashResources(selected),
     rateLimits: selected.filter(isKind('RateLimitPolicy')).flatMap(compileRateLimits),
@@ -47,6 +48,7 @@ export function compilePlan(docs: readonly unknown[], opts: CompileOptions = {})
     taskQueues: selected.filter(isKind('TaskQueue')).map(compileTaskQueue),
     leaderElections: selected.filter(isKind('LeaderElection')).map(compileLeaderElection),
     resources: structuredClone(selected),
+    ...(unselectedQueues.length > 0 ? { producibleTaskQueues: unselectedQueues.map(compileTaskQueue) } : {}),
   };
   return deepFreeze(plan);
 }

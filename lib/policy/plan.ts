@@ -18,9 +18,10 @@ export interface Plan {
   /** The resources this plan was compiled from (after selector filtering), for /config. */
   readonly resources: readonly SluiceResource[];
   /**
-   * Operator mode: TaskQueues the app may produce to without being selected by them (every
-   * accepted TaskQueue of the pod's namespace, from the snapshot). Producing only — consumption
-   * follows `taskQueues`. Absent from compilePlan()'s output; the discovery client adds it.
+   * TaskQueues the app may produce to without being selected by them: producers are rarely the
+   * workers. Standalone, compilePlan() lists every TaskQueue of the file the pod's labels do not
+   * select; in operator mode the discovery client adds the snapshot's (every accepted TaskQueue
+   * of the namespace). Producing only — consumption follows `taskQueues`.
    */
   readonly producibleTaskQueues?: readonly TaskQueuePlan[];
 }

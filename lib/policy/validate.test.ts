@@ -63,6 +63,13 @@ describe('the API examples', () => {
     const plan = compilePlan(examples, { labels: { app: 'order-worker' } });
     expect(plan.rateLimits).toHaveLength(0);
     expect(plan.taskQueues.map((q) => q.id)).toEqual(['shop/orders']);
+    expect(plan.producibleTaskQueues).toBeUndefined();
+  });
+
+  it('lists the TaskQueues the labels do not select as producible only', () => {
+    const plan = compilePlan(examples, { labels: { app: 'user-service' } });
+    expect(plan.taskQueues).toHaveLength(0);
+    expect(plan.producibleTaskQueues?.map((q) => q.id)).toEqual(['shop/orders']);
   });
 });
 

@@ -213,7 +213,7 @@ export class Sidecar {
     if (this.opts.redis) {
       this.features.push(createSidecarQueueFeature({
         redisUrl: this.opts.redis, consumerName: this.opts.id, registry: this.metrics.registry, clock: this.clock, logger: this.logger,
-        appHttp: this.opts.appHttp, appGrpc: this.opts.appGrpc, configPath: this.opts.config,
+        appHttp: this.opts.appHttp, appGrpc: this.opts.appGrpc,
         circuitOpen: (req) => this.engine?.circuitOpen(req) ?? false,
         recordOutcome: (req, outcome, durationMs) => this.engine?.recordOutcome(req, outcome, durationMs),
       }));

@@ -1,10 +1,8 @@
-import { readFileSync } from 'node:fs';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../../../lib/clock.ts';
 import type { CallOutcome } from '../policy-engine/engine.ts';
 import type { RequestAttributes } from '../../../lib/policy/match.ts';
 import type { Plan, TaskQueuePlan } from '../../../lib/policy/plan.ts';
-import { parsePlan } from '../config/config-file.ts';
 import type { Logger } from '../../../lib/log.ts';
 import type { Feature } from '../sidecar.ts';
 import { QueueFeature } from './queue-feature.ts';
@@ -12,10 +10,8 @@ import { QueueFeature } from './queue-feature.ts';
 /**
  * Fits the QueueFeature into the sidecar's Feature interface. Two things the sidecar knows and the
  * queue needs:
- * - which queues the app may produce to: every TaskQueue of the config, not only those selecting
- *   this pod (producers are rarely the workers). In standalone mode they are read from the file
- *   again without label filtering; in operator mode the snapshot carries them (every accepted
- *   TaskQueue of the namespace, as `plan.producibleTaskQueues`).
+ * - which queues the app may produce to: those selecting this pod and `plan.producibleTaskQueues`
+ *   (the rest of the file standalone, the namespace's in operator mode).
  * - whether the worker's circuit is open for a queue's delivery (the policy engine's breakers).
  */
 export function createSidecarQueueFeature(opts: {
@@ -26,7 +22,6 @@ export function createSidecarQueueFeature(opts: {
   logger: Logger;
   appHttp: string | undefined;
   appGrpc: string | undefined;
-  configPath: string | undefined;
   circuitOpen: (req: RequestAttributes) => boolean;
   /** Feeds delivery results to the worker's breaker: deliveries bypass the inbound listeners. */
   recordOutcome?: (req: RequestAttributes, outcome: CallOutcome, durationMs: number) => void;
@@ -51,7 +46,7 @@ export function createSidecarQueueFeature(opts: {
   return {
     name: 'queue',
     queue,
-    applyPlan: (plan: Plan) => queue.applyPlan(plan, producible(plan, opts.configPath)),
+    applyPlan: (plan: Plan) => queue.applyPlan(plan, producible(plan)),
     routes: () => queue.routes(),
     // Ready once Redis has been reached at all; a later outage pauses the queue but must not take
     // the pod out of its Services (it may serve other traffic), so it does not flip readiness back.
@@ -64,14 +59,8 @@ export function createSidecarQueueFeature(opts: {
   };
 }
 
-function producible(plan: Plan, configPath: string | undefined): readonly TaskQueuePlan[] {
-  if (!configPath) return [...plan.taskQueues, ...(plan.producibleTaskQueues ?? [])];
-  try {
-    return [...plan.taskQueues, ...parsePlan(readFileSync(configPath, 'utf8'), undefined).taskQueues];
-  } catch {
-    // The file changed under us into something invalid; the next valid load brings it back.
-    return plan.taskQueues;
-  }
+function producible(plan: Plan): readonly TaskQueuePlan[] {
+  return [...plan.taskQueues, ...(plan.producibleTaskQueues ?? [])];
 }
 
 /** The request a delivery is, as CircuitBreakerPolicy rules match it. */
