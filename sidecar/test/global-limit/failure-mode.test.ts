@@ -53,9 +53,11 @@ describe('Global limit when Redis goes away', () => {
 
     await server.kill();
     // 100 per 10 s shared by 2 live sidecars: 50 each (+ what refills during the burst: 10/s).
+    const started = systemClock.now();
     const during = await burst(a, 200, 'other');
+    const refilled = Math.ceil((10 * (systemClock.now() - started)) / 1000);
     expect(allowed(during)).toBeGreaterThanOrEqual(50);
-    expect(allowed(during)).toBeLessThanOrEqual(55);
+    expect(allowed(during)).toBeLessThanOrEqual(50 + refilled);
     expect(during.at(-1)?.retryAfterMs).toBeGreaterThan(0);
     expect(await fallbacks(registry)).toBeGreaterThanOrEqual(200);
     expect(a.redisDown).toBe(true);
@@ -94,10 +96,12 @@ describe('Global limit when Redis goes away', () => {
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => a.consume(`hang-${i}`, systemClock.now())));
     const took = systemClock.now() - started;
     expect(results.every((d) => !d.allowed)).toBe(true);
-    // One command timeout (plus scheduling slack), not twenty: the first failure opens the gate.
-    expect(took).toBeLessThan(COMMAND_TIMEOUT_MS + 300);
+    // About one command timeout, not twenty (4 s): the first failure opens the gate. The bound
+    // leaves room for a loaded machine and still tells the two apart.
+    expect(took).toBeLessThan(5 * COMMAND_TIMEOUT_MS);
     const next = systemClock.now();
     expect((await a.consume('hang-next', next)).allowed).toBe(false);
-    expect(systemClock.now() - next).toBeLessThan(50);
+    // Answered from the open gate, without waiting on the hung server for another timeout.
+    expect(systemClock.now() - next).toBeLessThan(COMMAND_TIMEOUT_MS);
   });
 });

@@ -30,26 +30,33 @@ afterAll(async () => {
 
 describe('GCRA script (TokenBucket)', () => {
   it('admits the burst, then refuses with the time until the next token', async () => {
+    // A token every second, so that a loaded machine's pauses between calls refill nothing.
     const k = key();
-    for (let i = 0; i < 5; i++) expect((await run(GCRA, k, [1_000, 10, 5, 1, 1]))[0]).toBe(1);
-    const [granted, remaining, retryAfterMs, resetMs] = await run(GCRA, k, [1_000, 10, 5, 1, 1]);
+    const started = performance.now();
+    for (let i = 0; i < 5; i++) expect((await run(GCRA, k, [10_000, 10, 5, 1, 1]))[0]).toBe(1);
+    const [granted, remaining, retryAfterMs, resetMs] = await run(GCRA, k, [10_000, 10, 5, 1, 1]);
+    const elapsed = performance.now() - started;
     expect(granted).toBe(0);
     expect(remaining).toBe(0);
     expect(retryAfterMs).toBeGreaterThan(0);
-    expect(retryAfterMs).toBeLessThanOrEqual(100);
-    expect(resetMs).toBeGreaterThan(400);
-    expect(resetMs).toBeLessThanOrEqual(500);
+    expect(retryAfterMs).toBeLessThanOrEqual(1_000);
+    // Five tokens taken: full again 5 s after the first call, less the time that has passed.
+    expect(resetMs).toBeGreaterThanOrEqual(5_000 - elapsed - 1);
+    expect(resetMs).toBeLessThanOrEqual(5_000);
   });
 
   it('grants a batch in one call, partially when fewer are left, and nothing below min', async () => {
+    // A token every second, so that a loaded machine's pauses between calls refill nothing.
     const k = key();
-    expect((await run(GCRA, k, [60_000, 600, 100, 70, 35]))[0]).toBe(70);
-    expect((await run(GCRA, k, [60_000, 600, 100, 70, 20]))[0]).toBe(30);
-    const [granted, , retryAfterMs] = await run(GCRA, k, [60_000, 600, 100, 70, 10]);
+    const started = performance.now();
+    expect((await run(GCRA, k, [600_000, 600, 100, 70, 35]))[0]).toBe(70);
+    expect((await run(GCRA, k, [600_000, 600, 100, 70, 20]))[0]).toBe(30);
+    const [granted, , retryAfterMs] = await run(GCRA, k, [600_000, 600, 100, 70, 10]);
+    const elapsed = performance.now() - started;
     expect(granted).toBe(0);
-    // 10 tokens at 100 ms each.
-    expect(retryAfterMs).toBeGreaterThan(900);
-    expect(retryAfterMs).toBeLessThanOrEqual(1_000);
+    // 10 tokens at 1 s each, less what has refilled since the bucket was emptied.
+    expect(retryAfterMs).toBeGreaterThanOrEqual(10_000 - elapsed - 1);
+    expect(retryAfterMs).toBeLessThanOrEqual(10_000);
   });
 
   it('refills with time, by the Redis server clock', async () => {
@@ -62,10 +69,12 @@ describe('GCRA script (TokenBucket)', () => {
 
   it('lets the key expire once the bucket would be full again', async () => {
     const k = key();
-    await run(GCRA, k, [1_000, 10, 10, 3, 1]);
+    const started = performance.now();
+    await run(GCRA, k, [10_000, 10, 10, 3, 1]);
     const pttl = await redis.pttl(k);
-    expect(pttl).toBeGreaterThan(200);
-    expect(pttl).toBeLessThanOrEqual(302);
+    // Three tokens at 1 s each: the bucket is full again, and the key useless, 3 s after the call.
+    expect(pttl).toBeGreaterThanOrEqual(3_000 - (performance.now() - started) - 1);
+    expect(pttl).toBeLessThanOrEqual(3_002);
   });
 });
 
