@@ -4,11 +4,11 @@
 //      per call — vs a BullMQ Worker (concurrency 100, no-op processor);
 //   3. the raw consumer ceiling: the same consumer in-process with delivery replaced by a no-op;
 //   4. p99 enqueue→delivery at half of the measured one-task-per-call maximum.
-// Deliveries are measured warm (WARM_TASKS first, for both contenders); the latency run discards
+// Producing and deliveries are measured warm (WARM_TASKS first, for both contenders); the latency run discards
 // its first LATENCY_WARM_MS. Prints tables and ratios; never fails on a number.
 // Diagnostics: BENCH_QUEUE_PROF=<dir> (CPU profiles of every sidecar), BENCH_QUEUE_PRODUCE_ONLY=1,
 // BENCH_QUEUE_DELIVER_ONLY=<batchSize> (with CPU µs per task), BENCH_QUEUE_LATENCY_RATE=<n>,
-// BENCH_QUEUE_DELIVER_TASKS, BENCH_QUEUE_WARM.
+// BENCH_QUEUE_PRODUCE_TASKS, BENCH_QUEUE_DELIVER_TASKS, BENCH_QUEUE_WARM.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -26,7 +26,7 @@ import { percentile, Samples } from './lib/redis-stats.ts';
 import { startSidecar as startSidecarProcess, type SidecarHandle, type SidecarStartOptions } from './lib/sidecar.ts';
 import { printAims, printTable } from './lib/table.ts';
 
-const PRODUCE_TASKS = 60_000;
+const PRODUCE_TASKS = Number(process.env.BENCH_QUEUE_PRODUCE_TASKS ?? 100_000);
 const DELIVER_TASKS = Number(process.env.BENCH_QUEUE_DELIVER_TASKS ?? 30_000);
 const BATCH = 50;
 const IN_FLIGHT_POSTS = 8;
@@ -325,7 +325,7 @@ if (process.env.BENCH_QUEUE_PRODUCE_ONLY) {
   // Diagnostic mode: only the sluice producing run (pair with BENCH_QUEUE_PROF).
   try {
     const producer = await startSidecar(group, 'producer', { configYaml: queueYaml('produce', 1, 'nobody'), appHttp: '127.0.0.1:1', nodeArgs, extraArgs: ['--labels', 'app=producer', '--redis', redis.url] });
-    await produceSluice(producer, 'produce', 5_000);
+    await produceSluice(producer, 'produce', WARM_TASKS);
     await r.flushall();
     await r.config('RESETSTAT');
     const c0 = [procCpu(producer.pid), procCpu(redis.pid)];
@@ -362,12 +362,12 @@ try {
 
   await r.flushall();
   const producer = await startSidecar(group, 'producer', { configYaml: queueYaml('produce', 1, 'nobody'), appHttp: '127.0.0.1:1', nodeArgs, extraArgs: ['--labels', 'app=producer', '--redis', redis.url] });
-  await produceSluice(producer, 'produce', 5_000); // warm-up
+  await produceSluice(producer, 'produce', WARM_TASKS); // warm-up, as for deliveries
   await r.flushall();
   const sluiceProduce = await produceSluice(producer, 'produce', PRODUCE_TASKS);
   await group.stop(producer.child);
   await r.flushall();
-  await produceBull('bull-warm', 5_000);
+  await produceBull('bull-warm', WARM_TASKS);
   await r.flushall();
   const bullProduce = await produceBull('bull-produce', PRODUCE_TASKS);
   printTable(`1. Producing ${PRODUCE_TASKS} tasks in batches of ${BATCH}, ${IN_FLIGHT_POSTS} batches in flight`, ['contender', 'tasks/s'], [

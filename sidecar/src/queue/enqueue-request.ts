@@ -50,14 +50,15 @@ export function parseBatch(body: Buffer, wallNow: number): NewTask[] {
   return tasks.map((t: unknown, i) => {
     if (t === null || typeof t !== 'object' || Array.isArray(t)) throw bad(`tasks[${i}] must be an object`);
     const o = t as Record<string, unknown>;
-    let payload: Buffer;
+    // Text stays a string: the Redis client writes strings far more cheaply than many Buffers.
+    let payload: string;
     let contentType = 'application/json';
     if ('body' in o) {
       if (typeof o.body !== 'string') throw bad(`tasks[${i}].body must be a string`);
-      payload = Buffer.from(o.body, 'utf8');
+      payload = o.body;
       contentType = typeof o.contentType === 'string' ? o.contentType : 'text/plain';
     } else if ('payload' in o) {
-      payload = Buffer.from(JSON.stringify(o.payload), 'utf8');
+      payload = JSON.stringify(o.payload);
     } else {
       throw bad(`tasks[${i}] needs "payload" (JSON) or "body" (text)`);
     }

@@ -6,7 +6,8 @@ import { ENQUEUE, runScript } from './scripts.ts';
 import { DEFAULT_CONTENT_TYPE } from './task.ts';
 
 export interface NewTask {
-  readonly payload: Buffer;
+  /** The bytes to deliver; a string is UTF-8 text (kept as a string, it costs the Redis client less to send). */
+  readonly payload: Buffer | string;
   readonly contentType: string;
   readonly idempotencyKey: string | undefined;
   /** 0 = deliverable now; otherwise kept in the queue's delay set until Redis time passes it. */
@@ -93,12 +94,21 @@ export class TaskProducer {
 
   private async run(stream: string, call: readonly Pending[], n: number): Promise<void> {
     const keys = queueKeys(stream);
-    const args: (string | Buffer | number)[] = [keys.idempotencyPrefix, this.windowMs, n];
+    // A task with no key, no delay and the default content type is sent as its payload alone.
+    const args: (string | Buffer | number)[] = [keys.idempotencyPrefix, this.windowMs, ''];
+    let shape = '';
     for (const p of call) {
       for (const t of p.tasks) {
-        args.push(t.idempotencyKey ?? '', t.delayMs > 0 ? Math.ceil(t.delayMs) : 0, t.contentType === DEFAULT_CONTENT_TYPE ? '' : t.contentType, t.payload);
+        if (t.idempotencyKey === undefined && !(t.delayMs > 0) && t.contentType === DEFAULT_CONTENT_TYPE) {
+          shape += 'p';
+          args.push(t.payload);
+        } else {
+          shape += 'f';
+          args.push(t.idempotencyKey ?? '', t.delayMs > 0 ? Math.ceil(t.delayMs) : 0, t.contentType === DEFAULT_CONTENT_TYPE ? '' : t.contentType, t.payload);
+        }
       }
     }
+    args[2] = shape;
     let flat: (string | number)[];
     try {
       flat = (await runScript(this.client, ENQUEUE, [keys.stream, keys.delayed, keys.delayedTasks, keys.seq], args)) as (string | number)[];

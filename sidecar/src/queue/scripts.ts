@@ -25,16 +25,24 @@ const OWNED = `local function owned(stream, group, consumer, id)
 end`;
 
 /**
- * KEYS: stream, delayed zset, delayed hash, seq. ARGV: idempotency prefix, window ms, n, then per
- * task: idempotency key ('' = none), delay ms, content type ('' = json), payload.
- * Returns id1, duplicate1, id2, duplicate2, …
+ * KEYS: stream, delayed zset, delayed hash, seq. ARGV: idempotency prefix, window ms, shape (one
+ * letter per task), then per task: for 'p' only the payload (no key, no delay, JSON — the common
+ * case, one argument instead of four); for 'f' idempotency key ('' = none), delay ms, content type
+ * ('' = json), payload. Returns id1, duplicate1, id2, duplicate2, …
  */
 export const ENQUEUE = script('enqueue', `${NOW}
 local out = {}
+local shape = ARGV[3]
 local a = 4
-for n = 1, tonumber(ARGV[3]) do
-  local key, delay, ct, payload = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
-  a = a + 4
+for n = 1, #shape do
+  local key, delay, ct, payload
+  if string.byte(shape, n) == 112 then
+    key, delay, ct, payload = '', 0, '', ARGV[a]
+    a = a + 1
+  else
+    key, delay, ct, payload = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
+    a = a + 4
+  end
   local existing = false
   if key ~= '' then existing = redis.call('GET', ARGV[1] .. key) end
   if existing then

@@ -5,6 +5,7 @@ import { useCleanup, useRedisServer } from '../../../test/helpers/fixtures.ts';
 import { RedisServer } from '../../../test/helpers/redis-server.ts';
 import type { TaskQueuePlan } from '../../../lib/policy/index.ts';
 import { TaskProducer } from '../../src/queue/producer.ts';
+import { queueKeys } from '../../src/queue/keys.ts';
 import { QueueHarness, taskQueueDoc } from './helpers/queue-harness.ts';
 import { WorkerApp } from './helpers/worker-app.ts';
 
@@ -66,10 +67,13 @@ describe('producing on the local API', () => {
     const task = (text: string, idempotencyKey?: string) => ({ payload: Buffer.from(JSON.stringify(text)), contentType: 'application/json', idempotencyKey, delayMs: 0 });
     await producer.enqueue(queue, [task('warm-up')]); // loads the script
     await client.config('RESETSTAT');
-    const [a, b, c] = await Promise.all([
+    // Plain tasks travel as their payload alone, the others with key, delay and content type:
+    // one call mixes both shapes, and text payloads given as strings.
+    const [a, b, c, d] = await Promise.all([
       producer.enqueue(queue, [task('a1'), task('a2', 'k')]),
       producer.enqueue(queue, [task('b1', 'k')]),
       producer.enqueue(queue, [task('c1'), task('c2'), task('c3')]),
+      producer.enqueue(queue, [{ payload: 'plain text', contentType: 'text/plain', idempotencyKey: undefined, delayMs: 0 }, { ...task('later'), delayMs: 60_000 }, { ...task('d3'), payload: '"d3"' }]),
     ]);
     const stats = await client.info('commandstats');
     expect(stats).toMatch(/cmdstat_evalsha:calls=1,/);
@@ -79,6 +83,11 @@ describe('producing on the local API', () => {
     const entries = (await client.xrange('joined.direct', '-', '+')) as [string, string[]][];
     const payloadOf = new Map(entries.map(([id, fields]) => [id, fields[1]]));
     expect([...a!, ...c!].map((e) => payloadOf.get(e.id))).toEqual(['"a1"', '"a2"', '"c1"', '"c2"', '"c3"']);
+    const fieldsOf = new Map(entries.map(([id, fields]) => [id, fields]));
+    expect(fieldsOf.get(d![0]!.id)).toEqual(['p', 'plain text', 'c', 'text/plain']);
+    expect(fieldsOf.get(d![2]!.id)).toEqual(['p', '"d3"']);
+    expect(fieldsOf.has(d![1]!.id)).toBe(false); // delayed: in the delay set, not yet in the stream
+    expect(await client.zscore(queueKeys('joined.direct').delayed, d![1]!.id)).not.toBeNull();
   });
 
   it('the idempotency window ends: after it the key makes a new task', async () => {
