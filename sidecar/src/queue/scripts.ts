@@ -91,22 +91,22 @@ return {#ids, wait}`);
 /**
  * Settles delivered entries, each only if this consumer still owns it: a late result from a
  * worker whose claim was taken must not ack (or retry) the entry another worker now holds.
- * KEYS: stream, delayed zset, delayed hash, dead-letter stream. ARGV: group, consumer, n, then
- * per entry an op:
- *   A entryId                                  ack
- *   R entryId taskId delayMs nfields fields…   retry later (delay set), then ack
- *   L entryId nfields fields…                  release: append again now (same attempt), then ack
- *   D entryId nfields fields…                  dead-letter, then ack
+ * KEYS: stream, delayed zset, delayed hash, dead-letter stream. ARGV: group, consumer, ops (one
+ * letter per entry, so that a plain ack costs one argument), then per entry:
+ *   A: entryId                                  ack
+ *   R: entryId taskId delayMs nfields fields…   retry later (delay set), then ack
+ *   L: entryId nfields fields…                  release: append again now (same attempt), then ack
+ *   D: entryId nfields fields…                  dead-letter, then ack
  * Returns one 1 (settled) / 0 (not ours any more) per op.
  */
 export const SETTLE = script('settle', `${NOW}
 ${OWNED}
-local stream, group, me = KEYS[1], ARGV[1], ARGV[2]
+local stream, group, me, ops = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local out = {}
 local a = 4
-for n = 1, tonumber(ARGV[3]) do
-  local op, id = ARGV[a], ARGV[a + 1]
-  a = a + 2
+for n = 1, #ops do
+  local op, id = string.sub(ops, n, n), ARGV[a]
+  a = a + 1
   local taskId, delay, fields
   if op == 'R' then
     taskId, delay = ARGV[a], tonumber(ARGV[a + 1])

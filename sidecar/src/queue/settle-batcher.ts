@@ -122,12 +122,15 @@ export class SettleBatcher {
   }
 
   private args(batch: readonly Queued[]): (string | Buffer | number)[] {
-    const args: (string | Buffer | number)[] = [this.group, this.consumer, batch.length];
+    const args: (string | Buffer | number)[] = [this.group, this.consumer, ''];
+    let ops = '';
     for (const { op } of batch) {
-      args.push(op.op, op.entryId);
+      ops += op.op;
+      args.push(op.entryId);
       if (op.op === 'R') args.push(op.taskId, op.delayMs);
       if (op.op !== 'A') args.push(op.fields.length, ...op.fields);
     }
+    args[2] = ops;
     return args;
   }
 }
