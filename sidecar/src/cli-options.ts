@@ -17,6 +17,7 @@ const FLAGS = {
   'local-api': { type: 'string', default: '127.0.0.1:15020' },
   labels: { type: 'string' },
   redis: { type: 'string' },
+  'redis-timeout': { type: 'string', default: '100ms' },
   'lock-nodes': { type: 'string' },
   id: { type: 'string' },
   'pod-name': { type: 'string' },
@@ -50,6 +51,8 @@ export const USAGE = `Usage: sluice-proxy [options]
   --local-api 127.0.0.1:15020   for the app: queues, leadership, locks
   --labels app=user-service     the pod's labels, matched against spec.selector
   --redis redis://host:6379     global limits and task queues
+  --redis-timeout 100ms         a global-limit decision waits this long for Redis, then its
+                                failureMode answers
   --lock-nodes redis://a,redis://b,redis://c   independent RedLock nodes
   --id NAME                     identity in Redis and towards the operator (default hostname-pid)
   --pod-name NAME               operator mode: this pod's name (default: hostname; SLUICE_POD_NAME)
@@ -105,6 +108,7 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
     localApi: get('local-api') as string,
     labels,
     redis: get('redis'),
+    redisTimeoutMs: duration('redis-timeout'),
     lockNodes,
     id: get('id') ?? `${hostname()}-${process.pid}`,
     podName: get('pod-name'),

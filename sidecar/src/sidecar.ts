@@ -44,6 +44,8 @@ export interface SidecarOptions {
   /** The pod's labels, matched against each policy's spec.selector (none: every policy applies). */
   labels?: Record<string, string>;
   redis?: string;
+  /** How long a global-limit decision waits for Redis before its failureMode answers (default 100 ms). */
+  redisTimeoutMs?: number;
   lockNodes?: string[];
   /** Identity in Redis (consumer name, lock holder) and towards the operator; defaults to hostname-pid. */
   id: string;
@@ -203,7 +205,7 @@ export class Sidecar {
     // (gRPC listener, Redis-backed global limits, leadership and locks, task queues.)
     // --- Redis features: Global rate limits (--redis), LeaderElection and app locks (--lock-nodes) ---
     if (this.opts.redis) {
-      const global = new GlobalLimitFeature({ url: this.opts.redis, clock: this.clock, logger: this.logger, registry: this.metrics.registry, sidecarId: this.opts.id });
+      const global = new GlobalLimitFeature({ url: this.opts.redis, clock: this.clock, logger: this.logger, registry: this.metrics.registry, sidecarId: this.opts.id, commandTimeoutMs: this.opts.redisTimeoutMs });
       this.globalLimiter = global.factory;
       this.features.push(global);
     }

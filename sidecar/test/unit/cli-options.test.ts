@@ -13,10 +13,14 @@ describe('command line', () => {
     expect(o.labels).toEqual({ app: 'x', tier: 'y' });
     expect(o.grpcMaxConcurrentStreams).toBe(1000);
     expect(o.grpcInitialWindowSize).toBe(65535);
+    expect(o.redisTimeoutMs).toBe(100);
+    const slow = parseCliOptions(['--config', 'a.yaml', '--redis-timeout', '250ms']);
+    expect(slow !== 'help' && slow.redisTimeoutMs).toBe(250);
   });
 
   it('refuses bad values with a UsageError naming the flag', () => {
     expect(() => parseCliOptions(['--config', 'a', '--headers-timeout', 'soon'])).toThrow(/--headers-timeout/);
+    expect(() => parseCliOptions(['--config', 'a', '--redis-timeout', 'fast'])).toThrow(/--redis-timeout/);
     expect(() => parseCliOptions(['--config', 'a', '--grpc-initial-window', '0'])).toThrow(UsageError);
     expect(() => parseCliOptions(['--config', 'a', '--labels', 'oops'])).toThrow(/--labels/);
     expect(() => parseCliOptions(['--config', 'a', '--operator', 'op:1'])).toThrow(/exclusive/);
