@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import type { TaskQueuePlan } from '../../../lib/policy/index.ts';
 import { TASK_HEADERS, failed, type Deliverer } from './delivery.ts';
 import type { DeliveryOutcome } from './retry-decision.ts';
@@ -17,14 +17,17 @@ export class HttpDelivery implements Deliverer {
   private readonly timeoutMs: number;
   private readonly permanent: Uint8Array;
   /** Calls in flight, so a drain cut-off can abort them all without a listener per call. */
-  private readonly active = new Set<AbortController>();
+  private readonly active = new Set<DeliveryCall>();
   private watched: AbortSignal | undefined;
 
   constructor(appHttp: string, plan: TaskQueuePlan) {
     const origin = appHttp.includes('://') ? appHttp : `http://${appHttp}`;
     // Enough connections for every call that can be in flight at once, so none waits for a socket.
     const connections = Math.max(1, Math.ceil(plan.concurrency / plan.delivery.batchSize));
-    this.pool = new Pool(origin, { connections, pipelining: 1, keepAliveTimeout: 30_000 });
+    // delivery.timeout is one timer per call (below) over the whole exchange, so undici's own
+    // per-phase timers stay off: re-arming them on every request kept thousands of cleared
+    // timers alive until undici's next sweep.
+    this.pool = new Pool(origin, { connections, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 });
     this.path = plan.delivery.path ?? '/';
     this.queueName = plan.name;
     this.timeoutMs = plan.delivery.timeoutMs;
@@ -33,41 +36,29 @@ export class HttpDelivery implements Deliverer {
 
   async deliver(tasks: readonly Task[], signal: AbortSignal): Promise<DeliveryOutcome[]> {
     this.watch(signal);
-    // One controller and one timer per call: cheaper than AbortSignal.timeout + AbortSignal.any,
-    // which showed up in profiles at thousands of calls a second.
-    const ac = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      ac.abort();
-    }, this.timeoutMs);
-    this.active.add(ac);
-    if (signal.aborted) ac.abort();
     const single = tasks.length === 1 ? (tasks[0] as Task) : undefined;
+    // undici's low-level dispatch with a small handler: no response stream, request promise or
+    // abort listener per call (pool.request's were most of what a delivered task allocated).
+    const call = new DeliveryCall(single === undefined);
+    const timer = setTimeout(() => call.abort('timeout'), this.timeoutMs);
+    this.active.add(call);
+    if (signal.aborted) call.abort('aborted');
     try {
-      const res = await this.pool.request({
+      this.pool.dispatch({
         method: 'POST',
         path: this.path,
-        signal: ac.signal,
         headers: single
           ? { 'content-type': single.contentType, [TASK_HEADERS.id]: single.id, [TASK_HEADERS.attempt]: String(single.attempt), [TASK_HEADERS.queue]: this.queueName }
           : { 'content-type': 'application/json', [TASK_HEADERS.queue]: this.queueName, [TASK_HEADERS.batchSize]: String(tasks.length) },
         body: single ? single.payload : batchBody(this.queueName, tasks),
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
-      });
-      const status = res.statusCode;
-      if (single || status < 200 || status >= 300) {
-        await res.body.dump();
-        return tasks.map(() => this.classify(status));
-      }
-      return this.batchOutcomes(tasks, status, await res.body.text());
-    } catch (err) {
-      const reason = timedOut ? 'timeout' : signal.aborted ? 'aborted' : errorReason(err);
-      return tasks.map(() => failed(reason));
+      }, call);
+      const answer = await call.answered;
+      if ('failure' in answer) return tasks.map(() => failed(answer.failure));
+      if (single || answer.status < 200 || answer.status >= 300) return tasks.map(() => this.classify(answer.status));
+      return this.batchOutcomes(tasks, answer.status, answer.body);
     } finally {
       clearTimeout(timer);
-      this.active.delete(ac);
+      this.active.delete(call);
     }
   }
 
@@ -75,7 +66,7 @@ export class HttpDelivery implements Deliverer {
     if (this.watched === signal) return;
     this.watched = signal;
     signal.addEventListener('abort', () => {
-      for (const ac of this.active) ac.abort();
+      for (const call of this.active) call.abort('aborted');
     }, { once: true });
   }
 
@@ -115,6 +106,66 @@ function batchBody(queue: string, tasks: readonly Task[]): string {
     s += t.contentType === 'application/json' && t.payload.length > 0 ? `"payload":${t.payload.toString('utf8')}}` : `"body":"${t.payload.toString('base64')}"}`;
   });
   return `${s}]}`;
+}
+
+/** The most of a batch answer's body kept for its per-task results. */
+const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
+
+type Answer = { readonly status: number; readonly body: string } | { readonly failure: string };
+
+/**
+ * One delivery call as undici's dispatch handler: keeps the status, and the body only when a batch
+ * answer may carry per-task results. `abort` ends it with a reason of ours (timeout, drain).
+ */
+class DeliveryCall implements Dispatcher.DispatchHandler {
+  readonly answered: Promise<Answer>;
+  private settle!: (a: Answer) => void;
+  private readonly keepBody: boolean;
+  private controller: Dispatcher.DispatchController | undefined;
+  private abortedFor: string | undefined;
+  private status = 0;
+  private chunks: Buffer[] | undefined;
+  private bytes = 0;
+
+  constructor(keepBody: boolean) {
+    this.keepBody = keepBody;
+    this.answered = new Promise((resolve) => (this.settle = resolve));
+  }
+
+  abort(reason: 'timeout' | 'aborted'): void {
+    if (this.abortedFor !== undefined) return;
+    this.abortedFor = reason;
+    this.controller?.abort(Object.assign(new Error(`delivery ${reason}`), { code: 'SLUICE_ERR_DELIVERY_ABORTED' }));
+    this.settle({ failure: reason });
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.abortedFor !== undefined) controller.abort(new Error(`delivery ${this.abortedFor}`));
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
+    if (statusCode < 200) return; // 1xx informational
+    this.status = statusCode;
+    if (this.keepBody && statusCode < 300) this.chunks = [];
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.chunks === undefined) return;
+    this.bytes += chunk.length;
+    // A results document is small; past the cap the body is not one, and the status decides.
+    if (this.bytes > MAX_ANSWER_BYTES) this.chunks = undefined;
+    else this.chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    this.settle({ status: this.status, body: this.chunks ? Buffer.concat(this.chunks).toString('utf8') : '' });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    // After abort() the promise is already settled with our reason; settling again is a no-op.
+    this.settle({ failure: this.abortedFor ?? errorReason(err) });
+  }
 }
 
 function errorReason(err: unknown): string {
