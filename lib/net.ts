@@ -1,11 +1,45 @@
+import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 
 /**
- * A loopback port free right now (the kernel picks it). Another process could take it before the
- * caller binds it; on a test or benchmark machine that race is rare enough to accept. Used by the
- * tests, the benchmarks and the demo.
+ * A loopback port free right now, picked at random below the kernel's ephemeral range. Ports the
+ * kernel hands out (port 0) are the ones it also gives to outgoing connections, so one found free
+ * that way was often taken by some client socket before the caller could bind it — a busy test
+ * run opens thousands. Another process could still take a port first; the process helpers retry
+ * on EADDRINUSE. Used by the tests, the benchmarks and the demo.
  */
-export function freePort(host = '127.0.0.1'): Promise<number> {
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const [low] = ephemeralRange();
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = FIRST_PICKED_PORT + Math.floor(Math.random() * (low - FIRST_PICKED_PORT));
+    if (await bindable(port, host)) return port;
+  }
+  return kernelPickedPort(host);
+}
+
+/** Below this, ports are left to well-known services. */
+const FIRST_PICKED_PORT = 10_000;
+
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low !== undefined && high !== undefined && low > FIRST_PICKED_PORT + 1_000) return [low, high];
+  } catch {
+    // not Linux: the common default
+  }
+  return [32_768, 60_999];
+}
+
+function bindable(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+function kernelPickedPort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,9 +23,17 @@ export class RedisServer {
   }
 
   static async start({ appendonly = false }: { appendonly?: boolean } = {}): Promise<RedisServer> {
-    const server = new RedisServer(await freePort(), appendonly);
-    await server.restart();
-    return server;
+    // A port found free can be taken before redis-server binds it: then start again on another.
+    for (let attempt = 1; ; attempt++) {
+      const server = new RedisServer(await freePort(), appendonly);
+      try {
+        await server.restart();
+        return server;
+      } catch (err) {
+        await server.stop();
+        if (attempt >= 3 || !String(err).includes('exited')) throw err;
+      }
+    }
   }
 
   get url(): string {
@@ -50,7 +59,8 @@ export class RedisServer {
       proc.once('spawn', () => resolve());
     });
     const deadline = Date.now() + 10_000;
-    while (!(await redisAnswers(this.port))) {
+    // Answered by this process, not by another server that holds the port while this one exits.
+    while (!(await redisAnswers(this.port)) || (await serverPid(this.port)) !== proc.pid) {
       if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode} on port ${this.port}`);
       if (Date.now() > deadline) throw new Error(`redis-server on port ${this.port} did not answer PING`);
       await sleep(20);
@@ -79,6 +89,26 @@ export class RedisServer {
     await this.kill();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** The process id the Redis server on 127.0.0.1:port reports (INFO server), or undefined. */
+function serverPid(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const sock = connect(port, '127.0.0.1');
+    let text = '';
+    const done = (pid: number | undefined) => {
+      sock.destroy();
+      resolve(pid);
+    };
+    sock.setTimeout(500, () => done(undefined));
+    sock.once('error', () => done(undefined));
+    sock.once('connect', () => sock.write('INFO server\r\n'));
+    sock.on('data', (buf) => {
+      text += buf.toString();
+      const m = /process_id:(\d+)\r/.exec(text);
+      if (m) done(Number(m[1]));
+    });
+  });
 }
 
 /** Starts n independent servers at once (RedLock nodes). */

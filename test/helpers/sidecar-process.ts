@@ -20,16 +20,32 @@ export interface SidecarProcess {
 /**
  * A real `sluice-proxy` process (the CLI a user runs) on free ports, started with the Node the
  * tests run on (Node 24). Resolves once /readyz answers — or, with `waitReady: false`, once the
- * admin port answers at all.
+ * admin port answers at all — and the answer comes from this process (its `--id`), not from
+ * another that holds the port while this one dies of EADDRINUSE; then it starts again on others.
  */
-export async function spawnSidecar(args: string[], { waitReady = true, env = {} }: { waitReady?: boolean; env?: Record<string, string> } = {}): Promise<SidecarProcess> {
+export async function spawnSidecar(args: string[], opts: { waitReady?: boolean; env?: Record<string, string> } = {}): Promise<SidecarProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await spawnOnce(args, opts);
+    } catch (err) {
+      if (attempt >= 3 || !String(err).includes('EADDRINUSE')) throw err;
+    }
+  }
+}
+
+let started = 0;
+
+async function spawnOnce(args: string[], { waitReady = true, env = {} }: { waitReady?: boolean; env?: Record<string, string> }): Promise<SidecarProcess> {
   const ports = { http: await freePort(), grpc: await freePort(), admin: await freePort(), localApi: await freePort() };
+  const idAt = args.indexOf('--id');
+  const id = idAt >= 0 ? (args[idAt + 1] as string) : `test-${process.pid}-${++started}`;
   const proc = spawn(process.execPath, [
     BIN,
     '--listen-http', `127.0.0.1:${ports.http}`,
     '--listen-grpc', `127.0.0.1:${ports.grpc}`,
     '--admin', `127.0.0.1:${ports.admin}`,
     '--local-api', `127.0.0.1:${ports.localApi}`,
+    ...(idAt >= 0 ? [] : ['--id', id]),
     ...args,
   ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let logs = '';
@@ -42,7 +58,8 @@ export async function spawnSidecar(args: string[], { waitReady = true, env = {} 
     if (proc.exitCode !== null) throw new Error(`sluice-proxy exited with ${proc.exitCode}: ${logs}`);
     try {
       const res = await fetch(`${admin}/readyz`);
-      if (res.ok || !waitReady) break;
+      const status = (await (await fetch(`${admin}/v1/status`)).json()) as { id?: string };
+      if (status.id === id && (res.ok || !waitReady)) break;
     } catch {
       // not listening yet
     }

@@ -62,7 +62,9 @@ export class SidecarProcess {
     const sidecar = new SidecarProcess(opts.id, localApi, proc);
     await eventually(async () => {
       if (proc.exitCode !== null) throw new Error(`sluice-proxy exited: ${sidecar.stderr}`);
-      await fetch(`http://${localApi}/v1/status`);
+      // Ours, not another process that holds the port while this one dies of EADDRINUSE.
+      const status = (await (await fetch(`http://${localApi}/v1/status`)).json()) as { id?: string };
+      if (status.id !== opts.id) throw new Error(`port ${localApi} answers as ${status.id}, not ${opts.id}`);
     }, { timeoutMs: 15_000 });
     return sidecar;
   }

@@ -76,6 +76,9 @@ export class ProxyProcess {
       if (proc.exitCode !== null) throw new Error(`sluice-proxy ${opts.id} exited: ${p.stderr}`);
       const res = await fetch(`${p.localApi}/v1/status`);
       if (!res.ok) throw new Error(`status ${res.status}`);
+      // Ours, not another process that holds the port while this one dies of EADDRINUSE.
+      const { id } = (await res.json()) as { id?: string };
+      if (id !== opts.id) throw new Error(`port ${localPort} answers as ${id}, not ${opts.id}`);
     }, { timeoutMs: 20_000, intervalMs: 50 });
     return p;
   }
