@@ -16,6 +16,8 @@ import type { NewTask } from './producer.ts';
  */
 export const MAX_BATCH = 1000;
 export const MAX_IDEMPOTENCY_KEY = 256;
+/** A content type that can travel as a header value: type/subtype and parameters, printable ASCII. */
+const CONTENT_TYPE = /^[\x21-\x7e][\x20-\x7e]{0,255}$/;
 
 export interface RequestParts {
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
@@ -56,7 +58,11 @@ export function parseBatch(body: Buffer, wallNow: number): NewTask[] {
     if ('body' in o) {
       if (typeof o.body !== 'string') throw bad(`tasks[${i}].body must be a string`);
       payload = o.body;
-      contentType = typeof o.contentType === 'string' ? o.contentType : 'text/plain';
+      if (o.contentType !== undefined && (typeof o.contentType !== 'string' || !CONTENT_TYPE.test(o.contentType))) {
+        // It becomes the delivery's Content-Type header: refuse what could not be sent as one.
+        throw bad(`tasks[${i}].contentType must be a media type such as text/plain (printable ASCII, at most 256 characters)`);
+      }
+      contentType = o.contentType ?? 'text/plain';
     } else if ('payload' in o) {
       payload = JSON.stringify(o.payload);
     } else {

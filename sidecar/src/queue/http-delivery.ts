@@ -44,14 +44,16 @@ export class HttpDelivery implements Deliverer {
     this.active.add(call);
     if (signal.aborted) call.abort('aborted');
     try {
-      this.pool.dispatch({
+      // undici reports bad options through the handler; a throw would mean the same, so it ends
+      // the call the same way instead of escaping the consumer loop.
+      dispatchOrFail(this.pool, call, {
         method: 'POST',
         path: this.path,
         headers: single
           ? { 'content-type': single.contentType, [TASK_HEADERS.id]: single.id, [TASK_HEADERS.attempt]: String(single.attempt), [TASK_HEADERS.queue]: this.queueName }
           : { 'content-type': 'application/json', [TASK_HEADERS.queue]: this.queueName, [TASK_HEADERS.batchSize]: String(tasks.length) },
         body: single ? single.payload : batchBody(this.queueName, tasks),
-      }, call);
+      });
       const answer = await call.answered;
       if ('failure' in answer) return tasks.map(() => failed(answer.failure));
       if (single || answer.status < 200 || answer.status >= 300) return tasks.map(() => this.classify(answer.status));
@@ -108,6 +110,14 @@ function batchBody(queue: string, tasks: readonly Task[]): string {
   return `${s}]}`;
 }
 
+function dispatchOrFail(pool: Pool, call: DeliveryCall, opts: Dispatcher.DispatchOptions): void {
+  try {
+    pool.dispatch(opts, call);
+  } catch (err) {
+    call.onResponseError(undefined, err as Error);
+  }
+}
+
 /** The most of a batch answer's body kept for its per-task results. */
 const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 
@@ -162,7 +172,7 @@ class DeliveryCall implements Dispatcher.DispatchHandler {
     this.settle({ status: this.status, body: this.chunks ? Buffer.concat(this.chunks).toString('utf8') : '' });
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
     // After abort() the promise is already settled with our reason; settling again is a no-op.
     this.settle({ failure: this.abortedFor ?? errorReason(err) });
   }

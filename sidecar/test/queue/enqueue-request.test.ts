@@ -69,6 +69,9 @@ describe('parseBatch', () => {
     ['{"tasks": [1]}'],
     ['{"tasks": [{"nothing": 1}]}'],
     ['{"tasks": [{"body": 5}]}'],
+    ['{"tasks": [{"body": "x", "contentType": "text/plain\\r\\nx-injected: 1"}]}'],
+    ['{"tasks": [{"body": "x", "contentType": 7}]}'],
+    ['{"tasks": [{"body": "x", "contentType": ""}]}'],
     [JSON.stringify({ tasks: Array.from({ length: 1001 }, () => ({ payload: 1 })) })],
   ])('refuses %s', (body) => {
     expect(code(() => parseBatch(Buffer.from(body), NOW))).toBe('SLUICE_ERR_QUEUE_BAD_TASK');
