@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../../../test/helpers/eventually.ts';
@@ -72,6 +74,36 @@ describe('TaskQueue delivery', () => {
     const dead = await deadLetters('test.batched.dlq');
     expect(dead).toHaveLength(1);
     expect(dead[0]).toMatchObject({ originalId: json.tasks[13]!.id, error: 'http 500', attempts: '1' });
+  });
+
+  it('a batch answer too large to be a results document is not read as one: the status decides', async () => {
+    // The app fails one task by its results, but pads the answer past the 4 MiB the sidecar keeps.
+    let failId = '';
+    let calls = 0;
+    const app = createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => (body += c));
+      req.on('end', () => {
+        calls++;
+        const tasks = (JSON.parse(body) as { tasks: { id: string }[] }).tasks;
+        failId ||= tasks[0]!.id;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ results: [{ id: failId, status: 500 }], pad: 'x'.repeat(5 * 1024 * 1024) }));
+      });
+    });
+    await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((resolve) => app.close(resolve)));
+    const h = await QueueHarness.start({
+      redisUrl: redis.url,
+      docs: [taskQueueDoc('padded', { delivery: { protocol: 'http', path: '/tasks', timeout: '5s', batchSize: 5 }, retry: { maxAttempts: 1 } })],
+      appHttp: `127.0.0.1:${(app.address() as AddressInfo).port}`,
+    });
+    cleanup.push(() => h.close());
+    await h.postBatch('padded', Array.from({ length: 5 }, (_, i) => ({ payload: i })));
+    await eventually(async () => expect(await h.counter('sluice_queue_tasks_total', { queue: 'padded', result: 'acked' })).toBe(5));
+    expect(calls).toBeGreaterThanOrEqual(1);
+    expect(await deadLetters('test.padded.dlq')).toHaveLength(0);
   });
 
   it('retries a failing task with backoff: attempt n+1 never before backoff(n)', async () => {
