@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, redisAnswers } from '../../lib/net.ts';
 import { sleep } from './eventually.ts';
+import { retryOnPortClash } from './port-retry.ts';
 
 /**
  * A real redis-server process on a free loopback port, owned by a test. It can be killed,
@@ -23,17 +24,17 @@ export class RedisServer {
   }
 
   static async start({ appendonly = false }: { appendonly?: boolean } = {}): Promise<RedisServer> {
-    // A port found free can be taken before redis-server binds it: then start again on another.
-    for (let attempt = 1; ; attempt++) {
+    // redis-server exits when its port is taken; it says why only in its own log.
+    return retryOnPortClash(async () => {
       const server = new RedisServer(await freePort(), appendonly);
       try {
         await server.restart();
         return server;
       } catch (err) {
         await server.stop();
-        if (attempt >= 3 || !String(err).includes('exited')) throw err;
+        throw err;
       }
-    }
+    }, (err) => String(err).includes('exited'));
   }
 
   get url(): string {

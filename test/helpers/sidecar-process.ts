@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../lib/net.ts';
 import { sleep } from './eventually.ts';
+import { retryOnPortClash } from './port-retry.ts';
 
 const BIN = fileURLToPath(new URL('../../sidecar/bin/sluice-proxy.ts', import.meta.url));
 
@@ -24,13 +25,7 @@ export interface SidecarProcess {
  * another that holds the port while this one dies of EADDRINUSE; then it starts again on others.
  */
 export async function spawnSidecar(args: string[], opts: { waitReady?: boolean; env?: Record<string, string> } = {}): Promise<SidecarProcess> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await spawnOnce(args, opts);
-    } catch (err) {
-      if (attempt >= 3 || !String(err).includes('EADDRINUSE')) throw err;
-    }
-  }
+  return retryOnPortClash(() => spawnOnce(args, opts));
 }
 
 let started = 0;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort } from '../../../lib/net.ts';
 import { eventually } from '../../../test/helpers/eventually.ts';
+import { retryOnPortClash } from '../../../test/helpers/port-retry.ts';
 import type { LeadershipStatus } from '../../src/leader/leader-elector.ts';
 
 const BIN = resolve(import.meta.dirname, '../../bin/sluice-proxy.ts');
@@ -42,14 +43,7 @@ export class SidecarProcess {
   }
 
   static async start(opts: { id: string; config: string; lockNodes?: readonly string[]; redis?: string }): Promise<SidecarProcess> {
-    // A port found free can be taken before the child binds it (other tests start processes too).
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await SidecarProcess.startOnce(opts);
-      } catch (err) {
-        if (attempt >= 3 || !String(err).includes('EADDRINUSE')) throw err;
-      }
-    }
+    return retryOnPortClash(() => SidecarProcess.startOnce(opts));
   }
 
   private static async startOnce(opts: { id: string; config: string; lockNodes?: readonly string[]; redis?: string }): Promise<SidecarProcess> {

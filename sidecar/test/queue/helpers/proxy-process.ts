@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { eventually } from '../../../../test/helpers/eventually.ts';
+import { retryOnPortClash } from '../../../../test/helpers/port-retry.ts';
 import { freePort } from '../../../../lib/net.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../../..');
@@ -55,13 +56,7 @@ export class ProxyProcess {
    * before the sidecar binds it (the machine runs other suites too): then it starts again on others.
    */
   static async start(opts: StartOptions): Promise<ProxyProcess> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await ProxyProcess.startOnce(opts);
-      } catch (err) {
-        if (attempt >= 3 || !String((err as Error).message).includes('EADDRINUSE')) throw err;
-      }
-    }
+    return retryOnPortClash(() => ProxyProcess.startOnce(opts));
   }
 
   private static async startOnce(opts: StartOptions): Promise<ProxyProcess> {
