@@ -107,7 +107,7 @@ procs.watchExits((c) => {
 
 async function main(): Promise<void> {
   out('Sluice demo: three example apps, each behind its own sluice-proxy (standalone mode), on free loopback ports.');
-  out('  policies  examples/demo/sluice.yaml: the documents of ../shared/api/examples.yaml, with durations');
+  out('  policies  examples/demo/sluice.yaml: the documents of examples/policies.yaml, with durations');
   out('            shortened for the demo (openDuration 30s → 3s, election ttl 10s → 4s; see the file)');
   out(`  logs      ${logDir}`);
   out('\nStarting 4 redis-servers, 4 apps and 4 sidecars…');

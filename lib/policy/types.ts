@@ -1,6 +1,6 @@
 /**
  * The Sluice API (group sluice.dev, version v1alpha1) as a user writes it. These shapes mirror the
- * CRDs in crds/ and ../shared/api/examples.yaml; validation (validate.ts) turns untrusted input
+ * CRDs in crds/ and examples/policies.yaml; validation (validate.ts) turns untrusted input
  * into these types, and compile.ts turns them into the frozen plan the sidecar enforces.
  */
 export const API_GROUP = 'sluice.dev';

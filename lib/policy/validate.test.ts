@@ -8,7 +8,7 @@ import { compileMatch, type RequestAttributes } from './match.ts';
 import { parseLabels, selectorMatches } from './selector.ts';
 import { validateResource } from './validate.ts';
 
-const examples = parseAllDocuments(readFileSync(new URL('../../../shared/api/examples.yaml', import.meta.url), 'utf8')).map((d) => d.toJS());
+const examples = parseAllDocuments(readFileSync(new URL('../../examples/policies.yaml', import.meta.url), 'utf8')).map((d) => d.toJS());
 
 function issuesOf(doc: unknown): { path: string; message: string }[] {
   try {
@@ -27,7 +27,7 @@ const rlp = (rules: unknown[], extra: Record<string, unknown> = {}) => ({
 });
 
 describe('the API examples', () => {
-  it('accepts every document of ../shared/api/examples.yaml', () => {
+  it('accepts every document of examples/policies.yaml', () => {
     expect(examples).toHaveLength(4);
     for (const doc of examples) expect(issuesOf(doc)).toEqual([]);
   });

@@ -4,7 +4,7 @@
  * programmed on a pod only when that pod's sidecar ACKed a snapshot containing exactly it.
  *
  * An ACK outlives the stream that carried it: a sidecar that loses the operator keeps enforcing
- * its last snapshot (DESIGN §4), so it still counts until its pod goes away or it reports
+ * its last snapshot, so it still counts until its pod goes away or it reports
  * another version.
  */
 import type { SnapshotContents } from './snapshot.ts';

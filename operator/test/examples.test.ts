@@ -1,5 +1,5 @@
 /**
- * The four kinds of ../shared/api/examples.yaml, applied with kubectl, get honest status: every
+ * The four kinds of examples/policies.yaml, applied with kubectl, get honest status: every
  * document Accepted, and Programmed once the selected pods' sidecars acknowledged them.
  */
 import { readFileSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { eventually } from '../../test/helpers/eventually.ts';
 import { condition, startOperator, startPodWithSidecar, TestCluster, type PodWithSidecar, type StartedOperator } from './helpers/cluster.ts';
 
-const EXAMPLES = new URL('../../../shared/api/examples.yaml', import.meta.url);
+const EXAMPLES = new URL('../../examples/policies.yaml', import.meta.url);
 
 let cluster: TestCluster;
 let op: StartedOperator;

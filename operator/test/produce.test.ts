@@ -1,5 +1,5 @@
 /**
- * Producing to a TaskQueue from a pod the queue does not select (DESIGN.md §3: "the app posts
+ * Producing to a TaskQueue from a pod the queue does not select ("the app posts
  * tasks to its own sidecar"). In operator mode the snapshot carries every accepted TaskQueue of
  * the namespace as producible: the producer's sidecar accepts the task, the selected worker's
  * sidecar delivers it, and producing never makes the producer a consumer or a target.

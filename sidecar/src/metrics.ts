@@ -2,7 +2,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { HotCounter, HotHistogram } from './hot-metrics.ts';
 
 /**
- * The sidecar's fixed metric set (DESIGN §7), declared up front so dashboards and tests can rely
+ * The sidecar's fixed metric set, declared up front so dashboards and tests can rely
  * on it. Each sidecar instance has its own registry (tests run several in one process). Hot paths
  * bind label children once (see PolicyEngine) rather than resolving labels per request.
  */

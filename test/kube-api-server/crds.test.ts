@@ -7,7 +7,7 @@ import { parseAllDocuments } from 'yaml';
 import { REPO_CRD_DIR, startKubeApiServer, type KubeApiServer } from './server.ts';
 import { rawRequest, refusal, startServer } from './test-support.ts';
 
-const EXAMPLES = resolve(import.meta.dirname, '../../../shared/api/examples.yaml');
+const EXAMPLES = resolve(import.meta.dirname, '../../examples/policies.yaml');
 const INVALID_DIR = join(REPO_CRD_DIR, 'invalid');
 
 function examples(): KubernetesObject[] {

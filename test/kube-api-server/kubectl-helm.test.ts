@@ -7,7 +7,7 @@ import { helmBinary, runHelm } from '../helpers/helm.ts';
 import { kubectl } from '../helpers/kubectl.ts';
 import { REPO_CRD_DIR, startKubeApiServer, type KubeApiServer } from './server.ts';
 
-const EXAMPLES = resolve(import.meta.dirname, '../../../shared/api/examples.yaml');
+const EXAMPLES = resolve(import.meta.dirname, '../../examples/policies.yaml');
 
 let server: KubeApiServer;
 let kc: KubeConfig;

@@ -1,5 +1,5 @@
 /**
- * Port-name takeover (DESIGN §6): how traffic reaches the sidecar without iptables or privileges.
+ * Port-name takeover: how traffic reaches the sidecar without iptables or privileges.
  *
  * Services that send to a *named* target port (`targetPort: http`) resolve the name per pod. If
  * the app's port named `http` is renamed `app-http` and the sidecar declares a port named `http`

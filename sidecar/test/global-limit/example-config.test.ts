@@ -13,7 +13,7 @@ import { connectRedis, waitReady } from '../../src/redis/connection.ts';
  * started with `--config examples.yaml --labels app=user-service --redis`, in front of the example
  * UserService, called with grpc-js clients through `--listen-grpc`.
  */
-const EXAMPLES = fileURLToPath(new URL('../../../../shared/api/examples.yaml', import.meta.url));
+const EXAMPLES = fileURLToPath(new URL('../../../examples/policies.yaml', import.meta.url));
 const LIMIT = 5_000;
 const RULE = 'shop/user-api/get-user-rpc';
 
@@ -97,7 +97,7 @@ describe('examples.yaml get-user-rpc across two sidecars sharing Redis', () => {
     expect(total).toBeLessThanOrEqual(Math.ceil(LIMIT * (1 + elapsedMin)) + 2 * held);
     expect(ok(a)).toBeGreaterThan(LIMIT / 4);
     expect(ok(b)).toBeGreaterThan(LIMIT / 4);
-    // Counted in Redis under the rule's key (DESIGN §5), not in either sidecar alone.
+    // Counted in Redis under the rule's key, not in either sidecar alone.
     const inspect = connectRedis({ url: redis.url, name: 'test-inspect', commandTimeoutMs: 2_000 });
     try {
       await waitReady(inspect);

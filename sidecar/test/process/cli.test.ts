@@ -10,7 +10,7 @@ import { sleep } from '../../../test/helpers/eventually.ts';
 import { spawnSidecar } from '../../../test/helpers/sidecar-process.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/sluice-proxy.ts', import.meta.url));
-const EXAMPLES = fileURLToPath(new URL('../../../../shared/api/examples.yaml', import.meta.url));
+const EXAMPLES = fileURLToPath(new URL('../../../examples/policies.yaml', import.meta.url));
 
 let app: TestApp;
 beforeAll(async () => {
@@ -56,7 +56,7 @@ describe('sluice-proxy, the command', () => {
     }
   });
 
-  it('loads ../shared/api/examples.yaml and enforces what its comments say; unsupported parts are reported, not silent', async () => {
+  it('loads examples/policies.yaml and enforces what its comments say; unsupported parts are reported, not silent', async () => {
     const sp = await spawnSidecar(['--config', EXAMPLES, '--app-http', app.hostPort, '--labels', 'app=user-service']);
     try {
       // per-user: 100 req/s per x-user-id, bursts up to 200 (GET/POST under /api/).

@@ -3,7 +3,7 @@ import { parseCliOptions, UsageError } from '../../src/cli-options.ts';
 import { splitHostPort } from '../../src/websocket/websocket-proxy.ts';
 
 describe('command line', () => {
-  it('has the defaults of DESIGN §1 and reads SLUICE_* env vars, flags winning', () => {
+  it('has the documented defaults and reads SLUICE_* env vars, flags winning', () => {
     const o = parseCliOptions(['--config', 'a.yaml', '--app-http', '127.0.0.1:1'], { SLUICE_APP_HTTP: '127.0.0.1:2', SLUICE_REDIS: 'redis://r:6379', SLUICE_LABELS: 'app=x,tier=y' });
     expect(o).not.toBe('help');
     if (o === 'help') return;

@@ -1,5 +1,5 @@
 /**
- * Redis keys of a Global rule (DESIGN §5). The rule id sits in a hash tag, so on a Redis Cluster
+ * Redis keys of a Global rule. The rule id sits in a hash tag, so on a Redis Cluster
  * every partition of one rule lands on one slot; a partition value is used as it is — it comes from
  * a header or an address, and Redis keys are binary-safe.
  */
