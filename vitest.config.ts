@@ -1,14 +1,33 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 // Integration tests start real redis-server processes, sockets and child sidecars, so they get
 // generous timeouts; the machine has two cores, so files run two at a time.
+//
+// Two projects. `unit` is everything that needs no Kubernetes. `kube` is every *.kube.test.ts: they
+// share one real control plane (test/cluster, started by its globalSetup only when such a file
+// runs) and run one file at a time, because each runs an operator that watches every namespace
+// and some change cluster-scoped objects. The projects run side by side.
+const KUBE = '**/*.kube.test.ts';
+const ROOTS = ['lib/**/*.test.ts', 'sidecar/test/**/*.test.ts', 'operator/test/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/*.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['lib/**/*.test.ts', 'sidecar/test/**/*.test.ts', 'operator/test/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
     maxWorkers: 2,
-    fileParallelism: true,
+    projects: [
+      { extends: true, test: { name: 'unit', include: ROOTS, exclude: [...configDefaults.exclude, KUBE] } },
+      {
+        extends: true,
+        test: {
+          name: 'kube',
+          include: ROOTS.map((r) => r.replace('*.test.ts', '*.kube.test.ts')),
+          fileParallelism: false,
+          globalSetup: ['test/cluster/global-setup.ts'],
+          hookTimeout: 120_000,
+        },
+      },
+    ],
   },
 });

@@ -16,13 +16,16 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { loadavg as osLoadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Plan } from '../lib/policy/plan.ts';
 import { KubeClient } from '../operator/src/kube-client.ts';
 import { SIDECAR_CONTAINER } from '../operator/src/pod-selection.ts';
 import { DEFAULT_TOKEN_AUDIENCE } from '../operator/src/sidecar-auth.ts';
 import { Sidecar } from '../sidecar/src/sidecar.ts';
-import { startKubeApiServer } from '../test/kube-api-server/index.ts';
+import { startControlPlane } from '../test/cluster/control-plane.ts';
+import { kubeconfig } from '../test/cluster/pki.ts';
 import { freePort } from '../lib/net.ts';
 import { NODE, ProcessGroup } from './lib/processes.ts';
 import { printMarkdownTable, printTable } from './lib/table.ts';
@@ -36,17 +39,33 @@ const PATH = `/apis/sluice.dev/v1alpha1/namespaces/${NS}/ratelimitpolicies`;
 const group = new ProcessGroup();
 const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-prop-'));
 const sidecars: Sidecar[] = [];
-const server = await startKubeApiServer({ namespaces: [NS] });
+// The real control plane of the tests (test/cluster): kube-apiserver, etcd, controller-manager,
+// scheduler and kwok, with the CRDs; the operator runs as the chart's ServiceAccount.
+const server = await startControlPlane({ crdDir: resolve(import.meta.dirname, '../crds') });
 const kc = new KubeConfig();
 kc.loadFromFile(server.kubeconfigPath);
 const client = new KubeClient(kc);
 
+async function token(namespace: string, serviceAccount: string, spec: Record<string, unknown>): Promise<string> {
+  const r = await client.create(`/api/v1/namespaces/${namespace}/serviceaccounts/${serviceAccount}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec });
+  return (r.status as { token: string }).token;
+}
+
 try {
+  const rbac = execFileSync(server.binaries.helm, ['template', 'sluice', resolve(import.meta.dirname, '../charts/sluice'), '--namespace', 'sluice-system',
+    '--show-only', 'templates/serviceaccount.yaml', '--show-only', 'templates/clusterrole.yaml', '--show-only', 'templates/role.yaml'], { encoding: 'utf8' });
+  execFileSync(server.binaries.kubectl, ['--kubeconfig', server.kubeconfigPath, 'create', 'namespace', 'sluice-system']);
+  execFileSync(server.binaries.kubectl, ['--kubeconfig', server.kubeconfigPath, 'create', 'namespace', NS]);
+  execFileSync(server.binaries.kubectl, ['--kubeconfig', server.kubeconfigPath, 'apply', '-f', '-'], { input: rbac });
+  const operatorKubeconfig = join(dir, 'operator.kubeconfig');
+  writeFileSync(operatorKubeconfig, kubeconfig(server.server, server.pki.caCert, { token: await token('sluice-system', 'sluice', { expirationSeconds: 3600 }) }));
+  await waitForAsync(async () => client.get(`/api/v1/namespaces/${NS}/serviceaccounts/default`).then(() => true, () => false), 30_000, 'the default ServiceAccount');
+
   const operatorPort = await freePort();
   group.start('sluice-operator', NODE, [
-    'operator/bin/sluice-operator.ts', '--kubeconfig', server.kubeconfigPath,
+    'operator/bin/sluice-operator.ts', '--kubeconfig', operatorKubeconfig,
     '--discovery', `127.0.0.1:${operatorPort}`, '--admin', `127.0.0.1:${await freePort()}`,
-    '--id', 'bench-operator', '--lease-namespace', 'default', '--log-level', 'warn',
+    '--id', 'bench-operator', '--lease-namespace', 'sluice-system', '--log-level', 'warn',
   ]);
 
   const policy = (requests: number) => ({
@@ -65,7 +84,7 @@ try {
       spec: { initContainers: [{ name: SIDECAR_CONTAINER, image: 'x', restartPolicy: 'Always' }], containers: [{ name: 'app', image: 'x' }] },
     });
     const tokenFile = join(dir, `token-${i}`);
-    writeFileSync(tokenFile, server.mintServiceAccountToken({ namespace: NS, serviceAccount: 'default', podName: name, podUid: pod.metadata.uid as string, audiences: [DEFAULT_TOKEN_AUDIENCE] }));
+    writeFileSync(tokenFile, await token(NS, 'default', { audiences: [DEFAULT_TOKEN_AUDIENCE], expirationSeconds: 3600, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name, uid: pod.metadata.uid } }));
     const sidecar = new Sidecar({
       operator: `127.0.0.1:${operatorPort}`, podName: name, podNamespace: NS, tokenFile,
       listenHttp: '127.0.0.1:0', listenGrpc: '127.0.0.1:0', admin: '127.0.0.1:0', localApi: '127.0.0.1:0',

@@ -164,6 +164,18 @@ describe('helm template', () => {
     expect(mwc.webhooks[0].namespaceSelector.matchExpressions[1].values).toContain('istio-system');
   });
 
+  it('calls the webhook at webhook.url instead of the Service when set, and tells the operator', async () => {
+    const all = await renderChart(['webhook.url=https://10.0.0.5:9443/']);
+    const [ns, ann] = find(all, 'MutatingWebhookConfiguration').webhooks;
+    expect(ns.clientConfig).toEqual({ url: 'https://10.0.0.5:9443/mutate-pods' });
+    expect(ann.clientConfig).toEqual({ url: 'https://10.0.0.5:9443/mutate-pods/annotated' });
+    const env = find(all, 'Deployment').spec.template.spec.containers[0].env;
+    expect(env).toContainEqual({ name: 'SLUICE_OPERATOR_WEBHOOK_URL', value: 'https://10.0.0.5:9443/' });
+    expect(find(docs, 'Deployment').spec.template.spec.containers[0].env.map((e: { name: string }) => e.name)).not.toContain('SLUICE_OPERATOR_WEBHOOK_URL');
+    const lint = await helmOffline(['lint', CHART, '--set', 'webhook.url=http://10.0.0.5:9443']);
+    expect(lint.code).not.toBe(0);
+  });
+
   it('ships a NetworkPolicy that admits the webhook, discovery and metrics', () => {
     const np = find(docs, 'NetworkPolicy');
     expect(np.spec.policyTypes).toEqual(['Ingress']);

@@ -5,6 +5,7 @@
 # named by version, so a second run does nothing. Nothing built here is ever committed.
 #
 #   test/cluster/build.sh            build what is missing, print the bin directory last
+#   test/cluster/build.sh --quiet    the same, silent when everything is built already (npm test)
 #   test/cluster/build.sh --print    print the bin directory only (no build)
 #
 # SLUICE_CLUSTER_CACHE overrides the cache (default ~/.cache/sluice/cluster).
@@ -18,6 +19,8 @@ HELM_VERSION=v3.22.0
 cache=${SLUICE_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sluice/cluster}
 bin="$cache/bin"
 if [ "${1:-}" = "--print" ]; then echo "$bin"; exit 0; fi
+quiet=false; [ "${1:-}" = "--quiet" ] && quiet=true
+built_any=false
 mkdir -p "$bin" "$cache/src"
 
 command -v go >/dev/null 2>&1 || { echo "build.sh: go is not on the PATH (Go 1.26 or newer builds the control plane)" >&2; exit 1; }
@@ -74,7 +77,8 @@ build() {  # build NAME VERSION DIR PACKAGE [LDFLAGS]
   local name=$1 version=$2 dir=$3 pkg=$4 ldflags=${5:--s -w}
   local out="$bin/$name-$version"
   if [ -x "$out" ]; then ln -sf "$name-$version" "$bin/$name"; return; fi
-  log "building $name $version from $pkg"
+  built_any=true
+  log "building $name $version from $pkg (cold: minutes; see test/cluster/README.md)"
   local start=$SECONDS
   (cd "$dir" && go mod download all >/dev/null 2>&1 || true)
   if ! (cd "$dir" && go build -v -trimpath -ldflags "$ldflags" -o "$out.tmp" "$pkg" 2>&1 | tee "$cache/$name.build.log" | progress "$name"; exit "${PIPESTATUS[0]}"); then
@@ -94,8 +98,8 @@ small_module() {  # small_module NAME MODULE VERSION [MAIN_GO]
   if [ ! -f "$dir/go.mod" ]; then
     printf 'module sluice.test/%s\n\ngo 1.26.0\n' "$name" > "$dir/go.mod"
     if [ -n "$main" ]; then printf '%s\n' "$main" > "$dir/main.go"; else echo 'package tools' > "$dir/tools.go"; fi
-    (cd "$dir" && go get "$module@$version" >/dev/null)
-    [ -n "$main" ] && (cd "$dir" && go mod tidy >/dev/null)
+    (cd "$dir" && go get "$module@$version" >>"$cache/$name.get.log" 2>&1) || { log "go get $module@$version failed; see $cache/$name.get.log"; exit 1; }
+    if [ -n "$main" ]; then (cd "$dir" && go mod tidy >>"$cache/$name.get.log" 2>&1); fi
   fi
   echo "$dir"
 }
@@ -126,5 +130,6 @@ build kwok "$KWOK_VERSION" "$wdir" sigs.k8s.io/kwok/cmd/kwok "-s -w -X sigs.k8s.
 hdir=$(small_module helm helm.sh/helm/v3 "$HELM_VERSION")
 build helm "$HELM_VERSION" "$hdir" helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 
-log "control plane ready in $bin ($((SECONDS - total)) s this run)"
-echo "$bin"
+if $quiet && ! $built_any; then exit 0; fi
+log "control plane binaries ready in $bin ($((SECONDS - total)) s this run)"
+$quiet || echo "$bin"

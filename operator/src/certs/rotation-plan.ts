@@ -7,6 +7,7 @@
  * expires: a replica that misses one check (restart, API server blip) still has a third of the
  * lifetime to catch up, and the CA is renewed long before the leaves it signed expire.
  */
+import { sanForm } from './x509.ts';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { WebhookCerts } from './webhook-certs.ts';
 
@@ -71,7 +72,9 @@ function keyMatches(x: X509Certificate, keyPem: string): boolean {
 }
 
 function sans(x: X509Certificate): string[] {
-  return (x.subjectAltName ?? '').split(',').map((s) => s.trim()).filter((s) => s.startsWith('DNS:')).map((s) => s.slice(4)).sort();
+  return (x.subjectAltName ?? '').split(',').map((s) => s.trim())
+    .map((s) => (s.startsWith('DNS:') ? s.slice(4) : s.startsWith('IP Address:') ? s.slice(11) : ''))
+    .filter(Boolean).sort();
 }
 
 export function planRotation(observed: WebhookCerts | undefined, policy: CertPolicy, now: Date): RotationPlan {
@@ -86,7 +89,7 @@ export function planRotation(observed: WebhookCerts | undefined, policy: CertPol
   if (!leaf) return { action: 'renew', renewCa: false, reason: 'NoServingCertificate' };
   if (!keyMatches(leaf, observed.keyPem)) return { action: 'renew', renewCa: false, reason: 'ServingKeyMismatch' };
   if (!leaf.checkIssued(ca) || !leaf.verify(ca.publicKey)) return { action: 'renew', renewCa: false, reason: 'ServingNotFromCA' };
-  if (sans(leaf).join(',') !== [...policy.dnsNames].sort().join(',')) return { action: 'renew', renewCa: false, reason: 'DNSNamesChanged' };
+  if (sans(leaf).join(',') !== policy.dnsNames.map(sanForm).sort().join(',')) return { action: 'renew', renewCa: false, reason: 'DNSNamesChanged' };
   if (now < leaf.validFromDate) return { action: 'renew', renewCa: false, reason: 'ServingNotYetValid' };
   const leafRenewAt = renewPoint(leaf, policy.renewFraction);
   if (now >= leafRenewAt) return { action: 'renew', renewCa: false, reason: 'ServingRenewalDue' };

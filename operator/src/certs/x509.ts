@@ -7,6 +7,7 @@
  * (RFC 5280) around it. Tests check the result with Node's X509Certificate, a real TLS handshake
  * and — where present — `openssl verify`.
  */
+import { isIP, isIPv4 } from 'node:net';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import {
   bitString, boolean, children, explicit, fromPem, implicitPrimitive, octetString, oid, readElement, sequence, set, smallInteger, time, toPem, unsignedInteger, utf8String,
@@ -53,6 +54,24 @@ function keyIdentifier(spki: Buffer): Buffer {
   return createHash('sha256').update(spki.subarray(spki.length - 65)).digest().subarray(0, 20);
 }
 
+/** The 4 or 16 bytes of an IP literal, as an iPAddress subjectAltName carries them. */
+function ipBytes(ip: string): Buffer {
+  if (isIPv4(ip)) return Buffer.from(ip.split('.').map(Number));
+  const [head = '', tail = ''] = ip.split('::');
+  const groups = (part: string) => (part ? part.split(':') : []);
+  const h = groups(head);
+  const t = ip.includes('::') ? groups(tail) : [];
+  const all = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  return Buffer.concat(all.map((g) => Buffer.from([parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff])));
+}
+
+/** A name as X509Certificate.subjectAltName prints it back (IPv6 uncompressed), for comparisons. */
+export function sanForm(name: string): string {
+  if (isIP(name) !== 6) return name;
+  const b = ipBytes(name);
+  return Array.from({ length: 8 }, (_, i) => ((b[2 * i]! << 8) | b[2 * i + 1]!).toString(16)).join(':');
+}
+
 function newKey(): { privateKey: KeyObject; publicKey: KeyObject } {
   return generateKeyPairSync('ec', { namedCurve: 'P-256' });
 }
@@ -84,7 +103,9 @@ function issue(o: IssueOptions): string {
     exts.push(extension(OID.extKeyUsage, false, sequence(oid(OID.serverAuth))));
     const dns = o.dnsNames ?? [];
     if (dns.length === 0) throw new RangeError('a serving certificate needs at least one DNS name');
-    exts.push(extension(OID.subjectAltName, false, sequence(...dns.map((d) => implicitPrimitive(2, Buffer.from(d, 'ascii'))))));
+    // An IP literal becomes an iPAddress name (a webhook reached by URL at an address, not a
+    // Service name, is verified against it); anything else a dNSName.
+    exts.push(extension(OID.subjectAltName, false, sequence(...dns.map((d) => (isIP(d) ? implicitPrimitive(7, ipBytes(d)) : implicitPrimitive(2, Buffer.from(d, 'ascii')))))));
   }
   const tbs = sequence(
     explicit(0, smallInteger(2)), // v3

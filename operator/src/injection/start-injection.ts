@@ -37,6 +37,12 @@ export interface StartInjectionOptions {
   resyncMs?: number;
   logger?: Logger;
   registry?: Registry;
+  /**
+   * Where the API server reaches the webhook when the configuration names a URL rather than the
+   * Service (clusters whose API server cannot dial Services, local control planes): its host joins
+   * the certificate's names, as an iPAddress name when it is an address.
+   */
+  webhookUrl?: string;
   /** [discovery TLS] Serve PolicyDiscovery with this certificate too (see the header). */
   discovery?: {
     /** The discovery Service (in `namespace`), e.g. sluice-discovery. */
@@ -65,7 +71,10 @@ export async function startInjection(o: StartInjectionOptions): Promise<Injectio
     policy: certPolicy({
       ...o.certPolicy,
       // The names the API server dials: service.namespace.svc (and the cluster.local form some tools use).
-      dnsNames: serviceDnsNames([o.serviceName, ...(o.discovery ? [o.discovery.serviceName] : [])], o.namespace),
+      dnsNames: [
+        ...serviceDnsNames([o.serviceName, ...(o.discovery ? [o.discovery.serviceName] : [])], o.namespace),
+        ...(o.webhookUrl ? [webhookUrlHost(o.webhookUrl)] : []),
+      ],
       caCommonName: `${o.serviceName}.${o.namespace} webhook CA`,
     }),
     onCertificate: (c) => {
@@ -107,6 +116,18 @@ export function serviceDnsNames(services: readonly string[], namespace: string):
   return [...new Set(services)].flatMap((s) => [`${s}.${namespace}.svc`, `${s}.${namespace}.svc.cluster.local`]);
 }
 
+/** The host of a webhook URL, as the certificate must name it (IPv6 without brackets). */
+export function webhookUrlHost(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new InjectionConfigError(`webhook URL ${JSON.stringify(url)} is not a URL`);
+  }
+  if (u.protocol !== 'https:') throw new InjectionConfigError(`webhook URL ${JSON.stringify(url)} must be https (the API server only calls webhooks over TLS)`);
+  return u.hostname.replace(/^\[|\]$/g, '');
+}
+
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(.*):(\d{1,5})$/.exec(listen);
   const port = Number(m?.[2]);
@@ -121,6 +142,7 @@ export function parseListen(listen: string): { host: string; port: number } {
  *   SLUICE_OPERATOR_WEBHOOK_SERVICE   default sluice-webhook
  *   SLUICE_OPERATOR_WEBHOOK_SECRET    default sluice-webhook-tls
  *   SLUICE_OPERATOR_WEBHOOK_CONFIG    default sluice-sidecar-injector
+ *   SLUICE_OPERATOR_WEBHOOK_URL       optional: the URL the webhook configuration names instead of the Service
  *   POD_NAMESPACE                     the operator's namespace (downward API)
  */
 export function injectionOptionsFromEnv(env: NodeJS.ProcessEnv, client: KubeClient, logger?: Logger, registry?: Registry): StartInjectionOptions | undefined {
@@ -141,6 +163,7 @@ export function injectionOptionsFromEnv(env: NodeJS.ProcessEnv, client: KubeClie
     secretName: env.SLUICE_OPERATOR_WEBHOOK_SECRET || 'sluice-webhook-tls',
     webhookConfigName: env.SLUICE_OPERATOR_WEBHOOK_CONFIG || 'sluice-sidecar-injector',
     listen: env.SLUICE_OPERATOR_WEBHOOK_LISTEN || ':9443',
+    ...(env.SLUICE_OPERATOR_WEBHOOK_URL ? { webhookUrl: env.SLUICE_OPERATOR_WEBHOOK_URL } : {}),
     values,
     ...(logger ? { logger } : {}),
     ...(registry ? { registry } : {}),

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { eventually } from '../../../test/helpers/eventually.ts';
 import { freePort } from '../../../lib/net.ts';
 import type { TestCluster } from './cluster.ts';
+import { OPERATOR_RELEASE } from '../../../test/cluster/cluster-info.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/sluice-operator.ts', import.meta.url));
 
@@ -25,11 +26,11 @@ export async function spawnOperator(cluster: TestCluster, id: string, ports?: { 
   const admin = ports?.admin ?? (await freePort());
   const proc = spawn(process.execPath, [
     BIN,
-    '--kubeconfig', cluster.kubeconfigPath,
+    '--kubeconfig', cluster.operatorKubeconfigPath,
     '--discovery', `127.0.0.1:${discovery}`,
     '--admin', `127.0.0.1:${admin}`,
     '--id', id,
-    '--lease-namespace', 'default',
+    '--lease-namespace', OPERATOR_RELEASE.namespace, '--lease-name', OPERATOR_RELEASE.leaseName,
     '--lease-duration', '2s', '--renew-deadline', '1500ms', '--retry-period', '300ms',
     '--log-level', process.env.SLUICE_TEST_LOG === '1' ? 'debug' : 'warn',
   ], { stdio: ['ignore', 'inherit', 'inherit'] });

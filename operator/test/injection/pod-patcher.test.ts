@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileInjectionConfig } from '../../src/injection/injection-config.ts';
 import { planInjection, type InjectionDecision, type PodLike } from '../../src/injection/pod-patcher.ts';
-import { jsonPatch } from '../../../test/kube-api-server/patch.ts';
+import { jsonPatch } from '../../../test/helpers/json-patch.ts';
 
 const config = compileInjectionConfig({
   image: 'ghcr.io/sluice-dev/sluice-proxy:0.1.0',

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { eventually } from '../../test/helpers/eventually.ts';
 import { condition, rateLimitPolicy, startPodWithSidecar, statuses, TestCluster, type PodWithSidecar } from './helpers/cluster.ts';
+import { OPERATOR_RELEASE } from '../../test/cluster/cluster-info.ts';
 import { spawnOperator, type OperatorProcess } from './helpers/operator-process.ts';
 
 let cluster: TestCluster;
@@ -34,7 +35,7 @@ it('two replicas: one leads, the other takes over when it dies', async () => {
     expect(l).toHaveLength(1);
     return l[0] as string;
   }, { timeoutMs: 15_000 });
-  const lease = JSON.parse(await cluster.kubectl('get', 'lease', 'sluice-operator', '-n', 'default', '-o', 'json'));
+  const lease = JSON.parse(await cluster.kubectl('get', 'lease', OPERATOR_RELEASE.leaseName, '-n', OPERATOR_RELEASE.namespace, '-o', 'json'));
   expect(lease.spec.holderIdentity).toBe(first);
 
   // The sidecar knows both replicas (as through a Service); the follower turns it away.
@@ -50,7 +51,7 @@ it('two replicas: one leads, the other takes over when it dies', async () => {
   const survivor = operators.find((o) => o.id !== first)!;
   await leader.kill('SIGKILL');
   await eventually(async () => expect((await survivor.readyz())?.isLeader).toBe(true), { timeoutMs: 15_000 });
-  const after = JSON.parse(await cluster.kubectl('get', 'lease', 'sluice-operator', '-n', 'default', '-o', 'json'));
+  const after = JSON.parse(await cluster.kubectl('get', 'lease', OPERATOR_RELEASE.leaseName, '-n', OPERATOR_RELEASE.namespace, '-o', 'json'));
   expect(after.spec.holderIdentity).toBe(survivor.id);
   expect(after.spec.leaseTransitions).toBeGreaterThanOrEqual(1);
 

@@ -1,62 +1,59 @@
 /**
- * End to end through the Kubernetes API test server: pods created there go through the real
- * admission path (namespaceSelector, objectSelector, HTTPS with the caBundle the operator patched,
- * JSON Patch applied) and come back injected — or refused with the injector's message.
+ * End to end through the real kube-apiserver: pods created there go through the real admission
+ * chain (namespaceSelector, objectSelector, HTTPS verified against the caBundle the operator
+ * patched, JSON Patch applied, then the API server's own Pod validation) and come back injected —
+ * or refused with the injector's message. The webhook configuration is the chart's own, rendered
+ * with `webhook.url` (the API server here cannot reach a Service).
  */
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KubeClient, resourcePath, type KubeObject } from '../../src/kube-client.ts';
+import { parse } from 'yaml';
+import { freePort } from '../../../lib/net.ts';
+import { resourcePath, type KubeClient, type KubeObject } from '../../src/kube-client.ts';
 import { KubeApiError } from '../../src/errors.ts';
 import { startInjection, type Injection } from '../../src/injection/start-injection.ts';
-import { startKubeApiServer, type KubeApiServer } from '../../../test/kube-api-server/index.ts';
+import { CHART, helmOffline } from '../../../test/chart/render-chart.ts';
+import { OPERATOR_RELEASE } from '../../../test/cluster/cluster-info.ts';
+import { TestCluster } from '../helpers/cluster.ts';
 
-const NS = 'sluice-system';
+const NS = OPERATOR_RELEASE.namespace;
 const SVC = 'sluice-webhook';
 const CONFIG_NAME = 'sluice-sidecar-injector';
 const PODS = { group: '', version: 'v1', plural: 'pods' };
 
-/** The webhook configuration as the chart renders it (see charts/sluice/templates/mutatingwebhookconfiguration.yaml). */
-function webhookConfiguration(): KubeObject {
-  const common = {
-    clientConfig: { service: { namespace: NS, name: SVC, port: 443 } },
-    rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
-    sideEffects: 'None', admissionReviewVersions: ['v1'], timeoutSeconds: 5, reinvocationPolicy: 'Never',
-    objectSelector: { matchExpressions: [{ key: 'sluice.dev/inject', operator: 'NotIn', values: ['false'] }] },
-  };
-  const excluded = { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-public', 'kube-node-lease', NS] };
-  return {
-    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: CONFIG_NAME },
-    webhooks: [
-      { ...common, name: 'namespace.inject.sluice.dev', failurePolicy: 'Fail', clientConfig: { service: { ...common.clientConfig.service, path: '/mutate-pods' } },
-        namespaceSelector: { matchExpressions: [{ key: 'sluice.dev/injection', operator: 'In', values: ['enabled'] }, excluded] } },
-      { ...common, name: 'annotation.inject.sluice.dev', failurePolicy: 'Ignore', clientConfig: { service: { ...common.clientConfig.service, path: '/mutate-pods/annotated' } },
-        namespaceSelector: { matchExpressions: [{ key: 'sluice.dev/injection', operator: 'NotIn', values: ['enabled'] }, excluded] } },
-    ],
-  };
+/** The chart's MutatingWebhookConfiguration, pointed at a URL. */
+async function webhookConfiguration(url: string): Promise<KubeObject> {
+  const res = await helmOffline(['template', OPERATOR_RELEASE.name, CHART, '--namespace', NS, '--set', `webhook.url=${url}`,
+    '--show-only', 'templates/mutatingwebhookconfiguration.yaml']);
+  if (res.code !== 0) throw new Error(`helm template: ${res.stderr}`);
+  return parse(res.stdout) as KubeObject;
 }
 
-let server: KubeApiServer;
+let cluster: TestCluster;
 let client: KubeClient;
 let injection: Injection;
 
 beforeAll(async () => {
-  server = await startKubeApiServer({ namespaces: [NS] });
-  const kc = new KubeConfig();
-  kc.loadFromString(server.kubeconfig);
-  client = new KubeClient(kc);
-  await client.create(resourcePath({ group: '', version: 'v1', plural: 'namespaces' }), { metadata: { name: 'shop', labels: { 'sluice.dev/injection': 'enabled' } } });
-  await client.create(resourcePath({ group: '', version: 'v1', plural: 'namespaces' }), { metadata: { name: 'plain' } });
-  await client.create(resourcePath({ group: 'admissionregistration.k8s.io', version: 'v1', plural: 'mutatingwebhookconfigurations' }), webhookConfiguration());
+  cluster = await TestCluster.start(['shop', 'plain']);
+  client = cluster.client;
+  await client.patch('/api/v1/namespaces/shop', { metadata: { labels: { 'sluice.dev/injection': 'enabled' } } });
+  const port = await freePort();
+  const url = `https://127.0.0.1:${port}`;
+  const config = await webhookConfiguration(url);
+  expect(config.metadata.name).toBe(CONFIG_NAME);
+  await client.create(resourcePath({ group: 'admissionregistration.k8s.io', version: 'v1', plural: 'mutatingwebhookconfigurations' }), config);
   injection = await startInjection({
-    client, namespace: NS, serviceName: SVC, secretName: 'sluice-webhook-tls', webhookConfigName: CONFIG_NAME, listen: '127.0.0.1:0',
+    client, namespace: NS, serviceName: SVC, secretName: 'sluice-webhook-tls', webhookConfigName: CONFIG_NAME, listen: `127.0.0.1:${port}`,
+    webhookUrl: url,
     values: { image: 'ghcr.io/sluice-dev/sluice-proxy:0.1.0', operatorAddress: `sluice-discovery.${NS}.svc:15010` },
   });
-  server.resolveServices({ [`${NS}/${SVC}`]: `https://127.0.0.1:${injection.port}` });
 });
 
 afterAll(async () => {
+  await client?.delete(resourcePath({ group: 'admissionregistration.k8s.io', version: 'v1', plural: 'mutatingwebhookconfigurations' }, undefined, CONFIG_NAME)).catch(() => {});
+  await client?.delete(resourcePath(PODS, 'kube-system', 'k-1')).catch(() => {});
+  await client?.delete(resourcePath(PODS, NS, 's-1')).catch(() => {});
   await injection?.stop();
-  await server?.stop();
+  await cluster?.stop();
 });
 
 const createPod = (namespace: string, name: string, extra: { annotations?: Record<string, string>; labels?: Record<string, string> } = {}) =>

@@ -1,35 +1,31 @@
 /**
- * LeaderLease against the API test server: one leader at a time, takeover after the lease runs
+ * LeaderLease against the real API server: one leader at a time, takeover after the lease runs
  * out when the leader vanishes, immediate takeover when it releases on a clean stop.
  */
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startKubeApiServer, type KubeApiServer } from '../../test/kube-api-server/index.ts';
 import { eventually, sleep } from '../../test/helpers/eventually.ts';
 import { silentLogger } from '../../lib/log.ts';
-import { KubeClient } from '../src/kube-client.ts';
+import type { KubeClient } from '../src/kube-client.ts';
 import { LeaderLease } from '../src/leader-lease.ts';
+import { TestCluster } from './helpers/cluster.ts';
 
-let server: KubeApiServer;
+let cluster: TestCluster;
 let client: KubeClient;
 const leases: LeaderLease[] = [];
 
 beforeAll(async () => {
-  server = await startKubeApiServer({ crdDir: null });
-  const kc = new KubeConfig();
-  kc.loadFromFile(server.kubeconfigPath);
-  client = new KubeClient(kc);
+  cluster = await TestCluster.start(['lease-test']);
+  client = cluster.client;
 });
 
 afterAll(async () => {
   for (const l of leases) await l.stop({ release: false });
-  client?.close();
-  await server?.stop();
+  await cluster?.stop();
 });
 
 function candidate(name: string, identity: string, log: string[], leaseDurationMs = 1_000): LeaderLease {
   const l = new LeaderLease({
-    client, namespace: 'default', name, identity,
+    client, namespace: 'lease-test', name, identity,
     leaseDurationMs, renewDeadlineMs: leaseDurationMs * 0.7, retryPeriodMs: 100,
     onStartedLeading: () => log.push(`${identity}+`),
     onStoppedLeading: () => log.push(`${identity}-`),
@@ -57,7 +53,7 @@ it('elects exactly one leader, and a follower takes over only after the lease ra
   await eventually(() => expect(b.isLeader).toBe(true), { timeoutMs: 5_000 });
   clearInterval(sampler);
   expect(both).toBe(false);
-  const lease = await client.get('/apis/coordination.k8s.io/v1/namespaces/default/leases/lease-1');
+  const lease = await client.get('/apis/coordination.k8s.io/v1/namespaces/lease-test/leases/lease-1');
   expect(lease.spec).toMatchObject({ holderIdentity: 'b', leaseTransitions: 1 });
   expect(log).toEqual(['a+', 'a-', 'b+']);
 });

@@ -1,22 +1,23 @@
 /**
- * Certificate rotation without a restart, against the Kubernetes API test server: with lifetimes
+ * Certificate rotation without a restart, against the real kube-apiserver: with lifetimes
  * of seconds, the serving certificate and then the CA are rotated while the same HTTPS server keeps
  * listening; the webhook configuration's caBundle follows, and pods created through the API server
  * after each rotation still come back injected (the API server verifies the new chain).
  */
 import { X509Certificate } from 'node:crypto';
 import { connect } from 'node:tls';
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KubeClient, resourcePath, type KubeObject } from '../../src/kube-client.ts';
+import { resourcePath, type KubeClient, type KubeObject } from '../../src/kube-client.ts';
 import { CertManager } from '../../src/certs/cert-manager.ts';
 import { certPolicy } from '../../src/certs/rotation-plan.ts';
 import { certsFromSecretData, splitPem } from '../../src/certs/webhook-certs.ts';
 import { startInjection, type Injection } from '../../src/injection/start-injection.ts';
 import { eventually } from '../../../test/helpers/eventually.ts';
-import { startKubeApiServer, type KubeApiServer } from '../../../test/kube-api-server/index.ts';
+import { OPERATOR_RELEASE } from '../../../test/cluster/cluster-info.ts';
+import { freePort } from '../../../lib/net.ts';
+import { TestCluster } from '../helpers/cluster.ts';
 
-const NS = 'sluice-system';
+const NS = OPERATOR_RELEASE.namespace;
 const SVC = 'sluice-webhook';
 const SECRET = 'sluice-webhook-tls';
 const CONFIG_NAME = 'sluice-sidecar-injector';
@@ -24,7 +25,7 @@ const MWC = { group: 'admissionregistration.k8s.io', version: 'v1', plural: 'mut
 const SECRETS = { group: '', version: 'v1', plural: 'secrets' };
 const PODS = { group: '', version: 'v1', plural: 'pods' };
 
-let server: KubeApiServer;
+let cluster: TestCluster;
 let client: KubeClient;
 let injection: Injection;
 
@@ -55,33 +56,34 @@ async function createdPodIsInjected(): Promise<boolean> {
 }
 
 beforeAll(async () => {
-  server = await startKubeApiServer({ namespaces: [NS] });
-  const kc = new KubeConfig();
-  kc.loadFromString(server.kubeconfig);
-  client = new KubeClient(kc);
-  await client.create(resourcePath({ group: '', version: 'v1', plural: 'namespaces' }), { metadata: { name: 'shop', labels: { 'sluice.dev/injection': 'enabled' } } });
+  cluster = await TestCluster.start(['shop']);
+  client = cluster.client;
+  await client.patch('/api/v1/namespaces/shop', { metadata: { labels: { 'sluice.dev/injection': 'enabled' } } });
+  // The API server here cannot reach a Service: the configuration names the webhook by URL.
+  const port = await freePort();
+  const url = `https://127.0.0.1:${port}`;
   await client.create(resourcePath(MWC), {
     apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: CONFIG_NAME },
     webhooks: [{
       name: 'namespace.inject.sluice.dev', failurePolicy: 'Fail', sideEffects: 'None', admissionReviewVersions: ['v1'], timeoutSeconds: 5,
-      clientConfig: { service: { namespace: NS, name: SVC, path: '/mutate-pods', port: 443 } },
+      clientConfig: { url: `${url}/mutate-pods` },
       rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }],
       namespaceSelector: { matchLabels: { 'sluice.dev/injection': 'enabled' } },
     }],
   });
   injection = await startInjection({
-    client, namespace: NS, serviceName: SVC, secretName: SECRET, webhookConfigName: CONFIG_NAME, listen: '127.0.0.1:0',
+    client, namespace: NS, serviceName: SVC, secretName: SECRET, webhookConfigName: CONFIG_NAME, listen: `127.0.0.1:${port}`, webhookUrl: url,
     values: { image: 'ghcr.io/sluice-dev/sluice-proxy:0.1.0', operatorAddress: `sluice-discovery.${NS}.svc:15010` },
     // Serving certificates renewed every 2s, the CA every 8s; replicas re-read every 300ms.
     certPolicy: { servingLifetimeMs: 3_000, caLifetimeMs: 12_000, renewFraction: 2 / 3, backdateMs: 0 },
     resyncMs: 300,
   });
-  server.resolveServices({ [`${NS}/${SVC}`]: `https://127.0.0.1:${injection.port}` });
 });
 
 afterAll(async () => {
+  await client?.delete(resourcePath(MWC, undefined, CONFIG_NAME)).catch(() => {});
   await injection?.stop();
-  await server?.stop();
+  await cluster?.stop();
 });
 
 describe('webhook certificate rotation', () => {

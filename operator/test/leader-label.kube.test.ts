@@ -38,7 +38,7 @@ async function startSidecarFor(name: string): Promise<void> {
   const pod = await cluster.createPod('shop', name, { app: 'push-hub' });
   sidecars.set(name, await spawnSidecar([
     '--operator', op.address,
-    '--pod-name', name, '--pod-namespace', 'shop', '--token-file', cluster.tokenFileFor(pod),
+    '--pod-name', name, '--pod-namespace', 'shop', '--token-file', await cluster.tokenFileFor(pod),
     '--lock-nodes', nodes.map((n) => n.url).join(','),
     '--id', name,
     '--log-level', 'warn',
@@ -132,7 +132,7 @@ describe('LeaderElection reconciler with real sidecars', () => {
     const pod = await cluster.client.get(`/api/v1/namespaces/shop/pods/${first}`);
     sidecars.set(first, await spawnSidecar([
       '--operator', op.address,
-      '--pod-name', first, '--pod-namespace', 'shop', '--token-file', cluster.tokenFileFor(pod),
+      '--pod-name', first, '--pod-namespace', 'shop', '--token-file', await cluster.tokenFileFor(pod),
       '--lock-nodes', nodes.map((n) => n.url).join(','), '--id', `${first}-2`, '--log-level', 'warn',
     ]));
     sidecars.get(leader)!.kill('SIGTERM');

@@ -1,29 +1,27 @@
 /**
- * The informer against the API test server: list+watch, 410 Gone → relist, and a relist that
- * still reports deletions that happened while it was not watching.
+ * The informer against the real API server: list+watch, 410 Gone → relist, and a relist that
+ * still reports deletions that happened while it was not watching. The control plane serves
+ * ConfigMap watches straight from etcd (no watch cache for them), so compacting etcd makes an old
+ * resourceVersion truly expired, as a long outage would.
  */
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKubeApiServer, type KubeApiServer } from '../../test/kube-api-server/index.ts';
+import { compactEtcd } from '../../test/cluster/etcd.ts';
 import { eventually } from '../../test/helpers/eventually.ts';
 import { silentLogger } from '../../lib/log.ts';
 import { Informer, type InformerEvent } from '../src/informer.ts';
-import { KubeClient } from '../src/kube-client.ts';
+import type { KubeClient } from '../src/kube-client.ts';
+import { clusterInfo, TestCluster } from './helpers/cluster.ts';
 
-let server: KubeApiServer;
+let cluster: TestCluster;
 let client: KubeClient;
 
 beforeAll(async () => {
-  // A short history, so an old resourceVersion is quickly "too old" (410 Gone).
-  server = await startKubeApiServer({ historySize: 5, namespaces: ['t'] });
-  const kc = new KubeConfig();
-  kc.loadFromFile(server.kubeconfigPath);
-  client = new KubeClient(kc);
+  cluster = await TestCluster.start(['t']);
+  client = cluster.client;
 });
 
 afterAll(async () => {
-  client?.close();
-  await server?.stop();
+  await cluster?.stop();
 });
 
 const cm = (name: string) => client.create('/api/v1/namespaces/t/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 't' }, data: { v: '1' } });
@@ -32,7 +30,7 @@ describe('Informer', () => {
   it('lists, then follows adds, updates and deletes', async () => {
     await cm('before');
     const events: string[] = [];
-    const inf = new Informer({ client, path: '/api/v1/configmaps', logger: silentLogger });
+    const inf = new Informer({ client, path: '/api/v1/namespaces/t/configmaps', logger: silentLogger });
     inf.on((e: InformerEvent, o) => events.push(`${e}:${o.metadata.name}`));
     inf.start();
     await inf.synced;
@@ -40,7 +38,7 @@ describe('Informer', () => {
     await cm('after');
     await client.patch('/api/v1/namespaces/t/configmaps/after', { data: { v: '2' } });
     await client.delete('/api/v1/namespaces/t/configmaps/before');
-    await eventually(() => expect(events.filter((e) => !e.startsWith('add:kube'))).toEqual(['add:before', 'add:after', 'update:after', 'delete:before']));
+    await eventually(() => expect(events.filter((e) => !e.startsWith('add:kube-root-ca'))).toEqual(['add:before', 'add:after', 'update:after', 'delete:before']));
     expect(inf.get('t/after')?.data).toEqual({ v: '2' });
     inf.stop();
   });
@@ -56,6 +54,7 @@ describe('Informer', () => {
     // While it is away: deletions and more writes than the server's history keeps.
     await client.delete('/api/v1/namespaces/t/configmaps/doomed');
     for (let i = 0; i < 10; i++) await cm(`churn-${i}`);
+    await compactEtcd(clusterInfo().etcd);
     // Resume from the stale resourceVersion, as a watch reconnecting after an outage would.
     (inf as unknown as { stopped: boolean }).stopped = false;
     await (inf as unknown as { watch(): Promise<void> }).watch();

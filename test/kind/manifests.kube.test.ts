@@ -1,7 +1,10 @@
 /**
- * The example manifests (examples/k8s/, examples/<app>/k8s/) against the Kubernetes API test
- * server, with real kubectl, and with the operator's injection webhook running in-process,
- * configured exactly as `helm install -f test/kind/values.yaml` configures it in the kind e2e.
+ * The example manifests (examples/k8s/, examples/<app>/k8s/) on the real control plane, with real
+ * kubectl: their Deployments get ReplicaSets and Pods from the controller-manager, the Pods pass
+ * the real admission chain — the operator's injection webhook running in-process, configured
+ * exactly as `helm install -f test/kind/values.yaml` configures it in the kind e2e, then the API
+ * server's Pod validation and the namespace's `restricted` Pod Security enforcement — and the
+ * scheduler places them on kwok's nodes, where they run.
  *
  * What a broken manifest would do in a cluster, and what here catches it first:
  *  - a policy field misspelled or out of range     → refused by the CRD schema on apply
@@ -12,14 +15,14 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import { KubeClient } from '../../operator/src/kube-client.ts';
+import { freePort } from '../../lib/net.ts';
 import { injectionOptionsFromEnv, startInjection, type Injection } from '../../operator/src/injection/start-injection.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { kubectl } from '../helpers/kubectl.ts';
-import { startKubeApiServer, type KubeApiServer } from '../kube-api-server/index.ts';
+import { TestCluster } from '../../operator/test/helpers/cluster.ts';
+import { OPERATOR_RELEASE } from '../cluster/cluster-info.ts';
 import { CHART, helmOffline } from '../chart/render-chart.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -29,7 +32,7 @@ const APPS = ['user-service', 'push-hub', 'order-worker'] as const;
 const PRODUCERS = { 'order-api': 'order-worker' } as const;
 const DEPLOYMENTS = [...APPS, ...Object.keys(PRODUCERS)];
 const VALUES = join(ROOT, 'test/kind/values.yaml');
-const RELEASE_NS = 'sluice-system';
+const RELEASE_NS = OPERATOR_RELEASE.namespace;
 /** The sidecar's listeners, which take over the app's port names (operator/src/injection). */
 const TAKEN_OVER = { http: 15080, grpc: 15081 } as const;
 const POLICY_KINDS = ['RateLimitPolicy', 'CircuitBreakerPolicy', 'TaskQueue', 'LeaderElection'];
@@ -98,10 +101,10 @@ function containedIn(expected: unknown, actual: unknown, path = ''): string[] {
   return expected === actual ? [] : [`${path}: ${JSON.stringify(actual)} ≠ ${JSON.stringify(expected)}`];
 }
 
-let server: KubeApiServer;
+let cluster: TestCluster;
 let injection: Injection | undefined;
 let work: string;
-const k = (...args: string[]) => kubectl(server.kubeconfigPath, args);
+const k = (...args: string[]) => kubectl(cluster.kubeconfigPath, args);
 async function getJson(...args: string[]): Promise<any> {
   const r = await k('get', ...args, '-o', 'json');
   if (r.code !== 0) throw new Error(`kubectl get ${args.join(' ')}: ${r.stderr}`);
@@ -110,41 +113,44 @@ async function getJson(...args: string[]): Promise<any> {
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'sluice-kind-manifests-'));
-  // `pods`: Deployments get ReplicaSets and Pods through the API, so the webhook runs on them.
-  server = await startKubeApiServer({ workloads: 'pods', namespaces: [RELEASE_NS] });
+  // The manifests create the shop and redis namespaces themselves: none may be left from before.
+  cluster = await TestCluster.start([], { absent: ['shop', 'redis'] });
 
   // What `helm install sluice charts/sluice -f test/kind/values.yaml` gives the cluster: the
-  // webhook configuration, and the operator's injection config and environment.
-  const rendered = await helmOffline(['template', 'sluice', CHART, '--namespace', RELEASE_NS, '-f', VALUES]);
+  // webhook configuration, and the operator's injection config and environment. The API server
+  // here cannot reach a Service, so the webhook is named by URL.
+  const port = await freePort();
+  const rendered = await helmOffline(['template', 'sluice', CHART, '--namespace', RELEASE_NS, '-f', VALUES, '--set', `webhook.url=https://127.0.0.1:${port}`]);
   if (rendered.code !== 0) throw new Error(`helm template -f test/kind/values.yaml: ${rendered.stderr}`);
   const chart = parseAllDocuments(rendered.stdout).map((d) => d.toJS() as Obj | null).filter((d): d is Obj => d !== null);
   const webhookConfig = chart.find((d) => d.kind === 'MutatingWebhookConfiguration');
   const configMap = chart.find((d) => d.kind === 'ConfigMap' && typeof d.data?.['injection.json'] === 'string');
   const operator = chart.find((d) => d.kind === 'Deployment');
   if (!webhookConfig || !configMap || !operator) throw new Error('the chart rendered no webhook configuration, injection ConfigMap or operator Deployment');
-  const applied = await kubectl(server.kubeconfigPath, ['apply', '-f', '-'], { input: stringify(webhookConfig) });
+  const applied = await kubectl(cluster.kubeconfigPath, ['apply', '-f', '-'], { input: stringify(webhookConfig) });
   if (applied.code !== 0) throw new Error(`applying the chart's MutatingWebhookConfiguration: ${applied.stderr}`);
 
   const configFile = join(work, 'injection.json');
   writeFileSync(configFile, configMap.data['injection.json']);
   const env: NodeJS.ProcessEnv = {};
   for (const e of operator.spec.template.spec.containers[0].env as { name: string; value?: string }[]) if (e.value !== undefined) env[e.name] = e.value;
-  Object.assign(env, { SLUICE_OPERATOR_INJECTION_CONFIG: configFile, POD_NAMESPACE: RELEASE_NS, SLUICE_OPERATOR_WEBHOOK_LISTEN: '127.0.0.1:0' });
-  const kc = new KubeConfig();
-  kc.loadFromString(server.kubeconfig);
-  const options = injectionOptionsFromEnv(env, new KubeClient(kc));
+  Object.assign(env, { SLUICE_OPERATOR_INJECTION_CONFIG: configFile, POD_NAMESPACE: RELEASE_NS, SLUICE_OPERATOR_WEBHOOK_LISTEN: `127.0.0.1:${port}` });
+  const options = injectionOptionsFromEnv(env, cluster.client);
   if (!options) throw new Error('the rendered chart does not turn injection on');
+  expect(options.webhookUrl).toBe(`https://127.0.0.1:${port}`);
   injection = await startInjection(options);
-  server.resolveServices({ [`${RELEASE_NS}/${options.serviceName}`]: `https://127.0.0.1:${injection.port}` });
 });
 
 afterAll(async () => {
+  await cluster?.client.delete('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/sluice-sidecar-injector').catch(() => {});
   await injection?.stop();
-  await server?.stop();
+  // The examples' Deployments would keep their Pods running for the files after this one.
+  await k('delete', 'namespace', 'shop', 'redis', '--wait=false').catch(() => {});
+  await cluster?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-describe('example manifests on the Kubernetes API test server', () => {
+describe('example manifests on the real control plane', () => {
   it('kubectl apply -f accepts every manifest, the shop namespace first', async () => {
     expect(manifests[0]?.docs[0]).toMatchObject({ kind: 'Namespace', metadata: { name: 'shop', labels: { 'sluice.dev/injection': 'enabled' } } });
     for (const m of manifests) {
@@ -175,7 +181,7 @@ describe('example manifests on the Kubernetes API test server', () => {
     const rlp = structuredClone(ofKind('RateLimitPolicy').find((e) => e.doc.metadata.name === 'user-api')!.doc);
     rlp.metadata.name = 'user-api-typo';
     rlp.spec.rules[1].scope = 'global';
-    const refused = await kubectl(server.kubeconfigPath, ['apply', '-f', '-'], { input: stringify(rlp) });
+    const refused = await kubectl(cluster.kubeconfigPath, ['apply', '-f', '-'], { input: stringify(rlp) });
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain('scope');
   });
@@ -281,8 +287,10 @@ describe('example manifests on the Kubernetes API test server', () => {
       const pods = await eventually(async () => {
         const list = (await getJson('pods', '-n', 'shop', '-l', `app=${app}`)).items as Obj[];
         expect(list).toHaveLength(replicas);
+        // Scheduled onto a kwok node, and running there.
+        for (const p of list) expect(`${p.spec.nodeName} ${p.status?.phase}`).toMatch(/^kwok-node-\d+ Running$/);
         return list;
-      }, { timeoutMs: 10_000, intervalMs: 100 });
+      }, { timeoutMs: 60_000, intervalMs: 250 });
       for (const pod of pods) {
         const where = `${app} pod ${pod.metadata.name}`;
         expect(pod.metadata.labels?.['sluice.dev/proxy'], where).toBe('injected');
@@ -313,8 +321,11 @@ describe('example manifests on the Kubernetes API test server', () => {
       }
     }
     // Redis lives outside the injected namespace.
-    const redisPods = (await getJson('pods', '-n', 'redis')).items as Obj[];
-    expect(redisPods).toHaveLength(4);
+    const redisPods = await eventually(async () => {
+      const list = (await getJson('pods', '-n', 'redis')).items as Obj[];
+      expect(list).toHaveLength(4);
+      return list;
+    }, { timeoutMs: 60_000, intervalMs: 250 });
     for (const pod of redisPods) expect(pod.spec.initContainers ?? [], pod.metadata.name).toEqual([]);
   });
 

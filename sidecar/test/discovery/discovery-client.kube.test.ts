@@ -27,11 +27,11 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-function connect(pod: KubeObject, opts: { tokenFile?: string; compile?: CompileSnapshot; targets?: string[] } = {}) {
+async function connect(pod: KubeObject, opts: { tokenFile?: string; compile?: CompileSnapshot; targets?: string[] } = {}) {
   const store = new PolicyStore();
   const client = new DiscoveryClient({
     targets: opts.targets ?? [op.address],
-    identity: { namespace: pod.metadata.namespace as string, name: pod.metadata.name, tokenFile: opts.tokenFile ?? cluster.tokenFileFor(pod) },
+    identity: { namespace: pod.metadata.namespace as string, name: pod.metadata.name, tokenFile: opts.tokenFile ?? (await cluster.tokenFileFor(pod)) },
     sidecarId: `test-${pod.metadata.name}`,
     store,
     logger: silentLogger,
@@ -47,7 +47,7 @@ describe('discovery client', () => {
   it('receives the snapshot of its pod and enforces nothing before it', async () => {
     const pod = await cluster.createPod('shop', 'api-1', { app: 'api' });
     await cluster.apply(rateLimitPolicy('api', { requests: 10, selector: { app: 'api' } }));
-    const { store, client } = connect(pod);
+    const { store, client } = await connect(pod);
     expect(store.loaded).toBe(false);
     await eventually(() => {
       expect(store.loaded).toBe(true);
@@ -66,7 +66,7 @@ describe('discovery client', () => {
     };
     const pod = await cluster.createPod('skew', 'old-1', { app: 'old' });
     await cluster.apply(rateLimitPolicy('old', { requests: 10, selector: { app: 'old' }, namespace: 'skew' }));
-    const { store } = connect(pod, { compile: olderSidecar });
+    const { store } = await connect(pod, { compile: olderSidecar });
     await eventually(async () => {
       expect(condition(await cluster.getStatus('ratelimitpolicies', 'skew', 'old'), 'Programmed')?.status).toBe('True');
     });
@@ -94,7 +94,7 @@ describe('discovery client', () => {
   it('a token bound to another pod is refused, and the claimed pod gets nothing', async () => {
     const victim = await cluster.createPod('shop', 'victim-1', { app: 'api' });
     const attacker = await cluster.createPod('shop', 'attacker-1', { app: 'nothing' });
-    const { store, client } = connect(victim, { tokenFile: cluster.tokenFileFor(attacker) });
+    const { store, client } = await connect(victim, { tokenFile: await cluster.tokenFileFor(attacker) });
     await eventually(() => expect(client.lastError).toMatch(/PERMISSION_DENIED.*bound to pod shop\/attacker-1/));
     expect(store.loaded).toBe(false);
     await client.close();
@@ -102,16 +102,31 @@ describe('discovery client', () => {
 
   it('a token for another audience is refused as unauthenticated', async () => {
     const pod = await cluster.createPod('shop', 'api-2', { app: 'api' });
-    const { store, client } = connect(pod, { tokenFile: cluster.tokenFileFor(pod, 'https://kubernetes.default.svc') });
+    const { store, client } = await connect(pod, { tokenFile: await cluster.tokenFileFor(pod, 'https://kubernetes.default.svc') });
     await eventually(() => expect(client.lastError).toMatch(/UNAUTHENTICATED/));
     expect(store.loaded).toBe(false);
     await client.close();
   });
 
+  it('a token bound to a Pod is refused once that Pod is deleted', async () => {
+    const pod = await cluster.createPod('shop', 'api-gone', { app: 'api' });
+    const tokenFile = await cluster.tokenFileFor(pod);
+    const first = await connect(pod, { tokenFile });
+    await eventually(() => expect(first.store.loaded).toBe(true));
+    await first.client.close();
+    await cluster.client.delete(`/api/v1/namespaces/shop/pods/api-gone?gracePeriodSeconds=0`);
+    await eventually(async () => expect(await cluster.client.get('/api/v1/namespaces/shop/pods/api-gone').then(() => 'present', () => 'gone')).toBe('gone'), { timeoutMs: 30_000 });
+    // The same token, as a restarted sidecar of the deleted pod would present it.
+    const again = await connect(pod, { tokenFile });
+    await eventually(() => expect(again.client.lastError).toMatch(/UNAUTHENTICATED|PERMISSION_DENIED/));
+    expect(again.store.loaded).toBe(false);
+    await again.client.close();
+  });
+
   it('moves on to the next operator address when one does not answer', async () => {
     const pod = await cluster.createPod('shop', 'api-3', { app: 'api' });
     // The first address refuses connections; the client must back off and try the operator.
-    const { store, client } = connect(pod, { targets: ['127.0.0.1:1', op.address] });
+    const { store, client } = await connect(pod, { targets: ['127.0.0.1:1', op.address] });
     await eventually(() => expect(store.current.rateLimits.map((r) => r.id)).toEqual(['shop/api/all']));
     expect(client.reconnects).toBeGreaterThanOrEqual(1);
     expect(store.source).toBe(`operator:${op.address}`);
@@ -136,7 +151,7 @@ spec:
 `;
     const pod = await cluster.createPod('shop', 'producer-1', { app: 'producer' });
     await cluster.apply(rateLimitPolicy('producer', { requests: 10, selector: { app: 'producer' } }));
-    const { store } = connect(pod, { compile: skewed });
+    const { store } = await connect(pod, { compile: skewed });
     await eventually(() => expect(store.current.rateLimits.map((r) => r.id)).toEqual(['shop/producer/all']));
     const before = store.current.version;
     // "future" first, seen by the operator before "orders": the snapshot that brings "orders" has both.

@@ -1,7 +1,8 @@
 /**
  * The real `sluice-operator` process, started with the env the chart gives it, serves the webhook:
- * it issues its certificate, patches the caBundle, and a pod created through the API test server
- * comes back injected. SIGTERM stops it cleanly. This is the wiring in operator/bin, tested.
+ * it issues its certificate, patches the caBundle, and a pod created through the API server
+ * comes back injected — through the real kube-apiserver, the operator acting as the chart's
+ * service account. SIGTERM stops it cleanly. This is the wiring in operator/bin, tested.
  * [discovery TLS] The same certificate secures PolicyDiscovery: the injected sidecar carries the
  * CA bundle in SLUICE_OPERATOR_CA, and a sidecar started with exactly that env connects over TLS.
  */
@@ -13,26 +14,32 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../../../test/helpers/eventually.ts';
 import { freePort } from '../../../lib/net.ts';
-import { startKubeApiServer, type KubeApiServer, type KubeObject } from '../../../test/kube-api-server/index.ts';
+import { OPERATOR_RELEASE } from '../../../test/cluster/cluster-info.ts';
+import type { KubeObject } from '../../src/kube-client.ts';
+import { TestCluster } from '../helpers/cluster.ts';
 import { Sidecar } from '../../../sidecar/src/sidecar.ts';
 import { parseCliOptions } from '../../../sidecar/src/cli-options.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
-const NS = 'sluice-system';
-let server: KubeApiServer;
+const NS = OPERATOR_RELEASE.namespace;
+const MWC = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations';
+let cluster: TestCluster;
 let child: ChildProcess;
 let work: string;
 let stderr = '';
 let injectedPod: KubeObject;
 
 beforeAll(async () => {
-  server = await startKubeApiServer({ namespaces: [NS] });
-  await server.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels: { 'sluice.dev/injection': 'enabled' } } });
-  await server.create({
+  cluster = await TestCluster.start(['shop']);
+  await cluster.client.patch('/api/v1/namespaces/shop', { metadata: { labels: { 'sluice.dev/injection': 'enabled' } } });
+  // The API server here cannot reach a Service: the configuration names the webhook by URL.
+  const port = await freePort();
+  const url = `https://127.0.0.1:${port}`;
+  await cluster.client.create(MWC, {
     apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'sluice-sidecar-injector' },
     webhooks: [{
       name: 'namespace.inject.sluice.dev', sideEffects: 'None', admissionReviewVersions: ['v1'], failurePolicy: 'Fail', timeoutSeconds: 5,
-      clientConfig: { service: { namespace: NS, name: 'sluice-webhook', path: '/mutate-pods' } },
+      clientConfig: { url: `${url}/mutate-pods` },
       rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }],
       namespaceSelector: { matchLabels: { 'sluice.dev/injection': 'enabled' } },
     }],
@@ -40,28 +47,27 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'sluice-opbin-'));
   const config = join(work, 'injection.json');
   writeFileSync(config, JSON.stringify({ image: 'ghcr.io/sluice-dev/sluice-proxy:0.1.0', operatorAddress: `sluice-discovery.${NS}.svc:15010` }));
-  const port = await freePort();
-  server.resolveServices({ [`${NS}/sluice-webhook`]: `https://127.0.0.1:${port}` });
-  child = spawn(process.execPath, [join(ROOT, 'operator/bin/sluice-operator.ts'), '--kubeconfig', server.kubeconfigPath, '--discovery', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
+  child = spawn(process.execPath, [join(ROOT, 'operator/bin/sluice-operator.ts'), '--kubeconfig', cluster.operatorKubeconfigPath, '--discovery', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
     cwd: ROOT,
-    env: { ...process.env, POD_NAMESPACE: NS, SLUICE_OPERATOR_INJECTION_CONFIG: config, SLUICE_OPERATOR_WEBHOOK_LISTEN: `127.0.0.1:${port}` },
+    env: { ...process.env, POD_NAMESPACE: NS, SLUICE_OPERATOR_INJECTION_CONFIG: config, SLUICE_OPERATOR_WEBHOOK_LISTEN: `127.0.0.1:${port}`, SLUICE_OPERATOR_WEBHOOK_URL: url },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
 });
 
 afterAll(async () => {
-  if (child.exitCode === null) child.kill('SIGKILL');
-  await server.stop();
+  if (child?.exitCode === null) child.kill('SIGKILL');
+  await cluster?.client.delete(`${MWC}/sluice-sidecar-injector`).catch(() => {});
+  await cluster?.stop();
   rmSync(work, { recursive: true, force: true });
 });
 
 describe('sluice-operator with injection on', () => {
   it('injects pods created through the API server', async () => {
     await eventually(() => expect(stderr).toContain('sidecar injection webhook listening'), { timeoutMs: 20_000, intervalMs: 100 });
-    const pod = await server.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-1', namespace: 'shop' }, spec: { containers: [{ name: 'app', image: 'example/app:1' }] } });
+    const pod = await eventually(() => cluster.client.create('/api/v1/namespaces/shop/pods', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web-1', namespace: 'shop' }, spec: { containers: [{ name: 'app', image: 'example/app:1' }] } }), { timeoutMs: 20_000 });
     expect(((pod.spec as { initContainers?: { name: string }[] }).initContainers ?? []).map((c) => c.name)).toEqual(['sluice-proxy']);
-    const secret = server.get('v1', 'Secret', 'sluice-webhook-tls', NS) as KubeObject;
+    const secret = await cluster.client.get(`/api/v1/namespaces/${NS}/secrets/sluice-webhook-tls`);
     expect(Object.keys(secret.data as object)).toContain('tls.crt');
     injectedPod = pod;
   });
@@ -73,7 +79,7 @@ describe('sluice-operator with injection on', () => {
       return JSON.parse(line as string) as { discovery: number; discoveryTls: boolean };
     }, { timeoutMs: 20_000, intervalMs: 100 });
     expect(started.discoveryTls).toBe(true);
-    const data = (server.get('v1', 'Secret', 'sluice-webhook-tls', NS) as KubeObject).data as Record<string, string>;
+    const data = (await cluster.client.get(`/api/v1/namespaces/${NS}/secrets/sluice-webhook-tls`)).data as Record<string, string>;
     const pem = (k: string) => Buffer.from(data[k] as string, 'base64').toString();
     expect(new X509Certificate(pem('tls.crt')).subjectAltName).toContain(`DNS:sluice-discovery.${NS}.svc`);
     const container = ((injectedPod.spec as { initContainers: { env: { name: string; value?: string }[] }[] }).initContainers[0])!;
@@ -81,10 +87,7 @@ describe('sluice-operator with injection on', () => {
     expect(env.SLUICE_OPERATOR_CA).toBe(pem('ca-bundle.crt'));
 
     // The sidecar's own CLI parsing of the injected env (inline PEM), pointed at the test port.
-    const tokenFile = join(work, 'token');
-    writeFileSync(tokenFile, server.mintServiceAccountToken({
-      namespace: 'shop', serviceAccount: 'default', podName: 'web-1', podUid: injectedPod.metadata.uid as string, audiences: ['sluice.dev/discovery'],
-    }));
+    const tokenFile = await cluster.tokenFileFor(injectedPod, 'sluice.dev/discovery');
     const opts = parseCliOptions(['--operator', `127.0.0.1:${started.discovery}`, '--operator-server-name', `sluice-discovery.${NS}.svc`,
       '--pod-name', 'web-1', '--pod-namespace', 'shop', '--token-file', tokenFile, '--listen-http', '127.0.0.1:0', '--listen-grpc', '127.0.0.1:0',
       '--admin', '127.0.0.1:0', '--local-api', '127.0.0.1:0', '--log-level', 'silent'], { SLUICE_OPERATOR_CA: env.SLUICE_OPERATOR_CA });
