@@ -59,7 +59,8 @@ export class CircuitEvents {
       return;
     }
     metrics.circuitTransitions.inc({ result: 'recorded' });
-    this.opts.events.record(policy, t.to === 'open' ? 'Warning' : 'Normal', reason, message(podKey, t, verdict.suppressed));
+    const dryRun = policy.spec?.mode === 'DryRun' ? ' (DryRun: calls are counted, not rejected)' : '';
+    this.opts.events.record(policy, t.to === 'open' ? 'Warning' : 'Normal', reason, `${message(podKey, t, verdict.suppressed)}${dryRun}`);
   }
 
   private refusal(pod: KubeObject, t: CircuitTransition): string | undefined {
