@@ -56,11 +56,17 @@ export class CircuitTransitionReporter {
       this.dropped++;
       return;
     }
-    const sent = send({
-      policyNamespace, policyName, rule: rule.name,
-      from: change.from, to: change.to, reason: change.reason,
-      timeUnixMs: this.opts.clock.wallNow(), openMs: change.openMs ?? 0, dropped: this.dropped,
-    });
+    let sent: boolean;
+    try {
+      sent = send({
+        policyNamespace, policyName, rule: rule.name,
+        from: change.from, to: change.to, reason: change.reason,
+        timeUnixMs: this.opts.clock.wallNow(), openMs: change.openMs ?? 0, dropped: this.dropped,
+      });
+    } catch {
+      // Called from the breaker on the request path: a stream that broke mid-write loses this one.
+      sent = false;
+    }
     if (sent) this.dropped = 0;
     else this.dropped++;
   }
