@@ -100,4 +100,23 @@ spec:
     });
     expect((await eventsOf('web-backend')).filter((e) => e.message.includes('other-1'))).toEqual([]);
   });
+
+  it('a flapping circuit cannot flood the API server: Events per policy and reason are throttled', async () => {
+    const opened = async () => (await eventsOf('web-backend')).filter((e) => e.reason === 'CircuitOpened').length;
+    const before = await opened();
+    // Straight onto the stream, past the sidecar's own rate limit: the operator must hold the line.
+    for (let i = 0; i < 20; i++) {
+      expect(pod.sidecar.discovery!.sendCircuitTransition({
+        policyNamespace: 'shop', policyName: 'web-backend', rule: 'upstream', from: 'half-open', to: 'open',
+        reason: 'ProbeFailed', timeUnixMs: Date.now(), openMs: 2000, dropped: 0,
+      })).toBe(true);
+    }
+    const metric = async (result: string) => Number(new RegExp(`sluice_operator_circuit_transitions_total\\{result="${result}"\\} (\\d+)`).exec(await (await fetch(`${op.admin}/metrics`)).text())?.[1] ?? 0);
+    await eventually(async () => expect(await metric('recorded') + await metric('throttled')).toBe(3 + 20));
+    // The first test used one of the burst of 5 for CircuitOpened; the rest refill at one per 30 s.
+    expect(await metric('throttled')).toBeGreaterThanOrEqual(14);
+    const throttled = await metric('throttled');
+    await eventually(async () => expect(await opened()).toBe(before + 20 - throttled));
+    expect(await opened()).toBeLessThanOrEqual(6);
+  });
 });
