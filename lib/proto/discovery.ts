@@ -19,13 +19,27 @@ export interface Hello {
 export interface Ack { version: string }
 export interface Nack { version: string; error: string }
 export interface Report { json: string }
+/** A breaker rule's circuit changed state in the sidecar (a narrative: the operator records an Event). */
+export interface CircuitTransition {
+  policyNamespace: string;
+  policyName: string;
+  rule: string;
+  from: string;
+  to: string;
+  reason: string;
+  timeUnixMs: number;
+  openMs: number;
+  /** Transitions the sidecar did not send since its previous one (its own rate limit). */
+  dropped: number;
+}
 
 /** What a sidecar sends; exactly one field is set (proto `oneof message`). */
 export type DiscoveryRequest =
   | { hello: Hello; message?: 'hello' }
   | { ack: Ack; message?: 'ack' }
   | { nack: Nack; message?: 'nack' }
-  | { report: Report; message?: 'report' };
+  | { report: Report; message?: 'report' }
+  | { circuitTransition: CircuitTransition; message?: 'circuitTransition' };
 
 export interface PolicyResource {
   kind: string;

@@ -18,7 +18,7 @@
  * snapshot without re-applying it. The serving certificate rotates every ~60 days.
  */
 import * as grpc from '@grpc/grpc-js';
-import { policyDiscovery, type DiscoveryRequest, type Hello, type ServerDiscoveryStream } from '../../lib/proto/discovery.ts';
+import { policyDiscovery, type CircuitTransition, type DiscoveryRequest, type Hello, type ServerDiscoveryStream } from '../../lib/proto/discovery.ts';
 import type { Logger } from '../../lib/log.ts';
 import { SidecarAuthError } from './errors.ts';
 import { objectKey, type KubeObject } from './kube-client.ts';
@@ -44,6 +44,8 @@ export interface DiscoveryServerOptions {
   onProgress: (podKey: string, refs: Iterable<string>) => void;
   /** [issue 7] A sidecar sent a report (leadership, health): the authenticated pod and its JSON. */
   onReport?: (podKey: string, podUid: string, report: unknown) => void;
+  /** A sidecar reported a circuit transition: the authenticated pod (as the informer or its Hello knows it). */
+  onCircuitTransition?: (pod: KubeObject, transition: CircuitTransition) => void;
   logger: Logger;
   metrics: OperatorMetrics;
 }
@@ -263,6 +265,9 @@ export class DiscoveryServer {
           conn.report = { unparsable: msg.report.json.slice(0, 200) };
         }
         this.opts.onReport?.(conn.podKey, conn.podUid, conn.report); // [issue 7] leadership reports
+      } else if ('circuitTransition' in msg && msg.circuitTransition) {
+        const pod = this.opts.pod(conn.podKey) ?? conn.seenPod;
+        if (pod && pod.metadata.uid === conn.podUid) this.opts.onCircuitTransition?.(pod, msg.circuitTransition);
       }
     });
     const closed = () => {

@@ -1,5 +1,6 @@
 /**
- * Kubernetes Events on condition transitions (what `kubectl describe` shows under Events).
+ * Kubernetes Events on condition transitions and on circuit transitions reported by sidecars
+ * (what `kubectl describe` shows under Events).
  * Best effort: an Event that cannot be written is logged, never retried, and never fails a
  * reconcile — status is the record of truth, Events are the narrative.
  */

@@ -9,6 +9,7 @@ export class OperatorMetrics {
   readonly snapshotsSent = new Counter({ name: 'sluice_operator_snapshots_sent_total', help: 'Snapshots pushed to sidecars.', registers: [this.registry] });
   readonly acks = new Counter({ name: 'sluice_operator_snapshot_answers_total', help: 'Sidecar answers to snapshots (ack, nack).', labelNames: ['result'] as const, registers: [this.registry] });
   readonly authFailures = new Counter({ name: 'sluice_operator_sidecar_auth_failures_total', help: 'Discovery streams refused because the sidecar could not prove its pod.', registers: [this.registry] });
+  readonly circuitTransitions = new Counter({ name: 'sluice_operator_circuit_transitions_total', help: 'Circuit transitions reported by sidecars, by result (recorded as an Event, throttled, refused).', labelNames: ['result'] as const, registers: [this.registry] });
   readonly leader = new Gauge({ name: 'sluice_operator_leader', help: '1 while this replica holds the leader lease.', registers: [this.registry] });
   readonly queueDepth = new Gauge({ name: 'sluice_operator_queue_depth', help: 'Keys waiting in each reconciler work queue.', labelNames: ['kind'] as const, registers: [this.registry],
     collect: () => { for (const [kind, depth] of Object.entries(this.queueDepths())) this.queueDepth.set({ kind }, depth); } });

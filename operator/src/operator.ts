@@ -20,6 +20,7 @@ import { createAdminServer } from './admin-server.ts';
 import { DiscoveryServer } from './discovery-server.ts';
 import { isNotFound } from './errors.ts';
 import { EventRecorder } from './event-recorder.ts';
+import { CircuitEvents } from './circuit-events.ts';
 import { Informer } from './informer.ts';
 import { PODS, POLICY_KINDS, type PolicyKind } from './kinds.ts';
 import { KubeClient, objectKey, resourcePath, type KubeObject } from './kube-client.ts';
@@ -88,6 +89,9 @@ export class Operator {
       }
     }
 
+    const breakers = this.policies.get('CircuitBreakerPolicy') as Informer;
+    const circuitEvents = new CircuitEvents({ policy: (key) => breakers.get(key), events, clock: this.clock, logger, metrics: this.metrics });
+
     this.discovery = new DiscoveryServer({
       listen: bindAddress(opts.discovery),
       index: this.index,
@@ -97,6 +101,7 @@ export class Operator {
       isServing: () => this.leading,
       onProgress: (podKey, refs) => this.onProgress(podKey, refs),
       onReport: (podKey, podUid, report) => this.onReport(podKey, podUid, report), // [issue 7]
+      onCircuitTransition: (pod, t) => circuitEvents.onTransition(pod, t),
       logger,
       metrics: this.metrics,
     });

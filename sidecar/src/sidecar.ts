@@ -21,6 +21,7 @@ import { GrpcProxy } from './grpc/grpc-proxy.ts'; // gRPC listener (issue 3)
 import { DiscoveryClient } from './discovery/discovery-client.ts'; // operator mode (issue 6)
 import { resolvePodIdentity } from './discovery/pod-identity.ts'; // operator mode (issue 6)
 import { livePageRoutes } from './admin/live-page.ts'; // live page: GET /ui, /v1/live (issue 8)
+import { CircuitTransitionReporter } from './breaker/circuit-transition-reporter.ts';
 
 export interface SidecarOptions {
   /** Standalone mode: policies from this YAML file, reloaded on change. */
@@ -102,11 +103,14 @@ export class Sidecar {
   private stopping: Promise<void> | undefined;
   /** Set by the Redis feature when --redis is given; Global rules use it. */
   globalLimiter: GlobalLimiterFactory | undefined;
+  /** Circuit state changes: a log line each, and (operator mode) a report the operator turns into an Event. */
+  readonly circuitTransitions: CircuitTransitionReporter;
 
   constructor(opts: SidecarOptions, deps: { clock?: Clock; logger?: Logger } = {}) {
     this.opts = opts;
     this.clock = deps.clock ?? systemClock;
     this.logger = deps.logger ?? createLogger(opts.logLevel, { component: 'sluice-proxy', id: opts.id });
+    this.circuitTransitions = new CircuitTransitionReporter({ logger: this.logger.child({ feature: 'breaker' }), clock: this.clock });
   }
 
   async start(): Promise<Addresses> {
@@ -117,7 +121,10 @@ export class Sidecar {
     await this.createFeatures();
     registerRedisHealthMetrics(this.metrics.registry, () => this.features.flatMap((f) => f.redisHealths?.() ?? []));
 
-    this.engine = new PolicyEngine(this.store.current, { clock: this.clock, metrics: this.metrics, globalLimiter: this.globalLimiter });
+    this.engine = new PolicyEngine(this.store.current, {
+      clock: this.clock, metrics: this.metrics, globalLimiter: this.globalLimiter,
+      onCircuitChange: (rule, change) => this.circuitTransitions.record(rule, change),
+    });
     this.store.subscribe((plan) => this.onPlan(plan));
 
     if (opts.config) {
@@ -138,6 +145,8 @@ export class Sidecar {
         ...(opts.operatorCa ? { tls: { caPem: opts.operatorCa, ...(opts.operatorServerName ? { serverName: opts.operatorServerName } : {}) } } : {}), // [discovery TLS]
       });
       this.features.push(this.discovery);
+      const discovery = this.discovery;
+      this.circuitTransitions.send = (t) => discovery.sendCircuitTransition(t);
       // [issue 7] leadership reports: on every change (and renewal) of any election, and on (re)connect.
       this.features.find((f): f is LeadershipFeature => f instanceof LeadershipFeature)?.onChange(() => this.reportLeadership());
       this.discovery.start();

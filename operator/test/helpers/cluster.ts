@@ -244,10 +244,10 @@ export async function startPodWithSidecar(
   namespace: string,
   name: string,
   labels: Record<string, string>,
-  { redis, operatorCa, operatorServerName }: { redis?: string; operatorCa?: string; operatorServerName?: string } = {},
+  { redis, operatorCa, operatorServerName, appHandler }: { redis?: string; operatorCa?: string; operatorServerName?: string; appHandler?: Parameters<typeof startApp>[0] } = {},
 ): Promise<PodWithSidecar> {
   const pod = await cluster.createPod(namespace, name, labels);
-  const app = await startApp();
+  const app = await startApp(appHandler);
   const sidecar = new Sidecar({
     operator: operatorAddress,
     podName: name,

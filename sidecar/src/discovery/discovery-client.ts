@@ -21,7 +21,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Backoff } from '../../../lib/backoff.ts';
 import { compilePlan } from '../../../lib/policy/compile.ts';
 import type { Plan, TaskQueuePlan } from '../../../lib/policy/plan.ts';
-import { policyDiscovery, type DiscoveryResponse, type DiscoveryStream, type PolicyDiscoveryClient, type Snapshot } from '../../../lib/proto/discovery.ts';
+import { policyDiscovery, type CircuitTransition, type DiscoveryResponse, type DiscoveryStream, type PolicyDiscoveryClient, type Snapshot } from '../../../lib/proto/discovery.ts';
 import type { ReadinessCheck } from '../admin/admin-server.ts';
 import type { PolicyStore } from '../config/policy-store.ts';
 import type { Logger } from '../../../lib/log.ts';
@@ -92,6 +92,16 @@ export class DiscoveryClient {
   /** Sends a free-form report (leadership, health) if connected; dropped otherwise (reports are state, not events). */
   report(data: unknown): void {
     if (this.connected) this.stream?.write({ report: { json: JSON.stringify(data) } });
+  }
+
+  /**
+   * Sends a circuit transition (the operator records it as an Event on the policy); false when
+   * not connected — transitions are a narrative, not state, so they are not queued for later.
+   */
+  sendCircuitTransition(t: CircuitTransition): boolean {
+    if (!this.connected || !this.stream) return false;
+    this.stream.write({ circuitTransition: t });
+    return true;
   }
 
   readiness(): ReadinessCheck {

@@ -33,6 +33,9 @@ export interface WebSocketStep {
   readonly open: { count: number };
 }
 
+/** Told of every circuit state change (logs and the operator's Events); must not throw. */
+export type CircuitChangeListener = (rule: BreakerRule, change: StateChange) => void;
+
 /** A Global rule's limiter, supplied by the Redis feature; it owns its fallback. */
 export type GlobalLimiterFactory = (rule: RateLimitRule) => Limiter & { close(): void };
 
@@ -50,7 +53,7 @@ export class Chain {
   readonly warnings: readonly string[];
   private readonly owned: Map<string, unknown>;
 
-  constructor(plan: Plan, deps: { metrics: SidecarMetrics; now: () => number; globalLimiter?: GlobalLimiterFactory; previous?: Chain }) {
+  constructor(plan: Plan, deps: { metrics: SidecarMetrics; now: () => number; globalLimiter?: GlobalLimiterFactory; onCircuitChange?: CircuitChangeListener; previous?: Chain }) {
     this.plan = plan;
     const warnings: string[] = [];
     const prev = deps.previous?.owned ?? new Map<string, unknown>();
@@ -95,6 +98,7 @@ export class Chain {
           (c: StateChange) => {
             gauge.set(c.to === 'closed' ? 0 : c.to === 'open' ? 1 : 2);
             m.circuitTransitions.labels(rule.id, c.from, c.to, c.reason).inc();
+            deps.onCircuitChange?.(rule, c);
           },
         );
       });

@@ -5,7 +5,7 @@ import { ADMIT, ADMIT_PROBE, REJECT, type Admission } from '../breaker/circuit-b
 import type { Decision } from '../limit/limiter.ts';
 import type { CounterCell } from '../hot-metrics.ts';
 import type { SidecarMetrics } from '../metrics.ts';
-import { Chain, type BreakerStep, type GlobalLimiterFactory, type LimitStep } from './chain.ts';
+import { Chain, type BreakerStep, type CircuitChangeListener, type GlobalLimiterFactory, type LimitStep } from './chain.ts';
 
 /** How a forwarded call ended, as the listener saw it. */
 export interface CallOutcome {
@@ -94,14 +94,16 @@ export class PolicyEngine {
   private readonly clock: Clock;
   private readonly metrics: SidecarMetrics;
   private readonly globalLimiter: GlobalLimiterFactory | undefined;
+  private readonly onCircuitChange: CircuitChangeListener | undefined;
   /** Per route, the request counters by protocol × decision, resolved on first use. */
   private readonly requestCells = new Map<string, (CounterCell | undefined)[]>();
 
-  constructor(plan: Plan, deps: { clock: Clock; metrics: SidecarMetrics; globalLimiter?: GlobalLimiterFactory }) {
+  constructor(plan: Plan, deps: { clock: Clock; metrics: SidecarMetrics; globalLimiter?: GlobalLimiterFactory; onCircuitChange?: CircuitChangeListener }) {
     this.clock = deps.clock;
     this.metrics = deps.metrics;
     this.globalLimiter = deps.globalLimiter;
-    this.chain = new Chain(plan, { metrics: deps.metrics, now: () => deps.clock.now(), globalLimiter: deps.globalLimiter });
+    this.onCircuitChange = deps.onCircuitChange;
+    this.chain = new Chain(plan, { metrics: deps.metrics, now: () => deps.clock.now(), globalLimiter: deps.globalLimiter, onCircuitChange: deps.onCircuitChange });
   }
 
   get plan(): Plan {
@@ -114,7 +116,7 @@ export class PolicyEngine {
 
   apply(plan: Plan): void {
     const previous = this.chain;
-    const next = new Chain(plan, { metrics: this.metrics, now: () => this.clock.now(), globalLimiter: this.globalLimiter, previous });
+    const next = new Chain(plan, { metrics: this.metrics, now: () => this.clock.now(), globalLimiter: this.globalLimiter, onCircuitChange: this.onCircuitChange, previous });
     this.chain = next;
     previous.retire(next);
   }

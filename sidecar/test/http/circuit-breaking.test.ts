@@ -4,8 +4,8 @@ import { startApp, type TestApp } from '../../../test/helpers/app-server.ts';
 import { eventually, sleep } from '../../../test/helpers/eventually.ts';
 import { startSidecar, type RunningSidecar } from '../../../test/helpers/sidecar.ts';
 
-/** The app's behaviour, switched by tests: answer status `status` after `delayMs`, or hang. */
-const behaviour = { status: 200, delayMs: 0, hang: false };
+/** The app's behaviour, switched by tests: answer status `status` after `delayMs` (and `gate`), or hang. */
+const behaviour: { status: number; delayMs: number; hang: boolean; gate?: Promise<void> } = { status: 200, delayMs: 0, hang: false };
 let app: TestApp;
 let sc: RunningSidecar | undefined;
 
@@ -13,6 +13,7 @@ beforeAll(async () => {
   app = await startApp(async (_req, res) => {
     if (behaviour.hang) return true; // never answers
     if (behaviour.delayMs) await sleep(behaviour.delayMs);
+    if (behaviour.gate) await behaviour.gate;
     res.writeHead(behaviour.status);
     res.end(String(behaviour.status));
     return true;
@@ -20,7 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => app.close());
 afterEach(async () => {
-  Object.assign(behaviour, { status: 200, delayMs: 0, hang: false });
+  Object.assign(behaviour, { status: 200, delayMs: 0, hang: false, gate: undefined });
   await sc?.stop(100);
   sc = undefined;
 });
@@ -108,13 +109,23 @@ describe('circuit breaking on HTTP', () => {
     expect((await get()).status).toBe(503);
     await sleep(1_100);
     behaviour.status = 200;
-    behaviour.delayMs = 400; // probes stay in flight while the other callers arrive
+    // The probes stay in flight until every caller has been decided (refused, or at the app), so
+    // the outcome does not depend on how fast 100 requests arrive on a loaded machine.
+    let open!: () => void;
+    behaviour.gate = new Promise<void>((resolve) => (open = resolve));
     const seen = app.received.length;
-    const results = await Promise.all(Array.from({ length: 100 }, () => get()));
+    let refused = 0;
+    const pending = Promise.all(Array.from({ length: 100 }, () => get().then((r) => {
+      if (r.status === 503) refused++;
+      return r;
+    })));
+    await eventually(() => expect(refused + app.received.length - seen).toBe(100), { timeoutMs: 20_000 });
+    open();
+    const results = await pending;
     expect(results.filter((r) => r.status === 200)).toHaveLength(3);
     expect(results.filter((r) => r.status === 503)).toHaveLength(97);
     expect(app.received.length - seen).toBe(3);
-    behaviour.delayMs = 0;
+    behaviour.gate = undefined;
     expect((await get()).status).toBe(200); // closed after 3 successful probes
   });
 
