@@ -131,7 +131,7 @@ describe('npm run demo', () => {
 
 /**
  * Runs the page's inline script once, against a minimal DOM and the real network, and returns the
- * text it rendered. This catches a broken script without a browser.
+ * text it rendered (sidecar/test/admin/live-page.browser.test.ts runs it in a real browser).
  */
 async function renderPage(html: string, url: string): Promise<string> {
   const script = html.match(/<script>([\s\S]*?)<\/script>/)?.[1];
@@ -140,6 +140,8 @@ async function renderPage(html: string, url: string): Promise<string> {
     textContent = '';
     className = '';
     children: Node[] = [];
+    style: Record<string, string> = {};
+    setAttribute() {}
     append(...nodes: Node[]) {
       this.children.push(...nodes);
     }
@@ -154,7 +156,7 @@ async function renderPage(html: string, url: string): Promise<string> {
   const u = new URL(url);
   const timers: (() => void)[] = [];
   runInNewContext(script, {
-    document: { createElement: () => new Node(), getElementById: (id: string) => nodes.get(id) },
+    document: { createElement: () => new Node(), createElementNS: () => new Node(), getElementById: (id: string) => nodes.get(id) },
     location: { origin: u.origin, search: u.search },
     URL, URLSearchParams, fetch, console,
     setTimeout: (fn: () => void) => timers.push(fn),

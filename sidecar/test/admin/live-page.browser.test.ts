@@ -17,6 +17,10 @@ import { sleep } from '../../../test/helpers/eventually.ts';
  * data, lay its tables out without overflow, and run without a console error or a CSP violation.
  * Screenshots are kept in .cache/artifacts/.
  */
+// The callbacks given to page.evaluate and friends run in the page, where these exist; the
+// project's types are Node's, without the DOM.
+declare const document: any, window: any, getComputedStyle: any;
+
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../../../.cache/artifacts/', import.meta.url));
 // No outside network here: without these Chromium stalls on lookups it makes at start.
@@ -66,7 +70,7 @@ async function openPage(url: string): Promise<PageWatch> {
   page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
   // Runs before the page's own script (through the DevTools protocol, so the CSP does not apply to it).
   await page.addInitScript(() => {
-    document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));
+    document.addEventListener('securitypolicyviolation', (e: { violatedDirective: string; blockedURI: string }) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));
   });
   const res = await page.goto(url, { timeout: 20_000 });
   expect(res?.status()).toBe(200);
