@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 const STYLE = `
 body{font:14px/1.4 system-ui,sans-serif;margin:.8rem 1rem;background:#f6f7f9;color:#1d232b}
 h1{font-size:1.15rem;margin:0 0 .6rem}h1 .sub{font-weight:400;margin-left:.5rem}
-#grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:.8rem;align-items:start}
+#grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(310px,1fr));gap:.8rem;align-items:start}
 .card{min-width:0;background:#fff;border:1px solid #d9dde3;border-radius:6px;padding:.6rem .8rem}
 .card.down{opacity:.6;border-style:dashed}
 .card h2{font-size:1rem;margin:0}
@@ -23,6 +23,7 @@ h3{font-size:.72rem;letter-spacing:.03em;text-transform:uppercase;color:#68717d;
 table{border-collapse:collapse;width:100%}
 td{padding:1px 4px;border-bottom:1px solid #eef0f3;vertical-align:top;overflow-wrap:anywhere;font-variant-numeric:tabular-nums}
 td.n{width:1%;text-align:right;white-space:nowrap}
+td.g{font-weight:600;padding-top:3px}td.i{padding-left:1rem}
 .ok{color:#1a7f37}.bad{color:#c62828}.warn{color:#b26a00}
 .plot{margin:.45rem 0 0}
 .pt{display:flex;flex-wrap:wrap;align-items:baseline;gap:0 .7rem;font-size:.75rem;color:#68717d}
@@ -54,7 +55,6 @@ const COLORS = { allowed: "#1a7f37", rate_limited: "#c62828", circuit_open: "#7b
   p50: "#1565c0", p99: "#ef6c00", length: "#1565c0", lag: "#ef6c00", limit: "#1565c0", inFlight: "#ef6c00", ready: "#1a7f37", ejected: "#c62828" };
 const PALETTE = ["#1565c0", "#ef6c00", "#2e7d32", "#6a1b9a", "#00838f", "#ad1457", "#5d4037"];
 const color = (name, i) => COLORS[name] || PALETTE[i % PALETTE.length];
-const STATES = [["closed", "#2e9e4f"], ["open", "#d32f2f"], ["half-open", "#f0a202"]];
 
 // The plots, in order, each read from one sidecar's history. "series" gives the lines of one
 // plot; "gauges" names a section of history.gauges and draws one plot per entry in it, a line per
@@ -64,7 +64,8 @@ const STATES = [["closed", "#2e9e4f"], ["open", "#d32f2f"], ["half-open", "#f0a2
 const PLOTS = [
   { title: "requests / s by decision", series: (h) => Object.entries(h.requests).filter(([k, v]) => k === "allowed" || v.some((x) => x > 0)).map(([k, v]) => ({ name: k, values: v })) },
   { title: "latency to the app, ms", series: (h) => [{ name: "p50", values: h.latencyMs.p50 }, { name: "p99", values: h.latencyMs.p99 }] },
-  { title: "circuits", gauges: "circuits", kind: "state" },
+  { title: "circuits", gauges: "circuits", kind: "state", field: "state", states: [["closed", "#2e9e4f"], ["open", "#d32f2f"], ["half-open", "#f0a202"]] },
+  { title: "leadership", gauges: "leadership", kind: "state", field: "leader", states: [["follower", "#b0bac5"], ["leader", "#2e9e4f"]] },
   { title: "adaptive limit vs in flight", gauges: "adaptiveLimits", fields: ["limit", "inFlight"] },
   { title: "queue", gauges: "queues", fields: ["length", "lag"] },
   { title: "upstream endpoints", gauges: "upstreams", fields: ["ready", "ejected"] },
@@ -99,7 +100,7 @@ function lineChart(width, h, series) {
   svg.setAttribute("data-points", points);
   return svg;
 }
-function stateChart(width, h, rows) {
+function stateChart(width, h, rows, states) {
   const ax = axisX(h);
   const x = (t) => L + ((t - ax.t0) / ax.span) * (width - L - R);
   const svg = sv("svg", { class: "chart", width: width, height: rows.length * 26, viewBox: "0 0 " + width + " " + rows.length * 26 });
@@ -107,11 +108,11 @@ function stateChart(width, h, rows) {
   rows.forEach((r, k) => {
     const y = k * 26;
     const last = r.values[r.values.length - 1];
-    const now = STATES[last] ? STATES[last][0] : "?";
+    const now = states[last] ? states[last][0] : "?";
     svg.append(sv("text", { class: "lbl", x: L, y: y + 10 }, r.name + " · " + now));
     svg.append(sv("rect", { x: L, y: y + 14, width: width - L - R, height: 9, fill: "#f1f3f5" }));
     for (let i = 0; i < r.values.length; i++) {
-      const s = STATES[r.values[i]];
+      const s = states[r.values[i]];
       if (!s || h.at[i] < ax.t0) continue;
       let j = i;
       while (j + 1 < r.values.length && r.values[j + 1] === r.values[i]) j++;
@@ -146,8 +147,8 @@ function drawPlots(into, h) {
     const section = (h.gauges || {})[p.gauges];
     if (!section || !Object.keys(section).length) continue;
     if (p.kind === "state") {
-      const rows = Object.entries(section).map(([name, f]) => ({ name: name, values: f.state || [] }));
-      into.append(plotBlock(p.title, [], stateChart(width, h, rows)));
+      const rows = Object.entries(section).map(([name, f]) => ({ name: name, values: f[p.field] || [] }));
+      into.append(plotBlock(p.title, [], stateChart(width, h, rows, p.states)));
       continue;
     }
     for (const [name, fields] of Object.entries(section)) {
@@ -162,6 +163,7 @@ function table(rows) {
   const t = el("table");
   for (const r of rows) {
     const tr = el("tr");
+    if (!Array.isArray(r)) { const td = el("td", r.group, "g"); td.setAttribute("colspan", "2"); tr.append(td); t.append(tr); continue; }
     for (const c of r) { const cell = c !== null && typeof c === "object" ? c : { text: c }; tr.append(el("td", cell.text, (typeof cell.text === "number" || cell.n ? "n " : "") + (cell.cls || ""))); }
     t.append(tr);
   }
@@ -169,7 +171,8 @@ function table(rows) {
 }
 function section(card, title, rows) { if (rows.length) card.append(el("h3", title), table(rows)); }
 const DECISION_CLS = { allowed: "ok", rate_limited: "bad", circuit_open: "bad", bulkhead_full: "bad", would_limit: "warn", would_break: "warn", limited: "bad", OK: "ok" };
-const flat = (obj) => Object.entries(obj || {}).flatMap(([a, row]) => Object.entries(row).map(([b, n]) => [a, { text: b, cls: DECISION_CLS[b] || "" }, n]));
+// A name (protocol, method, rule) on its own row, then its counts: long names never squeeze the numbers.
+const grouped = (obj) => Object.entries(obj || {}).flatMap(([a, row]) => [{ group: a }, ...Object.entries(row).map(([b, n]) => [{ text: b, cls: "i " + (DECISION_CLS[b] || "") }, n])]);
 for (const peer of peers) { const card = el("div", undefined, "card"); cards.set(peer, card); grid.append(card); }
 function render(peer, s, err) {
   const card = cards.get(peer);
@@ -180,9 +183,9 @@ function render(peer, s, err) {
   const plots = el("div", undefined, "plots");
   card.append(plots);
   drawPlots(plots, s.history);
-  section(card, "requests by decision", flat(s.requests));
-  section(card, "gRPC calls by code", flat(s.grpc));
-  section(card, "rate-limit decisions", flat(s.rateLimits));
+  section(card, "requests by decision", grouped(s.requests));
+  section(card, "gRPC calls by code", grouped(s.grpc));
+  section(card, "rate-limit decisions", grouped(s.rateLimits));
   section(card, "circuits", Object.entries(s.circuits).map(([rule, c]) => [rule, "opened " + c.opened + " · closed " + c.closed, { text: c.state, n: true, cls: c.state === "closed" ? "ok" : c.state === "open" ? "bad" : "warn" }]));
   section(card, "leadership", s.elections.map((e) => [e.election, e.leader ? { text: "LEADER", cls: "ok" } : "follows " + (e.holder || "?"), { text: "token " + (e.fencingToken || "–"), n: true }]));
   for (const [q, v] of Object.entries(s.queues)) {

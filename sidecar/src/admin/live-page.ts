@@ -65,13 +65,15 @@ export interface LiveSnapshot {
 }
 
 /**
- * The gauges sampled over time, by section of `history.gauges`: how each is read from a snapshot.
+ * The gauges sampled over time, by section of `history.gauges`: how each is read from a snapshot
+ * (circuit state 0 closed, 1 open, 2 half-open; leader 1 or 0).
  * A feature that wants a plot adds its section to LiveSnapshot and a line here; the page draws the
  * sections it finds (see PLOTS in live-page-html.ts).
  */
 const GAUGE_SECTIONS: Record<string, (s: LiveSnapshot) => Record<string, Record<string, number>> | undefined> = {
   circuits: (s) => mapValues(s.circuits, (c) => ({ state: CIRCUIT_STATES.indexOf(c.state) })),
   queues: (s) => mapValues(s.queues, (q) => pick(q.stream, ['length', 'lag'])),
+  leadership: (s) => Object.fromEntries(s.elections.map((e) => [e.election, { leader: e.leader ? 1 : 0, fencingToken: e.fencingToken ?? 0 }])),
   adaptiveLimits: (s) => s.adaptiveLimits,
   upstreams: (s) => s.upstreams,
 };
