@@ -60,6 +60,8 @@ export class LiveHistory {
   readonly intervalMs: number;
   private readonly samples: Sample[] = [];
   private last: LiveReading | undefined;
+  /** clock.now() when the history was last read for a page (the sampler reads costly gauges only while watched). */
+  lastReadAt: number | undefined;
 
   constructor({ capacity = 300, intervalMs = 1_000 }: { capacity?: number; intervalMs?: number } = {}) {
     if (!Number.isInteger(capacity) || capacity < 2) throw new RangeError(`capacity must be an integer of at least 2 (got ${capacity})`);

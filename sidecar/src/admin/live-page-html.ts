@@ -154,6 +154,7 @@ function drawPlots(into, h) {
     for (const [name, fields] of Object.entries(section)) {
       const order = (p.fields || []).filter((f) => f in fields).concat(Object.keys(fields).filter((f) => !(p.fields || []).includes(f)));
       const series = order.map((f, i) => ({ name: f, values: fields[f], color: color(f, i) }));
+      if (!series.some((s) => s.values.some((v) => v !== null))) continue;
       into.append(plotBlock(p.title + " · " + name, series.map((s) => ({ name: s.name, color: s.color, last: lastOf(s.values) })), lineChart(width, h, series)));
     }
   }
@@ -186,8 +187,8 @@ function render(peer, s, err) {
   section(card, "requests by decision", grouped(s.requests));
   section(card, "gRPC calls by code", grouped(s.grpc));
   section(card, "rate-limit decisions", grouped(s.rateLimits));
-  section(card, "circuits", Object.entries(s.circuits).map(([rule, c]) => [rule, "opened " + c.opened + " · closed " + c.closed, { text: c.state, n: true, cls: c.state === "closed" ? "ok" : c.state === "open" ? "bad" : "warn" }]));
-  section(card, "leadership", s.elections.map((e) => [e.election, e.leader ? { text: "LEADER", cls: "ok" } : "follows " + (e.holder || "?"), { text: "token " + (e.fencingToken || "–"), n: true }]));
+  section(card, "circuits", Object.entries(s.circuits).flatMap(([rule, c]) => [{ group: rule }, [{ text: c.state, cls: "i " + (c.state === "closed" ? "ok" : c.state === "open" ? "bad" : "warn") }, { text: "opened " + c.opened + " · closed " + c.closed, n: true }]]));
+  section(card, "leadership", s.elections.flatMap((e) => [{ group: e.election }, [e.leader ? { text: "LEADER", cls: "i ok" } : { text: "follows " + (e.holder || "?"), cls: "i" }, { text: "token " + (e.fencingToken || "–"), n: true }]]));
   for (const [q, v] of Object.entries(s.queues)) {
     section(card, "queue " + q, [...Object.entries(v.tasks).map(([r, n]) => [{ text: r, cls: r === "dead_lettered" ? "bad" : r === "retried" ? "warn" : "" }, n]), ...Object.entries(v.stream).map(([k, n]) => ["stream " + k, n])]);
   }

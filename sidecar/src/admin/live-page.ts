@@ -24,6 +24,7 @@ export interface LiveSource {
   readonly opts: { readonly id: string; readonly labels?: Record<string, string> };
   readonly metrics: { readonly registry: Registry };
   readonly store: { readonly current: { readonly version: string } };
+  readonly clock: Clock;
   status(): unknown;
 }
 
@@ -111,7 +112,11 @@ function add(into: Record<string, Record<string, number>>, a: string, b: string,
 
 const label = (v: Values[number], name: string): string => String(v.labels[name] ?? '');
 
-export async function liveSnapshot(source: LiveSource, history?: LiveHistory): Promise<LiveSnapshot> {
+/**
+ * `history`: the samples to include. `queueGauges: false` leaves out the queues' stream gauges,
+ * which cost a Redis query (see startLiveSampling).
+ */
+export async function liveSnapshot(source: LiveSource, { history, queueGauges = true }: { history?: LiveHistory; queueGauges?: boolean } = {}): Promise<LiveSnapshot> {
   const registry = source.metrics.registry;
   const [requests, grpc, decisions, circuitState, transitions, tasks, wsConns, wsCloses] = await Promise.all([
     read(registry, 'sluice_requests_total'),
@@ -146,7 +151,7 @@ export async function liveSnapshot(source: LiveSource, history?: LiveHistory): P
     t[label(v, 'result')] = (t[label(v, 'result')] ?? 0) + v.value;
   }
   // The stream gauges cost a Redis query (cached by the queue feature): read them only where a queue runs.
-  if (tasks.length > 0) {
+  if (queueGauges && tasks.length > 0) {
     for (const [metric, key] of Object.entries(QUEUE_GAUGES)) {
       for (const v of await read(registry, metric)) queue(label(v, 'queue')).stream[key] = v.value;
     }
@@ -179,24 +184,30 @@ async function latencyOf(registry: Registry): Promise<LiveReading['latency']> {
 }
 
 /** One reading for the history: cumulative requests by decision, the latency histogram, gauges. */
-export async function liveReading(source: LiveSource, clock: Clock): Promise<LiveReading> {
+export async function liveReading(source: LiveSource, clock: Clock, { queueGauges = true }: { queueGauges?: boolean } = {}): Promise<LiveReading> {
   const t = clock.now();
-  const [snap, latency] = await Promise.all([liveSnapshot(source), latencyOf(source.metrics.registry)]);
+  const [snap, latency] = await Promise.all([liveSnapshot(source, { queueGauges }), latencyOf(source.metrics.registry)]);
   const requests: Record<string, number> = {};
   for (const byDecision of Object.values(snap.requests)) {
     for (const [decision, n] of Object.entries(byDecision)) requests[decision] = (requests[decision] ?? 0) + n;
   }
   const gauges: LiveReading['gauges'] = {};
   for (const [section, read] of Object.entries(GAUGE_SECTIONS)) {
-    const values = read(snap);
-    if (values && Object.keys(values).length) gauges[section] = values;
+    const values = Object.entries(read(snap) ?? {}).filter(([, fields]) => Object.keys(fields).length > 0);
+    if (values.length) gauges[section] = Object.fromEntries(values);
   }
   return { t, at: clock.wallNow(), requests, latency, gauges };
 }
 
+/** Queue gauges are sampled while someone has read /v1/live within this long. */
+export const WATCHED_MS = 60_000;
+
 /**
  * Samples the sidecar into `history` every interval until the returned stop is called. The timer
  * is unref'd (it never keeps a process alive) and a reading still running skips the next tick.
+ * Counters, latency and circuits are in memory and always sampled; the queues' stream gauges cost
+ * a Redis query, so they are sampled only while a page is watching (their plot shows a gap for the
+ * time nobody looked) — nobody pays for them when nobody looks.
  */
 export function startLiveSampling(source: LiveSource, history: LiveHistory, clock: Clock): () => void {
   let busy = false;
@@ -204,7 +215,8 @@ export function startLiveSampling(source: LiveSource, history: LiveHistory, cloc
   const tick = () => {
     if (busy || stopped) return;
     busy = true;
-    liveReading(source, clock)
+    const watched = history.lastReadAt !== undefined && clock.now() - history.lastReadAt < WATCHED_MS;
+    liveReading(source, clock, { queueGauges: watched })
       .then((r) => {
         if (!stopped) history.record(r);
       })
@@ -264,7 +276,8 @@ export function livePageRoutes(source: LiveSource, history?: LiveHistory): [stri
         headers['access-control-allow-origin'] = origin as string;
         headers.vary = 'Origin';
       }
-      liveSnapshot(source, history).then(
+      if (history) history.lastReadAt = source.clock.now();
+      liveSnapshot(source, { history }).then(
         (snap) => res.writeHead(200, headers).end(JSON.stringify(snap)),
         () => res.writeHead(500, headers).end(JSON.stringify({ error: 'live snapshot failed' })),
       );
