@@ -135,7 +135,8 @@ function plotBlock(title, keys, chart) {
 }
 const lastOf = (values) => { for (let i = values.length - 1; i >= 0; i--) if (values[i] !== null) return values[i]; return null; };
 function drawPlots(into, h) {
-  if (!h || !h.at || h.at.length < 2) { into.append(el("div", "collecting samples…", "sub")); return; }
+  if (!h || !h.at) return; // a sidecar that keeps no history: its tables only
+  if (h.at.length < 2) { into.append(el("div", "collecting samples…", "sub")); return; }
   const width = Math.max(220, into.clientWidth || 320);
   for (const p of PLOTS) {
     if (p.series) {

@@ -173,4 +173,30 @@ describe('the live page in Chromium', () => {
     expect(errors).toEqual([]);
     await page.close();
   }, 120_000);
+
+  it('draws "adaptive limit vs in flight" and "upstream endpoints" once /v1/live carries those sections', async () => {
+    // No feature here reports them yet: the sidecar's real answer gets the two sections added on
+    // its way to the page, in the shape a feature reports them (history.gauges: name → field → values).
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    await page.route('**/v1/live', async (route) => {
+      const res = await route.fetch();
+      const live = (await res.json()) as { history?: { at: number[]; gauges: Record<string, unknown> } };
+      if (live.history) {
+        const at = live.history.at;
+        live.history.gauges.adaptiveLimits = { 'shop/user-api/backend': { limit: at.map((_, i) => 20 + (i % 7)), inFlight: at.map((_, i) => i % 9) } };
+        live.history.gauges.upstreams = { 'shop/inventory': { ready: at.map(() => 3), ejected: at.map((_, i) => (i % 20 < 5 ? 1 : 0)) } };
+      }
+      await route.fulfill({ response: res, json: live });
+    });
+    await page.goto(`${front.admin}/ui`, { timeout: 20_000 });
+    await waitForPlot(page, 'adaptive limit vs in flight · shop/user-api/backend', 1, 3);
+    await waitForPlot(page, 'upstream endpoints · shop/inventory', 1, 3);
+    expect(await page.textContent('svg[data-plot="adaptive limit vs in flight · shop/user-api/backend"] >> xpath=..')).toMatch(/limit \d+.*inFlight \d+/);
+    expect(await page.textContent('svg[data-plot="upstream endpoints · shop/inventory"] >> xpath=..')).toMatch(/ready 3.*ejected \d/);
+    expect(await overflowing(page)).toEqual([]);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 120_000);
 });
