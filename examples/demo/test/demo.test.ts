@@ -139,17 +139,17 @@ async function renderPage(html: string, url: string): Promise<string> {
   class Node {
     textContent = '';
     className = '';
-    children: Node[] = [];
+    children: (Node | string)[] = [];
     style: Record<string, string> = {};
     setAttribute() {}
-    append(...nodes: Node[]) {
+    append(...nodes: (Node | string)[]) {
       this.children.push(...nodes);
     }
     replaceChildren(...nodes: Node[]) {
       this.children = nodes;
     }
     text(): string {
-      return [this.textContent, ...this.children.map((c) => c.text())].join(' ');
+      return [this.textContent, ...this.children.map((c) => (typeof c === 'string' ? c : c.text()))].join(' ');
     }
   }
   const nodes = new Map<string, Node>([['grid', new Node()], ['at', new Node()]]);
