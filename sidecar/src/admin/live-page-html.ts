@@ -14,13 +14,13 @@ import { createHash } from 'node:crypto';
 const STYLE = `
 body{font:14px/1.4 system-ui,sans-serif;margin:.8rem 1rem;background:#f6f7f9;color:#1d232b}
 h1{font-size:1.15rem;margin:0 0 .6rem}h1 .sub{font-weight:400;margin-left:.5rem}
-#grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(310px,1fr));gap:.8rem;align-items:start}
+#grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(310px,1fr));gap:.8rem;align-items:start}
 .card{min-width:0;background:#fff;border:1px solid #d9dde3;border-radius:6px;padding:.6rem .8rem}
 .card.down{opacity:.6;border-style:dashed}
 .card h2{font-size:1rem;margin:0}
 .sub{color:#68717d;font-size:.8rem;overflow-wrap:anywhere}
 h3{font-size:.72rem;letter-spacing:.03em;text-transform:uppercase;color:#68717d;margin:.6rem 0 .15rem}
-table{border-collapse:collapse;width:100%}
+table{border-collapse:collapse;width:100%;max-width:36rem}
 td{padding:1px 4px;border-bottom:1px solid #eef0f3;vertical-align:top;overflow-wrap:anywhere;font-variant-numeric:tabular-nums}
 td.n{width:1%;text-align:right;white-space:nowrap}
 td.g{font-weight:600;padding-top:3px}td.i{padding-left:1rem}
