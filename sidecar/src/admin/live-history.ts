@@ -60,6 +60,8 @@ export class LiveHistory {
   readonly intervalMs: number;
   private readonly samples: Sample[] = [];
   private last: LiveReading | undefined;
+  /** The columns of the current samples: built once per sample, however many pages poll. */
+  private built: LiveHistoryColumns | undefined;
   /** clock.now() when the history was last read for a page (the sampler reads costly gauges only while watched). */
   lastReadAt: number | undefined;
 
@@ -94,10 +96,15 @@ export class LiveHistory {
     };
     this.samples.push({ at: reading.at, rates, p50: quantile(0.5), p99: quantile(0.99), gauges: reading.gauges });
     if (this.samples.length > this.capacity) this.samples.shift();
+    this.built = undefined;
   }
 
-  /** Columns for the JSON: a series that appears later is 0 (rates) or null (gauges) before. */
+  /** Columns for the JSON (do not modify): a series that appears later is 0 (rates) or null (gauges) before. */
   columns(): LiveHistoryColumns {
+    return (this.built ??= this.build());
+  }
+
+  private build(): LiveHistoryColumns {
     const s = this.samples;
     const out: LiveHistoryColumns = {
       intervalMs: this.intervalMs,
