@@ -126,7 +126,8 @@ async function main(): Promise<void> {
   row('  its sluice-proxy', s.orderWorker.sidecar.child.pid, `local API ${s.orderWorker.sidecar.localApi} · admin ${s.orderWorker.sidecar.admin}`);
   const [first, ...others] = s.sidecars;
   out(`\nlive page: ${first!.admin}/ui?peers=${others.map((o) => o.admin).join(',')}`);
-  out('           (every sidecar on one page, refreshed each second; each admin port also serves its own /ui and /v1/live)');
+  out('           (every sidecar on one page: the last five minutes plotted, refreshed each second;');
+  out('            each admin port also serves its own /ui and /v1/live)');
 
   const ctx: SceneContext = {
     stack: s, procs, closers,

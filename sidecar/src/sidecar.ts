@@ -20,7 +20,8 @@ import { createSidecarQueueFeature } from './queue/sidecar-queue-feature.ts'; //
 import { GrpcProxy } from './grpc/grpc-proxy.ts'; // gRPC listener (issue 3)
 import { DiscoveryClient } from './discovery/discovery-client.ts'; // operator mode (issue 6)
 import { resolvePodIdentity } from './discovery/pod-identity.ts'; // operator mode (issue 6)
-import { livePageRoutes } from './admin/live-page.ts'; // live page: GET /ui, /v1/live (issue 8)
+import { livePageRoutes, startLiveSampling } from './admin/live-page.ts'; // live page: GET /ui, /v1/live (issue 8)
+import { LiveHistory } from './admin/live-history.ts';
 import { CircuitTransitionReporter } from './breaker/circuit-transition-reporter.ts';
 
 export interface SidecarOptions {
@@ -101,6 +102,9 @@ export class Sidecar {
   private admin: Server | undefined;
   private localApi: Server | undefined;
   private stopping: Promise<void> | undefined;
+  /** The last minutes for the live page's plots (bounded: five minutes of one-second samples). */
+  private readonly liveHistory = new LiveHistory();
+  private stopLiveSampling: (() => void) | undefined;
   /** Set by the Redis feature when --redis is given; Global rules use it. */
   globalLimiter: GlobalLimiterFactory | undefined;
   /** Circuit state changes: a log line each, and (operator mode) a report the operator turns into an Event. */
@@ -182,9 +186,10 @@ export class Sidecar {
       extraRoutes: new Map([
         ['/v1/leadership', (res) => sendJson(res, 200, this.features.find((f) => f.name === 'leadership')?.status?.() ?? { elections: [] })],
         ['/v1/status', (res) => sendJson(res, 200, this.status())],
-        ...livePageRoutes(this), // live page (issue 8): GET /ui and its JSON, GET /v1/live
+        ...livePageRoutes(this, this.liveHistory), // live page (issue 8): GET /ui and its JSON, GET /v1/live
       ]),
     });
+    this.stopLiveSampling = startLiveSampling(this, this.liveHistory, this.clock);
     this.addresses.admin = await listen(this.admin, opts.admin);
 
     const routes = this.features.flatMap((f) => f.routes?.() ?? []);
@@ -287,6 +292,7 @@ export class Sidecar {
     this.stopping ??= (async () => {
       this.logger.info('shutting down', { graceMs });
       this.configFile?.stop();
+      this.stopLiveSampling?.();
       const closing: Promise<unknown>[] = [];
       if (this.http) closing.push(this.http.close(graceMs));
       if (this.grpc) closing.push(this.grpc.close(graceMs)); // gRPC listener (issue 3)

@@ -131,7 +131,7 @@ describe('npm run demo', () => {
 
 /**
  * Runs the page's inline script once, against a minimal DOM and the real network, and returns the
- * text it rendered. This catches a broken script without a browser.
+ * text it rendered (sidecar/test/admin/live-page.browser.test.ts runs it in a real browser).
  */
 async function renderPage(html: string, url: string): Promise<string> {
   const script = html.match(/<script>([\s\S]*?)<\/script>/)?.[1];
@@ -139,22 +139,24 @@ async function renderPage(html: string, url: string): Promise<string> {
   class Node {
     textContent = '';
     className = '';
-    children: Node[] = [];
-    append(...nodes: Node[]) {
+    children: (Node | string)[] = [];
+    style: Record<string, string> = {};
+    setAttribute() {}
+    append(...nodes: (Node | string)[]) {
       this.children.push(...nodes);
     }
     replaceChildren(...nodes: Node[]) {
       this.children = nodes;
     }
     text(): string {
-      return [this.textContent, ...this.children.map((c) => c.text())].join(' ');
+      return [this.textContent, ...this.children.map((c) => (typeof c === 'string' ? c : c.text()))].join(' ');
     }
   }
   const nodes = new Map<string, Node>([['grid', new Node()], ['at', new Node()]]);
   const u = new URL(url);
   const timers: (() => void)[] = [];
   runInNewContext(script, {
-    document: { createElement: () => new Node(), getElementById: (id: string) => nodes.get(id) },
+    document: { createElement: () => new Node(), createElementNS: () => new Node(), getElementById: (id: string) => nodes.get(id) },
     location: { origin: u.origin, search: u.search },
     URL, URLSearchParams, fetch, console,
     setTimeout: (fn: () => void) => timers.push(fn),

@@ -1,5 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
+import type { Clock } from '../../../lib/clock.ts';
+import { LiveHistory, type LiveHistoryColumns, type LiveReading } from './live-history.ts';
+import { LIVE_PAGE_CSP, LIVE_PAGE_HTML } from './live-page-html.ts';
 
 /**
  * The live page on the admin port: `GET /ui` (one HTML page, no external assets, a little inline
@@ -11,6 +14,9 @@ import type { Registry } from 'prom-client';
  * polls each peer's `/v1/live` too. For that, `/v1/live` — and only it, a read-only GET — answers
  * CORS requests from loopback origins (the page is served from a loopback admin port, or through
  * `kubectl port-forward`); other origins get no CORS header, so other sites cannot read it.
+ *
+ * The page plots the last minutes: each second `startLiveSampling` reads the snapshot into a
+ * bounded LiveHistory, and `/v1/live` carries it as `history`.
  */
 
 /** What the live view reads from a sidecar; `Sidecar` has this shape. */
@@ -18,6 +24,7 @@ export interface LiveSource {
   readonly opts: { readonly id: string; readonly labels?: Record<string, string> };
   readonly metrics: { readonly registry: Registry };
   readonly store: { readonly current: { readonly version: string } };
+  readonly clock: Clock;
   status(): unknown;
 }
 
@@ -47,6 +54,37 @@ export interface LiveSnapshot {
   /** sluice_queue_tasks_total: queue → result → count, and the stream gauges (length, lag, …). */
   queues: Record<string, { tasks: Record<string, number>; stream: Record<string, number> }>;
   websocket: { connections: number; closes: Record<string, number> };
+  /**
+   * Optional gauge sections, name → field → value, present only where a feature reports them.
+   * Each section listed in GAUGE_SECTIONS is sampled over time and plotted by the page when present:
+   * `adaptiveLimits` (per rule: `limit`, `inFlight`), `upstreams` (per upstream: `ready`, `ejected`).
+   */
+  adaptiveLimits?: Record<string, Record<string, number>>;
+  upstreams?: Record<string, Record<string, number>>;
+  /** The last minutes, one sample per second (absent when the sidecar keeps no history). */
+  history?: LiveHistoryColumns;
+}
+
+/**
+ * The gauges sampled over time, by section of `history.gauges`: how each is read from a snapshot
+ * (circuit state 0 closed, 1 open, 2 half-open; leader 1 or 0).
+ * A feature that wants a plot adds its section to LiveSnapshot and a line here; the page draws the
+ * sections it finds (see PLOTS in live-page-html.ts).
+ */
+const GAUGE_SECTIONS: Record<string, (s: LiveSnapshot) => Record<string, Record<string, number>> | undefined> = {
+  circuits: (s) => mapValues(s.circuits, (c) => ({ state: CIRCUIT_STATES.indexOf(c.state) })),
+  queues: (s) => mapValues(s.queues, (q) => pick(q.stream, ['length', 'lag'])),
+  leadership: (s) => Object.fromEntries(s.elections.map((e) => [e.election, { leader: e.leader ? 1 : 0, fencingToken: e.fencingToken ?? 0 }])),
+  adaptiveLimits: (s) => s.adaptiveLimits,
+  upstreams: (s) => s.upstreams,
+};
+
+function mapValues<A, B>(obj: Record<string, A>, f: (a: A) => B): Record<string, B> {
+  return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, f(v)]));
+}
+
+function pick(obj: Record<string, number>, keys: string[]): Record<string, number> {
+  return Object.fromEntries(keys.filter((k) => typeof obj[k] === 'number').map((k) => [k, obj[k] as number]));
 }
 
 const CIRCUIT_STATES = ['closed', 'open', 'half-open'] as const;
@@ -55,7 +93,7 @@ const QUEUE_GAUGES: Record<string, string> = {
   sluice_queue_delayed: 'delayed', sluice_queue_dead_letters: 'deadLetters',
 };
 
-type Values = { labels: Record<string, string | number>; value: number }[];
+type Values = { labels: Record<string, string | number>; value: number; metricName?: string }[];
 
 async function read(registry: Registry, name: string): Promise<Values> {
   const metric = registry.getSingleMetric(name);
@@ -74,7 +112,11 @@ function add(into: Record<string, Record<string, number>>, a: string, b: string,
 
 const label = (v: Values[number], name: string): string => String(v.labels[name] ?? '');
 
-export async function liveSnapshot(source: LiveSource): Promise<LiveSnapshot> {
+/**
+ * `history`: the samples to include. `queueGauges: false` leaves out the queues' stream gauges,
+ * which cost a Redis query (see startLiveSampling).
+ */
+export async function liveSnapshot(source: LiveSource, { history, queueGauges = true }: { history?: LiveHistory; queueGauges?: boolean } = {}): Promise<LiveSnapshot> {
   const registry = source.metrics.registry;
   const [requests, grpc, decisions, circuitState, transitions, tasks, wsConns, wsCloses] = await Promise.all([
     read(registry, 'sluice_requests_total'),
@@ -109,14 +151,85 @@ export async function liveSnapshot(source: LiveSource): Promise<LiveSnapshot> {
     t[label(v, 'result')] = (t[label(v, 'result')] ?? 0) + v.value;
   }
   // The stream gauges cost a Redis query (cached by the queue feature): read them only where a queue runs.
-  if (tasks.length > 0) {
+  if (queueGauges && tasks.length > 0) {
     for (const [metric, key] of Object.entries(QUEUE_GAUGES)) {
       for (const v of await read(registry, metric)) queue(label(v, 'queue')).stream[key] = v.value;
     }
   }
   for (const v of wsCloses) snap.websocket.closes[label(v, 'code')] = v.value;
   snap.elections = electionsOf(source.status());
+  if (history) snap.history = history.columns();
   return snap;
+}
+
+/** The latency histogram to the app, summed over its series: bounds (s) and counts per bucket. */
+async function latencyOf(registry: Registry): Promise<LiveReading['latency']> {
+  const cumulative = new Map<number, number>();
+  for (const v of await read(registry, 'sluice_upstream_duration_seconds')) {
+    const le = v.metricName?.endsWith('_bucket') ? v.labels.le : undefined;
+    if (le === undefined) continue;
+    const bound = le === '+Inf' ? Infinity : Number(le);
+    cumulative.set(bound, (cumulative.get(bound) ?? 0) + v.value);
+  }
+  const all = [...cumulative.keys()].sort((a, b) => a - b);
+  const bounds = all.filter((b) => b !== Infinity);
+  let below = 0;
+  const counts = bounds.map((b) => {
+    const c = (cumulative.get(b) ?? 0) - below;
+    below += c;
+    return c;
+  });
+  counts.push((cumulative.get(Infinity) ?? below) - below);
+  return { bounds, counts };
+}
+
+/** One reading for the history: cumulative requests by decision, the latency histogram, gauges. */
+export async function liveReading(source: LiveSource, clock: Clock, { queueGauges = true }: { queueGauges?: boolean } = {}): Promise<LiveReading> {
+  const t = clock.now();
+  const [snap, latency] = await Promise.all([liveSnapshot(source, { queueGauges }), latencyOf(source.metrics.registry)]);
+  const requests: Record<string, number> = {};
+  for (const byDecision of Object.values(snap.requests)) {
+    for (const [decision, n] of Object.entries(byDecision)) requests[decision] = (requests[decision] ?? 0) + n;
+  }
+  const gauges: LiveReading['gauges'] = {};
+  for (const [section, read] of Object.entries(GAUGE_SECTIONS)) {
+    const values = Object.entries(read(snap) ?? {}).filter(([, fields]) => Object.keys(fields).length > 0);
+    if (values.length) gauges[section] = Object.fromEntries(values);
+  }
+  return { t, at: clock.wallNow(), requests, latency, gauges };
+}
+
+/** Queue gauges are sampled while someone has read /v1/live within this long. */
+export const WATCHED_MS = 60_000;
+
+/**
+ * Samples the sidecar into `history` every interval until the returned stop is called. The timer
+ * is unref'd (it never keeps a process alive) and a reading still running skips the next tick.
+ * Counters, latency and circuits are in memory and always sampled; the queues' stream gauges cost
+ * a Redis query, so they are sampled only while a page is watching (their plot shows a gap for the
+ * time nobody looked) — nobody pays for them when nobody looks.
+ */
+export function startLiveSampling(source: LiveSource, history: LiveHistory, clock: Clock): () => void {
+  let busy = false;
+  let stopped = false;
+  const tick = () => {
+    if (busy || stopped) return;
+    busy = true;
+    const watched = history.lastReadAt !== undefined && clock.now() - history.lastReadAt < WATCHED_MS;
+    liveReading(source, clock, { queueGauges: watched })
+      .then((r) => {
+        if (!stopped) history.record(r);
+      })
+      .catch(() => {}) // a failed reading leaves a gap in the plots, nothing else
+      .finally(() => (busy = false));
+  };
+  tick();
+  const timer = setInterval(tick, history.intervalMs);
+  timer.unref();
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+  };
 }
 
 /** Leadership from the sidecar's status document (`features.leadership.elections`). */
@@ -146,14 +259,13 @@ export function isLoopbackOrigin(origin: string | undefined): boolean {
 type AdminRoute = (res: ServerResponse, req: IncomingMessage) => void;
 
 /** The admin routes of the live page, for the admin server's `extraRoutes`. */
-export function livePageRoutes(source: LiveSource): [string, AdminRoute][] {
+export function livePageRoutes(source: LiveSource, history?: LiveHistory): [string, AdminRoute][] {
   return [
     ['/ui', (res) => {
       res.writeHead(200, {
         'content-type': 'text/html; charset=utf-8',
         'cache-control': 'no-store',
-        // Inline script and style only; fetches go to this origin and loopback peers.
-        'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' http://127.0.0.1:* http://localhost:*",
+        'content-security-policy': LIVE_PAGE_CSP,
       });
       res.end(LIVE_PAGE_HTML);
     }],
@@ -164,75 +276,11 @@ export function livePageRoutes(source: LiveSource): [string, AdminRoute][] {
         headers['access-control-allow-origin'] = origin as string;
         headers.vary = 'Origin';
       }
-      liveSnapshot(source).then(
+      if (history) history.lastReadAt = source.clock.now();
+      liveSnapshot(source, { history }).then(
         (snap) => res.writeHead(200, headers).end(JSON.stringify(snap)),
         () => res.writeHead(500, headers).end(JSON.stringify({ error: 'live snapshot failed' })),
       );
     }],
   ];
 }
-
-/**
- * The page. Everything from the network is rendered with textContent (never innerHTML), so a
- * hostile peer cannot inject markup. Peers come from `?peers=` (comma-separated admin URLs).
- */
-export const LIVE_PAGE_HTML = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sluice — live</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{font:14px/1.4 system-ui,sans-serif;margin:1rem;background:#f6f7f9;color:#1d232b}
-h1{font-size:1.2rem;margin:0 0 .5rem}
-#grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:.8rem}
-.card{background:#fff;border:1px solid #d9dde3;border-radius:6px;padding:.6rem .8rem}
-.card.down{opacity:.55;border-style:dashed}
-.card h2{font-size:1rem;margin:0}.sub{color:#68717d;font-size:.8rem;margin-bottom:.3rem}
-h3{font-size:.8rem;text-transform:uppercase;color:#68717d;margin:.5rem 0 .15rem}
-table{border-collapse:collapse;width:100%}td{padding:1px 4px;border-bottom:1px solid #eef0f3;font-variant-numeric:tabular-nums}
-td.n{text-align:right}.ok{color:#1a7f37}.bad{color:#c62828}.warn{color:#b26a00}
-</style></head><body>
-<h1>Sluice — live state <span id="at" class="sub"></span></h1>
-<div id="grid"></div>
-<script>
-"use strict";
-const peers = [location.origin];
-for (const p of (new URLSearchParams(location.search).get("peers") || "").split(",")) {
-  try { const u = new URL(p.trim()); if ((u.protocol === "http:" || u.protocol === "https:") && !peers.includes(u.origin)) peers.push(u.origin); } catch (e) {}
-}
-const grid = document.getElementById("grid");
-const cards = new Map();
-function el(tag, text, cls) { const e = document.createElement(tag); if (text !== undefined) e.textContent = String(text); if (cls) e.className = cls; return e; }
-function table(rows) { const t = el("table"); for (const r of rows) { const tr = el("tr"); r.forEach((c, i) => { const td = el("td", c.text !== undefined ? c.text : c, (i === r.length - 1 ? "n " : "") + (c.cls || "")); tr.append(td); }); t.append(tr); } return t; }
-function section(card, title, rows) { if (rows.length) { card.append(el("h3", title), table(rows)); } }
-const DECISION_CLS = { allowed: "ok", rate_limited: "bad", circuit_open: "bad", bulkhead_full: "bad", would_limit: "warn", would_break: "warn", limited: "bad", OK: "ok" };
-const flat = (obj) => Object.entries(obj || {}).flatMap(([a, row]) => Object.entries(row).map(([b, n]) => [a, { text: b, cls: DECISION_CLS[b] || "" }, n]));
-for (const peer of peers) { const card = el("div", undefined, "card"); cards.set(peer, card); grid.append(card); }
-function render(peer, s, err) {
-  const card = cards.get(peer);
-  card.replaceChildren();
-  if (err) { card.className = "card down"; card.append(el("h2", peer), el("div", "unreachable: " + err, "sub bad")); return; }
-  card.className = "card";
-  card.append(el("h2", s.id), el("div", Object.entries(s.labels).map(([k, v]) => k + "=" + v).join(", ") + " · config " + s.configVersion + " · " + peer, "sub"));
-  section(card, "requests by decision", flat(s.requests));
-  section(card, "gRPC calls by code", flat(s.grpc));
-  section(card, "rate-limit decisions", flat(s.rateLimits));
-  section(card, "circuits", Object.entries(s.circuits).map(([rule, c]) => [rule, "opened " + c.opened + " · closed " + c.closed, { text: c.state, cls: c.state === "closed" ? "ok" : c.state === "open" ? "bad" : "warn" }]));
-  section(card, "leadership", s.elections.map((e) => [e.election, e.leader ? { text: "LEADER", cls: "ok" } : "follows " + (e.holder || "?"), "token " + (e.fencingToken || "–")]));
-  for (const [q, v] of Object.entries(s.queues)) {
-    section(card, "queue " + q, [...Object.entries(v.tasks).map(([r, n]) => [r, { text: n, cls: r === "dead_lettered" ? "bad" : r === "retried" ? "warn" : "" }]), ...Object.entries(v.stream).map(([k, n]) => ["stream " + k, n])]);
-  }
-  if (s.websocket.connections || Object.keys(s.websocket.closes).length) section(card, "websocket", [["open connections", s.websocket.connections], ...Object.entries(s.websocket.closes).map(([c, n]) => ["closed with " + c, n])]);
-}
-async function poll() {
-  await Promise.all(peers.map(async (peer) => {
-    try {
-      const r = await fetch(peer + "/v1/live", { cache: "no-store" });
-      if (!r.ok) throw new Error("HTTP " + r.status);
-      render(peer, await r.json());
-    } catch (e) { render(peer, null, e.message || String(e)); }
-  }));
-  document.getElementById("at").textContent = new Date().toLocaleTimeString();
-  setTimeout(poll, 1000);
-}
-poll();
-</script></body></html>
-`;

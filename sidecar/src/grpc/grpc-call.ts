@@ -258,7 +258,8 @@ export class ForwardedCall {
     this.settled = true;
     this.clearTimer();
     this.ctx.permit.done(outcome);
-    this.ctx.method.finish(code, this.elapsedSeconds());
+    const label = outcome.timedOut ? 'timeout' : outcome.connectError ? 'connect_error' : code === 0 ? 'ok' : 'error';
+    this.ctx.method.finishForwarded(code, label, this.elapsedSeconds());
   }
 
   /**

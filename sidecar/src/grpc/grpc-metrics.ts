@@ -2,6 +2,7 @@ import { Counter, Histogram } from 'prom-client';
 import type { SidecarMetrics } from '../metrics.ts';
 import type { ConnectionErrorCode, GrpcProxyErrorCode } from './grpc-errors.ts';
 import { grpcCodeName } from './grpc-status.ts';
+import type { HistogramCell } from '../hot-metrics.ts';
 
 /** Method label for calls past the cardinality cap: clients choose paths, so labels must be bounded. */
 export const OTHER_METHOD = '_other';
@@ -10,6 +11,8 @@ export const OTHER_METHOD = '_other';
 export interface MethodMetrics {
   /** Counts one finished call by its gRPC status code and observes its duration. */
   finish(code: number, seconds: number): void;
+  /** The same, for a call that went to the app: also timed as the app's latency (sluice_upstream_duration_seconds). */
+  finishForwarded(code: number, outcome: 'ok' | 'error' | 'timeout' | 'connect_error', seconds: number): void;
 }
 
 /**
@@ -26,9 +29,13 @@ export class GrpcMetrics {
   private readonly methods = new Map<string, MethodMetrics>();
   private readonly errorChildren = new Map<string, Counter.Internal>();
   private readonly maxMethods: number;
+  private readonly upstream: SidecarMetrics['upstreamDuration'];
+  /** sluice_upstream_duration_seconds{protocol="grpc",outcome}, bound once per outcome for every method. */
+  private readonly upstreamCells = new Map<string, HistogramCell>();
 
   constructor(metrics: SidecarMetrics, { maxMethods = 500 }: { maxMethods?: number } = {}) {
     const registers = [metrics.registry];
+    this.upstream = metrics.upstreamDuration;
     this.maxMethods = maxMethods;
     // A second GrpcProxy on the same registry (tests, reloads) shares the metrics rather than throwing.
     this.requests = (metrics.registry.getSingleMetric('sluice_grpc_requests_total') as Counter<'method' | 'code'> | undefined) ?? new Counter({
@@ -59,12 +66,21 @@ export class GrpcMetrics {
     const counters: Array<Counter.Internal | undefined> = [];
     const duration = this.duration.labels(name);
     const requests = this.requests;
+    const upstream = this.upstream;
+    const upstreamCells = this.upstreamCells;
+    const finish = (code: number, seconds: number) => {
+      let c = counters[code];
+      if (!c) c = counters[code] = requests.labels(name, grpcCodeName(code));
+      c.inc();
+      duration.observe(seconds);
+    };
     m = {
-      finish: (code, seconds) => {
-        let c = counters[code];
-        if (!c) c = counters[code] = requests.labels(name, grpcCodeName(code));
-        c.inc();
-        duration.observe(seconds);
+      finish,
+      finishForwarded: (code, outcome, seconds) => {
+        finish(code, seconds);
+        let cell = upstreamCells.get(outcome);
+        if (!cell) upstreamCells.set(outcome, (cell = upstream.cell('grpc', outcome)));
+        upstream.observe(cell, seconds);
       },
     };
     this.methods.set(name, m);
