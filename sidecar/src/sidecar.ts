@@ -10,7 +10,7 @@ import { Router, sendJson, type Route } from './local-api/router.ts';
 import { createLogger, type Level, type Logger } from '../../lib/log.ts';
 import { SidecarMetrics } from './metrics.ts';
 import { PolicyEngine } from './policy-engine/engine.ts';
-import type { GlobalLimiterFactory } from './policy-engine/chain.ts';
+import type { GlobalConnectionQuotaFactory, GlobalLimiterFactory } from './policy-engine/chain.ts';
 import { splitHostPort } from './websocket/websocket-proxy.ts';
 import type { RedisHealth } from './redis/connection.ts';
 import { registerRedisHealthMetrics } from './redis/health-metrics.ts';
@@ -58,6 +58,14 @@ export interface SidecarOptions {
   grpcInitialWindowSize?: number;
   grpcMaxMessageBytes?: number;
   grpcKeepaliveMs?: number;
+  /** WebSocket: ping a client silent for this long (0: never; default 30 s). */
+  websocketPingIntervalMs?: number;
+  /** WebSocket: close a pinged client that sends nothing within this (default 10 s). */
+  websocketPingTimeoutMs?: number;
+  /** WebSocket: on shutdown, closes (1012) are spread over this much of the grace period (default 10 s). */
+  websocketDrainWindowMs?: number;
+  /** WebSocket: a Global maxConnectionsPerKey slot outlives a sidecar that stopped renewing it by this (default 30 s). */
+  websocketQuotaLeaseMs?: number;
 }
 
 /**
@@ -102,6 +110,7 @@ export class Sidecar {
   private stopping: Promise<void> | undefined;
   /** Set by the Redis feature when --redis is given; Global rules use it. */
   globalLimiter: GlobalLimiterFactory | undefined;
+  globalConnections: GlobalConnectionQuotaFactory | undefined;
 
   constructor(opts: SidecarOptions, deps: { clock?: Clock; logger?: Logger } = {}) {
     this.opts = opts;
@@ -117,7 +126,7 @@ export class Sidecar {
     await this.createFeatures();
     registerRedisHealthMetrics(this.metrics.registry, () => this.features.flatMap((f) => f.redisHealths?.() ?? []));
 
-    this.engine = new PolicyEngine(this.store.current, { clock: this.clock, metrics: this.metrics, globalLimiter: this.globalLimiter });
+    this.engine = new PolicyEngine(this.store.current, { clock: this.clock, metrics: this.metrics, globalLimiter: this.globalLimiter, globalConnections: this.globalConnections });
     this.store.subscribe((plan) => this.onPlan(plan));
 
     if (opts.config) {
@@ -205,8 +214,12 @@ export class Sidecar {
     // (gRPC listener, Redis-backed global limits, leadership and locks, task queues.)
     // --- Redis features: Global rate limits (--redis), LeaderElection and app locks (--lock-nodes) ---
     if (this.opts.redis) {
-      const global = new GlobalLimitFeature({ url: this.opts.redis, clock: this.clock, logger: this.logger, registry: this.metrics.registry, sidecarId: this.opts.id, commandTimeoutMs: this.opts.redisTimeoutMs });
+      const global = new GlobalLimitFeature({
+        url: this.opts.redis, clock: this.clock, logger: this.logger, registry: this.metrics.registry, sidecarId: this.opts.id, commandTimeoutMs: this.opts.redisTimeoutMs,
+        connectionLeaseMs: this.opts.websocketQuotaLeaseMs,
+      });
       this.globalLimiter = global.factory;
+      this.globalConnections = global.connectionQuotaFactory;
       this.features.push(global);
     }
     this.features.push(new LeadershipFeature({ lockNodes: this.opts.lockNodes ?? [], clock: this.clock, logger: this.logger, registry: this.metrics.registry, holderId: this.opts.id }));

@@ -131,9 +131,22 @@ export class WebSocketProxy {
       return answerAndClose(socket, 400);
     }
     const attrs = new HttpRequestAttributes(req, 'websocket');
-    const ws = this.engine.admitWebSocket(attrs);
+    const remote = socket.remoteAddress ?? '';
+    const ws = this.engine.admitWebSocket(attrs, remote);
+    if (ws instanceof Promise) {
+      ws.then((a) => {
+        if ('reason' in a) return rejectUpgrade(socket, a);
+        if (socket.destroyed) return a.release();
+        this.checkLimits(req, socket, head, attrs, remote, a);
+      }, () => answerAndClose(socket, 500));
+      return;
+    }
     if ('reason' in ws) return rejectUpgrade(socket, ws);
-    const verdict = this.engine.check(attrs, socket.remoteAddress ?? '');
+    this.checkLimits(req, socket, head, attrs, remote, ws);
+  }
+
+  private checkLimits(req: IncomingMessage, socket: Socket, head: Buffer, attrs: HttpRequestAttributes, remote: string, ws: WebSocketAdmission): void {
+    const verdict = this.engine.check(attrs, remote);
     if (verdict instanceof Promise) {
       verdict.then((v) => this.admitted(req, socket, head, ws, v), () => {
         ws.release();
