@@ -156,6 +156,10 @@ export class Sidecar {
       this.http = new HttpListener({
         engine: this.engine, appHttp: opts.appHttp, metrics: this.metrics, logger, clock: this.clock,
         maxBodyBytes: opts.maxBodyBytes, headersTimeoutMs: opts.headersTimeoutMs, upstreamTimeoutMs: opts.upstreamTimeoutMs,
+        websocket: {
+          heartbeat: { intervalMs: opts.websocketPingIntervalMs ?? 30_000, timeoutMs: opts.websocketPingTimeoutMs ?? 10_000 },
+          drainWindowMs: opts.websocketDrainWindowMs,
+        },
       });
       const [host, port] = splitHostPort(opts.listenHttp);
       const a = await this.http.listen(host, port);
