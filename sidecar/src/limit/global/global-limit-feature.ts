@@ -78,6 +78,10 @@ export class GlobalLimitFeature {
     // their leases run out.
     await Promise.all([...this.connectionQuotas].map((q) => q.idle(graceMs)));
     for (const l of [...this.limiters]) l.close();
+    // QUIT is answered after the commands sent before it (the last slot releases, presence
+    // removals); a Redis that does not answer is not waited for beyond a moment.
+    const quit = this.redis.status === 'ready' ? this.redis.quit().catch(() => {}) : undefined;
+    if (quit) await Promise.race([quit, new Promise((r) => setTimeout(r, 500).unref())]);
     this.redis.disconnect();
   }
 }
