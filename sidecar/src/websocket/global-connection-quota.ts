@@ -64,6 +64,8 @@ export interface GlobalConnectionQuotaDeps {
   leaseMs?: number;
   /** How often a probe goes to Redis while it is down (ms, default 250). */
   probeEveryMs?: number;
+  /** Called once the quota is closed and its last connection has ended. */
+  onRetired?: () => void;
 }
 
 export class GlobalConnectionQuota implements ConnectionQuota {
@@ -81,6 +83,8 @@ export class GlobalConnectionQuota implements ConnectionQuota {
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
+  private closed = false;
+  private readonly onRetired: (() => void) | undefined;
 
   constructor(rule: RateLimitRule, deps: GlobalConnectionQuotaDeps) {
     this.rule = rule;
@@ -91,6 +95,7 @@ export class GlobalConnectionQuota implements ConnectionQuota {
     this.failureMode = rule.failureMode;
     this.leaseMs = deps.leaseMs ?? 30_000;
     this.gate = new OutageGate(deps.probeEveryMs ?? 250);
+    this.onRetired = deps.onRetired;
   }
 
   /** Connections this sidecar holds under the rule. */
@@ -165,6 +170,7 @@ export class GlobalConnectionQuota implements ConnectionQuota {
       clearInterval(this.timer);
       this.timer = undefined;
       for (const w of this.idleWaiters.splice(0)) w();
+      if (this.closed) this.onRetired?.();
     }
   }
 
@@ -200,5 +206,9 @@ export class GlobalConnectionQuota implements ConnectionQuota {
    * The rule went away or changed its key. Connections admitted under it stay open, so their
    * leases keep being renewed until the last one ends (then the timer stops by itself).
    */
-  close(): void {}
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.heldCount === 0) this.onRetired?.();
+  }
 }

@@ -85,6 +85,16 @@ describe('maxConnectionsPerKey', () => {
     await expect(open(as('alice'))).rejects.toMatchObject(refused);
   });
 
+  it('a reload that changes the quota keeps counting the connections already open', async () => {
+    sc = await startSidecar(policy('maxConnectionsPerKey: 2, key: {source: Header, name: x-user}'), { appHttp: appHostPort });
+    await open(as('alice'));
+    await open(as('alice'));
+    sc.writeConfig(policy('maxConnectionsPerKey: 3, key: {source: Header, name: x-user}'));
+    await sc.sidecar.reloadConfig();
+    await open(as('alice'));
+    await expect(open(as('alice'))).rejects.toMatchObject(refused);
+  });
+
   it('keyed by the remote address (the default): 127.0.0.1 at its quota, 127.0.0.2 still admitted', async () => {
     sc = await startSidecar(policy('maxConnectionsPerKey: 1'), { appHttp: appHostPort });
     await open({ localAddress: '127.0.0.1' });

@@ -51,7 +51,10 @@ export class GlobalLimitFeature {
 
   /** The policy engine's GlobalConnectionQuotaFactory (WebSocket maxConnectionsPerKey, scope Global). */
   readonly connectionQuotaFactory = (rule: RateLimitRule): GlobalConnectionQuota => {
-    const quota = new GlobalConnectionQuota(rule, { redis: this.redis, clock: this.deps.clock, logger: this.deps.logger, sidecarId: this.deps.sidecarId, leaseMs: this.connectionLeaseMs });
+    const quota: GlobalConnectionQuota = new GlobalConnectionQuota(rule, {
+      redis: this.redis, clock: this.deps.clock, logger: this.deps.logger, sidecarId: this.deps.sidecarId, leaseMs: this.connectionLeaseMs,
+      onRetired: () => this.connectionQuotas.delete(quota),
+    });
     this.connectionQuotas.add(quota);
     return quota;
   };
