@@ -61,6 +61,11 @@ class ProxiedConnection implements Liveness {
     return !this.stopped && !this.toClient.midFrame && this.client.writable;
   }
 
+  /** A close is under way (its own timer ends it): heartbeats leave it alone. */
+  get closing(): boolean {
+    return this.stopped;
+  }
+
   /** No more data is relayed either way (a close frame is being sent). */
   stop(): void {
     this.stopped = true;
@@ -296,6 +301,7 @@ export class WebSocketProxy {
   private sweep(): void {
     const now = this.clock.now();
     for (const conn of this.connections) {
+      if (conn.closing) continue;
       const action = heartbeatAction(conn, now, this.heartbeat, conn.canPing);
       if (action === 'ping') conn.client.write(PING_FRAME);
       else if (action === 'dead') this.closeDead(conn);
