@@ -12,6 +12,7 @@ import { spawnSidecar, type SidecarProcess } from '../../../test/helpers/sidecar
 import { startSidecar, type RunningSidecar } from '../../../test/helpers/sidecar.ts';
 import { connectRedis, waitReady } from '../../src/redis/connection.ts';
 import { connectionsKey } from '../../src/limit/global/keys.ts';
+import { GlobalLimitFeature } from '../../src/limit/global/global-limit-feature.ts';
 
 /*
  * A Global maxConnectionsPerKey: sidecars share one count per key in a real redis-server, and the
@@ -67,6 +68,18 @@ function open(base: string, user: string): Promise<WebSocket> {
     ws.once('error', reject);
   });
 }
+/** A sidecar decides without Redis until its connection is up (failureMode): tests start after. */
+async function started(sc: Promise<RunningSidecar>): Promise<RunningSidecar> {
+  const running = await sc;
+  await waitReady(running.sidecar.features.find((f): f is GlobalLimitFeature => f instanceof GlobalLimitFeature)!.redis);
+  return running;
+}
+async function processReady(p: SidecarProcess): Promise<void> {
+  await eventually(async () => {
+    const r = (await (await fetch(`${p.admin}/readyz`)).json()) as { checks: { name: string; details?: { state?: string } }[] };
+    expect(r.checks.find((c) => c.name === 'redis')?.details?.state).toBe('ready');
+  });
+}
 const refused = { status: 429, retryAfter: expect.stringMatching(/^[1-9]\d*$/) };
 
 describe('Global maxConnectionsPerKey across two sidecars', () => {
@@ -77,8 +90,8 @@ describe('Global maxConnectionsPerKey across two sidecars', () => {
   });
 
   it('one user\'s connections are counted across both; another user is admitted; a close frees the slot for either sidecar', async () => {
-    a = await startSidecar(CONFIG(), { appHttp: appHostPort, redis: redis.url });
-    b = await startSidecar(CONFIG(), { appHttp: appHostPort, redis: redis.url });
+    a = await started(startSidecar(CONFIG(), { appHttp: appHostPort, redis: redis.url }));
+    b = await started(startSidecar(CONFIG(), { appHttp: appHostPort, redis: redis.url }));
     const onA = await open(a.url, 'alice');
     await open(b.url, 'alice');
     await expect(open(a.url, 'alice')).rejects.toMatchObject(refused);
@@ -96,8 +109,8 @@ describe('Global maxConnectionsPerKey across two sidecars', () => {
   });
 
   it('shutdown gives the slots back at once, so drained clients find them free elsewhere', async () => {
-    a = await startSidecar(CONFIG(), { appHttp: appHostPort, redis: redis.url, websocketDrainWindowMs: 200 });
-    b = await startSidecar(CONFIG(), { appHttp: appHostPort, redis: redis.url });
+    a = await started(startSidecar(CONFIG(), { appHttp: appHostPort, redis: redis.url, websocketDrainWindowMs: 200 }));
+    b = await started(startSidecar(CONFIG(), { appHttp: appHostPort, redis: redis.url }));
     const both = [await open(a.url, 'carol'), await open(a.url, 'carol')];
     const codes = both.map((ws) => new Promise<number>((r) => ws.once('close', r)));
     await a.stop(2_000);
@@ -117,7 +130,7 @@ describe('while Redis does not answer (SIGSTOP)', () => {
   });
 
   it('failureMode Open counts in this sidecar against the same quota; the connections are registered once Redis is back', async () => {
-    sc = await startSidecar(CONFIG('Open'), { appHttp: appHostPort, redis: redis.url, websocketQuotaLeaseMs: 300 });
+    sc = await started(startSidecar(CONFIG('Open'), { appHttp: appHostPort, redis: redis.url, websocketQuotaLeaseMs: 300 }));
     redis.pause();
     await open(sc.url, 'erin');
     await open(sc.url, 'erin');
@@ -127,7 +140,7 @@ describe('while Redis does not answer (SIGSTOP)', () => {
   });
 
   it('failureMode Closed refuses upgrades with 429 and Retry-After', async () => {
-    sc = await startSidecar(CONFIG('Closed'), { appHttp: appHostPort, redis: redis.url });
+    sc = await started(startSidecar(CONFIG('Closed'), { appHttp: appHostPort, redis: redis.url }));
     await open(sc.url, 'frank');
     redis.pause();
     await expect(open(sc.url, 'frank')).rejects.toMatchObject(refused);
@@ -155,6 +168,7 @@ describe('a sidecar that dies', () => {
       '--websocket-quota-lease', '1s', '--log-level', 'warn',
     ])));
     const [pa, pb] = procs as [SidecarProcess, SidecarProcess];
+    await Promise.all(procs.map(processReady));
     await open(pa.http, 'dave');
     await open(pa.http, 'dave');
     await expect(open(pb.http, 'dave')).rejects.toMatchObject(refused);
