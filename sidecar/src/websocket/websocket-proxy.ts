@@ -284,6 +284,8 @@ export class WebSocketProxy {
     app.on('error', destroySelf);
     if (appHead.length > 0) conn.fromApp(appHead);
     if (clientHead.length > 0) conn.fromClient(clientHead);
+    // Admitted while shutdown began (a Global decision was in flight): the drain has its list already.
+    if (this.closing) this.closeBoth(conn, WS_CLOSE.SERVICE_RESTART, 'service restart');
   }
 
   /** @internal called by ProxiedConnection */
