@@ -12,6 +12,7 @@ import { SidecarMetrics } from './metrics.ts';
 import { PolicyEngine } from './policy-engine/engine.ts';
 import type { GlobalConnectionQuotaFactory, GlobalLimiterFactory } from './policy-engine/chain.ts';
 import { splitHostPort } from './websocket/websocket-proxy.ts';
+import { websocketDrainRoute } from './websocket/drain-route.ts';
 import type { RedisHealth } from './redis/connection.ts';
 import { registerRedisHealthMetrics } from './redis/health-metrics.ts';
 import { GlobalLimitFeature } from './limit/global/global-limit-feature.ts';
@@ -195,6 +196,7 @@ export class Sidecar {
     const router = new Router();
     for (const r of routes) router.add(r);
     router.add({ method: 'GET', pattern: '/v1/status', handler: (_req, res) => sendJson(res, 200, this.status()) });
+    router.add(websocketDrainRoute(() => this.http?.websockets, this.opts.shutdownGraceMs));
     this.localApi = createServer((req, res) => {
       router.handle(req, res).catch((err: Error) => {
         logger.error('local api handler failed', { err, path: req.url });

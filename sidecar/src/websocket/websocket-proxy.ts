@@ -349,17 +349,25 @@ export class WebSocketProxy {
    * Resolves when the last close has been sent.
    */
   closeAll(graceMs = 0): Promise<void> {
+    // Once: the app may have asked for the drain (local API) before the sidecar's own shutdown.
+    if (this.draining) return this.draining;
     this.closing = true;
     const open = [...this.connections];
-    if (open.length === 0) return Promise.resolve();
     const windowMs = drainWindowMs(this.drainWindowMs, graceMs);
+    this.drainInfo = { connections: open.length, windowMs };
+    if (open.length === 0) return (this.draining = Promise.resolve());
     this.logger.info('closing websocket connections for shutdown', { count: open.length, windowMs });
-    return staggeredDrain(open, windowMs, (conn) => {
+    this.draining = staggeredDrain(open, windowMs, (conn) => {
       if (!this.connections.has(conn)) return;
       this.metrics.wsCloses.labels(String(WS_CLOSE.SERVICE_RESTART)).inc();
       this.closeBoth(conn, WS_CLOSE.SERVICE_RESTART, 'service restart');
     }, this.clock);
+    return this.draining;
   }
+
+  /** What the drain closes and over how long (after closeAll). */
+  drainInfo: { connections: number; windowMs: number } | undefined;
+  private draining: Promise<void> | undefined;
 }
 
 /**

@@ -175,4 +175,21 @@ describe('staggered drain', () => {
     // ...and all within the window, plus slack for a loaded machine.
     expect(at[5]!).toBeLessThan(windowMs + 2_000);
   });
+
+  it('the app can start it through the local API (POST /v1/websocket/drain), answered once the last close is sent', async () => {
+    sc = await startSidecar(policy('maxConnections: 100'), { appHttp: appHostPort, websocketDrainWindowMs: 600, shutdownGraceMs: 2_000 });
+    const ws = await Promise.all(Array.from({ length: 3 }, () => open()));
+    const codes = Promise.all(ws.map(closed));
+    const started = performance.now();
+    const res = await fetch(`${sc.localApi}/v1/websocket/drain`, { method: 'POST' });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ drained: 3, windowMs: 600 });
+    // Closes at 0, 200 and 400 ms: the answer waits for the last one.
+    expect(performance.now() - started).toBeGreaterThan(300);
+    expect(await codes).toEqual([1012, 1012, 1012]);
+    await expect(open()).rejects.toMatchObject({ status: 503 });
+    // The sidecar's own shutdown later finds nothing left to drain.
+    await sc.stop(500);
+    sc = undefined;
+  });
 });
