@@ -8,6 +8,9 @@
 //   BENCH_WS_CLIENTS=50    echo clients, one message in flight each
 //   BENCH_WS_BYTES=64      echo message size
 //   BENCH_WS_IDLE=10000    idle connections for the memory figure (capped by the open-files limit)
+//   BENCH_WS_BEAT=2000     idle connections for the heartbeat cost (sidecar CPU, pings every 1 s vs off)
+//   BENCH_WS_BEAT_HOLD=6   seconds the heartbeat CPU is measured over
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { freePorts } from '../lib/net.ts';
@@ -20,6 +23,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const CLIENTS = Number(process.env.BENCH_WS_CLIENTS ?? 50);
 const BYTES = Number(process.env.BENCH_WS_BYTES ?? 64);
 const WANTED_IDLE = Number(process.env.BENCH_WS_IDLE ?? 10_000);
+const BEAT_CONNECTIONS = Number(process.env.BENCH_WS_BEAT ?? 2_000);
+const BEAT_HOLD_S = Number(process.env.BENCH_WS_BEAT_HOLD ?? 6);
 const CLIENT_PROCESSES = 2;
 const LIB = resolve(import.meta.dirname, 'lib');
 
@@ -88,6 +93,26 @@ async function main(): Promise<void> {
     const after = rssBytes(idle.pid);
     const perConnection = (after - before) / open;
     await Promise.all(clients.map((c) => group.stop(c)));
+    await group.stop(idle.child);
+
+    // --- 3. heartbeat cost: sidecar CPU with idle connections, pinged every 1 s (30× the default) vs never ---
+    const beatCount = Math.min(BEAT_CONNECTIONS, idleCount);
+    const beatCpu: Record<string, number> = {};
+    for (const [label, interval] of [['pings off', '0'], ['ping every 1 s', '1s']] as const) {
+      const sc = await startSidecar(group, `sluice (${label})`, { configYaml: UNREACHABLE_WEBSOCKET_LIMITS, appHttp: app, nofile: hard, extraArgs: ['--websocket-ping-interval', interval] });
+      cleanups.push(sc.cleanup);
+      const held = await openIdle(group, `ws idle clients (${label})`, `ws://127.0.0.1:${sc.httpPort}/ws`, beatCount);
+      await sleep(2_000);
+      const t0 = cpuSeconds(sc.pid);
+      await sleep(BEAT_HOLD_S * 1000);
+      beatCpu[label] = (cpuSeconds(sc.pid) - t0) / BEAT_HOLD_S;
+      const stillOpen = await websocketGauge(sc.adminPort);
+      if (stillOpen < beatCount) console.log(`  WARNING: ${beatCount - stillOpen} connections closed during the heartbeat run (${label})`);
+      await Promise.all(held.map((c) => group.stop(c)));
+      await group.stop(sc.child);
+    }
+    const beatExtra = (beatCpu['ping every 1 s'] as number) - (beatCpu['pings off'] as number);
+    const perPingUs = (beatExtra / beatCount) * 1e6;
 
     // --- report ---
     const ratio = sluiceRate / directRate;
@@ -102,6 +127,13 @@ async function main(): Promise<void> {
       ['connections opened in', `${openSeconds.toFixed(1)} s`],
     ];
     printTable('Idle connections (sidecar VmRSS)', ['measure', 'value'], memRows);
+    const beatRows: Cell[][] = [
+      [`sidecar CPU, ${beatCount} idle connections, pings off`, `${((beatCpu['pings off'] as number) * 100).toFixed(2)} %`],
+      [`sidecar CPU, ${beatCount} idle connections, ping every 1 s`, `${((beatCpu['ping every 1 s'] as number) * 100).toFixed(2)} %`],
+      ['CPU per ping + pong (difference / pings)', `${perPingUs.toFixed(1)} µs`],
+      ['at the default 30 s interval, per 10 000 idle connections', `${((perPingUs * 10_000) / 30 / 1e4).toFixed(3)} % of a core`],
+    ];
+    printTable('Heartbeat cost (sidecar CPU time)', ['measure', 'value'], beatRows);
     const kb = (v: number) => `${(v / 1024).toFixed(1)} KiB`;
     const aims: Aim[] = [
       { name: 'proxied / direct echo messages/s', value: ratio, kind: 'atLeast', target: 0.5 },
@@ -115,6 +147,8 @@ async function main(): Promise<void> {
     ]);
     console.log('');
     printMarkdownTable(['measure', 'value'], memRows);
+    console.log('');
+    printMarkdownTable(['measure', 'value'], beatRows);
   } finally {
     await group.stopAll();
     for (const c of cleanups) c();
@@ -132,6 +166,13 @@ async function openIdle(group: ProcessGroup, name: string, url: string, count: n
   const failed = lines.reduce((a, l) => a + Number(/failed (\d+)/.exec(l)?.[1] ?? 0), 0);
   if (failed > 0) console.log(`  WARNING: ${failed} of ${count} connections failed to open: ${lines.join('; ')}`);
   return children;
+}
+
+/** User + system CPU seconds a process has used (/proc/<pid>/stat, in clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** sluice_websocket_connections from the admin port: how many connections the sidecar is proxying. */

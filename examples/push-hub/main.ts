@@ -21,8 +21,9 @@ const replica = env.REPLICA ?? hostname();
 const hub = new PushHub({ pub, sub, replica, pingIntervalMs: Number(env.PING_EVERY_MS ?? 15_000) });
 const port = await hub.listen(Number(env.PORT ?? 8090), env.HOST ?? '127.0.0.1');
 const channel = env.FEED_CHANNEL ?? 'feed';
+const localApi = env.SLUICE_LOCAL_API ?? 'http://127.0.0.1:15020';
 const broadcaster = new Broadcaster({
-  localApi: env.SLUICE_LOCAL_API ?? 'http://127.0.0.1:15020',
+  localApi,
   election: env.ELECTION ?? 'push-broadcaster',
   tickMs: Number(env.FEED_EVERY_MS ?? 1_000),
   replica,
@@ -34,6 +35,10 @@ log('push hub listening', { port, channel });
 
 const shutdown = async () => {
   broadcaster.stop();
+  // The sidecar closes our clients with 1012, spread over its drain window, so that they do not
+  // all reconnect to the other replicas at once; without a sidecar this fails fast and the hub
+  // closes them itself.
+  await fetch(`${localApi}/v1/websocket/drain`, { method: 'POST', signal: AbortSignal.timeout(30_000) }).catch(() => {});
   await hub.close();
   pub.disconnect();
   sub.disconnect();

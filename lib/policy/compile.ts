@@ -87,6 +87,9 @@ function compileRateLimits(p: RateLimitPolicy): RateLimitRule[] {
       connectionsPerSecond: r.websocket.connectionsPerSecond,
       messagesPerSecond: r.websocket.messagesPerSecond,
       maxMessageBytes: r.websocket.maxMessageBytes,
+      maxConnectionsPerKey: r.websocket.maxConnectionsPerKey,
+      connectionKey: r.websocket.maxConnectionsPerKey === undefined ? undefined
+        : { source: r.websocket.key?.source ?? 'RemoteAddress', name: r.websocket.key?.name?.toLowerCase() },
     },
     source: r,
   }));

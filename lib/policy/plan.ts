@@ -1,6 +1,6 @@
 import type { Matcher } from './match.ts';
 import type {
-  Algorithm, FailureMode, KeySource, Mode, Protocol, SluiceResource,
+  Algorithm, ConnectionKeySource, FailureMode, KeySource, Mode, Protocol, SluiceResource,
   RateLimitRuleSpec, CircuitBreakerRuleSpec, TaskQueueSpec, LeaderElectionSpec,
 } from './types.ts';
 
@@ -53,6 +53,9 @@ export interface RateLimitRule extends RuleBase {
     readonly connectionsPerSecond: number | undefined;
     readonly messagesPerSecond: number | undefined;
     readonly maxMessageBytes: number | undefined;
+    /** With `connectionKey`: open connections per key, counted per sidecar or (scope Global) in Redis. */
+    readonly maxConnectionsPerKey: number | undefined;
+    readonly connectionKey: { readonly source: ConnectionKeySource; readonly name: string | undefined } | undefined;
   } | undefined;
   readonly source: RateLimitRuleSpec;
 }

@@ -61,8 +61,15 @@ export interface RateLimitRuleSpec {
     connectionsPerSecond?: number;
     messagesPerSecond?: number;
     maxMessageBytes?: number;
+    /** Open connections per key value (client address or header); shared through Redis with scope Global. */
+    maxConnectionsPerKey?: number;
+    /** What maxConnectionsPerKey counts by (default RemoteAddress). */
+    key?: { source: ConnectionKeySource; name?: string };
   };
 }
+
+/** The key sources a connection quota can count by: the WebSocket upgrade has no gRPC metadata or useful path. */
+export type ConnectionKeySource = 'RemoteAddress' | 'Header';
 
 export interface RateLimitPolicySpec {
   selector: LabelSelector;

@@ -44,7 +44,7 @@ describe('the API examples', () => {
     expect(rpc.scope).toBe('Global');
     expect(rpc.failureMode).toBe('Open');
     const ws = plan.rateLimits.find((r) => r.name === 'push-sockets')!;
-    expect(ws.websocket).toEqual({ maxConnections: 10000, connectionsPerSecond: 200, messagesPerSecond: 20, maxMessageBytes: 65536 });
+    expect(ws.websocket).toEqual({ maxConnections: 10000, connectionsPerSecond: 200, messagesPerSecond: 20, maxMessageBytes: 65536, maxConnectionsPerKey: 20, connectionKey: { source: 'RemoteAddress', name: undefined } });
     const b = plan.breakers[0]!;
     expect(b.trip).toEqual({ consecutiveFailures: 5, failureRatePercent: 50, slowCallMs: 500, slowCallRatePercent: 80, minimumRequests: 20, windowMs: 10_000 });
     expect([b.openMs, b.maxOpenMs, b.halfOpen.maxProbes, b.halfOpen.successesToClose]).toEqual([30_000, 300_000, 3, 3]);
@@ -57,6 +57,18 @@ describe('the API examples', () => {
     expect(q).toMatchObject({ stream: 'shop.orders', group: 'order-workers', concurrency: 16, visibilityTimeoutMs: 60_000, maxLen: 100000, deadLetterStream: 'shop.orders.dlq' });
     expect(q.retry).toMatchObject({ maxAttempts: 5, initialMs: 1000, maxMs: 60_000, multiplier: 2 });
     expect(plan.leaderElections[0]).toMatchObject({ id: 'shop/push-broadcaster', ttlMs: 10_000, renewEveryMs: 3_000 });
+  });
+
+  it('accepts a Global per-key connection quota and compiles its key (RemoteAddress by default)', () => {
+    const doc = rlp([
+      { name: 'by-address', match: { protocol: 'websocket' }, scope: 'Global', failureMode: 'Closed', websocket: { maxConnectionsPerKey: 3 } },
+      { name: 'by-user', match: { protocol: 'websocket' }, websocket: { maxConnectionsPerKey: 2, key: { source: 'Header', name: 'X-User-Id' } } },
+    ]);
+    expect(issuesOf(doc)).toEqual([]);
+    const [a, b] = compilePlan([doc]).rateLimits;
+    expect(a!.scope).toBe('Global');
+    expect(a!.websocket).toMatchObject({ maxConnectionsPerKey: 3, connectionKey: { source: 'RemoteAddress', name: undefined } });
+    expect(b!.websocket).toMatchObject({ maxConnectionsPerKey: 2, connectionKey: { source: 'Header', name: 'x-user-id' } });
   });
 
   it('filters by the pod labels', () => {
@@ -80,6 +92,11 @@ describe('invalid policies name the field and the reason', () => {
     ['unknown algorithm', rlp([{ name: 'a', limit: { requests: 1, per: '1s', algorithm: 'Leaky' } }]), 'spec.rules[0].limit.algorithm', /one of TokenBucket, SlidingWindow/],
     ['duplicate rule names', rlp([{ name: 'a', limit: { requests: 1, per: '1s' } }, { name: 'a', limit: { requests: 1, per: '1s' } }]), 'spec.rules[1].name', /unique/],
     ['websocket on http', rlp([{ name: 'a', match: { protocol: 'http' }, websocket: { maxConnections: 1 } }]), 'spec.rules[0].websocket', /protocol: websocket/],
+    ['websocket key without maxConnectionsPerKey', rlp([{ name: 'a', match: { protocol: 'websocket' }, websocket: { maxConnections: 1, key: { source: 'Header', name: 'x-user' } } }]), 'spec.rules[0].websocket.key', /maxConnectionsPerKey/],
+    ['websocket header key without a name', rlp([{ name: 'a', match: { protocol: 'websocket' }, websocket: { maxConnectionsPerKey: 2, key: { source: 'Header' } } }]), 'spec.rules[0].websocket.key.name', /required/],
+    ['websocket key by path', rlp([{ name: 'a', match: { protocol: 'websocket' }, websocket: { maxConnectionsPerKey: 2, key: { source: 'Path' } } }]), 'spec.rules[0].websocket.key.source', /RemoteAddress, Header/],
+    ['websocket quota of zero', rlp([{ name: 'a', match: { protocol: 'websocket' }, websocket: { maxConnectionsPerKey: 0 } }]), 'spec.rules[0].websocket.maxConnectionsPerKey', /at least 1/],
+    ['Global websocket rule without a per-key quota', rlp([{ name: 'a', match: { protocol: 'websocket' }, scope: 'Global', websocket: { maxConnections: 5 } }]), 'spec.rules[0].scope', /maxConnectionsPerKey/],
     ['a rule with nothing to enforce', rlp([{ name: 'a' }]), 'spec.rules[0]', /needs a limit/],
     ['header key without a name', rlp([{ name: 'a', limit: { requests: 1, per: '1s' }, key: { source: 'Header' } }]), 'spec.rules[0].key.name', /required/],
     ['regex that does not compile', rlp([{ name: 'a', match: { paths: [{ type: 'RegularExpression', value: '(' }] }, limit: { requests: 1, per: '1s' } }]), 'spec.rules[0].match.paths[0].value', /regular expression/],

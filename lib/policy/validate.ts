@@ -150,10 +150,22 @@ function checkRateLimitSpec(c: Checker, spec: Obj): RateLimitPolicy['spec'] {
     const ws = c.object(rule.websocket, join(path, 'websocket'));
     if (ws) {
       const wp = join(path, 'websocket');
-      c.known(ws, wp, ['maxConnections', 'connectionsPerSecond', 'messagesPerSecond', 'maxMessageBytes']);
-      for (const f of ['maxConnections', 'connectionsPerSecond', 'messagesPerSecond', 'maxMessageBytes']) c.integer(ws[f], join(wp, f), { min: 1 });
+      c.known(ws, wp, ['maxConnections', 'connectionsPerSecond', 'messagesPerSecond', 'maxMessageBytes', 'maxConnectionsPerKey', 'key']);
+      for (const f of ['maxConnections', 'connectionsPerSecond', 'messagesPerSecond', 'maxMessageBytes', 'maxConnectionsPerKey']) c.integer(ws[f], join(wp, f), { min: 1 });
       if (match?.protocol !== 'websocket') c.fail(wp, 'needs match.protocol: websocket');
-      if (scope === 'Global') c.fail(join(path, 'scope'), 'websocket limits are per sidecar; use scope: Local');
+      const perKey = ws.maxConnectionsPerKey !== undefined;
+      const wsKey = c.object(ws.key, join(wp, 'key'));
+      if (wsKey) {
+        const kp = join(wp, 'key');
+        c.known(wsKey, kp, ['source', 'name']);
+        const source = c.string(wsKey.source ?? 'RemoteAddress', join(kp, 'source'), { oneOf: ['RemoteAddress', 'Header'] });
+        const name = c.string(wsKey.name, join(kp, 'name'), { required: source === 'Header', pattern: HEADER_NAME });
+        if (source === 'RemoteAddress' && name !== undefined) c.fail(join(kp, 'name'), 'is only used with source Header');
+        if (!perKey) c.fail(kp, 'applies to maxConnectionsPerKey; set it, or remove key');
+      }
+      // Only the per-key quota can be shared: the other websocket limits count one sidecar's
+      // connections or one connection's messages.
+      if (scope === 'Global' && !perKey) c.fail(join(path, 'scope'), 'websocket limits are per sidecar except maxConnectionsPerKey; set websocket.maxConnectionsPerKey or use scope: Local');
     }
     if (!limit && !ws) c.fail(path, 'needs a limit, a websocket block, or both');
   });

@@ -32,6 +32,10 @@ const FLAGS = {
   'grpc-initial-window': { type: 'string', default: '65535' },
   'grpc-max-message': { type: 'string', default: '4194304' },
   'grpc-keepalive': { type: 'string', default: '30s' },
+  'websocket-ping-interval': { type: 'string', default: '30s' },
+  'websocket-ping-timeout': { type: 'string', default: '10s' },
+  'websocket-drain-window': { type: 'string', default: '10s' },
+  'websocket-quota-lease': { type: 'string', default: '30s' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -67,6 +71,11 @@ export const USAGE = `Usage: sluice-proxy [options]
   --grpc-initial-window 65535   HTTP/2 initial flow-control window (bytes)
   --grpc-max-message 4194304    gRPC messages over this (either way) end the call with RESOURCE_EXHAUSTED
   --grpc-keepalive 30s          PING idle connections to the app this often; an unanswered one is replaced
+  --websocket-ping-interval 30s ping a WebSocket client silent for this long (0: never)
+  --websocket-ping-timeout 10s  close a pinged client that sends nothing back within this
+  --websocket-drain-window 10s  on shutdown, close WebSocket clients (1012) one by one over this much
+                                of --shutdown-grace (at most 3/4 of it; 0: all at once)
+  --websocket-quota-lease 30s   a Global maxConnectionsPerKey slot outlives a sidecar that died by this
 Every flag can also be set as an environment variable SLUICE_<FLAG>, e.g. SLUICE_APP_HTTP.`;
 
 export { UsageError };
@@ -94,6 +103,8 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
   const operatorServerName = get('operator-server-name');
   if ((operatorCa || operatorServerName) && !operator) throw new UsageError('--operator-ca and --operator-server-name need --operator');
   if (operatorServerName && !operatorCa) throw new UsageError('--operator-server-name needs --operator-ca');
+  // Durations where 0 means "off" (ping) or "at once" (drain).
+  const durationOrZero = (flag: 'websocket-ping-interval' | 'websocket-drain-window') => (get(flag) === '0' ? 0 : duration(flag));
   const lockNodes = get('lock-nodes')?.split(',').map((s) => s.trim()).filter(Boolean);
   return {
     config,
@@ -123,6 +134,10 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
     grpcInitialWindowSize: count('grpc-initial-window', 1, 2 ** 31 - 1),
     grpcMaxMessageBytes: count('grpc-max-message', 0, 2 ** 31 - 1),
     grpcKeepaliveMs: duration('grpc-keepalive'),
+    websocketPingIntervalMs: durationOrZero('websocket-ping-interval'),
+    websocketPingTimeoutMs: duration('websocket-ping-timeout'),
+    websocketDrainWindowMs: durationOrZero('websocket-drain-window'),
+    websocketQuotaLeaseMs: duration('websocket-quota-lease'),
   };
 }
 

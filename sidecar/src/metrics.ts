@@ -75,8 +75,14 @@ export class SidecarMetrics {
 
   readonly wsCloses = new Counter({
     name: 'sluice_websocket_closes_total',
-    help: 'WebSocket connections closed by the sidecar, by close code (1001 shutdown, 1008 policy, 1009 too big).',
+    help: 'WebSocket connections closed by the sidecar, by close code (1012 shutdown drain, 1008 policy, 1009 too big).',
     labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly wsPingTimeouts = new Counter({
+    name: 'sluice_websocket_ping_timeouts_total',
+    help: 'WebSocket connections closed because the client did not answer the sidecar\'s ping in time.',
     registers: [this.registry],
   });
 

@@ -10,8 +10,9 @@ import { Router, sendJson, type Route } from './local-api/router.ts';
 import { createLogger, type Level, type Logger } from '../../lib/log.ts';
 import { SidecarMetrics } from './metrics.ts';
 import { PolicyEngine } from './policy-engine/engine.ts';
-import type { GlobalLimiterFactory } from './policy-engine/chain.ts';
+import type { GlobalConnectionQuotaFactory, GlobalLimiterFactory } from './policy-engine/chain.ts';
 import { splitHostPort } from './websocket/websocket-proxy.ts';
+import { websocketDrainRoute } from './websocket/drain-route.ts';
 import type { RedisHealth } from './redis/connection.ts';
 import { registerRedisHealthMetrics } from './redis/health-metrics.ts';
 import { GlobalLimitFeature } from './limit/global/global-limit-feature.ts';
@@ -60,6 +61,14 @@ export interface SidecarOptions {
   grpcInitialWindowSize?: number;
   grpcMaxMessageBytes?: number;
   grpcKeepaliveMs?: number;
+  /** WebSocket: ping a client silent for this long (0: never; default 30 s). */
+  websocketPingIntervalMs?: number;
+  /** WebSocket: close a pinged client that sends nothing within this (default 10 s). */
+  websocketPingTimeoutMs?: number;
+  /** WebSocket: on shutdown, closes (1012) are spread over this much of the grace period (default 10 s). */
+  websocketDrainWindowMs?: number;
+  /** WebSocket: a Global maxConnectionsPerKey slot outlives a sidecar that stopped renewing it by this (default 30 s). */
+  websocketQuotaLeaseMs?: number;
 }
 
 /**
@@ -107,6 +116,7 @@ export class Sidecar {
   private stopLiveSampling: (() => void) | undefined;
   /** Set by the Redis feature when --redis is given; Global rules use it. */
   globalLimiter: GlobalLimiterFactory | undefined;
+  globalConnections: GlobalConnectionQuotaFactory | undefined;
   /** Circuit state changes: a log line each, and (operator mode) a report the operator turns into an Event. */
   readonly circuitTransitions: CircuitTransitionReporter;
 
@@ -126,7 +136,7 @@ export class Sidecar {
     registerRedisHealthMetrics(this.metrics.registry, () => this.features.flatMap((f) => f.redisHealths?.() ?? []));
 
     this.engine = new PolicyEngine(this.store.current, {
-      clock: this.clock, metrics: this.metrics, globalLimiter: this.globalLimiter,
+      clock: this.clock, metrics: this.metrics, globalLimiter: this.globalLimiter, globalConnections: this.globalConnections,
       onCircuitChange: (rule, change) => this.circuitTransitions.record(rule, change),
     });
     this.store.subscribe((plan) => this.onPlan(plan));
@@ -160,6 +170,10 @@ export class Sidecar {
       this.http = new HttpListener({
         engine: this.engine, appHttp: opts.appHttp, metrics: this.metrics, logger, clock: this.clock,
         maxBodyBytes: opts.maxBodyBytes, headersTimeoutMs: opts.headersTimeoutMs, upstreamTimeoutMs: opts.upstreamTimeoutMs,
+        websocket: {
+          heartbeat: { intervalMs: opts.websocketPingIntervalMs ?? 30_000, timeoutMs: opts.websocketPingTimeoutMs ?? 10_000 },
+          drainWindowMs: opts.websocketDrainWindowMs,
+        },
       });
       const [host, port] = splitHostPort(opts.listenHttp);
       const a = await this.http.listen(host, port);
@@ -196,6 +210,7 @@ export class Sidecar {
     const router = new Router();
     for (const r of routes) router.add(r);
     router.add({ method: 'GET', pattern: '/v1/status', handler: (_req, res) => sendJson(res, 200, this.status()) });
+    router.add(websocketDrainRoute(() => this.http?.websockets, this.opts.shutdownGraceMs));
     this.localApi = createServer((req, res) => {
       router.handle(req, res).catch((err: Error) => {
         logger.error('local api handler failed', { err, path: req.url });
@@ -219,8 +234,12 @@ export class Sidecar {
     // (gRPC listener, Redis-backed global limits, leadership and locks, task queues.)
     // --- Redis features: Global rate limits (--redis), LeaderElection and app locks (--lock-nodes) ---
     if (this.opts.redis) {
-      const global = new GlobalLimitFeature({ url: this.opts.redis, clock: this.clock, logger: this.logger, registry: this.metrics.registry, sidecarId: this.opts.id, commandTimeoutMs: this.opts.redisTimeoutMs });
+      const global = new GlobalLimitFeature({
+        url: this.opts.redis, clock: this.clock, logger: this.logger, registry: this.metrics.registry, sidecarId: this.opts.id, commandTimeoutMs: this.opts.redisTimeoutMs,
+        connectionLeaseMs: this.opts.websocketQuotaLeaseMs,
+      });
       this.globalLimiter = global.factory;
+      this.globalConnections = global.connectionQuotaFactory;
       this.features.push(global);
     }
     this.features.push(new LeadershipFeature({ lockNodes: this.opts.lockNodes ?? [], clock: this.clock, logger: this.logger, registry: this.metrics.registry, holderId: this.opts.id }));

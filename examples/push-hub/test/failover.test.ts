@@ -40,12 +40,12 @@ let pubsub: RedisServer;
 const replicas: Replica[] = [];
 const clients: Client[] = [];
 
-async function startReplica(name: string): Promise<Replica> {
+async function startReplica(name: string, sidecarArgs: string[] = []): Promise<Replica> {
   const appPort = await freePort();
   const id = `push-hub-${name}`;
   const sidecar = await spawnSidecar([
     '--config', CONFIG, '--labels', 'app=push-hub', '--app-http', `127.0.0.1:${appPort}`,
-    '--lock-nodes', lockNodes.map((n) => n.url).join(','), '--id', id, '--log-level', 'warn',
+    '--lock-nodes', lockNodes.map((n) => n.url).join(','), '--id', id, '--log-level', 'warn', ...sidecarArgs,
   ]);
   const app = spawn(process.execPath, [MAIN], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -201,4 +201,20 @@ describe('push hub replicas behind sluice-proxy: the leader-only broadcaster fai
     const metrics = await (await fetch(`${c.sidecar.admin}/metrics`)).text();
     expect(metrics).toMatch(/sluice_websocket_closes_total\{code="1008"\} 1/);
   });
+
+  it('SIGTERM of a hub (as Kubernetes stops the app before its sidecar): its clients get 1012, spread over the drain window', async () => {
+    const d = await startReplica('d', ['--websocket-drain-window', '1s']);
+    const onD = await Promise.all([connect(d.ws), connect(d.ws), connect(d.ws)]);
+    const at = onD.map((c) => c.closed.then((r) => ({ code: r.code, at: performance.now() })));
+    const started = performance.now();
+    const exited = new Promise((resolve) => d.app.once('exit', resolve));
+    d.app.kill('SIGTERM');
+    const closes = await Promise.all(at);
+    expect(closes.map((c) => c.code)).toEqual([1012, 1012, 1012]);
+    const times = closes.map((c) => c.at - started).sort((x, y) => x - y);
+    // Closes due at 0, 333 and 667 ms: spread, and within the window plus slack.
+    expect(times[2]! - times[0]!).toBeGreaterThan(300);
+    expect(times[2]!).toBeLessThan(1_000 + 3_000);
+    expect(await exited).toBe(0);
+  }, 60_000);
 });

@@ -6,7 +6,7 @@ import type { HistogramCell } from '../hot-metrics.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import { isRejection, type Permit, type PolicyEngine, type Rejection } from '../policy-engine/engine.ts';
 import { httpRejection } from '../policy-engine/responses.ts';
-import { WebSocketProxy } from '../websocket/websocket-proxy.ts';
+import { WebSocketProxy, type WebSocketTuning } from '../websocket/websocket-proxy.ts';
 import { answerAndClose, clientErrorStatus } from './client-errors.ts';
 import { Forwarder, reply } from './forwarder.ts';
 import { HttpRequestAttributes } from './request-attributes.ts';
@@ -25,6 +25,8 @@ export interface HttpListenerOptions {
   headersTimeoutMs?: number;
   /** Upper bound on the app's answer when no breaker timeout applies (default 60 s). */
   upstreamTimeoutMs?: number;
+  /** Heartbeats and the shutdown drain of proxied WebSocket connections. */
+  websocket?: WebSocketTuning;
 }
 
 /**
@@ -48,7 +50,7 @@ export class HttpListener {
     this.metrics = opts.metrics;
     this.clock = opts.clock;
     this.forwarder = new Forwarder({ appHttp: opts.appHttp, maxBodyBytes: opts.maxBodyBytes, upstreamTimeoutMs: opts.upstreamTimeoutMs });
-    this.websockets = new WebSocketProxy({ engine: opts.engine, appHttp: opts.appHttp, metrics: opts.metrics, logger: opts.logger, clock: opts.clock });
+    this.websockets = new WebSocketProxy({ engine: opts.engine, appHttp: opts.appHttp, metrics: opts.metrics, logger: opts.logger, clock: opts.clock, ...opts.websocket });
     const headersTimeout = opts.headersTimeoutMs ?? 10_000;
     this.server = createServer({
       maxHeaderSize: opts.maxHeaderBytes ?? 16 * 1024,
@@ -124,13 +126,13 @@ export class HttpListener {
   }
 
   /**
-   * Graceful shutdown: stop accepting, tell WebSocket clients 1001, let in-flight requests finish
+   * Graceful shutdown: stop accepting, close WebSocket clients with 1012 over the drain window, let in-flight requests finish
    * within the grace period, then close whatever is left.
    */
   async close(graceMs: number): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
-    this.websockets.closeAll();
+    void this.websockets.closeAll(graceMs);
     if (this.inFlight > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, graceMs);

@@ -5,6 +5,7 @@ import type { Limiter } from '../limit/limiter.ts';
 import { createLocalLimiter } from '../limit/local.ts';
 import { TokenBucket } from '../limit/token-bucket.ts';
 import type { CounterCell } from '../hot-metrics.ts';
+import { LocalConnectionQuota, type ConnectionQuota } from '../websocket/connection-quota.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 
 export interface LimitStep {
@@ -31,10 +32,17 @@ export interface WebSocketStep {
   readonly maxMessageBytes: number | undefined;
   /** Open connections admitted under this rule (carried across plan swaps). */
   readonly open: { count: number };
+  /** maxConnectionsPerKey: the quota (Local, or Global in Redis) and what it counts by. */
+  readonly maxConnectionsPerKey: number | undefined;
+  readonly quota: ConnectionQuota | undefined;
+  /** The connection key in the shape partitionKey() reads, so it resolves keys as rate limits do. */
+  readonly quotaKey: Pick<RateLimitRule, 'key'> | undefined;
 }
 
 /** Told of every circuit state change (logs and the operator's Events); must not throw. */
 export type CircuitChangeListener = (rule: BreakerRule, change: StateChange) => void;
+/** A Global rule's maxConnectionsPerKey, supplied by the Redis feature. */
+export type GlobalConnectionQuotaFactory = (rule: RateLimitRule) => ConnectionQuota;
 
 /** A Global rule's limiter, supplied by the Redis feature; it owns its fallback. */
 export type GlobalLimiterFactory = (rule: RateLimitRule) => Limiter & { close(): void };
@@ -53,7 +61,10 @@ export class Chain {
   readonly warnings: readonly string[];
   private readonly owned: Map<string, unknown>;
 
-  constructor(plan: Plan, deps: { metrics: SidecarMetrics; now: () => number; globalLimiter?: GlobalLimiterFactory; onCircuitChange?: CircuitChangeListener; previous?: Chain }) {
+  constructor(plan: Plan, deps: {
+    metrics: SidecarMetrics; now: () => number; globalLimiter?: GlobalLimiterFactory; globalConnections?: GlobalConnectionQuotaFactory;
+    onCircuitChange?: CircuitChangeListener; previous?: Chain;
+  }) {
     this.plan = plan;
     const warnings: string[] = [];
     const prev = deps.previous?.owned ?? new Map<string, unknown>();
@@ -108,6 +119,17 @@ export class Chain {
 
     this.websockets = plan.rateLimits.filter((r) => r.websocket).map((rule) => {
       const ws = rule.websocket!;
+      let quota: ConnectionQuota | undefined;
+      if (ws.maxConnectionsPerKey !== undefined) {
+        // Keyed by what a lease belongs to, not by the max: changing the max keeps the counts.
+        const id = `${rule.id}:${JSON.stringify(ws.connectionKey)}`;
+        if (rule.scope === 'Global' && deps.globalConnections) {
+          quota = reuse(`wsquota:global:${id}:${rule.failureMode}`, () => deps.globalConnections!(rule));
+        } else {
+          if (rule.scope === 'Global') warnings.push(`${rule.id}: scope Global needs --redis; counting maxConnectionsPerKey in this sidecar only`);
+          quota = reuse(`wsquota:${id}`, () => new LocalConnectionQuota());
+        }
+      }
       return {
         rule,
         enforce: rule.mode === 'Enforce',
@@ -117,6 +139,9 @@ export class Chain {
         messagesPerSecond: ws.messagesPerSecond,
         maxMessageBytes: ws.maxMessageBytes,
         open: reuse(`wsopen:${rule.id}`, () => ({ count: 0 })),
+        maxConnectionsPerKey: ws.maxConnectionsPerKey,
+        quota,
+        quotaKey: ws.connectionKey && { key: ws.connectionKey },
       };
     });
 

@@ -5,7 +5,8 @@ import { ADMIT, ADMIT_PROBE, REJECT, type Admission } from '../breaker/circuit-b
 import type { Decision } from '../limit/limiter.ts';
 import type { CounterCell } from '../hot-metrics.ts';
 import type { SidecarMetrics } from '../metrics.ts';
-import { Chain, type BreakerStep, type CircuitChangeListener, type GlobalLimiterFactory, type LimitStep } from './chain.ts';
+import { claimAll, type ClaimOutcome, type ConnectionLease, type QuotaClaim } from '../websocket/connection-quota.ts';
+import { Chain, type BreakerStep, type CircuitChangeListener, type GlobalConnectionQuotaFactory, type GlobalLimiterFactory, type LimitStep, type WebSocketStep } from './chain.ts';
 
 /** How a forwarded call ended, as the listener saw it. */
 export interface CallOutcome {
@@ -80,6 +81,9 @@ export interface WebSocketAdmission {
   release(): void;
 }
 
+/** An upgrade refused by maxConnections, connectionsPerSecond or maxConnectionsPerKey. */
+export type UpgradeRefusal = { reason: 'rate_limited'; retryAfterMs: number; rule: RateLimitRule };
+
 /**
  * The data plane's decision point. Holds the compiled chain for the current plan and swaps it
  * whole on a new plan; every call reads the chain once at its start, so a reload never mixes two
@@ -95,15 +99,19 @@ export class PolicyEngine {
   private readonly metrics: SidecarMetrics;
   private readonly globalLimiter: GlobalLimiterFactory | undefined;
   private readonly onCircuitChange: CircuitChangeListener | undefined;
+  private readonly globalConnections: GlobalConnectionQuotaFactory | undefined;
   /** Per route, the request counters by protocol × decision, resolved on first use. */
   private readonly requestCells = new Map<string, (CounterCell | undefined)[]>();
 
-  constructor(plan: Plan, deps: { clock: Clock; metrics: SidecarMetrics; globalLimiter?: GlobalLimiterFactory; onCircuitChange?: CircuitChangeListener }) {
+  constructor(plan: Plan, deps: { clock: Clock; metrics: SidecarMetrics; globalLimiter?: GlobalLimiterFactory; globalConnections?: GlobalConnectionQuotaFactory; onCircuitChange?: CircuitChangeListener }) {
     this.clock = deps.clock;
     this.metrics = deps.metrics;
     this.globalLimiter = deps.globalLimiter;
+    this.globalConnections = deps.globalConnections;
     this.onCircuitChange = deps.onCircuitChange;
-    this.chain = new Chain(plan, { metrics: deps.metrics, now: () => deps.clock.now(), globalLimiter: deps.globalLimiter, onCircuitChange: deps.onCircuitChange });
+    this.chain = new Chain(plan, {
+      metrics: deps.metrics, now: () => deps.clock.now(), globalLimiter: deps.globalLimiter, globalConnections: deps.globalConnections, onCircuitChange: deps.onCircuitChange,
+    });
   }
 
   get plan(): Plan {
@@ -116,7 +124,7 @@ export class PolicyEngine {
 
   apply(plan: Plan): void {
     const previous = this.chain;
-    const next = new Chain(plan, { metrics: this.metrics, now: () => this.clock.now(), globalLimiter: this.globalLimiter, onCircuitChange: this.onCircuitChange, previous });
+    const next = new Chain(plan, { metrics: this.metrics, now: () => this.clock.now(), globalLimiter: this.globalLimiter, globalConnections: this.globalConnections, onCircuitChange: this.onCircuitChange, previous });
     this.chain = next;
     previous.retire(next);
   }
@@ -258,12 +266,15 @@ export class PolicyEngine {
 
   /**
    * Admission of a WebSocket upgrade against the `websocket` blocks of the matching rules:
-   * `maxConnections` and `connectionsPerSecond`. The returned limits apply per connection.
-   * Called before check(): a refusal here is the request's one counted decision.
+   * `maxConnections`, `connectionsPerSecond`, then `maxConnectionsPerKey` (the key read by
+   * partitionKey(), as the rate-limit key of the same source). The returned limits apply per
+   * connection. Called before check(): a refusal here is the request's one counted decision.
+   * Synchronous unless a Global per-key quota asks Redis.
    */
-  admitWebSocket(req: RequestAttributes): WebSocketAdmission | { reason: 'rate_limited'; retryAfterMs: number; rule: RateLimitRule } {
+  admitWebSocket(req: RequestAttributes, remoteAddress: string): WebSocketAdmission | UpgradeRefusal | Promise<WebSocketAdmission | UpgradeRefusal> {
     const now = this.clock.now();
     const matched = this.chain.websockets.filter((w) => w.rule.matches(req));
+    let claims: QuotaClaim[] | undefined;
     for (const w of matched) {
       if (w.maxConnections !== undefined && w.open.count >= w.maxConnections && w.enforce) {
         this.count('websocket', w.rule.id, 'rate_limited');
@@ -274,7 +285,27 @@ export class PolicyEngine {
         this.count('websocket', w.rule.id, 'rate_limited');
         return { reason: 'rate_limited', retryAfterMs: d.retryAfterMs, rule: w.rule };
       }
+      if (w.quota) {
+        (claims ??= []).push({ rule: w.rule, quota: w.quota, key: partitionKey(w.quotaKey!, req, remoteAddress), max: w.maxConnectionsPerKey!, enforce: w.enforce });
+      }
     }
+    if (!claims) return this.openWebSocket(matched, undefined);
+    const outcome = claimAll(claims);
+    if (outcome instanceof Promise) return outcome.then((o) => this.claimed(matched, o));
+    return this.claimed(matched, outcome);
+  }
+
+  private claimed(matched: readonly WebSocketStep[], o: ClaimOutcome): WebSocketAdmission | UpgradeRefusal {
+    if ('refused' in o) {
+      this.count('websocket', o.refused.id, 'rate_limited');
+      return { reason: 'rate_limited', retryAfterMs: o.retryAfterMs, rule: o.refused };
+    }
+    // A DryRun quota that would have refused: counted, and the upgrade goes on.
+    for (const rule of o.wouldLimit) this.count('websocket', rule.id, 'would_limit');
+    return this.openWebSocket(matched, o.leases);
+  }
+
+  private openWebSocket(matched: readonly WebSocketStep[], leases: readonly ConnectionLease[] | undefined): WebSocketAdmission {
     let messagesPerSecond: number | undefined;
     let maxMessageBytes: number | undefined;
     for (const w of matched) {
@@ -291,6 +322,7 @@ export class PolicyEngine {
         if (released) return;
         released = true;
         for (const w of matched) w.open.count--;
+        if (leases) for (const l of leases) l.release();
       },
     };
   }
@@ -323,7 +355,7 @@ const PROTOCOL_INDEX: Record<string, number> = { http: 0, grpc: 1, websocket: 2 
  * The partition a request is counted in. A missing header or metadata value is its own partition
  * (""), so clients that omit the key share one quota rather than escaping the limit.
  */
-export function partitionKey(rule: RateLimitRule, req: RequestAttributes, remoteAddress: string): string {
+export function partitionKey(rule: Pick<RateLimitRule, 'key'>, req: RequestAttributes, remoteAddress: string): string {
   switch (rule.key.source) {
     case 'None':
       return '';

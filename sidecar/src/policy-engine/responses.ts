@@ -70,6 +70,8 @@ export const WS_CLOSE = {
   GOING_AWAY: 1001,
   POLICY_VIOLATION: 1008,
   MESSAGE_TOO_BIG: 1009,
+  /** Shutdown: the server restarts; reconnect (with backoff) — the drain closes with this. */
+  SERVICE_RESTART: 1012,
 } as const;
 
 function sfString(s: string): string {

@@ -11,7 +11,8 @@ export interface Violation {
  * payload by count, and returns how many bytes may be forwarded. A message is counted when its
  * first frame starts; its size is the sum of its frames' declared lengths, so an oversized message
  * is refused at the header of the frame that crosses the limit — before any byte of that frame is
- * forwarded. Control frames (ping/pong/close) are neither counted nor limited.
+ * forwarded. Control frames (ping/pong/close) are neither counted nor limited; pongs answering the
+ * sidecar's own pings (`ownPong`) are removed from the stream.
  */
 export class FrameInspector {
   /** Bytes of a frame header split across chunks, held back until the header is complete. */
@@ -27,8 +28,16 @@ export class FrameInspector {
   private readonly capacity: number;
   private tat = -Infinity;
   private readonly clock: Clock | undefined;
+  /** The payload of the sidecar's own pings: client pongs echoing it are taken out of the stream. */
+  private readonly ownPong: Buffer | undefined;
+  /** Output pieces before a removed frame, and where the kept bytes resume (per push). */
+  private kept: Buffer[] | undefined;
+  private keepFrom = 0;
+  /** Pongs answering the sidecar's pings, removed so far. */
+  ownPongs = 0;
 
-  constructor(opts: { maxMessageBytes?: number; messagesPerSecond?: number; clock?: Clock }) {
+  constructor(opts: { maxMessageBytes?: number; messagesPerSecond?: number; clock?: Clock; ownPong?: Buffer }) {
+    this.ownPong = opts.ownPong;
     this.maxMessageBytes = opts.maxMessageBytes ?? Infinity;
     const rate = opts.messagesPerSecond;
     this.interval = rate === undefined ? 0 : 1000 / rate;
@@ -50,6 +59,8 @@ export class FrameInspector {
       this.held = undefined;
     }
     const n = chunk.length;
+    this.kept = undefined;
+    this.keepFrom = 0;
     let i = 0;
     while (i < n) {
       if (this.payloadLeft > 0) {
@@ -70,17 +81,47 @@ export class FrameInspector {
       else if (len7 === 127) length = Number(chunk.readBigUInt64BE(i + 2));
       i += need;
       const opcode = b0 & 0x0f;
+      if (opcode === 0xa && this.ownPong !== undefined && length === this.ownPong.length) {
+        // Held whole (at most 14 + 125 bytes) to compare, then dropped if it answers our ping.
+        if (n - i < length) return this.hold(chunk, frameStart);
+        if (this.isOwnPong(chunk, i, (b1 & 0x80) !== 0)) {
+          (this.kept ??= []).push(chunk.subarray(this.keepFrom, frameStart));
+          i += length;
+          this.keepFrom = i;
+          this.ownPongs++;
+          continue;
+        }
+      }
       if (opcode < 8) {
         const violation = this.onDataFrame(opcode, length);
         if (violation) {
           this.violation = violation;
-          return chunk.subarray(0, frameStart);
+          return this.emit(chunk, frameStart);
         }
         if (b0 & 0x80) this.messageBytes = 0;
       }
       this.payloadLeft = length;
     }
-    return chunk;
+    return this.emit(chunk, n);
+  }
+
+  /** The bytes of `chunk` up to `end` minus the frames removed in this push (the chunk itself when none was). */
+  private emit(chunk: Buffer, end: number): Buffer {
+    const kept = this.kept;
+    if (kept === undefined) return end === chunk.length ? chunk : chunk.subarray(0, end);
+    kept.push(chunk.subarray(this.keepFrom, end));
+    this.kept = undefined;
+    return Buffer.concat(kept);
+  }
+
+  private isOwnPong(chunk: Buffer, at: number, masked: boolean): boolean {
+    const own = this.ownPong as Buffer;
+    for (let k = 0; k < own.length; k++) {
+      let b = chunk[at + k] as number;
+      if (masked) b ^= chunk[at - 4 + (k % 4)] as number;
+      if (b !== own[k]) return false;
+    }
+    return true;
   }
 
   private takeToken(now: number): boolean {
@@ -97,7 +138,7 @@ export class FrameInspector {
 
   private hold(chunk: Buffer, from: number): Buffer {
     this.held = Buffer.from(chunk.subarray(from));
-    return chunk.subarray(0, from);
+    return this.emit(chunk, from);
   }
 
   private onDataFrame(opcode: number, length: number): Violation | undefined {

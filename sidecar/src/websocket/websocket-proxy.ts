@@ -9,12 +9,17 @@ import type { SidecarMetrics } from '../metrics.ts';
 import { isRejection, type Permit, type PolicyEngine, type Rejection, type WebSocketAdmission } from '../policy-engine/engine.ts';
 import { httpRejection, WS_CLOSE } from '../policy-engine/responses.ts';
 import { closeFrame, FrameInspector } from './frame-inspector.ts';
+import { drainWindowMs, staggeredDrain } from './drain.ts';
+import { DEFAULT_HEARTBEAT, heartbeatAction, PING_FRAME, PING_PAYLOAD, sweepEveryMs, type HeartbeatSettings, type Liveness } from './heartbeat.ts';
 
 const CONN = Symbol('sluice.ws.connection');
 type TaggedSocket = Socket & { [CONN]?: ProxiedConnection };
 
 /** One joined client↔app pair after the 101. */
-class ProxiedConnection {
+class ProxiedConnection implements Liveness {
+  heard = false;
+  lastHeardAt: number;
+  pingSentAt: number | undefined = undefined;
   readonly client: Socket;
   readonly app: Socket;
   readonly toApp: FrameInspector;
@@ -24,7 +29,8 @@ class ProxiedConnection {
   private readonly ws: WebSocketAdmission;
   private stopped = false;
 
-  constructor(proxy: WebSocketProxy, client: Socket, app: Socket, ws: WebSocketAdmission, toApp: FrameInspector) {
+  constructor(proxy: WebSocketProxy, client: Socket, app: Socket, ws: WebSocketAdmission, toApp: FrameInspector, now: number) {
+    this.lastHeardAt = now;
     this.proxy = proxy;
     this.client = client;
     this.app = app;
@@ -34,6 +40,7 @@ class ProxiedConnection {
 
   fromClient(chunk: Buffer): void {
     if (this.stopped) return;
+    this.heard = true;
     const data = this.toApp.push(chunk);
     if (data.length > 0 && !this.app.write(data)) this.client.pause();
     const violation = this.toApp.violation;
@@ -47,6 +54,16 @@ class ProxiedConnection {
     if (this.stopped) return;
     this.toClient.push(chunk);
     if (!this.client.write(chunk)) this.app.pause();
+  }
+
+  /** A ping may go to the client now: between two of the app's frames, on a live socket. */
+  get canPing(): boolean {
+    return !this.stopped && !this.toClient.midFrame && this.client.writable;
+  }
+
+  /** A close is under way (its own timer ends it): heartbeats leave it alone. */
+  get closing(): boolean {
+    return this.stopped;
   }
 
   /** No more data is relayed either way (a close frame is being sent). */
@@ -91,11 +108,20 @@ function destroySelf(this: Socket): void {
   this.destroy();
 }
 
+/** WebSocket settings of the sidecar (flags), as opposed to the per-rule limits. */
+export interface WebSocketTuning {
+  /** Ping idle clients and close the ones that do not answer (see heartbeat.ts); intervalMs 0 turns it off. */
+  heartbeat?: HeartbeatSettings;
+  /** On shutdown, closes are spread over this much of the grace period (see drain.ts; default 10 s). */
+  drainWindowMs?: number;
+}
+
 /**
  * Proxies WebSocket upgrades to the app and enforces the `websocket` limits. The handshake is
  * forwarded with node:http; after 101 the two sockets are joined by hand rather than piped,
  * because every client→server chunk passes the FrameInspector (message rate and size, close
- * 1008/1009) and shutdown must be able to send 1001 at a frame boundary.
+ * 1008/1009, the sidecar's own pongs taken out), and pings and shutdown's 1012 must be sent at a
+ * frame boundary.
  */
 export class WebSocketProxy {
   private readonly engine: PolicyEngine;
@@ -107,8 +133,13 @@ export class WebSocketProxy {
   private readonly handshakeTimeoutMs: number;
   private readonly connections = new Set<ProxiedConnection>();
   private closing = false;
+  private readonly heartbeat: HeartbeatSettings;
+  private readonly drainWindowMs: number;
+  private sweeper: NodeJS.Timeout | undefined;
 
-  constructor(opts: { engine: PolicyEngine; appHttp: string; metrics: SidecarMetrics; logger: Logger; clock: Clock; handshakeTimeoutMs?: number }) {
+  constructor(opts: { engine: PolicyEngine; appHttp: string; metrics: SidecarMetrics; logger: Logger; clock: Clock; handshakeTimeoutMs?: number } & WebSocketTuning) {
+    this.heartbeat = opts.heartbeat ?? DEFAULT_HEARTBEAT;
+    this.drainWindowMs = opts.drainWindowMs ?? 10_000;
     this.engine = opts.engine;
     const [host, port] = splitHostPort(opts.appHttp);
     this.appHost = host;
@@ -131,9 +162,22 @@ export class WebSocketProxy {
       return answerAndClose(socket, 400);
     }
     const attrs = new HttpRequestAttributes(req, 'websocket');
-    const ws = this.engine.admitWebSocket(attrs);
+    const remote = socket.remoteAddress ?? '';
+    const ws = this.engine.admitWebSocket(attrs, remote);
+    if (ws instanceof Promise) {
+      ws.then((a) => {
+        if ('reason' in a) return rejectUpgrade(socket, a);
+        if (socket.destroyed) return a.release();
+        this.checkLimits(req, socket, head, attrs, remote, a);
+      }, () => answerAndClose(socket, 500));
+      return;
+    }
     if ('reason' in ws) return rejectUpgrade(socket, ws);
-    const verdict = this.engine.check(attrs, socket.remoteAddress ?? '');
+    this.checkLimits(req, socket, head, attrs, remote, ws);
+  }
+
+  private checkLimits(req: IncomingMessage, socket: Socket, head: Buffer, attrs: HttpRequestAttributes, remote: string, ws: WebSocketAdmission): void {
+    const verdict = this.engine.check(attrs, remote);
     if (verdict instanceof Promise) {
       verdict.then((v) => this.admitted(req, socket, head, ws, v), () => {
         ws.release();
@@ -214,8 +258,11 @@ export class WebSocketProxy {
   }
 
   private join(client: Socket, app: Socket, clientHead: Buffer, appHead: Buffer, ws: WebSocketAdmission): void {
-    const conn = new ProxiedConnection(this, client, app, ws, new FrameInspector({ maxMessageBytes: ws.maxMessageBytes, messagesPerSecond: ws.messagesPerSecond, clock: this.clock }));
+    const beating = this.heartbeat.intervalMs > 0;
+    const toApp = new FrameInspector({ maxMessageBytes: ws.maxMessageBytes, messagesPerSecond: ws.messagesPerSecond, clock: this.clock, ownPong: beating ? PING_PAYLOAD : undefined });
+    const conn = new ProxiedConnection(this, client, app, ws, toApp, this.clock.now());
     this.connections.add(conn);
+    if (beating) this.sweeper ??= setInterval(() => this.sweep(), sweepEveryMs(this.heartbeat)).unref();
     this.metrics.wsConnections.inc();
     client.setTimeout(0);
     client.setNoDelay(true);
@@ -237,6 +284,8 @@ export class WebSocketProxy {
     app.on('error', destroySelf);
     if (appHead.length > 0) conn.fromApp(appHead);
     if (clientHead.length > 0) conn.fromClient(clientHead);
+    // Admitted while shutdown began (a Global decision was in flight): the drain has its list already.
+    if (this.closing) this.closeBoth(conn, WS_CLOSE.SERVICE_RESTART, 'service restart');
   }
 
   /** @internal called by ProxiedConnection */
@@ -244,6 +293,34 @@ export class WebSocketProxy {
     if (!this.connections.delete(conn)) return;
     this.metrics.wsConnections.dec();
     ws.release();
+    if (this.connections.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+
+  /** One pass of the heartbeat over every connection: ping the silent, close the dead. */
+  private sweep(): void {
+    const now = this.clock.now();
+    for (const conn of this.connections) {
+      if (conn.closing) continue;
+      const action = heartbeatAction(conn, now, this.heartbeat, conn.canPing);
+      if (action === 'ping') conn.client.write(PING_FRAME);
+      else if (action === 'dead') this.closeDead(conn);
+    }
+  }
+
+  /**
+   * A client that did not answer: its socket is destroyed at once (a dead peer would never complete
+   * a close handshake), which releases its slots; the app is told 1001 (the client went away).
+   */
+  private closeDead(conn: ProxiedConnection): void {
+    this.metrics.wsPingTimeouts.inc();
+    conn.stop();
+    const { client, app } = conn;
+    if (!conn.toApp.midFrame && app.writable) app.end(closeFrame(WS_CLOSE.GOING_AWAY, 'client did not answer ping', true));
+    else app.destroy();
+    client.destroy();
   }
 
   /** @internal called by ProxiedConnection */
@@ -266,15 +343,31 @@ export class WebSocketProxy {
     }, 2_000).unref();
   }
 
-  /** Shutdown: every client gets 1001 Going Away. */
-  closeAll(): void {
+  /**
+   * Shutdown: new upgrades are refused, and every client gets 1012 (service restart: reconnect,
+   * elsewhere) — spread over the drain window so that they do not all reconnect at once.
+   * Resolves when the last close has been sent.
+   */
+  closeAll(graceMs = 0): Promise<void> {
+    // Once: the app may have asked for the drain (local API) before the sidecar's own shutdown.
+    if (this.draining) return this.draining;
     this.closing = true;
-    for (const conn of [...this.connections]) {
-      this.metrics.wsCloses.labels(String(WS_CLOSE.GOING_AWAY)).inc();
-      this.closeBoth(conn, WS_CLOSE.GOING_AWAY, 'sidecar shutting down');
-    }
-    if (this.connections.size > 0) this.logger.info('websocket connections closed for shutdown', { count: this.connections.size });
+    const open = [...this.connections];
+    const windowMs = drainWindowMs(this.drainWindowMs, graceMs);
+    this.drainInfo = { connections: open.length, windowMs };
+    if (open.length === 0) return (this.draining = Promise.resolve());
+    this.logger.info('closing websocket connections for shutdown', { count: open.length, windowMs });
+    this.draining = staggeredDrain(open, windowMs, (conn) => {
+      if (!this.connections.has(conn)) return;
+      this.metrics.wsCloses.labels(String(WS_CLOSE.SERVICE_RESTART)).inc();
+      this.closeBoth(conn, WS_CLOSE.SERVICE_RESTART, 'service restart');
+    }, this.clock);
+    return this.draining;
   }
+
+  /** What the drain closes and over how long (after closeAll). */
+  drainInfo: { connections: number; windowMs: number } | undefined;
+  private draining: Promise<void> | undefined;
 }
 
 /**

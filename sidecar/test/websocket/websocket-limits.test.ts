@@ -125,14 +125,14 @@ describe('WebSocket proxying with limits', () => {
     expect(received).toHaveLength(0);
   });
 
-  it('on shutdown, clients get 1001 Going Away', async () => {
+  it('on shutdown, clients get 1012 Service Restart', async () => {
     sc = await startSidecar(policy('maxConnections: 100'), { appHttp: appHostPort });
     const a = await open(wsUrl());
     const b = await open(wsUrl());
     const closes = Promise.all([closed(a), closed(b)]);
     await sc.stop(500);
     sc = undefined;
-    expect((await closes).map((c) => c.code)).toEqual([1001, 1001]);
+    expect((await closes).map((c) => c.code)).toEqual([1012, 1012]);
   });
 
   it('a non-websocket upgrade is refused with 400', async () => {

@@ -11,3 +11,11 @@ export function bucketKey(ruleId: string, partition: string): string {
 export function presenceKey(ruleId: string): string {
   return `sluice:rl:{${ruleId}}:~sidecars`;
 }
+
+/**
+ * The sorted set of open WebSocket connections under one key of a rule's maxConnectionsPerKey:
+ * connection ids scored by when their lease expires (see websocket/global-connection-quota.ts).
+ */
+export function connectionsKey(ruleId: string, partition: string): string {
+  return `sluice:ws:{${ruleId}}:${partition === '' ? '-' : partition}`;
+}
