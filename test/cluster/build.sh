@@ -126,6 +126,18 @@ build etcd "$ETCD_VERSION" "$edir" . "-s -w -X go.etcd.io/etcd/api/v3/version.Gi
 
 wdir=$(small_module kwok sigs.k8s.io/kwok "$KWOK_VERSION")
 build kwok "$KWOK_VERSION" "$wdir" sigs.k8s.io/kwok/cmd/kwok "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
+# kwok does nothing without stages: take the "fast" set its module ships (nodes Ready with Lease
+# heartbeats; pods Running and Ready at once; deleted pods gone at once).
+stages="$bin/kwok-stages-$KWOK_VERSION.yaml"
+if [ ! -s "$stages" ]; then
+  kdir=$(cd "$wdir" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+           pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    echo '---'; cat "$kdir/kustomize/stage/$f"
+  done > "$stages.tmp"
+  mv "$stages.tmp" "$stages"
+fi
+ln -sf "kwok-stages-$KWOK_VERSION.yaml" "$bin/kwok-stages.yaml"
 
 hdir=$(small_module helm helm.sh/helm/v3 "$HELM_VERSION")
 build helm "$HELM_VERSION" "$hdir" helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
