@@ -140,7 +140,15 @@ fi
 ln -sf "kwok-stages-$KWOK_VERSION.yaml" "$bin/kwok-stages.yaml"
 
 hdir=$(small_module helm helm.sh/helm/v3 "$HELM_VERSION")
-build helm "$HELM_VERSION" "$hdir" helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+# As helm's own Makefile does: the Kubernetes version helm assumes without a cluster (`helm
+# template`, `helm lint`) is the one of the client-go it was built with, not its 1.20 fallback.
+client_go=$(cd "$hdir" && go list -m -f '{{.Version}}' k8s.io/client-go)
+k8s_minor=$(echo "$client_go" | cut -d. -f2)
+hflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  hflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
+done
+build helm "$HELM_VERSION" "$hdir" helm.sh/helm/v3/cmd/helm "$hflags"
 
 if $quiet && ! $built_any; then exit 0; fi
 log "control plane binaries ready in $bin ($((SECONDS - total)) s this run)"
