@@ -41,6 +41,8 @@ export interface ControlPlane {
   /** pid of each process, for people and for leak checks. */
   pids: Record<string, number>;
   stop(): Promise<void>;
+  /** SIGKILL to every process at once, synchronously: for an `exit` handler, when stop() cannot run. */
+  killNow(): void;
 }
 
 const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
@@ -281,7 +283,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     if (opts.crdDir) await runKubectl(cp, ['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
 
     const pids = Object.fromEntries(procs.map((p) => [p.name, p.pid]));
-    return { dir, server, etcd: `http://127.0.0.1:${etcdClient}`, binaries, pki, kubeconfigPath, auditLogPath, pids, stop };
+    const killNow = () => {
+      for (const p of procs) if (p.running) p.child.kill('SIGKILL');
+    };
+    return { dir, server, etcd: `http://127.0.0.1:${etcdClient}`, binaries, pki, kubeconfigPath, auditLogPath, pids, stop, killNow };
   } catch (err) {
     await stop().catch(() => {});
     throw err;

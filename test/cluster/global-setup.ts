@@ -38,8 +38,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     binaries: cp.binaries, caCertPath: cp.pki.caCert, pids: cp.pids,
   };
   project.provide('cluster', info);
+  // An interrupted run may exit before the teardown below has stopped everything.
+  process.once('exit', cp.killNow);
   if (verbose) process.stderr.write(`[cluster] ready in ${Date.now() - started} ms: KUBECONFIG=${cp.kubeconfigPath}\n`);
   return async () => {
     await cp.stop();
+    process.removeListener('exit', cp.killNow);
   };
 }

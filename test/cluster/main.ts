@@ -27,6 +27,7 @@ const stop = async () => {
   await cp.stop();
   process.exit(0);
 };
+process.once('exit', cp.killNow);
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);
 setInterval(() => {}, 1 << 30);

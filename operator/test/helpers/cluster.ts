@@ -61,8 +61,25 @@ export async function requestToken(
   return (review.status as { token: string }).token;
 }
 
+const SLUICE_PLURALS = ['ratelimitpolicies', 'circuitbreakerpolicies', 'taskqueues', 'leaderelections', 'upstreams', 'fencingpolicies'];
+
+/**
+ * Drops the finalizers of Sluice objects an earlier file left in a namespace: their operator is
+ * gone, so nothing would ever remove them and the namespace would never finish terminating.
+ */
+async function releaseFinalizers(client: KubeClient, namespace: string): Promise<void> {
+  for (const plural of SLUICE_PLURALS) {
+    const list = await client.list(`/apis/sluice.dev/v1alpha1/namespaces/${namespace}/${plural}`).catch(() => undefined);
+    for (const o of list?.items ?? []) {
+      if (((o.metadata.finalizers as string[] | undefined) ?? []).length === 0) continue;
+      await client.patch(`/apis/sluice.dev/v1alpha1/namespaces/${namespace}/${plural}/${o.metadata.name}`, { metadata: { finalizers: null } }).catch(() => {});
+    }
+  }
+}
+
 /** Deletes a namespace if it exists and waits until it is gone. */
 async function removeNamespace(client: KubeClient, name: string): Promise<void> {
+  await releaseFinalizers(client, name);
   try {
     await client.delete(`/api/v1/namespaces/${name}`);
   } catch (err) {
