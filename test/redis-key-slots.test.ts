@@ -153,7 +153,7 @@ describe('every script and multi-key command touches one slot', () => {
         scriptSlot = isScript ? slots[0] : undefined;
         if (isScript) scripts++;
         if (ks.length > 1 && !isScript) multi++;
-        if (!scriptExempt && new Set(slots).size > 1) problems.push(`${s.args.slice(0, 6).join(" ").slice(0, 200)} → slots ${slots.join(',')}`);
+        if (!scriptExempt && new Set(slots).size > 1) problems.push(`${s.args.slice(0, 6).join(' ').slice(0, 200)} → slots ${slots.join(',')}`);
       } else if (!scriptExempt) {
         for (const sl of slots) if (sl !== scriptSlot) problems.push(`inside a script: ${s.args.slice(0, 4).join(' ')} → slot ${sl}, script declared ${scriptSlot}`);
       }
