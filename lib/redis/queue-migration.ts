@@ -57,7 +57,8 @@ local function pending(key)
   for _, g in ipairs(info(key)) do n = n + tonumber(g['pending']) end
   return n
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 0} end
+-- Version 1 used the user's name as it was: a key of that name that is no stream is not ours.
+if redis.call('TYPE', KEYS[1]).ok ~= 'stream' then return {0, 0, 0} end
 -- A new stream that holds nothing yet (a group the operator or a consumer made) gives way.
 if redis.call('EXISTS', KEYS[2]) == 1 and redis.call('XLEN', KEYS[2]) == 0 and pending(KEYS[2]) == 0 then
   redis.call('DEL', KEYS[2])
@@ -120,6 +121,7 @@ return {moved, more}`;
  * '(<id>'). Returns {moved, next cursor or '' when done}.
  */
 const DEAD_LETTER_STEP = `
+if redis.call('TYPE', KEYS[1]).ok ~= 'stream' then return {0, ''} end
 local es = redis.call('XRANGE', KEYS[1], ARGV[3], '+', 'COUNT', tonumber(ARGV[2]))
 local moved, last = 0, ''
 for _, e in ipairs(es) do
