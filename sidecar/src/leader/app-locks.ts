@@ -31,6 +31,9 @@ export class AppLocks {
   /** Resources whose version-1 fencing counter has been carried over in this process. */
   private readonly carried = new Set<string>();
   static readonly MAX_TTL_MS = 3_600_000;
+  /** Locks one app may hold through its sidecar at once: the record of each is sidecar memory. */
+  static readonly MAX_HELD = 10_000;
+  private nextSweepAt = 0;
   static readonly MAX_WAIT_MS = 60_000;
 
   constructor(opts: { lock: RedLock; notifier: ReleaseNotifier; clock: Clock; holderId: string; namespace: string }) {
@@ -42,6 +45,7 @@ export class AppLocks {
   }
 
   get count(): number {
+    this.sweepExpired();
     return this.held.size;
   }
 
@@ -50,6 +54,10 @@ export class AppLocks {
     checkResource(resource);
     checkMs('ttl', ttlMs, 1, AppLocks.MAX_TTL_MS);
     checkMs('wait', waitMs, 0, AppLocks.MAX_WAIT_MS);
+    this.sweepExpired();
+    if (this.held.size >= AppLocks.MAX_HELD) {
+      throw new LockError('SLUICE_ERR_LOCK_TOO_MANY', `this pod already holds ${AppLocks.MAX_HELD} locks; release some first`);
+    }
     const deadline = this.clock.now() + waitMs;
     await this.carryLegacyCounter(resource);
     for (;;) {
@@ -86,6 +94,18 @@ export class AppLocks {
     const stillValid = this.clock.now() < lease.validUntil;
     await this.lock.release(lease);
     if (!stillValid) throw new LockError('SLUICE_ERR_LOCK_NOT_HELD', `lock ${resource} had already expired`);
+  }
+
+  /**
+   * Forgets locks whose validity has ended and that the app never released or extended: they are
+   * gone from the nodes already, and only the record would stay. At most once a second, so a burst
+   * of acquisitions does not walk the map each time.
+   */
+  sweepExpired(): void {
+    const now = this.clock.now();
+    if (now < this.nextSweepAt) return;
+    this.nextSweepAt = now + 1_000;
+    for (const [id, lease] of this.held) if (now >= lease.validUntil) this.held.delete(id);
   }
 
   /** Releases every lock still held (pod shutdown). */

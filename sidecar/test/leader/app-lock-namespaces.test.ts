@@ -57,6 +57,15 @@ describe('app locks are per namespace', () => {
     expect(appLockResource('team-a', 'x}')).toBe('applock/team-a/x%7D');
   });
 
+  it('forgets locks the app let expire without releasing them', async () => {
+    const a = await locksIn('team-a', 'pod-a');
+    for (let i = 0; i < 5; i++) await a.acquire(`short-${i}`, 50);
+    await a.acquire('long', 10_000);
+    expect(a.count).toBe(6);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect(a.count).toBe(1);
+  });
+
   it('fencing tokens keep increasing across the rename from the version-1 app lock keys', async () => {
     // Version 1 kept `app/ledger`'s counter; a majority saw 41, one node lagged.
     const raw = servers.map((s, i) => connectRedis({ url: s.url, name: `raw${i}` }));
