@@ -127,6 +127,12 @@ describe('helm template', () => {
     expect(env.SLUICE_OPERATOR_REDIS).toBe('redis://redis.data.svc:6379');
   });
 
+  it('passes the Redis URL and the lock node URLs as Secrets to the injection config when asked', async () => {
+    const rendered = await renderChart(['redis.urlSecret.name=redis-auth', 'lockNodesSecret.name=lock-nodes']);
+    const cfg = compileInjectionConfig(JSON.parse(find(rendered, 'ConfigMap', 'sluice-injection').data['injection.json']));
+    expect(cfg).toMatchObject({ redisUrlSecret: { name: 'redis-auth', key: 'url' }, lockNodesSecret: { name: 'lock-nodes', key: 'nodes' }, lockNodes: [] });
+  });
+
   it('points the webhook Service at the webhook port and the discovery Service at gRPC', () => {
     expect(find(docs, 'Service', 'sluice-webhook').spec.ports).toEqual([{ name: 'https', port: 443, targetPort: 'webhook', protocol: 'TCP' }]);
     expect(find(docs, 'Service', 'sluice-discovery').spec.ports[0]).toMatchObject({ name: 'grpc', port: 15010, targetPort: 'discovery', appProtocol: 'grpc' });
