@@ -34,6 +34,7 @@ import { SidecarAuthenticator } from './sidecar-auth.ts';
 // [issue 7] TaskQueue and LeaderElection get reconcilers of their own (stream ensure + autoscale; leader label).
 import { LeaderElectionReconciler } from './leader-election-reconciler.ts';
 import { LeaderReports } from './leader-reports.ts';
+import { LockNodeReader } from './lock-node-reader.ts';
 import { TaskQueueReconciler } from './task-queue-reconciler.ts';
 
 export interface OperatorAddresses {
@@ -52,7 +53,8 @@ export class Operator {
   readonly policies = new Map<string, Informer>();
   readonly reconcilers = new Map<string, KindReconciler<unknown>>();
   /** [issue 7] The sidecars' latest leadership claims (from discovery reports). */
-  readonly leaderReports = new LeaderReports();
+  readonly leaderReports: LeaderReports;
+  private readonly lockNodes: LockNodeReader | undefined;
   readonly index: PolicyIndex;
   readonly discovery: DiscoveryServer;
   readonly lease: LeaderLease;
@@ -64,6 +66,8 @@ export class Operator {
     this.opts = opts;
     this.logger = deps.logger ?? createLogger(opts.logLevel, { component: 'sluice-operator', id: opts.id });
     this.clock = deps.clock ?? systemClock;
+    this.leaderReports = new LeaderReports(this.clock);
+    this.lockNodes = opts.lockNodes && opts.lockNodes.length > 0 ? new LockNodeReader(opts.lockNodes, this.logger) : undefined;
     const kc = deps.kubeConfig ?? loadKubeConfig(opts.kubeconfig);
     this.client = new KubeClient(kc);
     const { client, logger } = this;
@@ -82,7 +86,7 @@ export class Operator {
       if (kind.kind === 'TaskQueue') {
         this.reconcilers.set(kind.kind, new TaskQueueReconciler({ ...common, redisUrl: opts.redis, resyncMs: opts.queueResyncMs ?? 5_000 }));
       } else if (kind.kind === 'LeaderElection') {
-        this.reconcilers.set(kind.kind, new LeaderElectionReconciler({ ...common, pods: this.pods, reports: this.leaderReports }));
+        this.reconcilers.set(kind.kind, new LeaderElectionReconciler({ ...common, pods: this.pods, reports: this.leaderReports, lockNodes: this.lockNodes }));
       } else {
         this.reconcilers.set(kind.kind, new PolicyReconciler(common));
       }
@@ -158,6 +162,7 @@ export class Operator {
       this.admin.close(() => resolve());
       this.admin.closeAllConnections();
     });
+    this.lockNodes?.close();
     this.client.close();
     this.logger.info('operator stopped');
   }
