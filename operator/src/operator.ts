@@ -35,6 +35,7 @@ import { SidecarAuthenticator } from './sidecar-auth.ts';
 import { LeaderElectionReconciler } from './leader-election-reconciler.ts';
 import { LeaderReports } from './leader-reports.ts';
 import { LockNodeReader } from './lock-node-reader.ts';
+import { NetworkPolicyReconciler } from './network-policy-reconciler.ts';
 import { TaskQueueReconciler } from './task-queue-reconciler.ts';
 
 export interface OperatorAddresses {
@@ -54,6 +55,9 @@ export class Operator {
   readonly reconcilers = new Map<string, KindReconciler<unknown>>();
   /** [issue 7] The sidecars' latest leadership claims (from discovery reports). */
   readonly leaderReports: LeaderReports;
+  /** Namespaces, for the opt-in NetworkPolicy (sluice.dev/network-policy=enabled). */
+  private readonly namespaces: Informer;
+  private readonly networkPolicies: NetworkPolicyReconciler;
   private readonly lockNodes: LockNodeReader | undefined;
   readonly index: PolicyIndex;
   readonly discovery: DiscoveryServer;
@@ -73,6 +77,7 @@ export class Operator {
     const { client, logger } = this;
 
     this.pods = new Informer({ client, path: resourcePath(PODS), logger });
+    this.namespaces = new Informer({ client, path: '/api/v1/namespaces', logger });
     for (const k of POLICY_KINDS) this.policies.set(k.kind, new Informer({ client, path: resourcePath(k), logger }));
     this.index = new PolicyIndex({
       policies: (kind, ns) => this.informerOf(kind).inNamespace(ns),
@@ -91,6 +96,8 @@ export class Operator {
         this.reconcilers.set(kind.kind, new PolicyReconciler(common));
       }
     }
+
+    this.networkPolicies = new NetworkPolicyReconciler({ namespaces: this.namespaces, client, logger, metrics: this.metrics });
 
     this.discovery = new DiscoveryServer({
       listen: bindAddress(opts.discovery),
@@ -126,6 +133,7 @@ export class Operator {
 
   async start(): Promise<OperatorAddresses> {
     this.pods.start();
+    this.namespaces.start();
     for (const i of this.policies.values()) i.start();
     const discovery = await this.discovery.start();
     this.admin = createAdminServer(this.metrics, {
@@ -155,6 +163,7 @@ export class Operator {
     this.stopLeading();
     await this.discovery.stop();
     this.pods.stop();
+    this.namespaces.stop();
     for (const i of this.policies.values()) i.stop();
     for (const r of this.reconcilers.values()) if (r instanceof TaskQueueReconciler) r.close(); // [issue 7] its Redis connection
     await new Promise<void>((resolve) => {
@@ -174,11 +183,12 @@ export class Operator {
   private async startLeading(): Promise<void> {
     // Serve and reconcile only from complete caches: a half-listed cache would push snapshots
     // missing policies, and sidecars would drop limits they should keep.
-    await Promise.all([this.pods.synced, ...[...this.policies.values()].map((i) => i.synced)]);
+    await Promise.all([this.pods.synced, this.namespaces.synced, ...[...this.policies.values()].map((i) => i.synced)]);
     if (!this.lease.isLeader || this.stopped) return;
     this.leading = true;
     this.metrics.leader.set(1);
     for (const r of this.reconcilers.values()) r.start();
+    this.networkPolicies.start();
   }
 
   private stopLeading(): void {
@@ -186,6 +196,7 @@ export class Operator {
     this.leading = false;
     this.metrics.leader.set(0);
     for (const r of this.reconcilers.values()) r.stop();
+    this.networkPolicies.stop();
     this.discovery.closeAll('this operator replica is no longer the leader');
   }
 
