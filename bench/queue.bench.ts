@@ -25,6 +25,7 @@ import { ProcessGroup, sleep, waitUntil } from './lib/processes.ts';
 import { percentile, Samples } from './lib/redis-stats.ts';
 import { startSidecar as startSidecarProcess, type SidecarHandle, type SidecarStartOptions } from './lib/sidecar.ts';
 import { median, printAims, printTable } from './lib/table.ts';
+import { queueKeys } from '../lib/redis/key-layout.ts';
 
 const PRODUCE_TASKS = Number(process.env.BENCH_QUEUE_PRODUCE_TASKS ?? 100_000);
 /** Rounds of the produce and batchSize-50 comparisons; ratios are the median round's. */
@@ -125,7 +126,7 @@ const cpuNote: string[] = [];
 
 async function pending(stream: string): Promise<number> {
   try {
-    return Number(((await r.call('XPENDING', stream, 'workers')) as [number])[0]);
+    return Number(((await r.call('XPENDING', queueKeys({ namespace: 'bench', stream }).stream, 'workers')) as [number])[0]);
   } catch {
     return -1;
   }

@@ -3,6 +3,7 @@ import { Redis as RedisClient } from 'ioredis';
 import WebSocket from 'ws';
 import type { LiveSnapshot } from '../../sidecar/src/admin/live-page.ts';
 import type { FeedMessage } from '../push-hub/broadcaster.ts';
+import { queueKeys } from '../../lib/redis/key-layout.ts';
 import { postOrders } from '../order-worker/producer.ts';
 import { userAdminClient, userServiceClient, type UserServiceClient } from '../user-service/user-service.ts';
 import type { Processes } from './processes.ts';
@@ -232,7 +233,8 @@ export async function taskQueue(ctx: SceneContext, failRate: number): Promise<{ 
   const redis = new RedisClient(ctx.stack.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();
-    const [entry] = await redis.xrange('shop.orders.dlq', '-', '+', 'COUNT', 1);
+    const dlq = queueKeys({ namespace: 'shop', stream: 'shop.orders', deadLetterStream: 'shop.orders.dlq' }).deadLetter!;
+    const [entry] = await redis.xrange(dlq, '-', '+', 'COUNT', 1);
     if (entry) {
       const f: Record<string, string> = {};
       for (let i = 0; i + 1 < entry[1].length; i += 2) f[entry[1][i] as string] = entry[1][i + 1] as string;

@@ -6,6 +6,7 @@ import { RedisServer } from '../../test/helpers/redis-server.ts';
 import { ProxyProcess } from '../../sidecar/test/queue/helpers/proxy-process.ts';
 import { postOrders, serveOrders } from './producer.ts';
 import { startOrderWorker } from './worker.ts';
+import { queueKeys } from '../../lib/redis/key-layout.ts';
 
 const CONFIG = resolve(import.meta.dirname, 'sluice.yaml');
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -32,8 +33,10 @@ describe('examples/order-worker', () => {
     expect(new Set(worker.fulfilled.keys())).toEqual(new Set(posted.slice(1).map((p) => p.taskId)));
     const r = new Redis(redis.url);
     cleanup.push(async () => r.disconnect());
-    await eventually(async () => expect(await r.xlen('shop.orders.dlq')).toBe(1));
-    const [entry] = (await r.xrange('shop.orders.dlq', '-', '+')) as [string, string[]][];
+    // Sluice keeps the queue's dead letters in its own key space, under the namespace (docs/redis-keys.md).
+    const dlq = queueKeys({ namespace: 'shop', stream: 'shop.orders', deadLetterStream: 'shop.orders.dlq' }).deadLetter!;
+    await eventually(async () => expect(await r.xlen(dlq)).toBe(1));
+    const [entry] = (await r.xrange(dlq, '-', '+')) as [string, string[]][];
     const fields = entry![1];
     expect(fields).toEqual(expect.arrayContaining(['originalId', posted[0]!.taskId, 'cause', 'permanent']));
 

@@ -20,6 +20,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { policyDiscovery, type CircuitTransition, type DiscoveryRequest, type Hello, type ServerDiscoveryStream } from '../../lib/proto/discovery.ts';
 import type { Logger } from '../../lib/log.ts';
+import { systemClock } from '../../lib/clock.ts';
+import { AuthThrottle, sourceOf } from './auth-throttle.ts';
 import { SidecarAuthError } from './errors.ts';
 import { objectKey, type KubeObject } from './kube-client.ts';
 import type { OperatorMetrics } from './metrics.ts';
@@ -48,6 +50,8 @@ export interface DiscoveryServerOptions {
   onCircuitTransition?: (pod: KubeObject, transition: CircuitTransition) => void;
   logger: Logger;
   metrics: OperatorMetrics;
+  /** Bounds the TokenReviews sources that do not authenticate can cause (default: 20, then 2/s per address). */
+  authThrottle?: AuthThrottle;
 }
 
 /** PEM key and certificate chain the discovery port presents. */
@@ -84,8 +88,11 @@ export class DiscoveryServer {
   /** How many times the listener was rebound with a new certificate. */
   rebinds = 0;
 
+  private readonly throttle: AuthThrottle;
+
   constructor(opts: DiscoveryServerOptions) {
     this.opts = opts;
+    this.throttle = opts.authThrottle ?? new AuthThrottle({ clock: systemClock });
     this.server.addService(policyDiscovery().service, {
       streamPolicies: (call: ServerDiscoveryStream) => this.onStream(call),
     });
@@ -231,16 +238,24 @@ export class DiscoveryServer {
     call.on('data', (msg: DiscoveryRequest) => {
       if ('hello' in msg && msg.hello) {
         if (conn || authenticating) return fail(grpc.status.INVALID_ARGUMENT, 'hello sent twice');
+        const source = sourceOf(call.getPeer());
+        if (!this.throttle.take(source)) {
+          metrics.authFailures.inc();
+          return fail(grpc.status.RESOURCE_EXHAUSTED, `too many unauthenticated hellos from ${source}; retry in ${this.throttle.retryAfterSeconds(source)}s`);
+        }
         authenticating = true;
         void this.accept(call, msg.hello).then(
           (c) => {
+            this.throttle.refund(source);
             clearTimeout(helloTimer);
             conn = c;
             // The sidecar hung up while we were checking its token: drop what accept() registered.
             if (hungUp) closed();
           },
           (err: unknown) => {
+            // Only a refused token is the caller's doing; an API server or leadership hiccup is ours.
             if (err instanceof SidecarAuthError) metrics.authFailures.inc();
+            else this.throttle.refund(source);
             const code = err instanceof SidecarAuthError
               ? (err.code === 'SLUICE_ERR_UNAUTHENTICATED' ? grpc.status.UNAUTHENTICATED : grpc.status.PERMISSION_DENIED)
               : grpc.status.UNAVAILABLE;

@@ -21,6 +21,7 @@ import { PODS, type PolicyKind } from './kinds.ts';
 import { objectKey, resourcePath, splitKey, type KubeClient, type KubeObject } from './kube-client.ts';
 import type { LeaderReports } from './leader-reports.ts';
 import type { OperatorMetrics } from './metrics.ts';
+import type { LockNodeReader } from './lock-node-reader.ts';
 import { planLeadership, type LeaderCandidate, type LeadershipState } from './plan-leadership.ts';
 import { policyRef } from './policy-document.ts';
 import type { PolicyIndex } from './policy-index.ts';
@@ -45,6 +46,8 @@ export interface LeaderElectionReconcilerOptions {
   logger: Logger;
   metrics: OperatorMetrics;
   clock: Clock;
+  /** The RedLock nodes, when the operator may read them: claims are checked against the fencing counter. */
+  lockNodes?: LockNodeReader | undefined;
 }
 
 export class LeaderElectionReconciler extends KindReconciler<ExtendedStatus> {
@@ -98,10 +101,17 @@ export class LeaderElectionReconciler extends KindReconciler<ExtendedStatus> {
     }
     const now = clock.wallNow();
     const ttlMs = parseDuration(obj.spec?.ttl ?? '') ?? DEFAULT_TTL_MS;
+    // Only a claim that could start a new term needs the nodes' word; renewals and silence do not.
+    const claimsNewTerm = candidates.some((c) => c.claim?.leader && !(c.pod === previous.holder && c.claim.fencingToken === previous.fencingToken));
+    const lock = this.opts.lockNodes && claimsNewTerm ? await this.opts.lockNodes.read(namespace, name) : undefined;
     const leadership = verdict.accepted
-      ? planLeadership({ previous, candidates, now, nowIso: iso(now), graceUntil: this.startedAt + ttlMs })
+      ? planLeadership({ previous, candidates, now, nowIso: iso(now), graceUntil: this.startedAt + ttlMs, ttlMs, lock })
       : { state: { ...previous, holder: undefined, lastTransitionTime: previous.holder ? iso(now) : previous.lastTransitionTime }, holderChanged: previous.holder !== undefined, ignored: [], recheckAt: undefined };
-    for (const i of leadership.ignored) this.opts.logger.debug('leader claim ignored', { election: key, pod: i.pod, why: i.why });
+    for (const i of leadership.ignored) {
+      // A made-up token is worth a warning: some pod is trying to take the leader label.
+      const level = i.why === 'UnknownToken' || i.why === 'DuplicateToken' ? 'warn' : 'debug';
+      this.opts.logger[level]('leader claim ignored', { election: key, pod: i.pod, why: i.why });
+    }
 
     // Label first, status second: status never names a holder that does not carry the label yet.
     await this.moveLabel(namespace, name, leadership.state.holder);

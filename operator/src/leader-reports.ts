@@ -1,3 +1,5 @@
+import { systemClock, type Clock } from '../../lib/clock.ts';
+
 /**
  * The latest leadership report of each sidecar, as sent on its PolicyDiscovery stream
  * (`{"leadership": {"elections": [...]}}`, the sidecar's LeadershipFeature.status()). Kept after
@@ -10,8 +12,10 @@ export interface ElectionClaim {
   readonly election: string;
   readonly leader: boolean;
   readonly fencingToken: number | undefined;
-  /** Wall-clock ms until which the leader may act (leaders only). */
+  /** Wall-clock ms until which the leader may act (leaders only), as the sidecar reported it. */
   readonly validUntil: number | undefined;
+  /** Wall-clock ms when the operator received the report: a lease can last at most ttl from here. */
+  readonly receivedAt: number;
 }
 
 export interface PodReport {
@@ -21,7 +25,7 @@ export interface PodReport {
 }
 
 /** Reads the leadership part of a report; undefined when the report says nothing about leadership. */
-export function parseLeadershipReport(report: unknown): Map<string, ElectionClaim> | undefined {
+export function parseLeadershipReport(report: unknown, receivedAt: number): Map<string, ElectionClaim> | undefined {
   const elections = (report as { leadership?: { elections?: unknown } } | null)?.leadership?.elections;
   if (!Array.isArray(elections)) return undefined;
   const out = new Map<string, ElectionClaim>();
@@ -29,20 +33,25 @@ export function parseLeadershipReport(report: unknown): Map<string, ElectionClai
     if (typeof e?.election !== 'string') continue;
     const token = typeof e.fencingToken === 'number' && Number.isSafeInteger(e.fencingToken) && e.fencingToken >= 0 ? e.fencingToken : undefined;
     const validUntil = typeof e.validUntil === 'string' ? Date.parse(e.validUntil) : NaN;
-    out.set(e.election, { election: e.election, leader: e.leader === true, fencingToken: token, validUntil: Number.isFinite(validUntil) ? validUntil : undefined });
+    out.set(e.election, { election: e.election, leader: e.leader === true, fencingToken: token, validUntil: Number.isFinite(validUntil) ? validUntil : undefined, receivedAt });
   }
   return out;
 }
 
 export class LeaderReports {
   private readonly reports = new Map<string, PodReport>();
+  private readonly clock: Clock;
+
+  constructor(clock: Clock = systemClock) {
+    this.clock = clock;
+  }
 
   /**
    * Records a pod's report. Returns the elections whose claims may have changed (those named now
    * and those named by the pod's previous report), or [] when the report is not about leadership.
    */
   record(podKey: string, podUid: string, report: unknown): string[] {
-    const claims = parseLeadershipReport(report);
+    const claims = parseLeadershipReport(report, this.clock.wallNow());
     if (!claims) return [];
     const previous = this.reports.get(podKey);
     this.reports.set(podKey, { podKey, podUid, claims });

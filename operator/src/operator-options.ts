@@ -36,6 +36,8 @@ export interface OperatorOptions {
   redis?: string;
   /** [issue 7] How often a TaskQueue's status (length, lag...) and autoscaling are refreshed. */
   queueResyncMs?: number;
+  /** The RedLock nodes (`--lock-nodes`), read only: leader claims are checked against their fencing counters. */
+  lockNodes?: string[];
 }
 
 const FLAGS = {
@@ -54,6 +56,7 @@ const FLAGS = {
   'log-level': { type: 'string', default: 'info' },
   redis: { type: 'string' }, // [issue 7]
   'queue-resync': { type: 'string', default: '5s' }, // [issue 7]
+  'lock-nodes': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -76,6 +79,7 @@ export const USAGE = `Usage: sluice-operator [options]
   --log-level info           debug | info | warn | error | silent
   --redis redis://host:6379  Redis of the task queues (stream + group ensure, lag, autoscaling)
   --queue-resync 5s          how often TaskQueue status and autoscaling are refreshed
+  --lock-nodes URL,URL,URL   the RedLock nodes, read to check leader claims against the fencing counter
 Every flag can also be set as SLUICE_OPERATOR_<FLAG>, e.g. SLUICE_OPERATOR_KUBECONFIG.`;
 
 const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -101,6 +105,7 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv = pr
     logLevel,
     redis: get('redis') || undefined, // [issue 7]
     queueResyncMs: duration('queue-resync'), // [issue 7]
+    ...(get('lock-nodes') ? { lockNodes: (get('lock-nodes') as string).split(',').map((u) => u.trim()).filter(Boolean) } : {}),
   };
   if (!(opts.retryPeriodMs < opts.renewDeadlineMs && opts.renewDeadlineMs < opts.leaseDurationMs)) {
     throw new UsageError('durations must satisfy --retry-period < --renew-deadline < --lease-duration');

@@ -35,6 +35,8 @@ import { SidecarAuthenticator } from './sidecar-auth.ts';
 // [issue 7] TaskQueue and LeaderElection get reconcilers of their own (stream ensure + autoscale; leader label).
 import { LeaderElectionReconciler } from './leader-election-reconciler.ts';
 import { LeaderReports } from './leader-reports.ts';
+import { LockNodeReader } from './lock-node-reader.ts';
+import { NetworkPolicyReconciler } from './network-policy-reconciler.ts';
 import { TaskQueueReconciler } from './task-queue-reconciler.ts';
 
 export interface OperatorAddresses {
@@ -53,7 +55,11 @@ export class Operator {
   readonly policies = new Map<string, Informer>();
   readonly reconcilers = new Map<string, KindReconciler<unknown>>();
   /** [issue 7] The sidecars' latest leadership claims (from discovery reports). */
-  readonly leaderReports = new LeaderReports();
+  readonly leaderReports: LeaderReports;
+  /** Namespaces, for the opt-in NetworkPolicy (sluice.dev/network-policy=enabled). */
+  private readonly namespaces: Informer;
+  private readonly networkPolicies: NetworkPolicyReconciler;
+  private readonly lockNodes: LockNodeReader | undefined;
   readonly index: PolicyIndex;
   readonly discovery: DiscoveryServer;
   readonly lease: LeaderLease;
@@ -65,11 +71,14 @@ export class Operator {
     this.opts = opts;
     this.logger = deps.logger ?? createLogger(opts.logLevel, { component: 'sluice-operator', id: opts.id });
     this.clock = deps.clock ?? systemClock;
+    this.leaderReports = new LeaderReports(this.clock);
+    this.lockNodes = opts.lockNodes && opts.lockNodes.length > 0 ? new LockNodeReader(opts.lockNodes, this.logger) : undefined;
     const kc = deps.kubeConfig ?? loadKubeConfig(opts.kubeconfig);
     this.client = new KubeClient(kc);
     const { client, logger } = this;
 
     this.pods = new Informer({ client, path: resourcePath(PODS), logger });
+    this.namespaces = new Informer({ client, path: '/api/v1/namespaces', logger });
     for (const k of POLICY_KINDS) this.policies.set(k.kind, new Informer({ client, path: resourcePath(k), logger }));
     this.index = new PolicyIndex({
       policies: (kind, ns) => this.informerOf(kind).inNamespace(ns),
@@ -83,7 +92,7 @@ export class Operator {
       if (kind.kind === 'TaskQueue') {
         this.reconcilers.set(kind.kind, new TaskQueueReconciler({ ...common, redisUrl: opts.redis, resyncMs: opts.queueResyncMs ?? 5_000 }));
       } else if (kind.kind === 'LeaderElection') {
-        this.reconcilers.set(kind.kind, new LeaderElectionReconciler({ ...common, pods: this.pods, reports: this.leaderReports }));
+        this.reconcilers.set(kind.kind, new LeaderElectionReconciler({ ...common, pods: this.pods, reports: this.leaderReports, lockNodes: this.lockNodes }));
       } else {
         this.reconcilers.set(kind.kind, new PolicyReconciler(common));
       }
@@ -91,6 +100,7 @@ export class Operator {
 
     const breakers = this.policies.get('CircuitBreakerPolicy') as Informer;
     const circuitEvents = new CircuitEvents({ policy: (key) => breakers.get(key), events, clock: this.clock, logger, metrics: this.metrics });
+    this.networkPolicies = new NetworkPolicyReconciler({ namespaces: this.namespaces, client, logger, metrics: this.metrics });
 
     this.discovery = new DiscoveryServer({
       listen: bindAddress(opts.discovery),
@@ -127,6 +137,7 @@ export class Operator {
 
   async start(): Promise<OperatorAddresses> {
     this.pods.start();
+    this.namespaces.start();
     for (const i of this.policies.values()) i.start();
     const discovery = await this.discovery.start();
     this.admin = createAdminServer(this.metrics, {
@@ -156,6 +167,7 @@ export class Operator {
     this.stopLeading();
     await this.discovery.stop();
     this.pods.stop();
+    this.namespaces.stop();
     for (const i of this.policies.values()) i.stop();
     for (const r of this.reconcilers.values()) if (r instanceof TaskQueueReconciler) r.close(); // [issue 7] its Redis connection
     await new Promise<void>((resolve) => {
@@ -163,6 +175,7 @@ export class Operator {
       this.admin.close(() => resolve());
       this.admin.closeAllConnections();
     });
+    this.lockNodes?.close();
     this.client.close();
     this.logger.info('operator stopped');
   }
@@ -174,11 +187,12 @@ export class Operator {
   private async startLeading(): Promise<void> {
     // Serve and reconcile only from complete caches: a half-listed cache would push snapshots
     // missing policies, and sidecars would drop limits they should keep.
-    await Promise.all([this.pods.synced, ...[...this.policies.values()].map((i) => i.synced)]);
+    await Promise.all([this.pods.synced, this.namespaces.synced, ...[...this.policies.values()].map((i) => i.synced)]);
     if (!this.lease.isLeader || this.stopped) return;
     this.leading = true;
     this.metrics.leader.set(1);
     for (const r of this.reconcilers.values()) r.start();
+    this.networkPolicies.start();
   }
 
   private stopLeading(): void {
@@ -186,6 +200,7 @@ export class Operator {
     this.leading = false;
     this.metrics.leader.set(0);
     for (const r of this.reconcilers.values()) r.stop();
+    this.networkPolicies.stop();
     this.discovery.closeAll('this operator replica is no longer the leader');
   }
 

@@ -10,6 +10,10 @@
  *   above the current holder's is stale (a delayed report of an old term) — unless it is the
  *   holder itself renewing the same term. With no holder, the last known token still rules out
  *   older terms.
+ * - A pod's report is its own word: a claim's validUntil counts for at most the election's ttl from
+ *   when the report arrived (a claim "valid until 2099" is not), and where the operator can read
+ *   the lock nodes, a token above every fencing counter they hold was never issued: it is refused.
+ *   Two pods claiming the same new token cannot both lead; neither is believed.
  * - Right after the operator (re)starts it has heard nobody yet: a holder recorded in status whose
  *   pod is still selected and has not reported yet is kept until `graceUntil`, so an operator
  *   failover does not flap the leader label.
@@ -36,7 +40,13 @@ export interface LeaderCandidate {
   readonly claim: ElectionClaim | undefined;
 }
 
-export type IgnoredWhy = 'NotSelected' | 'StaleToken' | 'Expired' | 'NoToken';
+export type IgnoredWhy = 'NotSelected' | 'StaleToken' | 'Expired' | 'NoToken' | 'UnknownToken' | 'DuplicateToken' | 'Unverified';
+
+/**
+ * What the lock nodes say about the election's fencing counter: the highest value on a majority of
+ * them (every token ever issued is at most this), or that no majority answered.
+ */
+export type LockNodeView = { readonly state: 'ok'; readonly highestToken: number } | { readonly state: 'unreachable' };
 
 export interface LeadershipInput {
   readonly previous: LeadershipState;
@@ -46,6 +56,10 @@ export interface LeadershipInput {
   readonly nowIso: string;
   /** Until then, a previous holder that has not reported yet (operator just started) is kept. */
   readonly graceUntil: number;
+  /** The election's lease ttl: no claim is valid longer than this after its report arrived. */
+  readonly ttlMs: number;
+  /** The lock nodes' counter; undefined when the operator has no lock nodes to read. */
+  readonly lock?: LockNodeView | undefined;
 }
 
 export interface LeadershipPlan {
@@ -62,6 +76,7 @@ export function planLeadership(input: LeadershipInput): LeadershipPlan {
   const { previous, now } = input;
   const ignored: { pod: string; why: IgnoredWhy }[] = [];
   let best: { pod: string; token: number; validUntil: number } | undefined;
+  let tied: string | undefined;
   for (const c of input.candidates) {
     const claim = c.claim;
     if (!claim?.leader) continue;
@@ -73,7 +88,8 @@ export function planLeadership(input: LeadershipInput): LeadershipPlan {
       ignored.push({ pod: c.pod, why: 'NoToken' });
       continue;
     }
-    if (claim.validUntil === undefined || claim.validUntil <= now) {
+    const validUntil = claim.validUntil === undefined ? undefined : Math.min(claim.validUntil, claim.receivedAt + input.ttlMs);
+    if (validUntil === undefined || validUntil <= now) {
       ignored.push({ pod: c.pod, why: 'Expired' });
       continue;
     }
@@ -82,7 +98,27 @@ export function planLeadership(input: LeadershipInput): LeadershipPlan {
       ignored.push({ pod: c.pod, why: 'StaleToken' });
       continue;
     }
-    if (!best || claim.fencingToken > best.token) best = { pod: c.pod, token: claim.fencingToken, validUntil: claim.validUntil };
+    // A renewal was checked when its term began; a new term is believed only if the nodes issued it.
+    if (!renewal && input.lock?.state === 'unreachable') {
+      ignored.push({ pod: c.pod, why: 'Unverified' });
+      continue;
+    }
+    if (!renewal && input.lock?.state === 'ok' && claim.fencingToken > input.lock.highestToken) {
+      ignored.push({ pod: c.pod, why: 'UnknownToken' });
+      continue;
+    }
+    if (best && claim.fencingToken === best.token) {
+      tied = c.pod;
+      continue;
+    }
+    if (!best || claim.fencingToken > best.token) {
+      best = { pod: c.pod, token: claim.fencingToken, validUntil };
+      tied = undefined;
+    }
+  }
+  if (best && tied !== undefined) {
+    ignored.push({ pod: best.pod, why: 'DuplicateToken' }, { pod: tied, why: 'DuplicateToken' });
+    best = undefined;
   }
 
   if (!best && previous.holder !== undefined && now < input.graceUntil) {

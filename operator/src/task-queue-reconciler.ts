@@ -198,7 +198,8 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
     const stream: string | undefined = obj.spec?.stream;
     if (policy === 'Delete' && stream) {
       if (!this.redis) throw new Error(`TaskQueue ${key} has deletionPolicy Delete but the operator runs without --redis; the finalizer stays until it can clean up`);
-      const removed = await deleteQueueData(this.redis, { stream, deadLetterStream: obj.spec?.deadLetter?.stream });
+      const namespace = obj.metadata.namespace ?? 'default';
+      const removed = await deleteQueueData(this.redis, { namespace, stream, deadLetterStream: obj.spec?.deadLetter?.stream });
       this.opts.logger.info('task queue data deleted', { queue: key, stream, keys: removed });
       this.opts.events.record(obj, 'Normal', Reason.StreamDeleted, `deletionPolicy Delete: removed stream ${stream}, its consumer group, dead letters and side keys (${removed} keys).`);
     }

@@ -17,3 +17,14 @@ describe('--discovery-insecure / --discovery-service', () => {
     expect(o.discoveryService).toBe(service);
   });
 });
+
+describe('--lock-nodes', () => {
+  it('takes the lock nodes from the flag or SLUICE_OPERATOR_LOCK_NODES (the chart sets it, from a Secret or values)', () => {
+    const fromEnv = parseOperatorOptions(['--id', 'x', '--lease-namespace', 'ns'], { SLUICE_OPERATOR_LOCK_NODES: 'redis://a:6379, redis://b:6379,redis://c:6379' });
+    if (fromEnv === 'help') throw new Error('unreachable');
+    expect(fromEnv.lockNodes).toEqual(['redis://a:6379', 'redis://b:6379', 'redis://c:6379']);
+    const none = parseOperatorOptions(['--id', 'x', '--lease-namespace', 'ns'], {});
+    if (none === 'help') throw new Error('unreachable');
+    expect(none.lockNodes).toBeUndefined();
+  });
+});

@@ -6,7 +6,7 @@ import { planLeadership, type LeaderCandidate, type LeadershipState } from '../s
 const NOW = 1_700_000_000_000;
 const T0 = '2023-11-14T22:13:20Z';
 const claim = (leader: boolean, fencingToken?: number, validForMs = 5_000): ElectionClaim =>
-  ({ election: 'shop/push', leader, fencingToken, validUntil: leader ? NOW + validForMs : undefined });
+  ({ election: 'shop/push', leader, fencingToken, validUntil: leader ? NOW + validForMs : undefined, receivedAt: NOW });
 const cand = (pod: string, c: ElectionClaim | undefined, selected = true): LeaderCandidate => ({ pod, selected, claim: c });
 const none: LeadershipState = { holder: undefined, fencingToken: undefined, transitions: 0, lastTransitionTime: undefined };
 const held = (holder: string | undefined, fencingToken: number, transitions = 1): LeadershipState => ({ holder, fencingToken, transitions, lastTransitionTime: 'before' });
@@ -30,7 +30,7 @@ describe('planLeadership', () => {
     { name: 'after the grace a silent holder is dropped', previous: held('a', 4), candidates: [cand('a', undefined)], graceUntil: NOW, holder: undefined, token: 4, transitions: 1, changed: true },
     { name: 'the grace does not keep a holder that is no longer selected', previous: held('a', 4), candidates: [cand('a', undefined, false)], graceUntil: NOW + 1, holder: undefined, token: 4, transitions: 1, changed: true },
   ])('$name', ({ previous, candidates, graceUntil, holder, token, transitions, changed, ignored }) => {
-    const p = planLeadership({ previous, candidates, now: NOW, nowIso: T0, graceUntil: graceUntil ?? 0 });
+    const p = planLeadership({ previous, candidates, now: NOW, nowIso: T0, graceUntil: graceUntil ?? 0, ttlMs: 10_000 });
     expect(p.state.holder).toBe(holder);
     expect(p.state.fencingToken).toBe(token);
     expect(p.state.transitions).toBe(transitions);
@@ -40,8 +40,43 @@ describe('planLeadership', () => {
     expect(p.ignored.map((i) => `${i.pod}:${i.why}`)).toEqual(ignored ?? []);
   });
 
+  describe('claims a pod cannot back up', () => {
+    const forged = (token: number): ElectionClaim => ({ election: 'shop/push', leader: true, fencingToken: token, validUntil: Date.parse('2099-01-01T00:00:00Z'), receivedAt: NOW });
+    const plan = (previous: LeadershipState, candidates: LeaderCandidate[], lock?: Parameters<typeof planLeadership>[0]['lock']) =>
+      planLeadership({ previous, candidates, now: NOW, nowIso: T0, graceUntil: 0, ttlMs: 2_000, lock });
+
+    it('a validUntil in 2099 counts for one ttl from the report, then the claim has expired', () => {
+      expect(plan(none, [cand('x', forged(5))]).recheckAt).toBe(NOW + 2_000);
+      const later = planLeadership({ previous: none, candidates: [cand('x', forged(5))], now: NOW + 2_001, nowIso: T0, graceUntil: 0, ttlMs: 2_000 });
+      expect(later.state.holder).toBeUndefined();
+      expect(later.ignored).toEqual([{ pod: 'x', why: 'Expired' }]);
+    });
+
+    it('a token above every fencing counter on the lock nodes was never issued', () => {
+      const p = plan(held('a', 4), [cand('a', claim(true, 4)), cand('x', forged(999_999))], { state: 'ok', highestToken: 4 });
+      expect(p.state.holder).toBe('a');
+      expect(p.ignored).toEqual([{ pod: 'x', why: 'UnknownToken' }]);
+    });
+
+    it('a real new term (token within the counter) is believed', () => {
+      expect(plan(held('a', 4), [cand('b', claim(true, 5))], { state: 'ok', highestToken: 5 }).state.holder).toBe('b');
+    });
+
+    it('lock nodes unreachable: no new term is believed, the holder renewing keeps its label', () => {
+      const p = plan(held('a', 4), [cand('a', claim(true, 4)), cand('b', claim(true, 5))], { state: 'unreachable' });
+      expect(p.state.holder).toBe('a');
+      expect(p.ignored).toEqual([{ pod: 'b', why: 'Unverified' }]);
+    });
+
+    it('two pods claiming the same new token: neither leads', () => {
+      const p = plan(held('a', 4), [cand('b', claim(true, 5)), cand('x', forged(5))], { state: 'ok', highestToken: 5 });
+      expect(p.state.holder).toBeUndefined();
+      expect(p.ignored.map((i) => `${i.pod}:${i.why}`).sort()).toEqual(['b:DuplicateToken', 'x:DuplicateToken']);
+    });
+  });
+
   it('asks to look again when the holder lease would end', () => {
-    const p = planLeadership({ previous: none, candidates: [cand('a', claim(true, 1, 3_000))], now: NOW, nowIso: T0, graceUntil: 0 });
+    const p = planLeadership({ previous: none, candidates: [cand('a', claim(true, 1, 3_000))], now: NOW, nowIso: T0, graceUntil: 0, ttlMs: 10_000 });
     expect(p.recheckAt).toBe(NOW + 3_000);
   });
 });
@@ -51,19 +86,19 @@ describe('parseLeadershipReport', () => {
     const claims = parseLeadershipReport({ leadership: { elections: [
       { election: 'shop/push', leader: true, holder: 'p1', fencingToken: 7, validUntil: '2023-11-14T22:13:25.000Z', since: 'x', at: 'y' },
       { election: 'shop/other', leader: false, holder: 'p2', fencingToken: 3 },
-    ], appLocksHeld: 0 } });
-    expect(claims?.get('shop/push')).toEqual({ election: 'shop/push', leader: true, fencingToken: 7, validUntil: NOW + 5_000 });
-    expect(claims?.get('shop/other')).toEqual({ election: 'shop/other', leader: false, fencingToken: 3, validUntil: undefined });
+    ], appLocksHeld: 0 } }, NOW);
+    expect(claims?.get('shop/push')).toEqual({ election: 'shop/push', leader: true, fencingToken: 7, validUntil: NOW + 5_000, receivedAt: NOW });
+    expect(claims?.get('shop/other')).toEqual({ election: 'shop/other', leader: false, fencingToken: 3, validUntil: undefined, receivedAt: NOW });
   });
 
   it.each([
     [{ health: { version: 'x' } }], [null], ['text'], [{ leadership: {} }],
   ])('a report without leadership (%j) is not about leadership', (report) => {
-    expect(parseLeadershipReport(report)).toBeUndefined();
+    expect(parseLeadershipReport(report, NOW)).toBeUndefined();
   });
 
   it('drops malformed entries and tokens', () => {
-    const claims = parseLeadershipReport({ leadership: { elections: [{ leader: true }, { election: 'a/b', leader: true, fencingToken: -1, validUntil: 'never' }] } });
-    expect([...claims!.values()]).toEqual([{ election: 'a/b', leader: true, fencingToken: undefined, validUntil: undefined }]);
+    const claims = parseLeadershipReport({ leadership: { elections: [{ leader: true }, { election: 'a/b', leader: true, fencingToken: -1, validUntil: 'never' }] } }, NOW);
+    expect([...claims!.values()]).toEqual([{ election: 'a/b', leader: true, fencingToken: undefined, validUntil: undefined, receivedAt: NOW }]);
   });
 });

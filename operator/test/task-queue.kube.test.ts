@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../../test/helpers/eventually.ts';
 import { RedisServer } from '../../test/helpers/redis-server.ts';
+import { queueKeys } from '../../lib/redis/key-layout.ts';
 import { isNotFound } from '../src/errors.ts';
 import { TASK_QUEUE_FINALIZER } from '../src/task-queue-reconciler.ts';
 import { condition, startOperator, TestCluster, type StartedOperator } from './helpers/cluster.ts';
@@ -34,6 +35,12 @@ function taskQueue(name: string, stream: string, extra: Record<string, unknown> 
     },
   };
 }
+
+/** Where the queue of `stream` in namespace `namespace` lives in Redis (taskQueue() names its dead letters `<stream>.dlq`). */
+function keysOf(stream: string, namespace = 'shop') {
+  return queueKeys({ namespace, stream, deadLetterStream: `${stream}.dlq` });
+}
+const ORDERS = keysOf('shop.orders').stream;
 
 async function scaleOf(name: string): Promise<number> {
   return (await cluster.client.get<any>(`${DEPLOYMENTS}/${name}/scale`)).spec.replicas;
@@ -86,7 +93,7 @@ describe('TaskQueue reconciler', () => {
       expect(condition(s, 'Ready')).toMatchObject({ status: 'True', reason: 'StreamReady' });
       expect(s).toMatchObject({ length: 0, lag: 0, pending: 0, deadLetters: 0, consumers: 0, replicas: 1 });
     });
-    const groups = (await client.call('XINFO', 'GROUPS', 'shop.orders')) as unknown[][];
+    const groups = (await client.call('XINFO', 'GROUPS', ORDERS)) as unknown[][];
     expect(groups.map((g) => g[1])).toEqual(['orders-workers']);
     const obj = await cluster.client.get(`${TASK_QUEUES}/orders`);
     expect(obj.metadata.finalizers).toContain(TASK_QUEUE_FINALIZER);
@@ -95,7 +102,7 @@ describe('TaskQueue reconciler', () => {
   it('scales the worker Deployment up at once from the lag: ceil(25 / 10) = 3', async () => {
     // One transaction: the operator sees 0 or 25 waiting tasks, nothing in between.
     const tx = client.multi();
-    for (let i = 0; i < 25; i++) tx.xadd('shop.orders', '*', 'task', String(i));
+    for (let i = 0; i < 25; i++) tx.xadd(ORDERS, '*', 'task', String(i));
     await tx.exec();
     await eventually(async () => {
       const s = await cluster.getStatus('taskqueues', 'shop', 'orders');
@@ -113,7 +120,7 @@ describe('TaskQueue reconciler', () => {
 
   it('drained: holds the replicas within the stabilisation window, then scales down to minReplicas', async () => {
     // A worker takes everything (pending), then acknowledges it all.
-    const read = (await client.xreadgroup('GROUP', 'orders-workers', 'w1', 'COUNT', 100, 'STREAMS', 'shop.orders', '>')) as [string, [string, string[]][]][];
+    const read = (await client.xreadgroup('GROUP', 'orders-workers', 'w1', 'COUNT', 100, 'STREAMS', ORDERS, '>')) as [string, [string, string[]][]][];
     const ids = read[0]![1].map(([id]) => id);
     expect(ids).toHaveLength(25);
     const pendingStatus = await eventually(async () => {
@@ -122,7 +129,7 @@ describe('TaskQueue reconciler', () => {
       return s;
     });
     expect(pendingStatus.replicas).toBe(3); // pending tasks are backlog too
-    await client.xack('shop.orders', 'orders-workers', ...ids);
+    await client.xack(ORDERS, 'orders-workers', ...ids);
     // The first status that sees the queue drained still asks for 3: the window holds it.
     const drained = await eventually(async () => {
       const s = await cluster.getStatus('taskqueues', 'shop', 'orders');
@@ -152,20 +159,27 @@ describe('TaskQueue reconciler', () => {
       expect(condition(s, 'Ready')).toMatchObject({ status: 'True', reason: 'StreamReady' });
     }, { timeoutMs: 15_000 });
     // The new (empty) server got its stream and group back.
-    expect(((await client.call('XINFO', 'GROUPS', 'shop.orders')) as unknown[][]).map((g) => g[1])).toEqual(['orders-workers']);
+    expect(((await client.call('XINFO', 'GROUPS', ORDERS)) as unknown[][]).map((g) => g[1])).toEqual(['orders-workers']);
   });
 
-  it('deletionPolicy Delete removes the stream, the dead letters and the side keys; Retain keeps them', async () => {
+  it('deletionPolicy Delete removes the queue’s own keys and nothing else: not a same-named queue of another namespace, not a raw key; Retain keeps them', async () => {
     await cluster.client.create(TASK_QUEUES, taskQueue('doomed', 'shop.doomed', { deletionPolicy: 'Delete' }));
     await cluster.client.create(TASK_QUEUES, taskQueue('kept', 'shop.kept', { deletionPolicy: 'Retain' }));
     await eventually(async () => {
       for (const n of ['doomed', 'kept']) expect(condition(await cluster.getStatus('taskqueues', 'shop', n), 'Ready')?.status).toBe('True');
     });
-    await client.xadd('shop.doomed', '*', 'task', 'x');
-    await client.xadd('shop.doomed.dlq', '*', 'task', 'dead');
-    await client.set('sluice:tq:{shop.doomed}:idem:abc', '1-0');
-    await client.zadd('sluice:tq:{shop.doomed}:delayed', 1, 'd1');
-    await client.xadd('shop.kept', '*', 'task', 'y');
+    const doomed = keysOf('shop.doomed');
+    const elsewhere = keysOf('shop.doomed', 'other-team');
+    await client.xadd(doomed.stream, '*', 'p', 'x');
+    await client.xadd(doomed.deadLetter!, '*', 'p', 'dead');
+    await client.hset(doomed.idempotency, 'abc', '1-0');
+    await client.zadd(doomed.idempotencyExpiry, Date.now() + 60_000, 'abc');
+    await client.zadd(doomed.delayed, 1, 'd1');
+    // Another namespace's queue with the same stream name, and a key the user named like the stream.
+    await client.xadd(elsewhere.stream, '*', 'p', 'theirs');
+    await client.xadd(elsewhere.deadLetter!, '*', 'p', 'theirs');
+    await client.set('shop.doomed', 'not sluice data');
+    await client.xadd(keysOf('shop.kept').stream, '*', 'p', 'y');
 
     await cluster.client.delete(`${TASK_QUEUES}/doomed`);
     await cluster.client.delete(`${TASK_QUEUES}/kept`);
@@ -173,9 +187,12 @@ describe('TaskQueue reconciler', () => {
       expect(await gone(`${TASK_QUEUES}/doomed`)).toBe(true);
       expect(await gone(`${TASK_QUEUES}/kept`)).toBe(true);
     });
-    expect(await client.exists('shop.doomed', 'shop.doomed.dlq', 'sluice:tq:{shop.doomed}:idem:abc', 'sluice:tq:{shop.doomed}:delayed')).toBe(0);
-    expect(await client.xlen('shop.kept')).toBe(1);
-    expect(((await client.call('XINFO', 'GROUPS', 'shop.kept')) as unknown[][]).map((g) => g[1])).toEqual(['kept-workers']);
+    expect(await client.exists(...doomed.all)).toBe(0);
+    expect(await client.xlen(elsewhere.stream)).toBe(1);
+    expect(await client.xlen(elsewhere.deadLetter!)).toBe(1);
+    expect(await client.get('shop.doomed')).toBe('not sluice data');
+    expect(await client.xlen(keysOf('shop.kept').stream)).toBe(1);
+    expect(((await client.call('XINFO', 'GROUPS', keysOf('shop.kept').stream)) as unknown[][]).map((g) => g[1])).toEqual(['kept-workers']);
   });
 
   it('deletionPolicy Delete while Redis is down: the finalizer holds the object until cleanup succeeds', async () => {

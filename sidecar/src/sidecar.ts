@@ -242,7 +242,10 @@ export class Sidecar {
       this.globalConnections = global.connectionQuotaFactory;
       this.features.push(global);
     }
-    this.features.push(new LeadershipFeature({ lockNodes: this.opts.lockNodes ?? [], clock: this.clock, logger: this.logger, registry: this.metrics.registry, holderId: this.opts.id }));
+    this.features.push(new LeadershipFeature({
+      lockNodes: this.opts.lockNodes ?? [], clock: this.clock, logger: this.logger, registry: this.metrics.registry, holderId: this.opts.id,
+      namespace: this.appNamespace(),
+    }));
     // --- end Redis features ---
     // --- TaskQueue feature (issue 5: sidecar/src/queue): produce on the local API, consume TaskQueues selecting this pod ---
     if (this.opts.redis) {
@@ -254,6 +257,15 @@ export class Sidecar {
       }));
     }
     // --- end TaskQueue feature ---
+  }
+
+  /**
+   * The namespace the app's own Redis state (app locks) lives in: the pod's namespace in operator
+   * mode, `--pod-namespace` or `default` standalone — the same default a policy without one gets.
+   */
+  private appNamespace(): string {
+    if (this.opts.podNamespace) return this.opts.podNamespace;
+    return this.opts.operator ? resolvePodIdentity(this.opts).namespace : 'default';
   }
 
   private onPlan(plan: Plan): void {

@@ -125,6 +125,16 @@ describe('helm template', () => {
     });
     const env = Object.fromEntries(find(rendered, 'Deployment').spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]));
     expect(env.SLUICE_OPERATOR_REDIS).toBe('redis://redis.data.svc:6379');
+    expect(env.SLUICE_OPERATOR_LOCK_NODES).toBe('redis://l0:6379,redis://l1:6379,redis://l2:6379');
+  });
+
+  it('passes the Redis URL and the lock node URLs as Secrets to the injection config when asked', async () => {
+    const rendered = await renderChart(['redis.urlSecret.name=redis-auth', 'lockNodesSecret.name=lock-nodes']);
+    const cfg = compileInjectionConfig(JSON.parse(find(rendered, 'ConfigMap', 'sluice-injection').data['injection.json']));
+    expect(cfg).toMatchObject({ redisUrlSecret: { name: 'redis-auth', key: 'url' }, lockNodesSecret: { name: 'lock-nodes', key: 'nodes' }, lockNodes: [] });
+    // The operator reads the lock nodes too (leader claims are checked against the fencing counter).
+    const env = Object.fromEntries(find(rendered, 'Deployment').spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
+    expect(env.SLUICE_OPERATOR_LOCK_NODES).toEqual({ secretKeyRef: { name: 'lock-nodes', key: 'nodes' } });
   });
 
   it('points the webhook Service at the webhook port and the discovery Service at gRPC', () => {

@@ -69,10 +69,12 @@ describe.each(IMAGES)('$dockerfile', ({ dockerfile, entry }) => {
   const all = stages(ins);
   const final = all[all.length - 1] as Instruction[];
 
-  it('builds every stage from node:24-slim, in more than one stage', () => {
-    const froms = ins.filter((i) => i.cmd === 'FROM').map((i) => i.args.split(/\s+/)[0]);
+  it('builds every stage from node:24-slim (one NODE_IMAGE argument, so a digest pins them all), in more than one stage', () => {
+    const args = new Map(ins.filter((i) => i.cmd === 'ARG').map((i) => i.args.split('=') as [string, string]));
+    const froms = ins.filter((i) => i.cmd === 'FROM').map((i) => i.args.split(/\s+/)[0] as string);
     expect(froms.length).toBeGreaterThanOrEqual(2);
-    for (const f of froms) expect(f).toBe('node:24-slim');
+    for (const f of froms) expect(f).toBe('${NODE_IMAGE}');
+    expect(args.get('NODE_IMAGE')).toBe('node:24-slim');
   });
 
   it('installs production dependencies only, with npm ci, outside the runtime stage', () => {

@@ -16,17 +16,20 @@ export class RedisServer {
   readonly dir: string;
   private proc: ChildProcess | undefined;
   private readonly appendonly: boolean;
+  private readonly cluster: boolean;
 
-  private constructor(port: number, appendonly: boolean) {
+  private constructor(port: number, appendonly: boolean, cluster: boolean) {
     this.port = port;
     this.appendonly = appendonly;
+    this.cluster = cluster;
     this.dir = mkdtempSync(join(tmpdir(), 'sluice-redis-'));
   }
 
-  static async start({ appendonly = false }: { appendonly?: boolean } = {}): Promise<RedisServer> {
+  /** `cluster`: a Redis Cluster node (no slots assigned): it answers CLUSTER KEYSLOT, not data commands. */
+  static async start({ appendonly = false, cluster = false }: { appendonly?: boolean; cluster?: boolean } = {}): Promise<RedisServer> {
     // redis-server exits when its port is taken; it says why only in its own log.
     return retryOnPortClash(async () => {
-      const server = new RedisServer(await freePort(), appendonly);
+      const server = new RedisServer(await freePort(), appendonly, cluster);
       try {
         await server.restart();
         return server;
@@ -52,6 +55,7 @@ export class RedisServer {
       '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir,
       '--save', '', '--appendonly', this.appendonly ? 'yes' : 'no', '--appendfsync', 'always',
       '--protected-mode', 'no', '--daemonize', 'no', '--loglevel', 'warning',
+      ...(this.cluster ? ['--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, 'nodes.conf')] : []),
     ];
     const proc = spawn('redis-server', args, { stdio: 'ignore' });
     this.proc = proc;

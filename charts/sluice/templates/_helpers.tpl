@@ -71,6 +71,9 @@ app.kubernetes.io/component: operator
   "tokenExpirationSeconds" .Values.sidecar.token.expirationSeconds
   "logLevel" .Values.sidecar.logLevel
 -}}
+{{- if .Values.lockNodesSecret.name -}}
+{{- $_ := set $cfg "lockNodesSecret" (dict "name" .Values.lockNodesSecret.name "key" .Values.lockNodesSecret.key) -}}
+{{- end -}}
 {{- if .Values.redis.url -}}
 {{- $_ := set $cfg "redis" (dict "url" .Values.redis.url) -}}
 {{- else if .Values.redis.urlSecret.name -}}

@@ -21,6 +21,8 @@ export interface InjectionValues {
   /** Plain URL (no password), or a Secret that must exist in each injected namespace. */
   redis?: { url?: string; urlSecret?: { name: string; key: string } };
   lockNodes?: string[];
+  /** A Secret (in each injected namespace) whose key holds the lock node URLs, comma-separated, with their passwords. */
+  lockNodesSecret?: { name: string; key: string };
   tokenAudience?: string;
   tokenExpirationSeconds?: number;
   logLevel?: string;
@@ -34,6 +36,7 @@ export interface InjectionConfig {
   readonly redisUrl: string | undefined;
   readonly redisUrlSecret: { name: string; key: string } | undefined;
   readonly lockNodes: readonly string[];
+  readonly lockNodesSecret: { name: string; key: string } | undefined;
   readonly tokenAudience: string;
   readonly tokenExpirationSeconds: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -91,7 +94,13 @@ export function compileInjectionConfig(v: InjectionValues): InjectionConfig {
   if (redisUrl && secret) fail('set redis.url or redis.urlSecret, not both');
 
   const lockNodes = v.lockNodes ?? [];
-  for (const n of lockNodes) if (typeof n !== 'string' || !SAFE.test(n) || !/^rediss?:\/\//.test(n) || n.includes(',')) fail(`lock node ${JSON.stringify(n)} must be a redis:// URL`);
+  for (const n of lockNodes) {
+    if (typeof n !== 'string' || !SAFE.test(n) || !/^rediss?:\/\//.test(n) || n.includes(',')) fail(`lock node ${JSON.stringify(n)} must be a redis:// URL`);
+    if (/^rediss?:\/\/[^/@]*:[^/@]*@/.test(n)) fail('lockNodes must not carry passwords; use lockNodesSecret');
+  }
+  const lockSecret = v.lockNodesSecret;
+  if (lockSecret && (!DNS_LABEL.test(String(lockSecret.name)) || !SECRET_KEY.test(String(lockSecret.key)))) fail('lockNodesSecret needs a valid name and key');
+  if (lockNodes.length > 0 && lockSecret) fail('set lockNodes or lockNodesSecret, not both');
 
   const tokenAudience = v.tokenAudience ?? DEFAULT_TOKEN_AUDIENCE;
   if (!SAFE.test(tokenAudience)) fail('tokenAudience must be printable text without spaces');
@@ -109,6 +118,7 @@ export function compileInjectionConfig(v: InjectionValues): InjectionConfig {
     redisUrl,
     redisUrlSecret: secret ? { name: secret.name, key: secret.key } : undefined,
     lockNodes: Object.freeze([...lockNodes]),
+    lockNodesSecret: lockSecret ? { name: lockSecret.name, key: lockSecret.key } : undefined,
     tokenAudience,
     tokenExpirationSeconds,
     logLevel,

@@ -67,6 +67,7 @@ export function sidecarContainer(cfg: InjectionConfig, facts: SidecarFacts): Rec
   if (cfg.redisUrl) env.push({ name: 'SLUICE_REDIS', value: cfg.redisUrl });
   if (cfg.redisUrlSecret) env.push({ name: 'SLUICE_REDIS', valueFrom: { secretKeyRef: { name: cfg.redisUrlSecret.name, key: cfg.redisUrlSecret.key } } });
   if (cfg.lockNodes.length > 0) env.push({ name: 'SLUICE_LOCK_NODES', value: cfg.lockNodes.join(',') });
+  if (cfg.lockNodesSecret) env.push({ name: 'SLUICE_LOCK_NODES', valueFrom: { secretKeyRef: { name: cfg.lockNodesSecret.name, key: cfg.lockNodesSecret.key } } });
 
   const resources: Record<string, Record<string, string>> = {};
   if (Object.keys(facts.resources.requests).length) resources.requests = { ...facts.resources.requests };

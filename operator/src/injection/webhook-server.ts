@@ -36,7 +36,16 @@ export interface WebhookServerOptions {
   ready?: () => boolean;
   /** [discovery TLS] The CA bundle sidecars must trust for PolicyDiscovery (undefined: plaintext discovery). */
   operatorCa?: () => string | undefined;
+  /**
+   * Admission requests handled at once; more are answered 429 at once (the API server retries per
+   * its failurePolicy) instead of queueing bodies of up to MAX_BODY each in memory. Default 64.
+   */
+  maxConcurrent?: number;
+  /** Largest request body accepted, in bytes (default 6 MiB: twice what an API server sends). */
+  maxBodyBytes?: number;
 }
+
+class BodyTooLarge extends Error {}
 
 export interface WebhookServer {
   readonly port: number;
@@ -54,6 +63,10 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
     registers: o.registry ? [o.registry] : [],
   });
 
+  const maxConcurrent = o.maxConcurrent ?? 64;
+  const maxBodyBytes = o.maxBodyBytes ?? MAX_BODY;
+  let inFlight = 0;
+
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === '/healthz') return send(res, 200, { status: 'ok' });
@@ -63,11 +76,30 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
     }
     if (path !== MUTATE_PATH && path !== MUTATE_ANNOTATED_PATH) return send(res, 404, { error: 'not found' });
     if (req.method !== 'POST') return send(res, 405, { error: 'method not allowed' });
+    if (inFlight >= maxConcurrent) {
+      decisions.inc({ result: 'error', reason: 'TooManyRequests' });
+      res.setHeader('retry-after', '1');
+      res.setHeader('connection', 'close');
+      return send(res, 429, { error: `more than ${maxConcurrent} admission requests at once` });
+    }
+    inFlight++;
+    try {
+      return await admit(req, res, path);
+    } finally {
+      inFlight--;
+    }
+  };
 
+  const admit = async (req: IncomingMessage, res: ServerResponse, path: string | undefined) => {
     let body: unknown;
     try {
-      body = JSON.parse(await readBody(req));
+      body = JSON.parse(await readBody(req, maxBodyBytes));
     } catch (err) {
+      if (err instanceof BodyTooLarge) {
+        decisions.inc({ result: 'error', reason: 'TooLarge' });
+        res.setHeader('connection', 'close');
+        return send(res, 413, { error: err.message });
+      }
       decisions.inc({ result: 'error', reason: 'BadRequest' });
       return send(res, 400, { error: (err as Error).message });
     }
@@ -138,15 +170,16 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
   };
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+/** Past `limit` the rest of the body is read and dropped (bounded by the request timeout), so the 413 can be sent. */
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
-        reject(new Error(`request body over ${MAX_BODY} bytes`));
-        req.destroy();
+      if (size > limit) {
+        if (chunks.length > 0 || size - c.length <= limit) reject(new BodyTooLarge(`request body over ${limit} bytes`));
+        chunks.length = 0;
         return;
       }
       chunks.push(c);

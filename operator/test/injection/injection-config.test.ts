@@ -33,6 +33,9 @@ describe('compileInjectionConfig', () => {
     ['redis password in the URL', { redis: { url: 'redis://:hunter2@redis:6379' } }, /password/],
     ['redis not a URL', { redis: { url: 'redis:6379' } }, /redis.url/],
     ['lock node with a comma', { lockNodes: ['redis://a,redis://b'] }, /lock node/],
+    ['lock node password in the URL', { lockNodes: ['redis://:hunter2@lock-0:6379'] }, /lockNodesSecret/],
+    ['lock nodes both listed and from a Secret', { lockNodes: ['redis://lock-0:6379'], lockNodesSecret: { name: 'locks', key: 'nodes' } }, /not both/],
+    ['lock nodes Secret without a valid name', { lockNodesSecret: { name: 'Not_A_Name', key: 'nodes' } }, /lockNodesSecret/],
     ['token expiring too soon', { tokenExpirationSeconds: 60 }, /tokenExpirationSeconds/],
     ['bad log level', { logLevel: 'loud' }, /logLevel/],
   ])('refuses %s', (_name, patch, message) => {

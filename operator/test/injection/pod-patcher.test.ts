@@ -83,6 +83,17 @@ describe('planInjection: the sidecar', () => {
     expect(podinfo.downwardAPI.items).toContainEqual({ path: 'labels', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.labels' } });
   });
 
+  it('takes the Redis URL and the lock node URLs from Secrets when configured so (passwords stay out of the pod spec)', () => {
+    const fromSecrets = compileInjectionConfig({
+      image: config.image, operatorAddress: config.operatorAddress,
+      redis: { urlSecret: { name: 'redis-auth', key: 'url' } },
+      lockNodesSecret: { name: 'lock-nodes', key: 'nodes' },
+    });
+    const e = envOf(sidecarOf(injected(planInjection({ pod: p, namespaceOptedIn: true, config: fromSecrets }), p)));
+    expect(e.SLUICE_REDIS).toEqual({ secretKeyRef: { name: 'redis-auth', key: 'url' } });
+    expect(e.SLUICE_LOCK_NODES).toEqual({ secretKeyRef: { name: 'lock-nodes', key: 'nodes' } });
+  });
+
   it('mounts a projected service-account token for the discovery stream', () => {
     const token = out.spec.volumes.find((v: Obj) => v.name === 'sluice-token');
     expect(token.projected.sources).toEqual([{ serviceAccountToken: { audience: 'sluice.dev/discovery', expirationSeconds: 3600, path: 'token' } }]);

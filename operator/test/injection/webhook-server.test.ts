@@ -92,3 +92,43 @@ describe('webhook server', () => {
     await expect(call('GET', '/healthz', undefined, ca.certPem)).rejects.toThrow(/certificate/);
   });
 });
+
+describe('webhook server caps', () => {
+  let capped: WebhookServer;
+  beforeAll(async () => {
+    capped = await startWebhookServer({ host: '127.0.0.1', port: 0, cert: createServingCert(ca, [DNS], validity), config, maxBodyBytes: 1024, maxConcurrent: 1 });
+  });
+  afterAll(() => capped.close());
+
+  function open(): { req: import('node:http').ClientRequest; answer: Promise<number> } {
+    let req!: import('node:http').ClientRequest;
+    const answer = new Promise<number>((resolve, reject) => {
+      req = https.request({ host: '127.0.0.1', port: capped.port, method: 'POST', path: '/mutate-pods', ca: ca.certPem, servername: DNS, agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+    });
+    return { req, answer };
+  }
+
+  it('answers a body over the cap with 413', async () => {
+    const { req, answer } = open();
+    req.end('x'.repeat(5_000));
+    expect(await answer).toBe(413);
+  });
+
+  it('answers 429 past the concurrency cap, and serves again once the first is done', async () => {
+    const first = open();
+    first.req.write(review(pod()).slice(0, 20)); // headers and part of the body: in flight
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const second = open();
+    second.req.end(review(pod()));
+    expect(await second.answer).toBe(429);
+    first.req.end(review(pod()).slice(20));
+    expect(await first.answer).toBe(200);
+    const third = open();
+    third.req.end(review(pod()));
+    expect(await third.answer).toBe(200);
+  });
+});

@@ -8,7 +8,9 @@ export type LockErrorCode =
   /** No LeaderElection by that name applies to this pod. */
   | 'SLUICE_ERR_ELECTION_NOT_FOUND'
   /** The sidecar runs without --lock-nodes. */
-  | 'SLUICE_ERR_LOCK_NODES_MISSING';
+  | 'SLUICE_ERR_LOCK_NODES_MISSING'
+  /** The app already holds AppLocks.MAX_HELD locks through this sidecar. */
+  | 'SLUICE_ERR_LOCK_TOO_MANY';
 
 /** Every lock and leadership failure the local API reports; `code` is the stable part. */
 export class LockError extends Error {
@@ -35,5 +37,7 @@ export function httpStatusOf(code: LockErrorCode): number {
       return 404;
     case 'SLUICE_ERR_LOCK_NODES_MISSING':
       return 503;
+    case 'SLUICE_ERR_LOCK_TOO_MANY':
+      return 429;
   }
 }

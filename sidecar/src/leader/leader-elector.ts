@@ -2,6 +2,7 @@ import type { Clock } from '../../../lib/clock.ts';
 import type { Logger } from '../../../lib/log.ts';
 import type { FencingToken } from './fencing-token.ts';
 import type { LockLease, RedLock } from './redlock.ts';
+import { electionResource } from '../../../lib/redis/key-layout.ts';
 import { stepDownAt } from './validity.ts';
 
 /** What the app reads at GET /v1/leadership/{name} and on the watch stream. */
@@ -76,7 +77,7 @@ export class LeaderElector {
 
   /** The lock resource on the nodes: one per LeaderElection, named after it. */
   get resource(): string {
-    return `election/${this.id}`;
+    return electionResource(this.namespace, this.name);
   }
 
   start(): void {

@@ -22,6 +22,8 @@ export interface LeadershipDeps {
   registry: Registry;
   /** This sidecar's identity as a lock holder (the pod name). */
   holderId: string;
+  /** The pod's namespace: app locks are per namespace. */
+  namespace: string;
   /** Per-node command timeout (ms, default 200): one slow node costs at most this per round. */
   nodeTimeoutMs?: number;
 }
@@ -73,7 +75,7 @@ export class LeadershipFeature {
     });
     this.lock = new RedLock(this.clients.filter((_, i) => i % 2 === 0), deps.clock);
     this.notifier = new ReleaseNotifier(subscribers);
-    this.locks = new AppLocks({ lock: this.lock, notifier: this.notifier, clock: deps.clock, holderId: deps.holderId });
+    this.locks = new AppLocks({ lock: this.lock, notifier: this.notifier, clock: deps.clock, holderId: deps.holderId, namespace: deps.namespace });
   }
 
   /** Starts electors for new LeaderElections, retimes changed ones, stops (and releases) removed ones. */

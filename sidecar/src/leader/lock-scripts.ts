@@ -57,17 +57,18 @@ return 0
   1,
 );
 
+/** Raises the fencing counter KEYS[1] to ARGV[1] if it is lower (carrying a counter over to a new key name). */
+export const RAISE = new LuaScript(
+  `
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+`,
+  1,
+);
+
 /** Every script a lock node runs, for SCRIPT LOAD when it (re)connects. */
-export const LOCK_SCRIPTS = [ACQUIRE, FENCE, EXTEND, RELEASE] as const;
+export const LOCK_SCRIPTS = [ACQUIRE, FENCE, EXTEND, RELEASE, RAISE] as const;
 
-export function lockKey(resource: string): string {
-  return `sluice:lock:{${resource}}`;
-}
-
-export function fenceKey(resource: string): string {
-  return `sluice:fence:{${resource}}`;
-}
-
-export function releaseChannel(resource: string): string {
-  return `sluice:lock:released:${resource}`;
-}
+// Key names come from the one layout module; re-exported for the lock code that imports them from here.
+export { fenceKey, lockKey, releaseChannel } from '../../../lib/redis/key-layout.ts';

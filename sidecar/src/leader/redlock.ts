@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../../lib/clock.ts';
 import { decideFencingToken, nextFencingToken, type FencingToken } from './fencing-token.ts';
-import { ACQUIRE, EXTEND, FENCE, RELEASE, fenceKey, lockKey, releaseChannel } from './lock-scripts.ts';
+import { ACQUIRE, EXTEND, FENCE, RAISE, RELEASE, fenceKey, lockKey, releaseChannel } from './lock-scripts.ts';
 import { quorum, tally, validUntil } from './validity.ts';
 import type { LuaScript } from '../redis/lua-script.ts';
 import { isNoScript } from '../redis/lua-script.ts';
@@ -148,6 +148,22 @@ export class RedLock {
     lease.validUntil = -Infinity;
     const answers = await this.releaseOn(this.nodes, lease.resource, lease.value);
     return answers.some((a) => a === 1);
+  }
+
+  /**
+   * Makes `from`'s fencing counter the floor of `to`'s on every node that answers (a key-layout
+   * migration renamed the resource): each node reads the old counter and raises the new one to it,
+   * two single-key steps. The next proposal for `to` is above every counter seen, so tokens keep
+   * increasing across the rename whichever majority the next acquisition wins.
+   */
+  async raiseCounterFrom(from: string, to: string): Promise<void> {
+    const seen = await Promise.all(this.nodes.map(async (n) => {
+      const old = Number((await n.get(fenceKey(from)).catch(() => null)) ?? 0);
+      if (old > 0) await this.evalOn(n, RAISE, [fenceKey(to), String(old)]).catch(() => {});
+      return old;
+    }));
+    const highest = Math.max(0, ...seen);
+    if (highest > 0) this.remember(to, highest);
   }
 
   private releaseOn(nodes: readonly Redis[], resource: string, value: string): Promise<Answers<number>> {

@@ -48,14 +48,28 @@ export class Router {
         continue;
       }
       const params: Record<string, string> = {};
-      r.names.forEach((n, i) => {
-        params[n] = decodeURIComponent(m[i + 1] as string);
-      });
+      for (let i = 0; i < r.names.length; i++) {
+        // A malformed escape ("%zz", a lone "%E2") is the client's mistake: 400, not a handler crash.
+        const value = decodePathSegment(m[i + 1] as string);
+        if (value === undefined) {
+          sendJson(res, 400, { error: `malformed percent-escape in ${r.names[i]}`, code: 'SLUICE_ERR_BAD_PATH' });
+          return;
+        }
+        params[r.names[i] as string] = value;
+      }
       await r.handler(req, res, params);
       return;
     }
     if (allowed.length > 0) sendJson(res, 405, { error: 'method not allowed', code: 'SLUICE_ERR_METHOD' }, { allow: allowed.join(', ') });
     else sendJson(res, 404, { error: `no route for ${path}`, code: 'SLUICE_ERR_NOT_FOUND' });
+  }
+}
+
+function decodePathSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
   }
 }
 

@@ -16,6 +16,11 @@ import type { NewTask } from './producer.ts';
  */
 export const MAX_BATCH = 1000;
 export const MAX_IDEMPOTENCY_KEY = 256;
+/**
+ * The longest a task may wait in the delay set: a delay is Redis memory held until it is due, so
+ * a typo ("9999h") or a not-before far in the future is refused rather than kept for years.
+ */
+export const MAX_DELAY_MS = 30 * 24 * 3_600_000;
 /** A content type that can travel as a header value: type/subtype and parameters, printable ASCII. */
 const CONTENT_TYPE = /^[\x21-\x7e][\x20-\x7e]{0,255}$/;
 
@@ -39,7 +44,8 @@ export function parseSingleTask(req: RequestParts, wallNow: number): NewTask {
   };
 }
 
-export function parseBatch(body: Buffer, wallNow: number): NewTask[] {
+/** `maxTaskBytes`: the largest payload one task of the batch may carry, as for the single form. */
+export function parseBatch(body: Buffer, wallNow: number, maxTaskBytes = Infinity): NewTask[] {
   let doc: unknown;
   try {
     doc = JSON.parse(body.toString('utf8'));
@@ -68,6 +74,7 @@ export function parseBatch(body: Buffer, wallNow: number): NewTask[] {
     } else {
       throw bad(`tasks[${i}] needs "payload" (JSON) or "body" (text)`);
     }
+    if (Buffer.byteLength(payload) > maxTaskBytes) throw bad(`tasks[${i}] is larger than ${maxTaskBytes} bytes, the largest task this sidecar accepts`);
     const key = o.idempotencyKey;
     if (key !== undefined && typeof key !== 'string') throw bad(`tasks[${i}].idempotencyKey must be a string`);
     const delay = o.delay;
@@ -87,8 +94,14 @@ function checkKey(key: string | undefined): string | undefined {
   return key;
 }
 
-/** A delay is a duration ("30s") or whole milliseconds; not-before is RFC 3339 or epoch ms. */
+/** A delay is a duration ("30s") or whole milliseconds; not-before is RFC 3339 or epoch ms. At most MAX_DELAY_MS ahead. */
 function delayOf(delay: string | undefined, notBefore: string | undefined, wallNow: number): number {
+  const ms = rawDelayOf(delay, notBefore, wallNow);
+  if (ms > MAX_DELAY_MS) throw bad(`a task may be delayed by at most ${MAX_DELAY_MS / 86_400_000} days`);
+  return ms;
+}
+
+function rawDelayOf(delay: string | undefined, notBefore: string | undefined, wallNow: number): number {
   if (delay !== undefined && notBefore !== undefined) throw bad('give a delay or a not-before time, not both');
   if (delay !== undefined) {
     const ms = /^\d+$/.test(delay) ? Number(delay) : parseDuration(delay);

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { TaskQueuePlan } from '../../../lib/policy/index.ts';
 import { QueueError } from './errors.ts';
-import { queueKeys } from './keys.ts';
+import { queueKeys, type QueueKeys } from '../../../lib/redis/key-layout.ts';
 import { ENQUEUE, runScript } from './scripts.ts';
 import { DEFAULT_CONTENT_TYPE } from './task.ts';
 
@@ -28,6 +28,7 @@ const MAX_JOINED_TASKS = 1_000;
 
 interface Pending {
   readonly queueId: string;
+  readonly keys: QueueKeys;
   readonly tasks: readonly NewTask[];
   readonly resolve: (out: Enqueued[]) => void;
   readonly reject: (err: unknown) => void;
@@ -39,7 +40,7 @@ interface Pending {
  * queue's delay set. Retention is not applied here: an unguarded `XADD MAXLEN` could drop entries
  * that are delivered and not yet acknowledged, so trimming is the consumers' guarded job.
  *
- * Requests for the same stream that arrive in the same turn of the event loop (a producer with
+ * Requests for the same queue that arrive in the same turn of the event loop (a producer with
  * several posts in flight) are joined into one ENQUEUE call, up to MAX_JOINED_TASKS tasks: one
  * socket write and one script run instead of one each. The script handles the tasks in order, so
  * each request's tasks stay together and an idempotency key seen earlier in the call answers with
@@ -59,12 +60,13 @@ export class TaskProducer {
   enqueue(queue: TaskQueuePlan, tasks: readonly NewTask[]): Promise<Enqueued[]> {
     if (tasks.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      let list = this.waiting.get(queue.stream);
+      const keys = queueKeys(queue);
+      let list = this.waiting.get(keys.stream);
       if (!list) {
         list = [];
-        this.waiting.set(queue.stream, list);
+        this.waiting.set(keys.stream, list);
       }
-      list.push({ queueId: queue.id, tasks, resolve, reject });
+      list.push({ queueId: queue.id, keys, tasks, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         // After the poll phase: every request read in this turn has had its chance to join.
@@ -75,9 +77,9 @@ export class TaskProducer {
 
   private flush(): void {
     this.scheduled = false;
-    const all = [...this.waiting];
+    const all = [...this.waiting.values()];
     this.waiting.clear();
-    for (const [stream, list] of all) {
+    for (const list of all) {
       let i = 0;
       while (i < list.length) {
         const call: Pending[] = [];
@@ -87,15 +89,15 @@ export class TaskProducer {
           call.push(p);
           n += p.tasks.length;
         } while (i < list.length && n + (list[i] as Pending).tasks.length <= MAX_JOINED_TASKS);
-        void this.run(stream, call, n);
+        void this.run(call, n);
       }
     }
   }
 
-  private async run(stream: string, call: readonly Pending[], n: number): Promise<void> {
-    const keys = queueKeys(stream);
+  private async run(call: readonly Pending[], n: number): Promise<void> {
+    const keys = (call[0] as Pending).keys;
     // A task with no key, no delay and the default content type is sent as its payload alone.
-    const args: (string | Buffer | number)[] = [keys.idempotencyPrefix, this.windowMs, ''];
+    const args: (string | Buffer | number)[] = [this.windowMs, ''];
     let shape = '';
     for (const p of call) {
       for (const t of p.tasks) {
@@ -108,10 +110,10 @@ export class TaskProducer {
         }
       }
     }
-    args[2] = shape;
+    args[1] = shape;
     let flat: (string | number)[];
     try {
-      flat = (await runScript(this.client, ENQUEUE, [keys.stream, keys.delayed, keys.delayedTasks, keys.seq], args)) as (string | number)[];
+      flat = (await runScript(this.client, ENQUEUE, [keys.stream, keys.delayed, keys.delayedTasks, keys.seq, keys.idempotency, keys.idempotencyExpiry], args)) as (string | number)[];
     } catch (err) {
       for (const p of call) p.reject(new QueueError('SLUICE_ERR_QUEUE_UNAVAILABLE', `could not enqueue to ${p.queueId}: ${(err as Error).message}`, { cause: err }));
       return;

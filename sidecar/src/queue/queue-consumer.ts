@@ -10,7 +10,7 @@ import { decideSettlement, isExhausted, type DeliveryOutcome, type Settlement } 
 import { PROMOTE, RECLAIM, RECLAIM_OWN, REFRESH, runScript } from './scripts.ts';
 import { SettleBatcher, type SettleOp, type SettleResult } from './settle-batcher.ts';
 import { decodeEntry, encodeFields, type Task } from './task.ts';
-import { queueKeys } from './keys.ts';
+import { queueKeys } from '../../../lib/redis/key-layout.ts';
 import { WakeSignal } from './wake-signal.ts';
 import { whenReady } from './when-ready.ts';
 
@@ -37,6 +37,8 @@ export interface QueueConsumerDeps {
   readonly reclaimOwnAtStart?: boolean;
   readonly blockMs?: number;
   readonly random?: () => number;
+  /** Resolves once the queue's data is in the current key layout (see lib/redis/queue-migration.ts). */
+  readonly migrated?: () => Promise<void>;
 }
 
 export type ConsumerState = 'starting' | 'running' | 'paused' | 'draining' | 'stopped';
@@ -105,7 +107,7 @@ export class QueueConsumer {
     this.settler = new SettleBatcher(deps.client, deps.plan, deps.consumerName, deps.clock, this.log);
     this.pacer = new ConsumptionPacer(deps.plan.rateLimit, deps.clock);
     this.blockMs = deps.blockMs ?? 1_000;
-    this.keys = queueKeys(deps.plan.stream);
+    this.keys = queueKeys(deps.plan);
     // Label children bound once: the hot path only increments.
     const t = deps.metrics.tasks;
     const q = deps.plan.name;
@@ -176,6 +178,7 @@ export class QueueConsumer {
     return {
       queue: this.plan.id,
       stream: this.plan.stream,
+      key: this.keys.stream,
       group: this.plan.group,
       consumer: this.d.consumerName,
       state: this.stateValue,
@@ -192,6 +195,17 @@ export class QueueConsumer {
   private async run(): Promise<void> {
     let failures = 0;
     await Promise.all([whenReady(this.d.client, 2_000), whenReady(this.d.blocking, 2_000)]);
+    // Nothing is read before the queue's old-layout data has moved: its pending entries must keep
+    // their group and delivery counts, which only the first move (a RENAME) carries.
+    for (let tries = 0; this.d.migrated && !this.stopping; tries++) {
+      try {
+        await this.d.migrated();
+        break;
+      } catch (err) {
+        this.fail('migrate', err);
+        await this.wake.wait(Math.min(5_000, 100 * 2 ** Math.min(tries, 6)));
+      }
+    }
     await this.ensureGroup().catch(() => {});
     void this.promoteLoop();
     if (this.d.reclaimOwnAtStart) await this.reclaimOwn().catch((err) => this.fail('reclaim-own', err));
@@ -236,7 +250,7 @@ export class QueueConsumer {
 
   private async read(count: number): Promise<Task[]> {
     const reply = (await this.d.blocking.callBuffer(
-      'XREADGROUP', 'GROUP', this.plan.group, this.d.consumerName, 'COUNT', count, 'BLOCK', this.blockMs, 'STREAMS', this.plan.stream, '>',
+      'XREADGROUP', 'GROUP', this.plan.group, this.d.consumerName, 'COUNT', count, 'BLOCK', this.blockMs, 'STREAMS', this.keys.stream, '>',
     )) as [Buffer, [Buffer, Buffer[] | null][]][] | null;
     if (!reply || !reply[0]) return [];
     const out: Task[] = [];
@@ -251,7 +265,7 @@ export class QueueConsumer {
    */
   private async ensureGroup(): Promise<void> {
     try {
-      await this.d.client.call('XGROUP', 'CREATE', this.plan.stream, this.plan.group, '0', 'MKSTREAM');
+      await this.d.client.call('XGROUP', 'CREATE', this.keys.stream, this.plan.group, '0', 'MKSTREAM');
       if (this.stateValue !== 'starting') {
         this.groupRecreated++;
         this.log.warn('consumer group was missing and has been re-created from the start of the stream');
@@ -395,7 +409,7 @@ export class QueueConsumer {
     for (const f of this.inFlight.values()) if (!f.lost && now - f.claimedAt >= third) stale.push(f);
     if (stale.length === 0) return;
     try {
-      const flags = (await runScript(this.d.client, REFRESH, [this.plan.stream], [this.plan.group, this.d.consumerName, ...stale.map((f) => f.task.entryId)])) as number[];
+      const flags = (await runScript(this.d.client, REFRESH, [this.keys.stream], [this.plan.group, this.d.consumerName, ...stale.map((f) => f.task.entryId)])) as number[];
       stale.forEach((f, i) => {
         if (flags[i] === 1) f.claimedAt = now;
         else f.lost = true;
@@ -412,7 +426,7 @@ export class QueueConsumer {
     if (free <= 0) return;
     try {
       const [next, entries, counts, deleted] = (await runScript(
-        this.d.client, RECLAIM, [this.plan.stream],
+        this.d.client, RECLAIM, [this.keys.stream],
         [this.plan.group, this.d.consumerName, this.plan.visibilityTimeoutMs, this.reclaimCursor, Math.min(free, 100)], true,
       )) as [Buffer, [Buffer, Buffer[]][], number[], number];
       this.reclaimCursor = next.toString('latin1');
@@ -428,7 +442,7 @@ export class QueueConsumer {
   }
 
   private async reclaimOwn(): Promise<void> {
-    const [entries, counts] = (await runScript(this.d.client, RECLAIM_OWN, [this.plan.stream], [this.plan.group, this.d.consumerName, this.plan.concurrency], true)) as [
+    const [entries, counts] = (await runScript(this.d.client, RECLAIM_OWN, [this.keys.stream], [this.plan.group, this.d.consumerName, this.plan.concurrency], true)) as [
       [Buffer, Buffer[]][], number[],
     ];
     this.takeOver(entries, counts);
@@ -499,8 +513,8 @@ export class QueueConsumer {
   /** Unregisters this consumer from the group on a clean exit, but only with nothing pending. */
   private async forgetSelfIfIdle(): Promise<void> {
     try {
-      const pending = (await this.d.client.call('XPENDING', this.plan.stream, this.plan.group, '-', '+', 1, this.d.consumerName)) as unknown[];
-      if (pending.length === 0) await this.d.client.call('XGROUP', 'DELCONSUMER', this.plan.stream, this.plan.group, this.d.consumerName);
+      const pending = (await this.d.client.call('XPENDING', this.keys.stream, this.plan.group, '-', '+', 1, this.d.consumerName)) as unknown[];
+      if (pending.length === 0) await this.d.client.call('XGROUP', 'DELCONSUMER', this.keys.stream, this.plan.group, this.d.consumerName);
     } catch {
       // Best effort: a consumer left behind is harmless (XAUTOCLAIM never needs it).
     }

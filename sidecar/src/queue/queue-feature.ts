@@ -11,7 +11,8 @@ import { GrpcDelivery } from './grpc-delivery.ts';
 import { HttpDelivery } from './http-delivery.ts';
 import { QueueConsumer, type QueueCircuit } from './queue-consumer.ts';
 import { QueueMetrics } from './queue-metrics.ts';
-import { readQueueStats, type QueueStats } from './queue-stats.ts';
+import { readQueueStats, type QueueStats } from '../../../lib/redis/queue-stats.ts';
+import { checkLayoutVersion, migrateQueue } from '../../../lib/redis/queue-migration.ts';
 import { TaskProducer, type Enqueued, type NewTask } from './producer.ts';
 import { queueRoutes } from './queue-routes.ts';
 import { whenReady } from './when-ready.ts';
@@ -37,6 +38,8 @@ export interface QueueFeatureDeps {
   readonly deliverer?: (plan: TaskQueuePlan) => Deliverer;
   /** How long one XREADGROUP blocks waiting for work (default 1 s). */
   readonly blockMs?: number;
+  /** How often consumers look for tasks old-version producers wrote under the old key layout (default 10 s). */
+  readonly legacySweepMs?: number;
 }
 
 interface Running {
@@ -63,6 +66,10 @@ export class QueueFeature {
   private readonly stopping = new Set<Promise<void>>();
   private draining = false;
   private started = new Set<string>();
+  /** Queues (by id) whose data is known to be in the current key layout, and moves under way. */
+  private readonly migratedQueues = new Set<string>();
+  private readonly migrations = new Map<string, Promise<void>>();
+  private readonly sweepTimer: NodeJS.Timeout;
   private readonly enqueued = new Map<string, { enqueued: { inc(n?: number): void }; duplicate: { inc(n?: number): void } }>();
 
   constructor(deps: QueueFeatureDeps) {
@@ -74,6 +81,8 @@ export class QueueFeature {
     this.metrics = new QueueMetrics(deps.registry);
     this.metrics.setStatsSource(() => this.allStats());
     this.client.once('ready', () => (this.connectedOnce = true));
+    this.sweepTimer = setInterval(() => void this.sweepLegacy(), deps.legacySweepMs ?? 10_000);
+    this.sweepTimer.unref();
   }
 
   /** True once Redis has answered at least once since start (readiness: the queue can work at all). */
@@ -120,6 +129,11 @@ export class QueueFeature {
   }
 
   async enqueue(queue: TaskQueuePlan, tasks: readonly NewTask[]): Promise<Enqueued[]> {
+    if (!this.migratedQueues.has(queue.id)) {
+      await this.migrated(queue).catch((err: unknown) => {
+        throw new QueueError('SLUICE_ERR_QUEUE_UNAVAILABLE', `could not move ${queue.id} to the current Redis key layout: ${(err as Error).message}`, { cause: err });
+      });
+    }
     const out = await this.producer.enqueue(queue, tasks);
     let c = this.enqueued.get(queue.name);
     if (!c) {
@@ -171,6 +185,7 @@ export class QueueFeature {
 
   /** Drains at once (no grace) and closes the Redis connections. */
   async close(): Promise<void> {
+    clearInterval(this.sweepTimer);
     await this.drain(0);
     this.client.disconnect();
   }
@@ -192,6 +207,7 @@ export class QueueFeature {
       // Only the first consumer of a queue in this process may adopt entries left under our name.
       reclaimOwnAtStart: !this.started.has(plan.id),
       blockMs,
+      migrated: () => this.migrated(plan),
     });
     this.started.add(plan.id);
     this.running.set(plan.id, { signature: signature(plan), consumer, blocking });
@@ -217,6 +233,47 @@ export class QueueFeature {
     }
     if (!this.d.appHttp) throw new QueueError('SLUICE_ERR_QUEUE_DELIVERY_FAILED', `${plan.id} delivers over HTTP but the sidecar has no --app-http`);
     return new HttpDelivery(this.d.appHttp, plan);
+  }
+
+  /**
+   * Moves the queue's data out of the old key layout once per process (every sidecar that starts
+   * does it; the steps are atomic and idempotent, so starting many at once is safe). Producing and
+   * consuming wait for it.
+   */
+  private migrated(queue: TaskQueuePlan): Promise<void> {
+    let p = this.migrations.get(queue.id);
+    if (p === undefined) {
+      p = this.migrate(queue);
+      this.migrations.set(queue.id, p);
+      p.then(() => this.migratedQueues.add(queue.id), () => this.migrations.delete(queue.id));
+    }
+    return p;
+  }
+
+  private async migrate(queue: TaskQueuePlan): Promise<void> {
+    await checkLayoutVersion(this.client);
+    const report = await migrateQueue(this.client, queue);
+    if (report.stream !== 'none' || report.delayed > 0 || report.deadLetters > 0 || report.idempotencyRecords > 0) {
+      this.log.info('moved queue data from the old Redis key layout', { queue: queue.id, ...report });
+    }
+  }
+
+  /**
+   * While old-version producers may still run (a rolling upgrade), tasks they append under the old
+   * names are moved again now and then by the consumers of the queue; a pass costs three cheap
+   * scripts when there is nothing to move.
+   */
+  private async sweepLegacy(): Promise<void> {
+    for (const r of this.running.values()) {
+      const plan = r.consumer.plan;
+      if (!this.migratedQueues.has(plan.id)) continue;
+      try {
+        const report = await migrateQueue(this.client, plan);
+        if (report.entries > 0 || report.delayed > 0 || report.deadLetters > 0) this.log.info('moved tasks written under the old Redis key layout', { queue: plan.id, ...report });
+      } catch (err) {
+        this.log.debug('legacy layout sweep failed', { queue: plan.id, err });
+      }
+    }
   }
 
   private async allStats(): Promise<readonly QueueStats[]> {

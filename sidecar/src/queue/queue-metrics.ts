@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { QueueStats } from './queue-stats.ts';
+import type { QueueStats } from '../../../lib/redis/queue-stats.ts';
 
 /** Results a task can come to in `sluice_queue_tasks_total{queue,result}`. */
 export type TaskResult =

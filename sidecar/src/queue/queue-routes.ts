@@ -31,7 +31,7 @@ export function queueRoutes(feature: QueueFeature): Route[] {
       handler: guarded(async (req, res, params) => {
         const queue = feature.resolve(params.name as string, namespaceOf(req));
         const body = await read(req, Math.max(feature.maxTaskBytes * 16, MAX_BATCH * 1024));
-        const tasks = parseBatch(body, feature.wallNow);
+        const tasks = parseBatch(body, feature.wallNow, feature.maxTaskBytes);
         const out = await feature.enqueue(queue, tasks);
         sendJson(res, 202, { tasks: out });
       }),

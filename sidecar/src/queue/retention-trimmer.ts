@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { TaskQueuePlan } from '../../../lib/policy/index.ts';
+import { queueKeys } from '../../../lib/redis/key-layout.ts';
 import { decideTrim } from './trim-guard.ts';
 
 /** At most this many entries are evicted per pass, so one pass never blocks Redis for long. */
@@ -20,13 +21,14 @@ export interface TrimResult {
 export async function trimRetention(client: Redis, plan: TaskQueuePlan): Promise<TrimResult> {
   const maxLen = plan.maxLen;
   if (maxLen === undefined) return { trimmed: 0, held: 0 };
-  const length = await client.xlen(plan.stream);
+  const stream = queueKeys(plan).stream;
+  const length = await client.xlen(stream);
   if (length <= maxLen) return { trimmed: 0, held: 0 };
   const excess = Math.min(length - maxLen, MAX_TRIM_PER_PASS);
   const p = client.pipeline();
-  p.call('XRANGE', plan.stream, '-', '+', 'COUNT', excess + 1);
-  p.call('XPENDING', plan.stream, plan.group);
-  p.call('XINFO', 'GROUPS', plan.stream);
+  p.call('XRANGE', stream, '-', '+', 'COUNT', excess + 1);
+  p.call('XPENDING', stream, plan.group);
+  p.call('XINFO', 'GROUPS', stream);
   const [range, pending, groups] = ((await p.exec()) ?? []).map(([err, v]) => {
     if (err) throw err;
     return v;
@@ -43,6 +45,6 @@ export async function trimRetention(client: Redis, plan: TaskQueuePlan): Promise
     lastDeliveredId,
   });
   if (!decision.trim) return { trimmed: 0, held: length - maxLen };
-  const trimmed = Number(await client.call('XTRIM', plan.stream, 'MINID', decision.minId));
+  const trimmed = Number(await client.call('XTRIM', stream, 'MINID', decision.minId));
   return { trimmed, held: Math.max(0, length - trimmed - maxLen) };
 }

@@ -25,15 +25,21 @@ const OWNED = `local function owned(stream, group, consumer, id)
 end`;
 
 /**
- * KEYS: stream, delayed zset, delayed hash, seq. ARGV: idempotency prefix, window ms, shape (one
- * letter per task), then per task: for 'p' only the payload (no key, no delay, JSON — the common
- * case, one argument instead of four); for 'f' idempotency key ('' = none), delay ms, content type
- * ('' = json), payload. Returns id1, duplicate1, id2, duplicate2, …
+ * KEYS: stream, delayed zset, delayed hash, seq, idempotency hash, idempotency expiry zset. ARGV:
+ * window ms, shape (one letter per task), then per task: for 'p' only the payload (no key, no
+ * delay, JSON — the common case, one argument instead of four); for 'f' idempotency key ('' =
+ * none), delay ms, content type ('' = json), payload. Returns id1, duplicate1, id2, duplicate2, …
+ *
+ * Idempotency records are fields of one hash (with their expiry in a sorted set) rather than one
+ * key each, so a queue owns a fixed set of keys in one slot and is deleted by one DEL. Redis 7.0
+ * has no per-field expiry: a call that uses a key first drops up to 100 expired records, so the
+ * hash never grows faster than it is pruned, and a lookup ignores a record already past its time.
  */
 export const ENQUEUE = script('enqueue', `${NOW}
 local out = {}
-local shape = ARGV[3]
-local a = 4
+local shape = ARGV[2]
+local a = 3
+local pruned = false
 for n = 1, #shape do
   local key, delay, ct, payload
   if string.byte(shape, n) == 112 then
@@ -44,7 +50,18 @@ for n = 1, #shape do
     a = a + 4
   end
   local existing = false
-  if key ~= '' then existing = redis.call('GET', ARGV[1] .. key) end
+  if key ~= '' then
+    if not pruned then
+      pruned = true
+      local old = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, 100)
+      if #old > 0 then
+        redis.call('HDEL', KEYS[5], unpack(old))
+        redis.call('ZREM', KEYS[6], unpack(old))
+      end
+    end
+    local expires = redis.call('ZSCORE', KEYS[6], key)
+    if expires and tonumber(expires) > now then existing = redis.call('HGET', KEYS[5], key) end
+  end
   if existing then
     out[#out + 1] = existing
     out[#out + 1] = 1
@@ -61,7 +78,10 @@ for n = 1, #shape do
     else
       id = redis.call('XADD', KEYS[1], '*', 'p', payload)
     end
-    if key ~= '' then redis.call('SET', ARGV[1] .. key, id, 'PX', ARGV[2]) end
+    if key ~= '' then
+      redis.call('HSET', KEYS[5], key, id)
+      redis.call('ZADD', KEYS[6], now + tonumber(ARGV[1]), key)
+    end
     out[#out + 1] = id
     out[#out + 1] = 0
   end

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Clock } from '../../../lib/clock.ts';
 import type { TaskQueuePlan } from '../../../lib/policy/index.ts';
 import type { Logger } from '../../../lib/log.ts';
-import { queueKeys, type QueueKeys } from './keys.ts';
+import { queueKeys, type QueueKeys } from '../../../lib/redis/key-layout.ts';
 import { SETTLE, runScript } from './scripts.ts';
 
 /** One entry's fate, as the SETTLE script spells it (see scripts.ts). */
@@ -45,9 +45,9 @@ export class SettleBatcher {
 
   constructor(client: Redis, plan: TaskQueuePlan, consumer: string, clock: Clock, logger: Logger) {
     this.client = client;
-    this.keys = queueKeys(plan.stream);
+    this.keys = queueKeys(plan);
     // KEYS must name a key even when the queue has no dead-letter stream; 'D' is never sent then.
-    this.deadLetterKey = plan.deadLetterStream ?? plan.stream;
+    this.deadLetterKey = this.keys.deadLetter ?? this.keys.stream;
     this.group = plan.group;
     this.consumer = consumer;
     this.clock = clock;

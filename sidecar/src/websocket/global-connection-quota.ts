@@ -3,7 +3,7 @@ import type { Clock } from '../../../lib/clock.ts';
 import type { Logger } from '../../../lib/log.ts';
 import type { FailureMode } from '../../../lib/policy/types.ts';
 import type { RateLimitRule } from '../../../lib/policy/plan.ts';
-import { connectionsKey } from '../limit/global/keys.ts';
+import { connectionsKey } from '../../../lib/redis/key-layout.ts';
 import { OutageGate } from '../limit/global/outage-gate.ts';
 import { LuaScript } from '../redis/lua-script.ts';
 import { batchWritesThisTurn } from '../redis/write-batching.ts';

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { RedisServer } from '../../../test/helpers/redis-server.ts';
 import { connectRedis, waitReady } from '../../src/redis/connection.ts';
 import { GCRA, SLIDING_WINDOW, gcraAnswer, slidingWindowAnswer } from '../../src/limit/global/scripts.ts';
-import { bucketKey } from '../../src/limit/global/keys.ts';
+import { rateLimitBucketKey as bucketKey } from '../../../lib/redis/key-layout.ts';
 import { sleep } from '../../../test/helpers/eventually.ts';
 
 let server: RedisServer;

@@ -6,7 +6,7 @@ import { eventually } from '../../../test/helpers/eventually.ts';
 import { useCleanup, useRedisServer } from '../../../test/helpers/fixtures.ts';
 import type { RedisServer } from '../../../test/helpers/redis-server.ts';
 import { backoffFloorMs } from '../../src/queue/backoff.ts';
-import { QueueHarness, taskQueueDoc } from './helpers/queue-harness.ts';
+import { QueueHarness, taskQueueDoc, testQueueKeys } from './helpers/queue-harness.ts';
 import { WorkerApp } from './helpers/worker-app.ts';
 
 let redis: RedisServer;
@@ -25,8 +25,8 @@ async function setup(name: string, spec: Record<string, unknown> = {}) {
   return { app, h };
 }
 
-async function deadLetters(stream: string): Promise<Record<string, string>[]> {
-  const entries = (await r.xrange(stream, '-', '+')) as [string, string[]][];
+async function deadLetters(queue: string): Promise<Record<string, string>[]> {
+  const entries = (await r.xrange(testQueueKeys(queue).deadLetter!, '-', '+')) as [string, string[]][];
   return entries.map(([, f]) => Object.fromEntries(f.flatMap((_, i) => (i % 2 ? [] : [[f[i], f[i + 1]]]))));
 }
 
@@ -71,7 +71,7 @@ describe('TaskQueue delivery', () => {
     await eventually(() => expect(app.deliveries).toHaveLength(20));
     expect(Math.max(...app.deliveries.map((d) => d.batchSize))).toBeGreaterThan(1);
     await eventually(async () => expect(await h.counter('sluice_queue_tasks_total', { queue: 'batched', result: 'acked' })).toBe(19));
-    const dead = await deadLetters('test.batched.dlq');
+    const dead = await deadLetters('batched');
     expect(dead).toHaveLength(1);
     expect(dead[0]).toMatchObject({ originalId: json.tasks[13]!.id, error: 'http 500', attempts: '1' });
   });
@@ -103,7 +103,7 @@ describe('TaskQueue delivery', () => {
     await h.postBatch('padded', Array.from({ length: 5 }, (_, i) => ({ payload: i })));
     await eventually(async () => expect(await h.counter('sluice_queue_tasks_total', { queue: 'padded', result: 'acked' })).toBe(5));
     expect(calls).toBeGreaterThanOrEqual(1);
-    expect(await deadLetters('test.padded.dlq')).toHaveLength(0);
+    expect(await deadLetters('padded')).toHaveLength(0);
   });
 
   it('retries a failing task with backoff: attempt n+1 never before backoff(n)', async () => {
@@ -126,9 +126,9 @@ describe('TaskQueue delivery', () => {
     const { app, h } = await setup('exhausted', { retry: { maxAttempts: 3, backoff: { initial: '50ms', max: '100ms', multiplier: 2 } } });
     app.behaviour = () => 500;
     const { json } = await h.post('exhausted', { doomed: true });
-    await eventually(async () => expect(await deadLetters('test.exhausted.dlq')).toHaveLength(1), { timeoutMs: 10_000 });
+    await eventually(async () => expect(await deadLetters('exhausted')).toHaveLength(1), { timeoutMs: 10_000 });
     expect(app.deliveries.map((d) => d.attempt)).toEqual([1, 2, 3]);
-    const [dead] = await deadLetters('test.exhausted.dlq');
+    const [dead] = await deadLetters('exhausted');
     expect(dead).toMatchObject({ originalId: json.id, attempts: '3', error: 'http 500', cause: 'exhausted', queue: 'shop/exhausted', p: '{"doomed":true}' });
     await eventually(async () => expect(((await (await fetch(`${h.api}/v1/queues/exhausted`)).json()) as { pending: number }).pending).toBe(0));
   });
@@ -137,9 +137,9 @@ describe('TaskQueue delivery', () => {
     const { app, h } = await setup('permanent');
     app.behaviour = () => 422;
     const { json } = await h.post('permanent', { invalid: true });
-    await eventually(async () => expect(await deadLetters('test.permanent.dlq')).toHaveLength(1));
+    await eventually(async () => expect(await deadLetters('permanent')).toHaveLength(1));
     expect(app.deliveries).toHaveLength(1);
-    expect((await deadLetters('test.permanent.dlq'))[0]).toMatchObject({ originalId: json.id, attempts: '1', cause: 'permanent', error: 'http 422' });
+    expect((await deadLetters('permanent'))[0]).toMatchObject({ originalId: json.id, attempts: '1', cause: 'permanent', error: 'http 422' });
   });
 
   it('a delivery slower than delivery.timeout fails and is retried', async () => {

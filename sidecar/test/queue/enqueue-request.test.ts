@@ -43,6 +43,8 @@ describe('parseSingleTask', () => {
     [{ 'sluice-not-before': 'tomorrow' }],
     [{ 'sluice-delay': '1s', 'sluice-not-before': '0' }],
     [{ 'idempotency-key': 'x'.repeat(300) }],
+    [{ 'sluice-delay': '999999h' }],
+    [{ 'sluice-delay': String(31 * 86_400_000) }],
   ])('refuses %o', (headers) => {
     expect(code(() => single(headers))).toBe('SLUICE_ERR_QUEUE_BAD_TASK');
   });
@@ -73,7 +75,14 @@ describe('parseBatch', () => {
     ['{"tasks": [{"body": "x", "contentType": 7}]}'],
     ['{"tasks": [{"body": "x", "contentType": ""}]}'],
     [JSON.stringify({ tasks: Array.from({ length: 1001 }, () => ({ payload: 1 })) })],
+    ['{"tasks": [{"payload": 1, "delay": "721h"}]}'],
+    ['{"tasks": [{"payload": 1, "notBefore": "2999-01-01T00:00:00Z"}]}'],
+    ['{"tasks": [{"body": "more than sixteen bytes of text"}]}'],
   ])('refuses %s', (body) => {
-    expect(code(() => parseBatch(Buffer.from(body), NOW))).toBe('SLUICE_ERR_QUEUE_BAD_TASK');
+    expect(code(() => parseBatch(Buffer.from(body), NOW, 16))).toBe('SLUICE_ERR_QUEUE_BAD_TASK');
+  });
+
+  it('accepts a delay of up to 30 days', () => {
+    expect(parseBatch(Buffer.from('{"tasks": [{"payload": 1, "delay": "720h"}]}'), NOW)[0]!.delayMs).toBe(30 * 86_400_000);
   });
 });

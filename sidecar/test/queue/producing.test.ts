@@ -5,7 +5,7 @@ import { useCleanup, useRedisServer } from '../../../test/helpers/fixtures.ts';
 import { RedisServer } from '../../../test/helpers/redis-server.ts';
 import type { TaskQueuePlan } from '../../../lib/policy/index.ts';
 import { TaskProducer } from '../../src/queue/producer.ts';
-import { queueKeys } from '../../src/queue/keys.ts';
+import { queueKeys } from '../../../lib/redis/key-layout.ts';
 import { QueueHarness, taskQueueDoc } from './helpers/queue-harness.ts';
 import { WorkerApp } from './helpers/worker-app.ts';
 
@@ -63,7 +63,7 @@ describe('producing on the local API', () => {
     const client = new Redis(redis.url);
     cleanup.push(async () => client.disconnect());
     const producer = new TaskProducer(client);
-    const queue = { id: 'test/direct', stream: 'joined.direct' } as TaskQueuePlan;
+    const queue = { id: 'test/direct', namespace: 'test', stream: 'joined.direct' } as TaskQueuePlan;
     const task = (text: string, idempotencyKey?: string) => ({ payload: Buffer.from(JSON.stringify(text)), contentType: 'application/json', idempotencyKey, delayMs: 0 });
     await producer.enqueue(queue, [task('warm-up')]); // loads the script
     await client.config('RESETSTAT');
@@ -80,14 +80,14 @@ describe('producing on the local API', () => {
     expect(a!.map((e) => e.duplicate)).toEqual([false, false]);
     expect(b).toEqual([{ id: a![1]!.id, duplicate: true }]);
     expect(c!.map((e) => e.duplicate)).toEqual([false, false, false]);
-    const entries = (await client.xrange('joined.direct', '-', '+')) as [string, string[]][];
+    const entries = (await client.xrange(queueKeys(queue).stream, '-', '+')) as [string, string[]][];
     const payloadOf = new Map(entries.map(([id, fields]) => [id, fields[1]]));
     expect([...a!, ...c!].map((e) => payloadOf.get(e.id))).toEqual(['"a1"', '"a2"', '"c1"', '"c2"', '"c3"']);
     const fieldsOf = new Map(entries.map(([id, fields]) => [id, fields]));
     expect(fieldsOf.get(d![0]!.id)).toEqual(['p', 'plain text', 'c', 'text/plain']);
     expect(fieldsOf.get(d![2]!.id)).toEqual(['p', '"d3"']);
     expect(fieldsOf.has(d![1]!.id)).toBe(false); // delayed: in the delay set, not yet in the stream
-    expect(await client.zscore(queueKeys('joined.direct').delayed, d![1]!.id)).not.toBeNull();
+    expect(await client.zscore(queueKeys(queue).delayed, d![1]!.id)).not.toBeNull();
   });
 
   it('the idempotency window ends: after it the key makes a new task', async () => {
@@ -107,7 +107,7 @@ describe('producing on the local API', () => {
     const notBefore = await h.post('delayed', { at: true }, { 'sluice-not-before': new Date(posted + 800).toISOString() });
     const r = new Redis(redis.url);
     cleanup.push(async () => r.disconnect());
-    expect(await r.zcard('sluice:tq:{test.delayed}:delayed')).toBe(2);
+    expect(await r.zcard(queueKeys({ namespace: 'shop', stream: 'test.delayed' }).delayed)).toBe(2);
     await eventually(() => expect(app.deliveries).toHaveLength(2), { timeoutMs: 10_000 });
     const byId = new Map(app.deliveries.map((d) => [d.id, d]));
     expect(byId.get(json.id!)!.at - posted).toBeGreaterThanOrEqual(1_200);

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, sleep } from '../../../test/helpers/eventually.ts';
 import { RedisServer } from '../../../test/helpers/redis-server.ts';
-import { QueueHarness, taskQueueDoc } from './helpers/queue-harness.ts';
+import { QueueHarness, taskQueueDoc, testQueueKeys } from './helpers/queue-harness.ts';
 import { WorkerApp } from './helpers/worker-app.ts';
 
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -37,10 +37,10 @@ describe('Redis restarts', () => {
     const wanted = [...before.json.tasks, ...after.json.tasks].map((t) => t.id).concat(slow);
     await eventually(() => expect(new Set(app.ids())).toEqual(new Set(wanted)), { timeoutMs: 15_000 });
     await r.connect();
-    await eventually(async () => expect(((await r.call('XPENDING', 'test.aof', 'aof-workers')) as unknown[])[0]).toBe(0), { timeoutMs: 15_000 });
+    await eventually(async () => expect(((await r.call('XPENDING', testQueueKeys('aof').stream, 'aof-workers')) as unknown[])[0]).toBe(0), { timeoutMs: 15_000 });
 
     // The group is lost (FLUSHALL, a failover to a replica without it): consumers re-create it.
-    await r.call('XGROUP', 'DESTROY', 'test.aof', 'aof-workers');
+    await r.call('XGROUP', 'DESTROY', testQueueKeys('aof').stream, 'aof-workers');
     const lost = (await eventually(async () => {
       const res = await h.post('aof', { after: 'group lost' });
       expect(res.status).toBe(202);

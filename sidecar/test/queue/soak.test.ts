@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventually, sleep } from '../../../test/helpers/eventually.ts';
 import { RedisServer } from '../../../test/helpers/redis-server.ts';
-import { QueueHarness, taskQueueDoc } from './helpers/queue-harness.ts';
+import { QueueHarness, taskQueueDoc, testQueueKeys } from './helpers/queue-harness.ts';
 import { ProxyProcess, writeConfig } from './helpers/proxy-process.ts';
 import { WorkerApp } from './helpers/worker-app.ts';
 
@@ -90,10 +90,10 @@ describe('soak', () => {
     const r = new Redis(redis.url);
     cleanup.push(async () => r.disconnect());
     await eventually(async () => {
-      const pending = (await r.call('XPENDING', 'test.soak', 'soak-workers')) as [number];
+      const pending = (await r.call('XPENDING', testQueueKeys('soak').stream, 'soak-workers')) as [number];
       expect(pending[0]).toBe(0);
     }, { timeoutMs: 20_000 });
-    expect(await r.xlen('test.soak.dlq')).toBe(0);
+    expect(await r.xlen(testQueueKeys('soak').deadLetter!)).toBe(0);
     process.stdout.write(`soak: ${TASKS} tasks, ${deliveries} deliveries (${deliveries - TASKS} redelivered), ${kills} kill -9\n`);
   });
 });

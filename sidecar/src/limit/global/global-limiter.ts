@@ -6,7 +6,7 @@ import type { Logger } from '../../../../lib/log.ts';
 import type { Decision, Limiter } from '../limiter.ts';
 import { KeyedStore } from '../keyed-store.ts';
 import { FailureModeFallback } from './fallback.ts';
-import { bucketKey } from './keys.ts';
+import { rateLimitBucketKey as bucketKey } from '../../../../lib/redis/key-layout.ts';
 import { PartitionLease, defaultMaxBatch, type LeaseOptions } from './lease.ts';
 import { GlobalLimitCounts, globalLimitMetrics } from './metrics.ts';
 import { OutageGate } from './outage-gate.ts';

@@ -2,7 +2,7 @@ import type { RateLimitRule } from '../../../../lib/policy/plan.ts';
 import { GlobalLimiter, type GlobalLimiterDeps } from './global-limiter.ts';
 
 export { GlobalLimiter, type GlobalLimiterDeps, type GlobalMode } from './global-limiter.ts';
-export { bucketKey, presenceKey } from './keys.ts';
+export { rateLimitBucketKey as bucketKey, rateLimitPresenceKey as presenceKey } from '../../../../lib/redis/key-layout.ts';
 
 /** The limiter for a `scope: Global` rule; `close()` stops its heartbeat. */
 export function createGlobalLimiter(rule: RateLimitRule, deps: GlobalLimiterDeps): GlobalLimiter {

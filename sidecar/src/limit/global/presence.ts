@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { HEARTBEAT } from './scripts.ts';
-import { presenceKey } from './keys.ts';
+import { rateLimitPresenceKey as presenceKey } from '../../../../lib/redis/key-layout.ts';
 
 /**
  * This sidecar's heartbeat for one Global rule, and the count of live sidecars sharing it that the

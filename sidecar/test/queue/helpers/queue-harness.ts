@@ -4,6 +4,7 @@ import { Registry } from 'prom-client';
 import { compilePlan } from '../../../../lib/policy/index.ts';
 import { createLogger } from '../../../../lib/log.ts';
 import { Router } from '../../../src/local-api/router.ts';
+import { queueKeys, type QueueKeys } from '../../../../lib/redis/key-layout.ts';
 import { QueueFeature, type QueueFeatureDeps } from '../../../src/queue/index.ts';
 
 /** A TaskQueue document as a user writes it, with test-friendly defaults (fast backoff, short timeouts). */
@@ -24,6 +25,11 @@ export function taskQueueDoc(name: string, spec: Record<string, unknown> = {}): 
       ...spec,
     },
   };
+}
+
+/** The Redis keys of the queue taskQueueDoc(name) declares (namespace shop, stream test.<name>). */
+export function testQueueKeys(name: string): QueueKeys {
+  return queueKeys({ namespace: 'shop', stream: `test.${name}`, deadLetterStream: `test.${name}.dlq` });
 }
 
 export const WORKER_LABELS = { app: 'worker' };

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import type { TaskQueuePlan } from '../../../lib/policy/index.ts';
-import { queueKeys } from './keys.ts';
+import type { TaskQueuePlan } from '../policy/plan.ts';
+import { queueKeys } from './key-layout.ts';
 
 /** What `GET /v1/queues/{name}` answers and the Redis-state gauges show. */
 export interface QueueStats {
@@ -17,14 +17,18 @@ export interface QueueStats {
   readonly deadLetters: number | undefined;
 }
 
-/** One pipelined round trip; a missing stream or group reads as zeros, not as an error. */
+/**
+ * One pipelined round trip, all to the queue's own slot; a missing stream or group reads as zeros,
+ * not as an error. The sidecar (`GET /v1/queues/{name}`, gauges) and the operator (TaskQueue status)
+ * both read the numbers here.
+ */
 export async function readQueueStats(client: Redis, plan: TaskQueuePlan): Promise<QueueStats> {
-  const keys = queueKeys(plan.stream);
+  const keys = queueKeys(plan);
   const p = client.pipeline();
-  p.xlen(plan.stream);
-  p.call('XINFO', 'GROUPS', plan.stream);
+  p.xlen(keys.stream);
+  p.call('XINFO', 'GROUPS', keys.stream);
   p.zcard(keys.delayed);
-  if (plan.deadLetterStream) p.xlen(plan.deadLetterStream);
+  if (keys.deadLetter) p.xlen(keys.deadLetter);
   const replies = (await p.exec()) ?? [];
   const value = (i: number) => {
     const r = replies[i];
