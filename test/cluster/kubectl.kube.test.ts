@@ -108,7 +108,7 @@ describe('kubectl', () => {
     const bad = readFileSync(join(REPO_CRD_DIR, 'invalid/le-renew-not-shorter-than-ttl.yaml'), 'utf8');
     const res = await kubectl(cluster.kubeconfigPath, ['apply', '-f', '-'], { input: bad });
     expect(res.code).not.toBe(0);
-    expect(res.stderr).toContain('spec.renewEvery: Invalid value: "object": renewEvery must be shorter than ttl');
+    expect(res.stderr).toContain('spec.renewEvery: Invalid value: renewEvery must be shorter than ttl');
     const unknown = await kubectl(cluster.kubeconfigPath, ['apply', '-f', '-'], { input: bad.replace('ttl: 10s', 'ttl: 10s\n  surprise: 1') });
     expect(unknown.stderr).toContain('unknown field "spec.surprise"');
   });
