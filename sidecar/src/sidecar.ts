@@ -256,6 +256,7 @@ export class Sidecar {
         circuitBreakers: plan.breakers.map((r) => r.id),
         taskQueues: plan.taskQueues.map((q) => q.id),
         leaderElections: plan.leaderElections.map((l) => l.id),
+        fencing: plan.fencing.map((r) => r.id),
       },
       resources: plan.resources,
     };

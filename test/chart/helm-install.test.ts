@@ -76,6 +76,7 @@ describe('helm install / upgrade / uninstall of charts/sluice', () => {
     const crds = await k('get', 'crd', '-o', 'name');
     expect(crds.stdout.trim().split('\n').sort()).toEqual([
       'customresourcedefinition.apiextensions.k8s.io/circuitbreakerpolicies.sluice.dev',
+      'customresourcedefinition.apiextensions.k8s.io/fencingpolicies.sluice.dev',
       'customresourcedefinition.apiextensions.k8s.io/leaderelections.sluice.dev',
       'customresourcedefinition.apiextensions.k8s.io/ratelimitpolicies.sluice.dev',
       'customresourcedefinition.apiextensions.k8s.io/taskqueues.sluice.dev',
