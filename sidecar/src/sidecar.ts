@@ -117,7 +117,8 @@ export class Sidecar {
     await this.createFeatures();
     registerRedisHealthMetrics(this.metrics.registry, () => this.features.flatMap((f) => f.redisHealths?.() ?? []));
 
-    this.engine = new PolicyEngine(this.store.current, { clock: this.clock, metrics: this.metrics, globalLimiter: this.globalLimiter });
+    const fence = this.features.find((f): f is LeadershipFeature => f instanceof LeadershipFeature)?.tokenFence;
+    this.engine = new PolicyEngine(this.store.current, { clock: this.clock, metrics: this.metrics, globalLimiter: this.globalLimiter, fence });
     this.store.subscribe((plan) => this.onPlan(plan));
 
     if (opts.config) {

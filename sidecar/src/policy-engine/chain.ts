@@ -1,4 +1,5 @@
 import type { BreakerRule, Plan, RateLimitRule } from '../../../lib/policy/plan.ts';
+import type { FencingRule } from '../../../lib/policy/fencing.ts';
 import { Bulkhead } from '../breaker/bulkhead.ts';
 import { CircuitBreaker, type StateChange } from '../breaker/circuit-breaker.ts';
 import type { Limiter } from '../limit/limiter.ts';
@@ -33,6 +34,12 @@ export interface WebSocketStep {
   readonly open: { count: number };
 }
 
+/** A FencingPolicy rule with its `sluice_fencing_checks_total` cells, bound once per plan. */
+export interface FenceStep {
+  readonly rule: FencingRule;
+  readonly counts: Readonly<Record<'accepted' | 'stale' | 'missing' | 'malformed' | 'unavailable' | 'failedOpen' | 'unchecked', CounterCell>>;
+}
+
 /** A Global rule's limiter, supplied by the Redis feature; it owns its fallback. */
 export type GlobalLimiterFactory = (rule: RateLimitRule) => Limiter & { close(): void };
 
@@ -46,11 +53,12 @@ export class Chain {
   readonly limits: readonly LimitStep[];
   readonly breakers: readonly BreakerStep[];
   readonly websockets: readonly WebSocketStep[];
+  readonly fences: readonly FenceStep[];
   /** Rules the sidecar cannot enforce as written, with the reason (shown in /config and logs). */
   readonly warnings: readonly string[];
   private readonly owned: Map<string, unknown>;
 
-  constructor(plan: Plan, deps: { metrics: SidecarMetrics; now: () => number; globalLimiter?: GlobalLimiterFactory; previous?: Chain }) {
+  constructor(plan: Plan, deps: { metrics: SidecarMetrics; now: () => number; globalLimiter?: GlobalLimiterFactory; fenceAvailable?: boolean; previous?: Chain }) {
     this.plan = plan;
     const warnings: string[] = [];
     const prev = deps.previous?.owned ?? new Map<string, unknown>();
@@ -115,6 +123,21 @@ export class Chain {
         open: reuse(`wsopen:${rule.id}`, () => ({ count: 0 })),
       };
     });
+
+    if (plan.fencing.length > 0 && !deps.fenceAvailable) warnings.push(`${plan.fencing.map((r) => r.id).join(', ')}: fencing needs --lock-nodes; every check answers as its failureMode says`);
+    // Fencing keeps no state here: the newest accepted token lives on the lock nodes only.
+    this.fences = plan.fencing.map((rule) => ({
+      rule,
+      counts: {
+        accepted: m.fencingChecks.cell(rule.id, 'accepted'),
+        stale: m.fencingChecks.cell(rule.id, 'stale'),
+        missing: m.fencingChecks.cell(rule.id, 'missing'),
+        malformed: m.fencingChecks.cell(rule.id, 'malformed'),
+        unavailable: m.fencingChecks.cell(rule.id, 'unavailable'),
+        failedOpen: m.fencingChecks.cell(rule.id, 'failed_open'),
+        unchecked: m.fencingChecks.cell(rule.id, 'unchecked'),
+      },
+    }));
 
     this.warnings = warnings;
     this.owned = owned;
