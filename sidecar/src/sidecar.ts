@@ -190,7 +190,9 @@ export class Sidecar {
         else res.destroy();
       });
     });
-    this.localApi.requestTimeout = 60_000;
+    // Whole-request deadlines are the router's (60 s), per route: a lock held by a stream keeps its
+    // request open for as long as the app heartbeats on it.
+    this.localApi.requestTimeout = 0;
     this.addresses.localApi = await listen(this.localApi, opts.localApi);
 
     logger.info('sidecar started', {

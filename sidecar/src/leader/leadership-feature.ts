@@ -126,7 +126,11 @@ export class LeadershipFeature {
         if (this.locks === undefined) throw new LockError('SLUICE_ERR_LOCK_NODES_MISSING', 'this sidecar runs without --lock-nodes');
         return this.locks;
       },
-      onClose: (l) => this.closeListeners.add(l),
+      onClose: (l) => {
+        this.closeListeners.add(l);
+        return () => this.closeListeners.delete(l);
+      },
+      clock: this.deps.clock,
     });
   }
 
