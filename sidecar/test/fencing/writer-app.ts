@@ -1,8 +1,8 @@
 /**
- * The app of a leader pod in Kleppmann's scenario: it asks its sidecar whether it leads, and while
- * it believes it does, writes to the protected service with the fencing token it was given. Like
- * most apps it does not re-ask before every write (here: every 10 s once it leads), so a pause
- * that outlasts its lease leaves it, on resume, writing with a token it no longer holds.
+ * The app of a leader pod in Kleppmann's scenario: it asks its sidecar whether it leads until it
+ * does, then writes to the protected service with the fencing token it was given, without asking
+ * again — the check-then-act gap that a pause falls into. A pause that outlasts its lease leaves
+ * it, on resume, writing with a token it no longer holds (deterministically, whatever the load).
  *
  *   node writer-app.ts <local API of its sidecar> <election> <protected service URL> <writer id>
  * Prints {"port": n} on stdout; GET /log answers what it wrote and how each write was answered.
@@ -23,7 +23,7 @@ async function poll(): Promise<void> {
   } catch {
     // the sidecar is not answering: keep what we believed
   }
-  setTimeout(() => void poll(), token === undefined ? 50 : 10_000);
+  if (token === undefined) setTimeout(() => void poll(), 50);
 }
 
 async function writeOnce(): Promise<void> {
