@@ -1,11 +1,9 @@
 import type { Redis } from 'ioredis';
-import type { FencingRule } from '../../../lib/policy/fencing.ts';
 import type { FencingToken } from '../leader/fencing-token.ts';
 import { quorum } from '../leader/validity.ts';
 import { isNoScript } from '../redis/lua-script.ts';
 import { batchWritesThisTurn } from '../redis/write-batching.ts';
 import { ACCEPT_TOKEN } from './accept-token-script.ts';
-import { acceptedTokenKey } from './accepted-token-key.ts';
 import { decideFencing, type FencingOutcome, type NodeAnswer } from './fencing-decision.ts';
 
 /**
@@ -24,8 +22,9 @@ export class TokenFence {
     this.quorum = quorum(nodes.length);
   }
 
-  check(rule: FencingRule, token: FencingToken): Promise<FencingOutcome> {
-    const keysAndArgs = [acceptedTokenKey(rule.namespace, rule.resource.kind, rule.resource.name), String(token)];
+  /** `key`: the resource's acceptedTokenKey(), built once per plan by the caller. */
+  check(key: string, token: FencingToken): Promise<FencingOutcome> {
+    const keysAndArgs = [key, String(token)];
     const nodes = this.nodes;
     const q = this.quorum;
     return new Promise((resolve) => {
@@ -45,12 +44,14 @@ export class TokenFence {
       for (let i = 0; i < nodes.length; i++) {
         const node = nodes[i] as Redis;
         batchWritesThisTurn(node);
-        ACCEPT_TOKEN.evalsha(node, keysAndArgs)
-          .catch((err: unknown) => {
-            if (isNoScript(err)) return ACCEPT_TOKEN.eval(node, keysAndArgs);
-            throw err;
-          })
-          .then((r) => settle(i, r as [1 | 0, number]), () => settle(i, null));
+        ACCEPT_TOKEN.evalsha(node, keysAndArgs).then(
+          (r) => settle(i, r as [1 | 0, number]),
+          (err: unknown) => {
+            // A node restarted since the script was loaded: EVAL once, the reconnect loads it again.
+            if (!isNoScript(err)) return settle(i, null);
+            ACCEPT_TOKEN.eval(node, keysAndArgs).then((r) => settle(i, r as [1 | 0, number]), () => settle(i, null));
+          },
+        );
       }
     });
   }

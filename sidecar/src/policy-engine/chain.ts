@@ -1,5 +1,6 @@
 import type { BreakerRule, Plan, RateLimitRule } from '../../../lib/policy/plan.ts';
 import type { FencingRule } from '../../../lib/policy/fencing.ts';
+import { acceptedTokenKey } from '../fencing/accepted-token-key.ts';
 import { Bulkhead } from '../breaker/bulkhead.ts';
 import { CircuitBreaker, type StateChange } from '../breaker/circuit-breaker.ts';
 import type { Limiter } from '../limit/limiter.ts';
@@ -37,6 +38,8 @@ export interface WebSocketStep {
 /** A FencingPolicy rule with its `sluice_fencing_checks_total` cells, bound once per plan. */
 export interface FenceStep {
   readonly rule: FencingRule;
+  /** Where the lock nodes keep the newest accepted token of the rule's resource. */
+  readonly key: string;
   readonly counts: Readonly<Record<'accepted' | 'stale' | 'missing' | 'malformed' | 'unavailable' | 'failedOpen' | 'unchecked', CounterCell>>;
 }
 
@@ -128,6 +131,7 @@ export class Chain {
     // Fencing keeps no state here: the newest accepted token lives on the lock nodes only.
     this.fences = plan.fencing.map((rule) => ({
       rule,
+      key: acceptedTokenKey(rule.namespace, rule.resource.kind, rule.resource.name),
       counts: {
         accepted: m.fencingChecks.cell(rule.id, 'accepted'),
         stale: m.fencingChecks.cell(rule.id, 'stale'),

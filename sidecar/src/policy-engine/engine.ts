@@ -216,7 +216,7 @@ export class PolicyEngine {
     }
     const token = parseFencingToken(raw);
     if (token === undefined) return this.refuseToken(step, req, 'malformed', { reason: 'fencing_token_malformed', retryAfterMs: 0, rule });
-    const outcome: FencingOutcome = this.fence ? await this.fence.check(rule, token) : { result: 'unavailable' };
+    const outcome: FencingOutcome = this.fence ? await this.fence.check(step.key, token) : { result: 'unavailable' };
     if (outcome.result === 'accepted') {
       step.counts.accepted.n++;
       return undefined;

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type TestApp } from '../../../test/helpers/app-server.ts';
 import { eventually } from '../../../test/helpers/eventually.ts';
@@ -94,6 +95,17 @@ describe('FencingPolicy at the protected sidecar', () => {
     await nodes[0]!.restart(); // no persistence: it comes back without the token
     expect(await write(1, 29)).toMatchObject({ status: 409, reached: false });
     expect(await write(1, 31)).toMatchObject({ status: 200, reached: true });
+  });
+
+  it('still checks after the nodes forgot the script (SCRIPT FLUSH): it falls back to EVAL', async () => {
+    for (const n of nodes) {
+      const c = new Redis(n.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+      await c.connect();
+      await c.script('FLUSH');
+      c.disconnect();
+    }
+    expect(await write(1, 29)).toMatchObject({ status: 409, reached: false });
+    expect(await write(1, 32)).toMatchObject({ status: 200, reached: true });
   });
 
   it('answers 428 without a token, 400 for a token that is not a number; Allow lets a tokenless request through', async () => {
