@@ -166,9 +166,9 @@ const lockArgs = ['--lock-nodes', nodes.map((n) => n.url).join(',')];
 const unchecked = await startSidecar(group, 'sluice (no fencing rule)', { configYaml: '', appHttp: `127.0.0.1:${appPort}`, extraArgs: lockArgs });
 const checked = await startSidecar(group, 'sluice (FencingPolicy)', { configYaml: FENCING_POLICY, appHttp: `127.0.0.1:${appPort}`, extraArgs: lockArgs });
 let fenceToken = 1;
-function post(port: number, agent: Agent): Promise<number> {
+function post(port: number, agent: Agent, token: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/ledger/entries', method: 'POST', agent, headers: { 'sluice-fencing-token': String(fenceToken++), 'content-length': 2 } }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path: '/ledger/entries', method: 'POST', agent, headers: { 'sluice-fencing-token': String(token), 'content-length': 2 } }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
     });
@@ -181,7 +181,7 @@ async function fenceLatency(port: number): Promise<{ p50: number; p99: number }>
   const samples = new Samples();
   for (let i = 0; i < FENCE_SEQUENTIAL; i++) {
     const t0 = performance.now();
-    const status = await post(port, agent);
+    const status = await post(port, agent, fenceToken++); // each a new holder: the stored token moves
     samples.push(performance.now() - t0);
     if (status !== 200) throw new Error(`fenced POST answered ${status}`);
   }
@@ -190,11 +190,14 @@ async function fenceLatency(port: number): Promise<{ p50: number; p99: number }>
 }
 async function fenceThroughput(h: { httpPort: number; pid: number }): Promise<{ rps: number; perCpu: number }> {
   const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  // One holder writing concurrently: one token for every request (concurrent increasing tokens
+  // would be refused whenever a higher one overtook a lower one — as they should be).
+  const token = fenceToken++;
   let done = 0;
   const started = performance.now();
   const { cpuSeconds } = await cpuDuring(h.pid, () => Promise.all(Array.from({ length: CONCURRENCY }, async () => {
     while (performance.now() - started < FENCE_MS) {
-      if ((await post(h.httpPort, agent)) !== 200) throw new Error('fenced POST refused');
+      if ((await post(h.httpPort, agent, token)) !== 200) throw new Error('fenced POST refused');
       done++;
     }
   })));
