@@ -47,7 +47,17 @@ beforeAll(async () => {
   }
   echo = await startEchoApp();
   grpcSidecar = await startSidecar(POLICY, { appGrpc: echo.address, labels: { app: 'ledger' }, lockNodes: nodes.map((n) => n.url) });
-});
+  for (const s of [...replicas, grpcSidecar]) await lockNodesReady(s.admin);
+}, 60_000);
+
+/** Until the sidecar's connections to all 3 lock nodes are up (a check before that fails closed). */
+async function lockNodesReady(admin: string): Promise<void> {
+  await eventually(async () => {
+    const r = (await (await fetch(`${admin}/readyz`)).json()) as { checks: { name: string; details?: { ready?: number } }[] };
+    expect(r.checks.find((c) => c.name === 'lock-nodes')?.details?.ready).toBe(3);
+  }, { timeoutMs: 20_000 });
+}
+
 
 afterAll(async () => {
   await Promise.all([...replicas, grpcSidecar].filter(Boolean).map((s) => s.stop(200)));

@@ -14,7 +14,17 @@ beforeAll(async () => {
   const lockNodes = nodes.map((n) => n.url);
   holder = await startSidecar('', { lockNodes });
   other = await startSidecar('', { lockNodes });
-});
+  for (const s of [holder, other]) await lockNodesReady(s.admin);
+}, 60_000);
+
+/** Until the sidecar's connections to all 3 lock nodes are up (a check before that fails closed). */
+async function lockNodesReady(admin: string): Promise<void> {
+  await eventually(async () => {
+    const r = (await (await fetch(`${admin}/readyz`)).json()) as { checks: { name: string; details?: { ready?: number } }[] };
+    expect(r.checks.find((c) => c.name === 'lock-nodes')?.details?.ready).toBe(3);
+  }, { timeoutMs: 20_000 });
+}
+
 afterAll(async () => {
   await Promise.all([holder, other].filter(Boolean).map((s) => s.stop(200)));
   await Promise.all((nodes ?? []).map((n) => n.stop()));
