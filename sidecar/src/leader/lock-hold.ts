@@ -45,6 +45,7 @@ export class LockHold {
   /** Monotonic end of validity as of the last successful acquire or renewal. */
   private validUntilMs = 0;
   private ended = false;
+  private endReason: HoldEnd = 'done';
   private readonly timers = { renew: undefined as NodeJS.Timeout | undefined, stepDown: undefined as NodeJS.Timeout | undefined, heartbeat: undefined as NodeJS.Timeout | undefined, maxHold: undefined as NodeJS.Timeout | undefined };
   private readonly finished: Promise<void>;
   private finish!: () => void;
@@ -72,8 +73,9 @@ export class LockHold {
     // The view's validity is on the wall clock; carry it onto the monotonic one.
     this.validUntilMs = this.clock.now() + (Date.parse(view.validUntil) - this.clock.wallNow());
     if (this.ended) {
-      // The app went away while we waited for the lock: give it back at once.
+      // The app ended the call (or went away) while we waited for the lock: give it back at once.
       await this.locks.release(this.resource, view.lockId).catch(() => {});
+      this.emit({ event: 'released', reason: this.endReason });
       return;
     }
     const maxHoldUntil = new Date(this.clock.wallNow() + this.opts.maxHoldMs).toISOString();
@@ -95,6 +97,7 @@ export class LockHold {
   async end(reason: HoldEnd): Promise<void> {
     if (this.ended) return this.finished;
     this.ended = true;
+    this.endReason = reason;
     this.clearTimers();
     const view = this.view;
     if (view === undefined) {
