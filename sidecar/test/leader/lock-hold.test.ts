@@ -1,4 +1,5 @@
 import { request, type ClientRequest } from 'node:http';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, sleep } from '../../../test/helpers/eventually.ts';
 import { startRedisServers, type RedisServer } from '../../../test/helpers/redis-server.ts';
@@ -157,6 +158,29 @@ describe('POST /v1/locks/{resource}/hold', () => {
     expect(lost).toMatchObject({ event: 'lost', reason: 'renewal-failed' });
     const lastValidity = h.events.filter((e) => e.event === 'acquired' || e.event === 'renewed').at(-1)!;
     expect(lost.receivedAt as number).toBeLessThan(Date.parse(lastValidity.validUntil as string));
+    h.req.destroy();
+  });
+
+  it('says "lost" (taken) when the nodes no longer hold it for this holder', async () => {
+    const h = openHold('takeover', 'ttl=3s&heartbeat=5s');
+    expect(await h.status).toBe(200);
+    const stop = keepBeating(h, 100);
+    try {
+      await eventually(() => expect(h.events[0]?.event).toBe('acquired'));
+      // The lock vanishes from every node (as after an operator's mistake or lost node data) and
+      // another holder takes it: the next renewal is refused by all nodes.
+      for (const n of nodes) {
+        const c = new Redis(n.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+        await c.connect();
+        for (const k of await c.keys('*takeover*')) if (!k.includes('fence')) await c.del(k);
+        c.disconnect();
+      }
+      expect((await take('takeover')).status).toBe(200);
+      await h.ended;
+    } finally {
+      stop();
+    }
+    expect(h.events.at(-1)).toMatchObject({ event: 'lost', reason: 'taken' });
     h.req.destroy();
   });
 
