@@ -1,6 +1,7 @@
 // Locks on 3 independent redis-servers: Sluice's RedLock engine (with fencing tokens) against the
-// `redlock` package, side by side — acquire+release latency p50/p99 and throughput — and the
-// leader failover time of real sluice-proxy processes after `kill -9`. `npm run bench:lock`.
+// `redlock` package, side by side — acquire+release latency p50/p99 and throughput — the leader
+// failover time of real sluice-proxy processes after `kill -9`, and what a FencingPolicy check
+// adds at the protected sidecar (same sidecar, same app, with and without the rule). `npm run bench:lock`.
 import { cpus } from 'node:os';
 // @ts-expect-error -- redlock@5.0.0-beta.2's ESM export map carries no types; used only here, as the baseline.
 import Redlock from 'redlock';
@@ -13,6 +14,13 @@ import { LOCK_SCRIPTS } from '../sidecar/src/leader/lock-scripts.ts';
 import { loadScriptsOn } from '../sidecar/src/redis/lua-script.ts';
 import { SidecarProcess, electionConfig } from '../sidecar/test/leader/sidecar-process.ts';
 import { printTable } from './lib/table.ts';
+import { Agent, request } from 'node:http';
+import { cpuDuring } from './lib/cpu.ts';
+import { NODE, ProcessGroup } from './lib/processes.ts';
+import { startSidecar } from './lib/sidecar.ts';
+import { freePort } from '../lib/net.ts';
+import { TokenFence } from '../sidecar/src/fencing/token-fence.ts';
+import { ACCEPT_TOKEN } from '../sidecar/src/fencing/accept-token-script.ts';
 import { Samples, percentile } from './lib/redis-stats.ts';
 
 const SEQUENTIAL = 3_000;
@@ -135,12 +143,109 @@ for (let round = 0; round < 3; round++) {
 }
 printTable(`Leader failover after kill -9 (ttl ${TTL_MS} ms, renewEvery ${RENEW_MS} ms)`, ['round', 'failover ms', 'bound ttl+renewEvery ms'], failovers.map((f, i) => [i + 1, Math.round(f), TTL_MS + RENEW_MS]));
 
+// Fencing at the protected sidecar: POSTs carrying a token, through a sidecar that checks it on
+// the 3 lock nodes and through the same sidecar without the rule; the difference is the check.
+const FENCE_SEQUENTIAL = 3_000;
+const FENCE_MS = 3_000;
+const FENCING_POLICY = `apiVersion: sluice.dev/v1alpha1
+kind: FencingPolicy
+metadata: {name: ledger, namespace: bench}
+spec:
+  selector: {}
+  rules:
+    - name: writes
+      match: {protocol: http, methods: [POST], paths: [{type: Prefix, value: /ledger}]}
+      resource: {kind: Lock, name: ledger}
+      token: {source: Header, name: sluice-fencing-token}
+`;
+const group = new ProcessGroup();
+const appPort = await freePort();
+const app = group.start('app (node:http)', NODE, [new URL('./lib/http-hello-server.ts', import.meta.url).pathname, String(appPort)]);
+await app.waitForLine(/^listening/);
+const lockArgs = ['--lock-nodes', nodes.map((n) => n.url).join(',')];
+const unchecked = await startSidecar(group, 'sluice (no fencing rule)', { configYaml: '', appHttp: `127.0.0.1:${appPort}`, extraArgs: lockArgs });
+const checked = await startSidecar(group, 'sluice (FencingPolicy)', { configYaml: FENCING_POLICY, appHttp: `127.0.0.1:${appPort}`, extraArgs: lockArgs });
+let fenceToken = 1;
+function post(port: number, agent: Agent, token: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/ledger/entries', method: 'POST', agent, headers: { 'sluice-fencing-token': String(token), 'content-length': 2 } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end('{}');
+  });
+}
+async function fenceLatency(port: number): Promise<{ p50: number; p99: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const samples = new Samples();
+  for (let i = 0; i < FENCE_SEQUENTIAL; i++) {
+    const t0 = performance.now();
+    const status = await post(port, agent, fenceToken++); // each a new holder: the stored token moves
+    samples.push(performance.now() - t0);
+    if (status !== 200) throw new Error(`fenced POST answered ${status}`);
+  }
+  agent.destroy();
+  return { p50: percentile(samples.values(), 50), p99: percentile(samples.values(), 99) };
+}
+async function fenceThroughput(h: { httpPort: number; pid: number }): Promise<{ rps: number; perCpu: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  // One holder writing concurrently: one token for every request (concurrent increasing tokens
+  // would be refused whenever a higher one overtook a lower one — as they should be).
+  const token = fenceToken++;
+  let done = 0;
+  const started = performance.now();
+  const { cpuSeconds } = await cpuDuring(h.pid, () => Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (performance.now() - started < FENCE_MS) {
+      if ((await post(h.httpPort, agent, token)) !== 200) throw new Error('fenced POST refused');
+      done++;
+    }
+  })));
+  agent.destroy();
+  return { rps: done / ((performance.now() - started) / 1000), perCpu: done / cpuSeconds };
+}
+await fenceLatency(unchecked.httpPort);
+await fenceLatency(checked.httpPort);
+const fenceRows: (string | number)[][] = [];
+const fenceFigures = { added50: [] as number[], added99: [] as number[], perCpu: [] as number[], ratio: [] as number[] };
+for (const round of [1, 2]) {
+  const off = await fenceLatency(unchecked.httpPort);
+  const on = await fenceLatency(checked.httpPort);
+  const tOff = await fenceThroughput(unchecked);
+  const tOn = await fenceThroughput(checked);
+  fenceFigures.added50.push((on.p50 - off.p50) * 1000);
+  fenceFigures.added99.push((on.p99 - off.p99) * 1000);
+  fenceFigures.perCpu.push(tOn.perCpu);
+  fenceFigures.ratio.push(tOn.perCpu / tOff.perCpu);
+  fenceRows.push([`without the rule (round ${round})`, Number(off.p50.toFixed(3)), Number(off.p99.toFixed(3)), Math.round(tOff.rps), Math.round(tOff.perCpu)]);
+  fenceRows.push([`FencingPolicy check (round ${round})`, Number(on.p50.toFixed(3)), Number(on.p99.toFixed(3)), Math.round(tOn.rps), Math.round(tOn.perCpu)]);
+}
+// The check's own round trip, without the sidecar's hops: what the added latency is made of
+// once the processes involved are not waiting for a core.
+for (const c of sluiceClients) loadScriptsOn(c, [ACCEPT_TOKEN]);
+const fence = new TokenFence(sluiceClients);
+const direct = new Samples();
+for (let i = 1; i <= FENCE_SEQUENTIAL; i++) {
+  const t0 = performance.now();
+  if ((await fence.check('sluice:{bench/fence/Lock/direct}:accepted', i)).result !== 'accepted') throw new Error('direct check refused');
+  direct.push(performance.now() - t0);
+}
+fenceRows.push(['TokenFence.check alone, in the bench process', Number(percentile(direct.values(), 50).toFixed(3)), Number(percentile(direct.values(), 99).toFixed(3)), '', '']);
+printTable(
+  `Fencing check at the protected sidecar, 3 lock nodes (sequential ×${FENCE_SEQUENTIAL}; throughput with ${CONCURRENCY} concurrent for ${FENCE_MS / 1000} s)`,
+  ['sidecar', 'p50 ms', 'p99 ms', 'requests/s', 'requests per sidecar CPU-second'],
+  fenceRows,
+);
+await group.stopAll();
+
 const s = figures[sluice.name]!;
 const p = figures[pkg.name]!;
 console.log('\nAims');
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 console.log(`  acquire+release p50 ${s.p50.toFixed(3)} ms (aim ≤ 1 ms); throughput ${(mean(s.ops) / mean(p.ops)).toFixed(2)}× the redlock package over 2 rounds (aim ≥ 1.5×)`);
 console.log(`  failover after kill -9: max ${Math.round(Math.max(...failovers))} ms (aim ≤ ttl + renewEvery = ${TTL_MS + RENEW_MS} ms)`);
+const worst = (xs: number[]) => Math.max(...xs);
+console.log(`  fencing check adds p50 ${fenceFigures.added50.map((x) => Math.round(x)).join(' / ')} µs in rounds 1 / 2 (aim ≤ 500 µs; its round trip alone ${Math.round(percentile(direct.values(), 50) * 1000)} µs), p99 ${Math.round(worst(fenceFigures.added99))} µs; ${Math.round(Math.min(...fenceFigures.perCpu))} checked requests per sidecar CPU-second (${Math.min(...fenceFigures.ratio).toFixed(2)}× the unchecked sidecar's)`);
 for (const c of adminClients) c.disconnect();
 await Promise.all(nodes.map((n) => n.stop()));
 process.exit(0);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { parseDuration } from './duration.ts';
 import { PolicyValidationError, type Issue } from './errors.ts';
+import { compileFencingPolicy } from './fencing.ts';
 import { compileMatch } from './match.ts';
 import { selectorMatches } from './selector.ts';
 import { GRPC_CODES, resourceKey, type SluiceResource, type RateLimitPolicy, type CircuitBreakerPolicy, type TaskQueue, type LeaderElection } from './types.ts';
@@ -47,6 +48,7 @@ export function compilePlan(docs: readonly unknown[], opts: CompileOptions = {})
     breakers: selected.filter(isKind('CircuitBreakerPolicy')).flatMap(compileBreakers),
     taskQueues: selected.filter(isKind('TaskQueue')).map(compileTaskQueue),
     leaderElections: selected.filter(isKind('LeaderElection')).map(compileLeaderElection),
+    fencing: selected.filter(isKind('FencingPolicy')).flatMap(compileFencingPolicy),
     resources: structuredClone(selected),
     ...(unselectedQueues.length > 0 ? { producibleTaskQueues: unselectedQueues.map(compileTaskQueue) } : {}),
   };

@@ -7,4 +7,5 @@ export * from './selector.ts';
 export * from './match.ts';
 export * from './validate.ts';
 export * from './compile.ts';
+export * from './fencing.ts';
 export type * from './plan.ts';

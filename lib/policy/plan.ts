@@ -1,3 +1,4 @@
+import type { FencingRule } from './fencing.ts';
 import type { Matcher } from './match.ts';
 import type {
   Algorithm, ConnectionKeySource, FailureMode, KeySource, Mode, Protocol, SluiceResource,
@@ -15,6 +16,8 @@ export interface Plan {
   readonly breakers: readonly BreakerRule[];
   readonly taskQueues: readonly TaskQueuePlan[];
   readonly leaderElections: readonly LeaderElectionPlan[];
+  /** FencingPolicy rules: requests whose fencing token must be the newest for a lease or lock. */
+  readonly fencing: readonly FencingRule[];
   /** The resources this plan was compiled from (after selector filtering), for /config. */
   readonly resources: readonly SluiceResource[];
   /**

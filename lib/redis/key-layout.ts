@@ -115,6 +115,15 @@ export function connectionsKey(ruleId: string, partition: string): string {
 
 // ── locks (on the lock nodes) ────────────────────────────────────────────────────────────────────
 
+/**
+ * Where a lock node keeps the newest fencing token a FencingPolicy accepted for one lease or lock.
+ * The namespace is in the hash tag, so two namespaces that share lock nodes never read each
+ * other's tokens; the names are labels inside Sluice's key space.
+ */
+export function acceptedTokenKey(namespace: string, kind: 'LeaderElection' | 'Lock', name: string): string {
+  return `sluice:{${namespace}/fence/${kind}/${name}}:accepted`;
+}
+
 /** The lock resource of a LeaderElection: unchanged from version 1, which already carried the namespace. */
 export function electionResource(namespace: string, name: string): string {
   return `election/${namespace}/${name}`;

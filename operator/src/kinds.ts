@@ -22,6 +22,8 @@ export const POLICY_KINDS: readonly PolicyKind[] = [
   { group: 'sluice.dev', version: 'v1alpha1', plural: 'circuitbreakerpolicies', kind: 'CircuitBreakerPolicy', rules: true },
   { group: 'sluice.dev', version: 'v1alpha1', plural: 'taskqueues', kind: 'TaskQueue', rules: false },
   { group: 'sluice.dev', version: 'v1alpha1', plural: 'leaderelections', kind: 'LeaderElection', rules: false },
+  // Two fencing rules with the same match are both checked (each against its own resource): no conflict.
+  { group: 'sluice.dev', version: 'v1alpha1', plural: 'fencingpolicies', kind: 'FencingPolicy', rules: false },
 ];
 
 export const PODS: ResourceType = { group: '', version: 'v1', plural: 'pods', kind: 'Pod' };

@@ -24,6 +24,13 @@ export class SidecarMetrics {
     registers: [this.registry],
   });
 
+  readonly fencingChecks = new HotCounter({
+    name: 'sluice_fencing_checks_total',
+    help: 'FencingPolicy checks per rule: accepted, stale (older than the newest accepted), missing, malformed, unavailable (refused: lock nodes undecided), failed_open (forwarded unchecked: lock nodes undecided), unchecked (no token, missingToken Allow).',
+    labelNames: ['rule', 'result'] as const,
+    registers: [this.registry],
+  });
+
   readonly circuitState = new Gauge({
     name: 'sluice_circuit_state',
     help: 'Circuit state per breaker rule: 0 closed, 1 open, 2 half-open.',

@@ -135,9 +135,10 @@ export class Sidecar {
     await this.createFeatures();
     registerRedisHealthMetrics(this.metrics.registry, () => this.features.flatMap((f) => f.redisHealths?.() ?? []));
 
+    const fence = this.features.find((f): f is LeadershipFeature => f instanceof LeadershipFeature)?.tokenFence;
     this.engine = new PolicyEngine(this.store.current, {
       clock: this.clock, metrics: this.metrics, globalLimiter: this.globalLimiter, globalConnections: this.globalConnections,
-      onCircuitChange: (rule, change) => this.circuitTransitions.record(rule, change),
+      onCircuitChange: (rule, change) => this.circuitTransitions.record(rule, change), fence,
     });
     this.store.subscribe((plan) => this.onPlan(plan));
 
@@ -218,7 +219,9 @@ export class Sidecar {
         else res.destroy();
       });
     });
-    this.localApi.requestTimeout = 60_000;
+    // Whole-request deadlines are the router's (60 s), per route: a lock held by a stream keeps its
+    // request open for as long as the app heartbeats on it.
+    this.localApi.requestTimeout = 0;
     this.addresses.localApi = await listen(this.localApi, opts.localApi);
 
     logger.info('sidecar started', {
@@ -301,6 +304,7 @@ export class Sidecar {
         circuitBreakers: plan.breakers.map((r) => r.id),
         taskQueues: plan.taskQueues.map((q) => q.id),
         leaderElections: plan.leaderElections.map((l) => l.id),
+        fencing: plan.fencing.map((r) => r.id),
       },
       resources: plan.resources,
     };

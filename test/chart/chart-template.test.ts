@@ -39,7 +39,7 @@ describe('helm template', () => {
     expect(kinds).toEqual([
       'ClusterRole/sluice-operator', 'ClusterRoleBinding/sluice-operator',
       'ConfigMap/sluice-dashboard', 'ConfigMap/sluice-injection',
-      'CustomResourceDefinition/circuitbreakerpolicies.sluice.dev', 'CustomResourceDefinition/leaderelections.sluice.dev',
+      'CustomResourceDefinition/circuitbreakerpolicies.sluice.dev', 'CustomResourceDefinition/fencingpolicies.sluice.dev', 'CustomResourceDefinition/leaderelections.sluice.dev',
       'CustomResourceDefinition/ratelimitpolicies.sluice.dev', 'CustomResourceDefinition/taskqueues.sluice.dev',
       'Deployment/sluice-operator', 'MutatingWebhookConfiguration/sluice-sidecar-injector', 'NetworkPolicy/sluice-operator',
       'PodDisruptionBudget/sluice-operator', 'Role/sluice-operator', 'RoleBinding/sluice-operator',

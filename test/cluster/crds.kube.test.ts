@@ -48,7 +48,7 @@ describe('CRDs from crds/', () => {
       expect(conditions.find((c) => c.type === 'NonStructuralSchema'), `${name} must be structural`).toBeUndefined();
     }
     const resources = await cluster.kubectl('api-resources', '--api-group=sluice.dev', '-o', 'wide', '--no-headers');
-    for (const [plural, short] of [['ratelimitpolicies', 'rlp'], ['circuitbreakerpolicies', 'cbp'], ['taskqueues', 'tq'], ['leaderelections', 'le']]) {
+    for (const [plural, short] of [['ratelimitpolicies', 'rlp'], ['circuitbreakerpolicies', 'cbp'], ['taskqueues', 'tq'], ['leaderelections', 'le'], ['fencingpolicies', 'fp']]) {
       expect(resources).toMatch(new RegExp(`^${plural}\\s+${short}\\s+sluice.dev/v1alpha1\\s+true`, 'm'));
     }
     expect(await cluster.kubectl('get', 'sluice', '-n', 'shop')).toBe('');
@@ -89,6 +89,8 @@ describe('examples/policies.yaml', () => {
     expect(tq.autoscale.stabilizationWindow).toBe('5m');
     const le = created.get('LeaderElection/push-broadcaster')?.spec;
     expect(le).toEqual({ selector: { matchLabels: { app: 'push-hub' } }, ttl: '10s', renewEvery: '3s' });
+    const fp = created.get('FencingPolicy/ledger')?.spec;
+    expect(fp.rules[0]).toMatchObject({ resource: { kind: 'LeaderElection', name: 'push-broadcaster' }, missingToken: 'Reject', failureMode: 'Closed' });
   });
 
   it('a minimal policy gets every default', async () => {
@@ -112,7 +114,7 @@ describe('crds/invalid corpus', () => {
 
   it('has documents for every kind', () => {
     expect(files.length).toBeGreaterThanOrEqual(20);
-    for (const prefix of ['rlp-', 'cbp-', 'tq-', 'le-']) expect(files.some((f) => f.startsWith(prefix))).toBe(true);
+    for (const prefix of ['rlp-', 'cbp-', 'tq-', 'le-', 'fp-']) expect(files.some((f) => f.startsWith(prefix))).toBe(true);
   });
 
   it.each(files)('%s is refused by the API server with its expected message', async (file) => {

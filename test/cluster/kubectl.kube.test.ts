@@ -36,6 +36,7 @@ describe('kubectl', () => {
       'circuitbreakerpolicy.sluice.dev/user-api created',
       'taskqueue.sluice.dev/orders created',
       'leaderelection.sluice.dev/push-broadcaster created',
+      'fencingpolicy.sluice.dev/ledger created',
     ]);
   });
 
@@ -61,7 +62,7 @@ describe('kubectl', () => {
     expect(le.stdout.split('\n')[0]?.split(/\s+/)).toEqual(['NAME', 'HOLDER', 'TOKEN', 'TTL', 'ACCEPTED', 'AGE']);
     const all = await k('get', 'sluice', '-n', 'shop', '-o', 'name');
     expect(all.stdout.trim().split('\n').sort()).toEqual([
-      'circuitbreakerpolicy.sluice.dev/user-api', 'leaderelection.sluice.dev/push-broadcaster',
+      'circuitbreakerpolicy.sluice.dev/user-api', 'fencingpolicy.sluice.dev/ledger', 'leaderelection.sluice.dev/push-broadcaster',
       'ratelimitpolicy.sluice.dev/user-api', 'taskqueue.sluice.dev/orders',
     ]);
     expect((await k('get', 'pods', '-A')).code).toBe(0);

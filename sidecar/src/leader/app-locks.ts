@@ -83,7 +83,7 @@ export class AppLocks {
     const r = await this.lock.extend(lease, ttlMs ?? lease.ttlMs);
     if (!r.extended) {
       if (r.lostForSure || this.clock.now() >= lease.validUntil) this.held.delete(lockId);
-      throw new LockError('SLUICE_ERR_LOCK_NOT_HELD', `lock ${resource} could not be extended: ${r.lostForSure ? 'it is no longer held' : 'no majority of lock nodes answered'}`);
+      throw new LockError('SLUICE_ERR_LOCK_NOT_HELD', `lock ${resource} could not be extended: ${r.lostForSure ? 'it is no longer held' : 'no majority of lock nodes answered'}`, { lostForSure: r.lostForSure });
     }
     return this.view(lease, resource);
   }

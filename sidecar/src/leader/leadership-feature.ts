@@ -7,6 +7,8 @@ import type { Logger } from '../../../lib/log.ts';
 import { RedisHealth, connectRedis, redactUrl } from '../redis/connection.ts';
 import { loadScriptsOn } from '../redis/lua-script.ts';
 import { LOCK_SCRIPTS } from './lock-scripts.ts';
+import { ACCEPT_TOKEN } from '../fencing/accept-token-script.ts';
+import { TokenFence } from '../fencing/token-fence.ts';
 import { AppLocks } from './app-locks.ts';
 import { LockError } from './errors.ts';
 import { LeaderElector, type LeadershipStatus } from './leader-elector.ts';
@@ -43,6 +45,8 @@ export class LeadershipFeature {
   private readonly lock: RedLock | undefined;
   private readonly notifier: ReleaseNotifier | undefined;
   private readonly locks: AppLocks | undefined;
+  /** FencingPolicy checks run on the same lock nodes (and connections) as the locks whose tokens they check. */
+  readonly tokenFence: TokenFence | undefined;
   private readonly electors = new Map<string, { elector: LeaderElector; off: () => void }>();
   private readonly gauge: Gauge<'election'>;
   private readonly closeListeners = new Set<() => void>();
@@ -65,7 +69,7 @@ export class LeadershipFeature {
     deps.lockNodes.forEach((url, i) => {
       const name = `lock-node-${i}`;
       const client = connectRedis({ url, name, commandTimeoutMs: deps.nodeTimeoutMs ?? 200, connectTimeoutMs: 500 });
-      loadScriptsOn(client, LOCK_SCRIPTS);
+      loadScriptsOn(client, [...LOCK_SCRIPTS, ACCEPT_TOKEN]);
       // Subscriptions need a connection of their own; it does no commands with deadlines.
       const sub = connectRedis({ url, name: `${name}-events`, connectTimeoutMs: 500 });
       this.clients.push(client, sub);
@@ -73,7 +77,9 @@ export class LeadershipFeature {
       this.healths.push(new RedisHealth(name, client));
       this.logger.info('lock node', { node: name, url: redactUrl(url) });
     });
-    this.lock = new RedLock(this.clients.filter((_, i) => i % 2 === 0), deps.clock);
+    const lockClients = this.clients.filter((_, i) => i % 2 === 0);
+    this.lock = new RedLock(lockClients, deps.clock);
+    this.tokenFence = new TokenFence(lockClients);
     this.notifier = new ReleaseNotifier(subscribers);
     this.locks = new AppLocks({ lock: this.lock, notifier: this.notifier, clock: deps.clock, holderId: deps.holderId, namespace: deps.namespace });
   }
@@ -122,7 +128,11 @@ export class LeadershipFeature {
         if (this.locks === undefined) throw new LockError('SLUICE_ERR_LOCK_NODES_MISSING', 'this sidecar runs without --lock-nodes');
         return this.locks;
       },
-      onClose: (l) => this.closeListeners.add(l),
+      onClose: (l) => {
+        this.closeListeners.add(l);
+        return () => this.closeListeners.delete(l);
+      },
+      clock: this.deps.clock,
     });
   }
 

@@ -3,6 +3,8 @@ import { parseDuration } from '../../../lib/policy/duration.ts';
 import { readBody, sendJson, type Route } from '../local-api/router.ts';
 import type { AppLocks } from './app-locks.ts';
 import { LockError, httpStatusOf } from './errors.ts';
+import { HOLD_LIMITS, LockHold, type HoldEvent } from './lock-hold.ts';
+import type { Clock } from '../../../lib/clock.ts';
 import type { LeaderElector, LeadershipStatus } from './leader-elector.ts';
 
 /** What the routes need from the feature; kept narrow so they can be read on their own. */
@@ -10,8 +12,9 @@ export interface LeadershipApi {
   electors(): readonly LeaderElector[];
   elector(name: string): LeaderElector | undefined;
   appLocks(): AppLocks;
-  /** Ends every open watch stream (shutdown). */
-  onClose(listener: () => void): void;
+  /** Ends every open watch stream and hold (shutdown); returns the unsubscribe function. */
+  onClose(listener: () => void): () => void;
+  clock: Clock;
 }
 
 /**
@@ -22,6 +25,10 @@ export interface LeadershipApi {
  *   POST   /v1/locks/{resource}             {ttl, wait?} → {lockId, fencingToken, validUntil}
  *   POST   /v1/locks/{resource}/extend      {lockId, ttl?}
  *   POST   /v1/locks/{resource}/release     {lockId}   (also DELETE /v1/locks/{resource}?lockId=)
+ *   POST   /v1/locks/{resource}/hold?ttl=&wait=&heartbeat=&maxHold=
+ *          takes the lock and keeps it while the call stays open and the app writes a line on the
+ *          request body at least every `heartbeat`; answers NDJSON events (acquired, renewed, lost,
+ *          released). Ending the request body releases it.
  * Durations are milliseconds or strings as in the API ("10s"). Failures carry a stable `code`.
  */
 export function leadershipRoutes(api: LeadershipApi): Route[] {
@@ -41,6 +48,7 @@ export function leadershipRoutes(api: LeadershipApi): Route[] {
         sendJson(res, 200, view);
       }),
     },
+    { method: 'POST', pattern: '/v1/locks/:resource/hold', longLived: true, handler: guarded(async (req, res, p) => hold(req, res, p.resource as string, api)) },
     {
       method: 'POST', pattern: '/v1/locks/:resource/extend', handler: guarded(async (req, res, p) => {
         const body = await jsonBody(req);
@@ -81,6 +89,44 @@ function watch(req: IncomingMessage, res: ServerResponse, elector: LeaderElector
   };
   req.on('close', end);
   api.onClose(end);
+}
+
+/**
+ * The hold call: the lock is taken before anything is answered (a refusal is the plain take's JSON
+ * error), then the answer streams one JSON event per line while the request body carries the app's
+ * heartbeats. Heartbeat bytes are counted, never kept: memory stays bounded however long it runs.
+ */
+async function hold(req: IncomingMessage, res: ServerResponse, resource: string, api: LeadershipApi): Promise<void> {
+  const q = new URL(req.url ?? '/', 'http://local').searchParams;
+  const param = (name: string, fallback: number) => durationField({ [name]: q.get(name) ?? undefined }, name, fallback);
+  const h = new LockHold({
+    locks: api.appLocks(),
+    resource,
+    clock: api.clock,
+    hold: {
+      ttlMs: param('ttl', 10_000),
+      waitMs: param('wait', 0),
+      heartbeatMs: param('heartbeat', HOLD_LIMITS.heartbeatMs.default),
+      maxHoldMs: param('maxHold', HOLD_LIMITS.maxHoldMs.default),
+    },
+    emit: (e: HoldEvent) => {
+      if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+      if (!res.writableEnded) res.write(`${JSON.stringify(e)}\n`);
+    },
+  });
+  req.on('data', () => h.heartbeat());
+  // The app ended its side of the call: it is done with the lock.
+  req.on('end', () => void h.end('done'));
+  // The app went away (crashed, killed, closed the connection): let go at once.
+  res.on('close', () => void h.end('client-gone'));
+  const off = api.onClose(() => void h.end('shutdown'));
+  try {
+    await h.start();
+    await h.done;
+  } finally {
+    off();
+  }
+  if (!res.writableEnded) res.end();
 }
 
 type Handler = Route['handler'];

@@ -7,6 +7,8 @@ export interface Route {
   /** A path with `:name` segments, e.g. `/v1/queues/:name/tasks`. */
   pattern: string;
   handler: RouteHandler;
+  /** A call that stays open by design (a lock held by a stream): no whole-request deadline. */
+  longLived?: boolean;
 }
 
 interface CompiledRoute {
@@ -14,6 +16,7 @@ interface CompiledRoute {
   re: RegExp;
   names: string[];
   handler: RouteHandler;
+  longLived: boolean;
 }
 
 /**
@@ -23,6 +26,12 @@ interface CompiledRoute {
  */
 export class Router {
   private readonly routes: CompiledRoute[] = [];
+  /** How long a request (headers and body) may take to arrive, except on long-lived routes. */
+  private readonly requestTimeoutMs: number;
+
+  constructor({ requestTimeoutMs = 60_000 }: { requestTimeoutMs?: number } = {}) {
+    this.requestTimeoutMs = requestTimeoutMs;
+  }
 
   add(route: Route): void {
     const names: string[] = [];
@@ -34,7 +43,7 @@ export class Router {
         return '([^/]+)';
       })
       .join('/');
-    this.routes.push({ method: route.method, re: new RegExp(`^${source}$`), names, handler: route.handler });
+    this.routes.push({ method: route.method, re: new RegExp(`^${source}$`), names, handler: route.handler, longLived: route.longLived ?? false });
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -57,6 +66,7 @@ export class Router {
         }
         params[r.names[i] as string] = value;
       }
+      if (!r.longLived) deadline(req, res, this.requestTimeoutMs);
       await r.handler(req, res, params);
       return;
     }
@@ -71,6 +81,20 @@ function decodePathSegment(segment: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A request whose body has not fully arrived in time is answered 408 and its connection closed. */
+function deadline(req: IncomingMessage, res: ServerResponse, ms: number): void {
+  if (req.complete) return;
+  const timer = setTimeout(() => {
+    if (req.complete) return;
+    if (!res.headersSent) sendJson(res, 408, { error: 'request body not received in time', code: 'SLUICE_ERR_REQUEST_TIMEOUT' }, { connection: 'close' });
+    req.destroy();
+  }, ms);
+  timer.unref();
+  const clear = () => clearTimeout(timer);
+  req.once('end', clear);
+  res.once('close', clear);
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -1,4 +1,6 @@
 import type { BreakerRule, Plan, RateLimitRule } from '../../../lib/policy/plan.ts';
+import type { FencingRule } from '../../../lib/policy/fencing.ts';
+import { acceptedTokenKey } from '../../../lib/redis/key-layout.ts';
 import { Bulkhead } from '../breaker/bulkhead.ts';
 import { CircuitBreaker, type StateChange } from '../breaker/circuit-breaker.ts';
 import type { Limiter } from '../limit/limiter.ts';
@@ -43,6 +45,13 @@ export interface WebSocketStep {
 export type CircuitChangeListener = (rule: BreakerRule, change: StateChange) => void;
 /** A Global rule's maxConnectionsPerKey, supplied by the Redis feature. */
 export type GlobalConnectionQuotaFactory = (rule: RateLimitRule) => ConnectionQuota;
+/** A FencingPolicy rule with its `sluice_fencing_checks_total` cells, bound once per plan. */
+export interface FenceStep {
+  readonly rule: FencingRule;
+  /** Where the lock nodes keep the newest accepted token of the rule's resource. */
+  readonly key: string;
+  readonly counts: Readonly<Record<'accepted' | 'stale' | 'missing' | 'malformed' | 'unavailable' | 'failedOpen' | 'unchecked', CounterCell>>;
+}
 
 /** A Global rule's limiter, supplied by the Redis feature; it owns its fallback. */
 export type GlobalLimiterFactory = (rule: RateLimitRule) => Limiter & { close(): void };
@@ -57,13 +66,14 @@ export class Chain {
   readonly limits: readonly LimitStep[];
   readonly breakers: readonly BreakerStep[];
   readonly websockets: readonly WebSocketStep[];
+  readonly fences: readonly FenceStep[];
   /** Rules the sidecar cannot enforce as written, with the reason (shown in /config and logs). */
   readonly warnings: readonly string[];
   private readonly owned: Map<string, unknown>;
 
   constructor(plan: Plan, deps: {
     metrics: SidecarMetrics; now: () => number; globalLimiter?: GlobalLimiterFactory; globalConnections?: GlobalConnectionQuotaFactory;
-    onCircuitChange?: CircuitChangeListener; previous?: Chain;
+    onCircuitChange?: CircuitChangeListener; fenceAvailable?: boolean; previous?: Chain;
   }) {
     this.plan = plan;
     const warnings: string[] = [];
@@ -144,6 +154,22 @@ export class Chain {
         quotaKey: ws.connectionKey && { key: ws.connectionKey },
       };
     });
+
+    if (plan.fencing.length > 0 && !deps.fenceAvailable) warnings.push(`${plan.fencing.map((r) => r.id).join(', ')}: fencing needs --lock-nodes; every check answers as its failureMode says`);
+    // Fencing keeps no state here: the newest accepted token lives on the lock nodes only.
+    this.fences = plan.fencing.map((rule) => ({
+      rule,
+      key: acceptedTokenKey(rule.namespace, rule.resource.kind, rule.resource.name),
+      counts: {
+        accepted: m.fencingChecks.cell(rule.id, 'accepted'),
+        stale: m.fencingChecks.cell(rule.id, 'stale'),
+        missing: m.fencingChecks.cell(rule.id, 'missing'),
+        malformed: m.fencingChecks.cell(rule.id, 'malformed'),
+        unavailable: m.fencingChecks.cell(rule.id, 'unavailable'),
+        failedOpen: m.fencingChecks.cell(rule.id, 'failed_open'),
+        unchecked: m.fencingChecks.cell(rule.id, 'unchecked'),
+      },
+    }));
 
     this.warnings = warnings;
     this.owned = owned;

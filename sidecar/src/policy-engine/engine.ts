@@ -1,12 +1,15 @@
 import type { Clock } from '../../../lib/clock.ts';
 import type { RequestAttributes } from '../../../lib/policy/match.ts';
 import type { BreakerRule, Plan, RateLimitRule } from '../../../lib/policy/plan.ts';
+import type { FencingRule } from '../../../lib/policy/fencing.ts';
+import { parseFencingToken, type FencingOutcome } from '../fencing/fencing-decision.ts';
+import type { TokenFence } from '../fencing/token-fence.ts';
 import { ADMIT, ADMIT_PROBE, REJECT, type Admission } from '../breaker/circuit-breaker.ts';
 import type { Decision } from '../limit/limiter.ts';
 import type { CounterCell } from '../hot-metrics.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import { claimAll, type ClaimOutcome, type ConnectionLease, type QuotaClaim } from '../websocket/connection-quota.ts';
-import { Chain, type BreakerStep, type CircuitChangeListener, type GlobalConnectionQuotaFactory, type GlobalLimiterFactory, type LimitStep, type WebSocketStep } from './chain.ts';
+import { Chain, type BreakerStep, type CircuitChangeListener, type FenceStep, type GlobalConnectionQuotaFactory, type GlobalLimiterFactory, type LimitStep, type WebSocketStep } from './chain.ts';
 
 /** How a forwarded call ended, as the listener saw it. */
 export interface CallOutcome {
@@ -18,7 +21,17 @@ export interface CallOutcome {
 
 export type Rejection =
   | { readonly reason: 'rate_limited'; readonly retryAfterMs: number; readonly rule: RateLimitRule; readonly decision: Decision }
-  | { readonly reason: 'circuit_open' | 'bulkhead_full'; readonly retryAfterMs: number; readonly rule: BreakerRule };
+  | { readonly reason: 'circuit_open' | 'bulkhead_full'; readonly retryAfterMs: number; readonly rule: BreakerRule }
+  | FencingRejection;
+
+/** A request a FencingPolicy rule refused; `token` is what it carried, `newest` what the lock nodes hold. */
+export interface FencingRejection {
+  readonly reason: 'fencing_stale' | 'fencing_token_missing' | 'fencing_token_malformed' | 'fencing_unavailable';
+  readonly retryAfterMs: number;
+  readonly rule: FencingRule;
+  readonly token?: number;
+  readonly newest?: number;
+}
 
 /**
  * Leave to forward one call. The listener calls `done` with the outcome (or `cancel` when the
@@ -89,9 +102,12 @@ export type UpgradeRefusal = { reason: 'rate_limited'; retryAfterMs: number; rul
  * whole on a new plan; every call reads the chain once at its start, so a reload never mixes two
  * versions within one request. Order, and why:
  *   1. rate limits — cheapest, and they refuse excess before it occupies breaker or bulkhead;
- *   2. circuit breaker — fail fast while the app is known to be failing;
- *   3. bulkhead — hold a concurrency slot only for calls that will really be forwarded.
- * Local decisions are synchronous; only Global limits (Redis) and bulkhead waits return promises.
+ *   2. fencing tokens — one round trip to the lock nodes; after the limits so that excess never
+ *      costs one, before the breaker so that a stale write never takes a probe or a slot;
+ *   3. circuit breaker — fail fast while the app is known to be failing;
+ *   4. bulkhead — hold a concurrency slot only for calls that will really be forwarded.
+ * Local decisions are synchronous; only Global limits (Redis), fencing checks (lock nodes) and
+ * bulkhead waits return promises.
  */
 export class PolicyEngine {
   private chain: Chain;
@@ -100,17 +116,24 @@ export class PolicyEngine {
   private readonly globalLimiter: GlobalLimiterFactory | undefined;
   private readonly onCircuitChange: CircuitChangeListener | undefined;
   private readonly globalConnections: GlobalConnectionQuotaFactory | undefined;
+  /** The lock nodes' record of accepted fencing tokens; undefined without --lock-nodes. */
+  private readonly fence: TokenFence | undefined;
   /** Per route, the request counters by protocol × decision, resolved on first use. */
   private readonly requestCells = new Map<string, (CounterCell | undefined)[]>();
 
-  constructor(plan: Plan, deps: { clock: Clock; metrics: SidecarMetrics; globalLimiter?: GlobalLimiterFactory; globalConnections?: GlobalConnectionQuotaFactory; onCircuitChange?: CircuitChangeListener }) {
+  constructor(plan: Plan, deps: {
+    clock: Clock; metrics: SidecarMetrics; globalLimiter?: GlobalLimiterFactory; globalConnections?: GlobalConnectionQuotaFactory;
+    onCircuitChange?: CircuitChangeListener; fence?: TokenFence;
+  }) {
     this.clock = deps.clock;
     this.metrics = deps.metrics;
     this.globalLimiter = deps.globalLimiter;
     this.globalConnections = deps.globalConnections;
     this.onCircuitChange = deps.onCircuitChange;
+    this.fence = deps.fence;
     this.chain = new Chain(plan, {
-      metrics: deps.metrics, now: () => deps.clock.now(), globalLimiter: deps.globalLimiter, globalConnections: deps.globalConnections, onCircuitChange: deps.onCircuitChange,
+      metrics: deps.metrics, now: () => deps.clock.now(), globalLimiter: deps.globalLimiter, globalConnections: deps.globalConnections,
+      onCircuitChange: deps.onCircuitChange, fenceAvailable: deps.fence !== undefined,
     });
   }
 
@@ -124,7 +147,10 @@ export class PolicyEngine {
 
   apply(plan: Plan): void {
     const previous = this.chain;
-    const next = new Chain(plan, { metrics: this.metrics, now: () => this.clock.now(), globalLimiter: this.globalLimiter, globalConnections: this.globalConnections, onCircuitChange: this.onCircuitChange, previous });
+    const next = new Chain(plan, {
+      metrics: this.metrics, now: () => this.clock.now(), globalLimiter: this.globalLimiter, globalConnections: this.globalConnections,
+      onCircuitChange: this.onCircuitChange, fenceAvailable: this.fence !== undefined, previous,
+    });
     this.chain = next;
     previous.retire(next);
   }
@@ -147,7 +173,7 @@ export class PolicyEngine {
       if (verdict === SHADOW) shadow ??= step.rule.id;
       else if (verdict) return verdict;
     }
-    return this.guard(chain, req, now, shadow);
+    return this.fenced(chain, req, now, shadow);
   }
 
   /** The rest of check() once a Global limiter has answered with a promise. */
@@ -171,7 +197,59 @@ export class PolicyEngine {
       if (verdict === SHADOW) shadow ??= step.rule.id;
       else if (verdict) return verdict;
     }
+    return this.fenced(chain, req, this.clock.now(), shadow);
+  }
+
+  /** The FencingPolicy rules the request matches, then breaker and bulkhead; synchronous when none match. */
+  private fenced(chain: Chain, req: RequestAttributes, now: number, shadow: string | undefined): Permit | Rejection | Promise<Permit | Rejection> {
+    const fences = chain.fences;
+    for (let i = 0; i < fences.length; i++) {
+      if ((fences[i] as FenceStep).rule.matches(req)) return this.fencedAsync(chain, req, shadow, i);
+    }
+    return this.guard(chain, req, now, shadow);
+  }
+
+  private async fencedAsync(chain: Chain, req: RequestAttributes, shadow: string | undefined, from: number): Promise<Permit | Rejection> {
+    const fences = chain.fences;
+    for (let i = from; i < fences.length; i++) {
+      const step = fences[i] as FenceStep;
+      if (i > from && !step.rule.matches(req)) continue;
+      const refused = await this.checkToken(step, req);
+      if (refused) return refused;
+    }
     return this.guard(chain, req, this.clock.now(), shadow);
+  }
+
+  /** One fencing rule: undefined lets the request on. */
+  private async checkToken(step: FenceStep, req: RequestAttributes): Promise<FencingRejection | undefined> {
+    const rule = step.rule;
+    const raw = req.header(rule.token.name);
+    if (raw === undefined) {
+      if (rule.missingToken === 'Allow') {
+        step.counts.unchecked.n++;
+        return undefined;
+      }
+      return this.refuseToken(step, req, 'missing', { reason: 'fencing_token_missing', retryAfterMs: 0, rule });
+    }
+    const token = parseFencingToken(raw);
+    if (token === undefined) return this.refuseToken(step, req, 'malformed', { reason: 'fencing_token_malformed', retryAfterMs: 0, rule });
+    const outcome: FencingOutcome = this.fence ? await this.fence.check(step.key, token) : { result: 'unavailable' };
+    if (outcome.result === 'accepted') {
+      step.counts.accepted.n++;
+      return undefined;
+    }
+    if (outcome.result === 'stale') return this.refuseToken(step, req, 'stale', { reason: 'fencing_stale', retryAfterMs: 0, rule, token, newest: outcome.newest });
+    if (rule.failureMode === 'Open') {
+      step.counts.failedOpen.n++;
+      return undefined;
+    }
+    return this.refuseToken(step, req, 'unavailable', { reason: 'fencing_unavailable', retryAfterMs: 1000, rule, token });
+  }
+
+  private refuseToken(step: FenceStep, req: RequestAttributes, result: 'missing' | 'malformed' | 'stale' | 'unavailable', r: FencingRejection): FencingRejection {
+    step.counts[result].n++;
+    this.count(req.protocol, step.rule.id, r.reason);
+    return r;
   }
 
   /** Counts the limiter's decision; SHADOW when a DryRun rule would have rejected. */
@@ -346,7 +424,10 @@ export class PolicyEngine {
   }
 }
 
-const DECISIONS = ['allowed', 'rate_limited', 'circuit_open', 'bulkhead_full', 'would_limit', 'would_break'] as const;
+const DECISIONS = [
+  'allowed', 'rate_limited', 'circuit_open', 'bulkhead_full', 'would_limit', 'would_break',
+  'fencing_stale', 'fencing_token_missing', 'fencing_token_malformed', 'fencing_unavailable',
+] as const;
 type Decision_ = (typeof DECISIONS)[number];
 const DECISION_INDEX = Object.fromEntries(DECISIONS.map((d, i) => [d, i])) as Record<Decision_, number>;
 const PROTOCOL_INDEX: Record<string, number> = { http: 0, grpc: 1, websocket: 2 };

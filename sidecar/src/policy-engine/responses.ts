@@ -1,4 +1,4 @@
-import type { Rejection } from './engine.ts';
+import type { FencingRejection, Rejection } from './engine.ts';
 
 /**
  * Errors are API: every rejection maps here, in one place, to what each protocol's clients
@@ -11,9 +11,43 @@ export const REJECTION_CODES = {
   rate_limited: 'SLUICE_ERR_RATE_LIMITED',
   circuit_open: 'SLUICE_ERR_CIRCUIT_OPEN',
   bulkhead_full: 'SLUICE_ERR_BULKHEAD_FULL',
+  fencing_stale: 'SLUICE_ERR_FENCING_TOKEN_STALE',
+  fencing_token_missing: 'SLUICE_ERR_FENCING_TOKEN_MISSING',
+  fencing_token_malformed: 'SLUICE_ERR_FENCING_TOKEN_MALFORMED',
+  fencing_unavailable: 'SLUICE_ERR_FENCING_UNAVAILABLE',
 } as const;
 
+/**
+ * Fencing refusals per protocol. A stale token is a conflict with newer state (409; gRPC ABORTED,
+ * the code for a failed sequencer check); a missing one a precondition the client must supply
+ * (428; FAILED_PRECONDITION); a token that is not a number bad input (400; INVALID_ARGUMENT); lock
+ * nodes that cannot decide, with failureMode Closed, a retryable outage (503; UNAVAILABLE).
+ */
+const FENCING = {
+  fencing_stale: { status: 409, grpc: 'ABORTED', error: 'stale fencing token: a newer holder has already acted on this resource' },
+  fencing_token_missing: { status: 428, grpc: 'FAILED_PRECONDITION', error: 'fencing token required' },
+  fencing_token_malformed: { status: 400, grpc: 'INVALID_ARGUMENT', error: 'fencing token must be a decimal integer' },
+  fencing_unavailable: { status: 503, grpc: 'UNAVAILABLE', error: 'fencing token could not be checked: no majority of lock nodes answered' },
+} as const;
+
+function fencingBody(r: FencingRejection): Record<string, unknown> {
+  return {
+    error: FENCING[r.reason].error,
+    code: REJECTION_CODES[r.reason],
+    rule: r.rule.id,
+    resource: { kind: r.rule.resource.kind, name: r.rule.resource.name },
+    token: r.rule.token.name,
+    ...(r.token !== undefined ? { fencingToken: r.token } : {}),
+    ...(r.newest !== undefined ? { newestFencingToken: r.newest } : {}),
+  };
+}
+
 export function httpRejection(r: Rejection): { status: number; headers: Record<string, string>; body: string } {
+  if (isFencing(r)) {
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (r.reason === 'fencing_unavailable') headers['retry-after'] = String(Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
+    return { status: FENCING[r.reason].status, headers, body: JSON.stringify(fencingBody(r)) };
+  }
   const retryAfter = String(Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
   if (r.reason === 'rate_limited') {
     const d = r.decision;
@@ -51,6 +85,15 @@ export const GRPC_STATUS = {
 
 /** Trailers-only gRPC answer for a rejection: RESOURCE_EXHAUSTED with pushback, or UNAVAILABLE. */
 export function grpcRejection(r: Rejection): { code: number; message: string; headers: Record<string, string> } {
+  if (isFencing(r)) {
+    const f = FENCING[r.reason];
+    const detail = r.reason === 'fencing_stale' ? ` (token ${r.token}, newest accepted ${r.newest})` : '';
+    return {
+      code: GRPC_STATUS[f.grpc],
+      message: `${f.error}${detail}: ${r.rule.id} (${REJECTION_CODES[r.reason]})`,
+      headers: r.reason === 'fencing_unavailable' ? { 'grpc-retry-pushback-ms': String(Math.max(1, Math.ceil(r.retryAfterMs))) } : {},
+    };
+  }
   if (r.reason === 'rate_limited') {
     return {
       code: GRPC_STATUS.RESOURCE_EXHAUSTED,
@@ -73,6 +116,10 @@ export const WS_CLOSE = {
   /** Shutdown: the server restarts; reconnect (with backoff) — the drain closes with this. */
   SERVICE_RESTART: 1012,
 } as const;
+
+function isFencing(r: Rejection): r is FencingRejection {
+  return r.reason in FENCING;
+}
 
 function sfString(s: string): string {
   return `"${s.replace(/["\\]/g, '\\$&')}"`;
