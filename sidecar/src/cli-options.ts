@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { readFlags, UsageError } from '../../lib/cli-flags.ts';
 import { parseLabels } from '../../lib/policy/selector.ts';
+import { TrustedProxies } from './http/client-address.ts';
+import { ESCAPED_SLASH_ACTIONS, type EscapedSlashAction } from './http/path-normalisation.ts';
 import type { SidecarOptions } from './sidecar.ts';
 
 const FLAGS = {
@@ -32,6 +34,8 @@ const FLAGS = {
   'grpc-initial-window': { type: 'string', default: '65535' },
   'grpc-max-message': { type: 'string', default: '4194304' },
   'grpc-keepalive': { type: 'string', default: '30s' },
+  'path-escaped-slashes': { type: 'string', default: 'reject' },
+  'trusted-proxies': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -67,6 +71,9 @@ export const USAGE = `Usage: sluice-proxy [options]
   --grpc-initial-window 65535   HTTP/2 initial flow-control window (bytes)
   --grpc-max-message 4194304    gRPC messages over this (either way) end the call with RESOURCE_EXHAUSTED
   --grpc-keepalive 30s          PING idle connections to the app this often; an unanswered one is replaced
+  --path-escaped-slashes reject %2F, %5C or \\ in a path: reject (400, default), unescape (to /), keep
+  --trusted-proxies CIDR,...    peers whose X-Forwarded-For is believed (e.g. the ingress: 10.0.0.0/8);
+                                default: nobody, so client-sent X-Forwarded-* are replaced
 Every flag can also be set as an environment variable SLUICE_<FLAG>, e.g. SLUICE_APP_HTTP.`;
 
 export { UsageError };
@@ -94,6 +101,14 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
   const operatorServerName = get('operator-server-name');
   if ((operatorCa || operatorServerName) && !operator) throw new UsageError('--operator-ca and --operator-server-name need --operator');
   if (operatorServerName && !operatorCa) throw new UsageError('--operator-server-name needs --operator-ca');
+  const escaped = get('path-escaped-slashes') as EscapedSlashAction;
+  if (!ESCAPED_SLASH_ACTIONS.includes(escaped)) throw new UsageError(`--path-escaped-slashes: "${escaped}" is not one of ${ESCAPED_SLASH_ACTIONS.join(', ')}`);
+  const trustedProxies = get('trusted-proxies')?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
+  try {
+    new TrustedProxies(trustedProxies);
+  } catch (err) {
+    throw new UsageError(`--trusted-proxies: ${(err as Error).message}`);
+  }
   const lockNodes = get('lock-nodes')?.split(',').map((s) => s.trim()).filter(Boolean);
   return {
     config,
@@ -123,6 +138,8 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
     grpcInitialWindowSize: count('grpc-initial-window', 1, 2 ** 31 - 1),
     grpcMaxMessageBytes: count('grpc-max-message', 0, 2 ** 31 - 1),
     grpcKeepaliveMs: duration('grpc-keepalive'),
+    pathEscapedSlashes: escaped,
+    trustedProxies,
   };
 }
 
