@@ -2,6 +2,7 @@ import type { Clock } from '../../../lib/clock.ts';
 import type { RequestAttributes } from '../../../lib/policy/match.ts';
 import type { BreakerRule, Plan, RateLimitRule } from '../../../lib/policy/plan.ts';
 import { ADMIT, ADMIT_PROBE, REJECT, type Admission } from '../breaker/circuit-breaker.ts';
+import { boundedPartitionKey } from '../limit/bounded-key.ts';
 import type { Decision } from '../limit/limiter.ts';
 import type { CounterCell } from '../hot-metrics.ts';
 import type { SidecarMetrics } from '../metrics.ts';
@@ -320,6 +321,8 @@ const PROTOCOL_INDEX: Record<string, number> = { http: 0, grpc: 1, websocket: 2 
 /**
  * The partition a request is counted in. A missing header or metadata value is its own partition
  * (""), so clients that omit the key share one quota rather than escaping the limit.
+ * `remoteAddress` is the client address (http/client-address.ts), X-Forwarded-For applied.
+ * Client-chosen values are capped in size (boundedPartitionKey).
  */
 export function partitionKey(rule: RateLimitRule, req: RequestAttributes, remoteAddress: string): string {
   switch (rule.key.source) {
@@ -328,10 +331,10 @@ export function partitionKey(rule: RateLimitRule, req: RequestAttributes, remote
     case 'RemoteAddress':
       return remoteAddress;
     case 'Path':
-      return req.path;
+      return boundedPartitionKey(req.path);
     case 'Header':
     case 'GrpcMetadata':
-      return req.header(rule.key.name as string) ?? '';
+      return boundedPartitionKey(req.header(rule.key.name as string) ?? '');
   }
 }
 
