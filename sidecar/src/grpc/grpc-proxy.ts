@@ -1,5 +1,6 @@
 import http2, { constants as h2, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { clientAddress, TRUST_NOBODY, type TrustedProxies } from '../http/client-address.ts';
+import { withoutForwardingFields } from '../http/forwarded-headers.ts';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { systemClock, type Clock } from '../../../lib/clock.ts';
 import type { RequestAttributes } from '../../../lib/policy/match.ts';
@@ -252,9 +253,11 @@ export class GrpcProxy {
       method.finish(GRPC_STATUS.CANCELLED, (this.clock.now() - startedAt) / 1000);
       return;
     }
+    const peer = stream.session?.socket?.remoteAddress ?? '';
     new ForwardedCall({
       downstream: stream,
-      headers,
+      // Forwarding metadata (x-forwarded-for, ...) reaches the app only from a trusted proxy.
+      headers: this.trusted.has(peer) ? headers : withoutForwardingFields(headers),
       head,
       permit: d,
       deadline: callDeadline(head.timeoutMs, d.timeoutMs),

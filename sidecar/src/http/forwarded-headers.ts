@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { TrustedProxies } from './client-address.ts';
 import { connectionTokens, isHopByHop } from './hop-by-hop.ts';
 
@@ -40,4 +40,17 @@ export function forwardedRequestHeaders(req: IncomingMessage, trusted: TrustedPr
   if (!proto) out.push('x-forwarded-proto', 'http');
   if (!fhost && req.headers.host !== undefined) out.push('x-forwarded-host', req.headers.host);
   return out;
+}
+
+/**
+ * gRPC metadata from an untrusted peer without the forwarding fields (the same rule as above):
+ * the object itself when it carries none, the common case, else a copy without them.
+ */
+export function withoutForwardingFields<H extends IncomingHttpHeaders>(headers: H): H {
+  let found = false;
+  for (const name of FORWARDING) if (headers[name] !== undefined) found = true;
+  if (!found) return headers;
+  const copy = { ...headers };
+  for (const name of FORWARDING) delete copy[name];
+  return copy;
 }

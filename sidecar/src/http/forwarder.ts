@@ -84,9 +84,10 @@ export class Forwarder {
       }
       parts.push(chunk);
     };
-    // A parse error mid-body ends the request without 'end': the clientError handler answers it.
+    // The client left, or a parse error mid-body ended the request without 'end' (the
+    // clientError handler answers that one): nothing was dispatched, nothing is owed to the app.
     const onClose = () => {
-      if (!over) handler.finishEarly('client_error');
+      if (!over) handler.finishEarly('client_gone');
     };
     req.on('data', onData);
     res.once('close', onClose);
@@ -134,7 +135,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   /** Settles a request that was answered before it was dispatched. */
-  finishEarly(label: 'body_too_large' | 'client_error'): void {
+  finishEarly(label: 'body_too_large' | 'client_error' | 'client_gone'): void {
     this.finish({}, label);
   }
 
