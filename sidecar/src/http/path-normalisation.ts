@@ -22,8 +22,6 @@ export interface NormalisedTarget {
   readonly query: string;
 }
 
-// Anything the slow path could change: a percent sign, a backslash, a dot segment or an empty one.
-const NEEDS_WORK = /%|\\|\/\.|\/\//;
 
 /**
  * Turns a request-target into the one path that rate limits and breakers match and key on and
@@ -43,11 +41,31 @@ export function normaliseTarget(target: string, escapedSlashes: EscapedSlashActi
   const q = rest.indexOf('?');
   const rawPath = q === -1 ? rest : rest.slice(0, q);
   const query = q === -1 ? '' : rest.slice(q);
-  if (rawPath.includes('#')) return { error: 'SLUICE_ERR_REQUEST_TARGET' };
-  if (!NEEDS_WORK.test(rawPath)) return { path: rawPath.length === 0 ? '/' : rawPath, query };
+  const scan = scanPath(rawPath);
+  if (scan === FRAGMENT) return { error: 'SLUICE_ERR_REQUEST_TARGET' };
+  if (scan === CLEAN) return { path: rawPath.length === 0 ? '/' : rawPath, query };
   const decoded = decodeUnreserved(rawPath, escapedSlashes);
   if (typeof decoded !== 'string') return decoded;
   return { path: removeDotSegments(decoded), query };
+}
+
+const CLEAN = 0;
+const NEEDS_WORK = 1;
+const FRAGMENT = 2;
+
+/** One pass: a fragment (refused), or anything the slow path could change — `%`, `\`, `/.`, `//`. */
+function scanPath(path: string): number {
+  let result = CLEAN;
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c === 35 /* # */) return FRAGMENT;
+    if (c === 37 /* % */ || c === 92 /* \ */) result = NEEDS_WORK;
+    else if (c === 47 /* / */) {
+      const next = path.charCodeAt(i + 1);
+      if (next === 46 /* . */ || next === 47) result = NEEDS_WORK;
+    }
+  }
+  return result;
 }
 
 function decodeUnreserved(path: string, escapedSlashes: EscapedSlashAction): string | { readonly error: TargetError } {

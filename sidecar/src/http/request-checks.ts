@@ -24,9 +24,14 @@ export function requestProblem(req: IncomingMessage): HttpClientErrorCode | unde
   }
   if (hosts !== 1) return 'SLUICE_ERR_HOST';
   const connection = req.headers.connection;
-  if (connection !== undefined && /(?:^|,)\s*(?:host|content-length|transfer-encoding)\s*(?:,|$)/i.test(connection)) return 'SLUICE_ERR_CONNECTION_HEADER';
+  // The common values skip the regular expression.
+  if (connection !== undefined && connection !== 'keep-alive' && connection !== 'close' && CONNECTION_NAMES_FRAMING.test(connection)) {
+    return 'SLUICE_ERR_CONNECTION_HEADER';
+  }
   return undefined;
 }
+
+const CONNECTION_NAMES_FRAMING = /(?:^|,)\s*(?:host|content-length|transfer-encoding)\s*(?:,|$)/i;
 
 /** Fields a trailer must not carry (RFC 9110 §6.5.1): they would change framing or routing. */
 const FORBIDDEN_TRAILERS = new Set(['content-length', 'transfer-encoding', 'host', 'trailer', 'te', 'connection', 'content-encoding', 'content-type', 'content-range']);
