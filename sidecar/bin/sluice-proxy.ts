@@ -37,6 +37,12 @@ const shutdown = (signal: string) => {
 process.on('SIGTERM', () => shutdown('SIGTERM'));
 process.on('SIGINT', () => shutdown('SIGINT'));
 process.on('SIGHUP', () => void sidecar.reloadConfig());
-// A bug in one request must not take down every other connection: log it and keep serving.
-process.on('uncaughtException', (err) => sidecar.logger.error('uncaught exception', { err, stack: err.stack }));
+// An uncaught exception leaves state half-updated (a permit never settled, a breaker or counter
+// off by one, a socket listener missing) that no code path repairs. Serving on with it would look
+// healthy to every probe while misbehaving, so the process logs and exits, and the kubelet
+// restarts a clean one — that is what the restart policy is for.
+process.on('uncaughtException', (err) => {
+  sidecar.logger.error('uncaught exception: exiting so the process is restarted clean', { err, stack: err.stack });
+  process.exit(70); // EX_SOFTWARE
+});
 process.on('unhandledRejection', (err) => sidecar.logger.error('unhandled rejection', { err }));

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { readFlags, UsageError } from '../../lib/cli-flags.ts';
 import { parseLabels } from '../../lib/policy/selector.ts';
+import { TrustedProxies } from './http/client-address.ts';
+import { ESCAPED_SLASH_ACTIONS, type EscapedSlashAction } from './http/path-normalisation.ts';
 import type { SidecarOptions } from './sidecar.ts';
 
 const FLAGS = {
@@ -36,6 +38,8 @@ const FLAGS = {
   'websocket-ping-timeout': { type: 'string', default: '10s' },
   'websocket-drain-window': { type: 'string', default: '10s' },
   'websocket-quota-lease': { type: 'string', default: '30s' },
+  'path-escaped-slashes': { type: 'string', default: 'reject' },
+  'trusted-proxies': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -76,6 +80,9 @@ export const USAGE = `Usage: sluice-proxy [options]
   --websocket-drain-window 10s  on shutdown, close WebSocket clients (1012) one by one over this much
                                 of --shutdown-grace (at most 3/4 of it; 0: all at once)
   --websocket-quota-lease 30s   a Global maxConnectionsPerKey slot outlives a sidecar that died by this
+  --path-escaped-slashes reject %2F, %5C or \\ in a path: reject (400, default), unescape (to /), keep
+  --trusted-proxies CIDR,...    peers whose X-Forwarded-For is believed (e.g. the ingress: 10.0.0.0/8);
+                                default: nobody, so client-sent X-Forwarded-* are replaced
 Every flag can also be set as an environment variable SLUICE_<FLAG>, e.g. SLUICE_APP_HTTP.`;
 
 export { UsageError };
@@ -105,6 +112,14 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
   if (operatorServerName && !operatorCa) throw new UsageError('--operator-server-name needs --operator-ca');
   // Durations where 0 means "off" (ping) or "at once" (drain).
   const durationOrZero = (flag: 'websocket-ping-interval' | 'websocket-drain-window') => (get(flag) === '0' ? 0 : duration(flag));
+  const escaped = get('path-escaped-slashes') as EscapedSlashAction;
+  if (!ESCAPED_SLASH_ACTIONS.includes(escaped)) throw new UsageError(`--path-escaped-slashes: "${escaped}" is not one of ${ESCAPED_SLASH_ACTIONS.join(', ')}`);
+  const trustedProxies = get('trusted-proxies')?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
+  try {
+    new TrustedProxies(trustedProxies);
+  } catch (err) {
+    throw new UsageError(`--trusted-proxies: ${(err as Error).message}`);
+  }
   const lockNodes = get('lock-nodes')?.split(',').map((s) => s.trim()).filter(Boolean);
   return {
     config,
@@ -138,6 +153,8 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
     websocketPingTimeoutMs: duration('websocket-ping-timeout'),
     websocketDrainWindowMs: durationOrZero('websocket-drain-window'),
     websocketQuotaLeaseMs: duration('websocket-quota-lease'),
+    pathEscapedSlashes: escaped,
+    trustedProxies,
   };
 }
 

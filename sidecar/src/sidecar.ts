@@ -5,7 +5,9 @@ import type { Plan } from '../../lib/policy/plan.ts';
 import { createAdminServer, type ReadinessCheck } from './admin/admin-server.ts';
 import { ConfigFile } from './config/config-file.ts';
 import { PolicyStore } from './config/policy-store.ts';
+import { TrustedProxies } from './http/client-address.ts';
 import { HttpListener } from './http/http-listener.ts';
+import type { EscapedSlashAction } from './http/path-normalisation.ts';
 import { Router, sendJson, type Route } from './local-api/router.ts';
 import { createLogger, type Level, type Logger } from '../../lib/log.ts';
 import { SidecarMetrics } from './metrics.ts';
@@ -69,6 +71,10 @@ export interface SidecarOptions {
   websocketDrainWindowMs?: number;
   /** WebSocket: a Global maxConnectionsPerKey slot outlives a sidecar that stopped renewing it by this (default 30 s). */
   websocketQuotaLeaseMs?: number;
+  /** `%2F`, `%5C` and `\\` in HTTP/WebSocket paths: reject (default), unescape or keep. */
+  pathEscapedSlashes?: EscapedSlashAction;
+  /** CIDRs of the proxies whose X-Forwarded-For is believed (default: none). */
+  trustedProxies?: string[];
 }
 
 /**
@@ -120,8 +126,12 @@ export class Sidecar {
   /** Circuit state changes: a log line each, and (operator mode) a report the operator turns into an Event. */
   readonly circuitTransitions: CircuitTransitionReporter;
 
+  /** Whose X-Forwarded-For is believed: every listener's client address comes from this one list. */
+  readonly trustedProxies: TrustedProxies;
+
   constructor(opts: SidecarOptions, deps: { clock?: Clock; logger?: Logger } = {}) {
     this.opts = opts;
+    this.trustedProxies = new TrustedProxies(opts.trustedProxies ?? []);
     this.clock = deps.clock ?? systemClock;
     this.logger = deps.logger ?? createLogger(opts.logLevel, { component: 'sluice-proxy', id: opts.id });
     this.circuitTransitions = new CircuitTransitionReporter({ logger: this.logger.child({ feature: 'breaker' }), clock: this.clock });
@@ -175,6 +185,7 @@ export class Sidecar {
           heartbeat: { intervalMs: opts.websocketPingIntervalMs ?? 30_000, timeoutMs: opts.websocketPingTimeoutMs ?? 10_000 },
           drainWindowMs: opts.websocketDrainWindowMs,
         },
+        pathEscapedSlashes: opts.pathEscapedSlashes, trustedProxies: this.trustedProxies,
       });
       const [host, port] = splitHostPort(opts.listenHttp);
       const a = await this.http.listen(host, port);
@@ -186,7 +197,7 @@ export class Sidecar {
       this.grpc = new GrpcProxy({
         engine: this.engine, appGrpc: opts.appGrpc, metrics: this.metrics, logger: logger.child({ listener: 'grpc' }), clock: this.clock,
         maxConcurrentStreams: opts.grpcMaxConcurrentStreams, initialWindowSize: opts.grpcInitialWindowSize, maxMessageBytes: opts.grpcMaxMessageBytes,
-        keepaliveIntervalMs: opts.grpcKeepaliveMs,
+        keepaliveIntervalMs: opts.grpcKeepaliveMs, trustedProxies: this.trustedProxies,
       });
       const [host, port] = splitHostPort(opts.listenGrpc);
       this.addresses.grpc = await this.grpc.listen(host, port);

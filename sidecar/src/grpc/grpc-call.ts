@@ -58,7 +58,9 @@ export class ForwardedCall {
   constructor(ctx: CallContext) {
     this.ctx = ctx;
     this.down = ctx.downstream;
-    this.scanner = new MessageScanner(ctx.maxMessageBytes);
+    // The limit counts what the app will receive: compressed requests are inflated to be counted.
+    const encoding = ctx.headers['grpc-encoding'];
+    this.scanner = new MessageScanner(ctx.maxMessageBytes, { countInflated: { encoding: typeof encoding === 'string' ? encoding.toLowerCase() : undefined } });
     this.upScanner = new MessageScanner(ctx.maxMessageBytes);
   }
 
@@ -105,6 +107,10 @@ export class ForwardedCall {
       if (err.kind === 'too_large') {
         return this.fail('SLUICE_ERR_GRPC_MESSAGE_TOO_LARGE', {}, `message of ${err.size} bytes exceeds the limit of ${err.limit}`);
       }
+      if (err.kind === 'inflates_too_large') {
+        return this.fail('SLUICE_ERR_GRPC_MESSAGE_TOO_LARGE', {}, `compressed message inflates past the limit of ${err.limit}`);
+      }
+      if (err.kind === 'bad_compression') return this.fail('SLUICE_ERR_GRPC_MALFORMED_MESSAGE', {}, err.reason);
       return this.fail('SLUICE_ERR_GRPC_MALFORMED_MESSAGE', {}, `compressed flag ${err.flag} is neither 0 nor 1`);
     }
     const up = this.up as ClientHttp2Stream;
@@ -166,7 +172,7 @@ export class ForwardedCall {
       if (err.kind === 'too_large') {
         return this.fail('SLUICE_ERR_GRPC_MESSAGE_TOO_LARGE', {}, `response message of ${err.size} bytes exceeds the limit of ${err.limit}`);
       }
-      return this.fail('SLUICE_ERR_GRPC_UPSTREAM_PROTOCOL', {}, `the app sent a message with compressed flag ${err.flag}`);
+      return this.fail('SLUICE_ERR_GRPC_UPSTREAM_PROTOCOL', {}, `the app sent a message with compressed flag ${err.kind === 'bad_flag' ? err.flag : '?'}`);
     }
     if (!this.down.write(chunk)) {
       (this.up as ClientHttp2Stream).pause();

@@ -12,6 +12,8 @@ export const GRPC_PROXY_ERRORS = {
   SLUICE_ERR_GRPC_METHOD: { grpcStatus: GRPC_STATUS.INTERNAL, httpStatus: 405, message: 'gRPC calls use POST' },
   SLUICE_ERR_GRPC_PATH: { grpcStatus: GRPC_STATUS.UNIMPLEMENTED, httpStatus: 200, message: 'path must be /package.Service/Method' },
   SLUICE_ERR_GRPC_TIMEOUT_HEADER: { grpcStatus: GRPC_STATUS.INTERNAL, httpStatus: 200, message: 'malformed grpc-timeout' },
+  /** grpc-encoding the sidecar cannot inflate, so it could not hold the message to the size limit. */
+  SLUICE_ERR_GRPC_ENCODING: { grpcStatus: GRPC_STATUS.UNIMPLEMENTED, httpStatus: 200, message: 'grpc-encoding must be identity, gzip or deflate' },
   SLUICE_ERR_GRPC_MESSAGE_TOO_LARGE: { grpcStatus: GRPC_STATUS.RESOURCE_EXHAUSTED, httpStatus: 200, message: 'message larger than the limit' },
   SLUICE_ERR_GRPC_MALFORMED_MESSAGE: { grpcStatus: GRPC_STATUS.INTERNAL, httpStatus: 200, message: 'malformed length-prefixed message' },
   SLUICE_ERR_GRPC_TRUNCATED_MESSAGE: { grpcStatus: GRPC_STATUS.INTERNAL, httpStatus: 200, message: 'request ended inside a message' },

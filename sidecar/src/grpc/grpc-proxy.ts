@@ -1,4 +1,6 @@
 import http2, { constants as h2, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { clientAddress, TRUST_NOBODY, type TrustedProxies } from '../http/client-address.ts';
+import { withoutForwardingFields } from '../http/forwarded-headers.ts';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { systemClock, type Clock } from '../../../lib/clock.ts';
 import type { RequestAttributes } from '../../../lib/policy/match.ts';
@@ -45,6 +47,8 @@ export interface GrpcProxyOptions {
   readonly keepaliveIntervalMs?: number;
   /** A PING unanswered this long closes the connection; the next call dials a new one. */
   readonly keepaliveTimeoutMs?: number;
+  /** Peers whose x-forwarded-for metadata is believed for the client address (default: nobody). */
+  readonly trustedProxies?: TrustedProxies;
 }
 
 export const GRPC_PROXY_DEFAULTS = {
@@ -74,6 +78,7 @@ const HTTP1_REFUSAL = (() => {
  */
 export class GrpcProxy {
   private readonly engine: PolicyEngine;
+  private readonly trusted: TrustedProxies;
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly grpcMetrics: GrpcMetrics;
@@ -93,6 +98,7 @@ export class GrpcProxy {
     if (!(o.initialWindowSize >= 1 && o.initialWindowSize <= 2 ** 31 - 1)) throw new RangeError('initialWindowSize must be within 1..2^31-1');
     if (!(o.maxConcurrentStreams >= 1)) throw new RangeError('maxConcurrentStreams must be ≥ 1');
     this.engine = opts.engine;
+    this.trusted = opts.trustedProxies ?? TRUST_NOBODY;
     this.logger = opts.logger;
     this.clock = opts.clock ?? systemClock;
     this.maxMessageBytes = o.maxMessageBytes;
@@ -217,7 +223,7 @@ export class GrpcProxy {
     };
     let decision: Permit | Rejection | Promise<Permit | Rejection>;
     try {
-      decision = this.engine.check(attrs, stream.session?.socket?.remoteAddress ?? '');
+      decision = this.engine.check(attrs, clientAddress(stream.session?.socket?.remoteAddress ?? '', headers['x-forwarded-for'], this.trusted));
     } catch (err) {
       this.logger.error('policy engine failed on a gRPC call', { err, method: head.grpcMethod });
       return this.answer(stream, head, startedAt, GRPC_STATUS.INTERNAL, 'policy evaluation failed');
@@ -247,9 +253,11 @@ export class GrpcProxy {
       method.finish(GRPC_STATUS.CANCELLED, (this.clock.now() - startedAt) / 1000);
       return;
     }
+    const peer = stream.session?.socket?.remoteAddress ?? '';
     new ForwardedCall({
       downstream: stream,
-      headers,
+      // Forwarding metadata (x-forwarded-for, ...) reaches the app only from a trusted proxy.
+      headers: this.trusted.has(peer) ? headers : withoutForwardingFields(headers),
       head,
       permit: d,
       deadline: callDeadline(head.timeoutMs, d.timeoutMs),

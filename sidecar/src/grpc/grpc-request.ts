@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http2';
 import type { GrpcProxyErrorCode } from './grpc-errors.ts';
+import { COUNTABLE_ENCODINGS } from './grpc-framing.ts';
 import { parseGrpcTimeout } from './grpc-timeout.ts';
 
 /** What the proxy needs to know about a call before deciding on it, read once from its headers. */
@@ -22,6 +23,9 @@ export function readCallHead(headers: IncomingHttpHeaders): GrpcCallHead | { rea
   if (headers[':method'] !== 'POST') return { error: 'SLUICE_ERR_GRPC_METHOD' };
   const path = headers[':path'];
   if (typeof path !== 'string' || !PATH_RE.test(path)) return { error: 'SLUICE_ERR_GRPC_PATH' };
+  // A message the sidecar cannot inflate cannot be held to the size limit (gRPC: UNIMPLEMENTED).
+  const encoding = headers['grpc-encoding'];
+  if (encoding !== undefined && (typeof encoding !== 'string' || !COUNTABLE_ENCODINGS.has(encoding.toLowerCase()))) return { error: 'SLUICE_ERR_GRPC_ENCODING' };
   let timeoutMs: number | undefined;
   const t = headers['grpc-timeout'];
   if (t !== undefined) {

@@ -1,12 +1,15 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { Transform, type Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { CallOutcome } from '../policy-engine/engine.ts';
-import { connectionTokens, isHopByHop, responseHeaders } from './hop-by-hop.ts';
+import type { TrustedProxies } from './client-address.ts';
+import { HTTP_CLIENT_ERRORS, type HttpClientErrorCode } from './client-errors.ts';
+import { forwardedRequestHeaders } from './forwarded-headers.ts';
+import { responseHeaders } from './hop-by-hop.ts';
+import { trailerProblem } from './request-checks.ts';
 
 export interface ForwardResult {
   outcome: CallOutcome;
-  /** 'ok' | 'error' | 'connect_error' | 'timeout' | 'client_gone' | 'body_too_large' */
+  /** 'ok' | 'error' | 'connect_error' | 'timeout' | 'client_gone' | 'body_too_large' | 'client_error' */
   label: string;
 }
 
@@ -41,48 +44,69 @@ export class Forwarder {
     this.maxBodyBytes = opts.maxBodyBytes ?? 10 * 1024 * 1024;
   }
 
-  forward(req: IncomingMessage, res: ServerResponse, timeoutMs: number | undefined, done: (r: ForwardResult) => void): void {
+  /** `path` is the normalised path and query the app receives (path-normalisation.ts). */
+  forward(req: IncomingMessage, res: ServerResponse, path: string, trusted: TrustedProxies, timeoutMs: number | undefined, done: (r: ForwardResult) => void): void {
     const handler = new ForwardHandler(res, done);
-    const chunked = req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined;
-    let body: Readable | null = null;
-    if (chunked) body = req.pipe(new BodyCap(this.maxBodyBytes, handler));
-    else if (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') body = req;
     const opts: Dispatcher.DispatchOptions = {
-      path: req.url ?? '/',
+      path,
       method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
-      headers: forwardHeaders(req),
-      body,
+      headers: forwardedRequestHeaders(req, trusted),
+      body: null,
     };
+    if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined) {
+      // A chunked body can turn out invalid at its last byte (bare LF, framing fields in the
+      // trailer): it is read whole, within --max-body, before any of it goes to the app.
+      return this.bufferChunked(req, res, handler, opts, timeoutMs);
+    }
+    if (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') opts.body = req;
+    this.dispatch(res, handler, opts, timeoutMs);
+  }
+
+  private dispatch(res: ServerResponse, handler: ForwardHandler, opts: Dispatcher.DispatchOptions, timeoutMs: number | undefined): void {
     if (timeoutMs !== undefined && timeoutMs < this.upstreamTimeoutMs) handler.arm(timeoutMs);
     res.on('close', handler.onClientClose);
     this.pool.dispatch(opts, handler);
   }
 
+  private bufferChunked(req: IncomingMessage, res: ServerResponse, handler: ForwardHandler, opts: Dispatcher.DispatchOptions, timeoutMs: number | undefined): void {
+    const parts: Buffer[] = [];
+    let seen = 0;
+    let over = false;
+    const onData = (chunk: Buffer) => {
+      if (over) return;
+      seen += chunk.length;
+      if (seen > this.maxBodyBytes) {
+        over = true;
+        parts.length = 0;
+        reply(res, 413, 'SLUICE_ERR_BODY_TOO_LARGE', 'request body too large', true);
+        handler.finishEarly('body_too_large');
+        return;
+      }
+      parts.push(chunk);
+    };
+    // The client left, or a parse error mid-body ended the request without 'end' (the
+    // clientError handler answers that one): nothing was dispatched, nothing is owed to the app.
+    const onClose = () => {
+      if (!over) handler.finishEarly('client_gone');
+    };
+    req.on('data', onData);
+    res.once('close', onClose);
+    req.once('end', () => {
+      res.removeListener('close', onClose);
+      if (over) return;
+      const problem = trailerProblem(req.trailers);
+      if (problem) {
+        replyClientError(res, problem);
+        handler.finishEarly('client_error');
+        return;
+      }
+      opts.body = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+      this.dispatch(res, handler, opts, timeoutMs);
+    });
+  }
+
   close(): Promise<void> {
     return this.pool.close();
-  }
-}
-
-/** Caps a streamed (chunked) request body; a body with Content-Length is checked before forwarding. */
-class BodyCap extends Transform {
-  private seen = 0;
-  private readonly cap: number;
-  private readonly handler: ForwardHandler;
-
-  constructor(cap: number, handler: ForwardHandler) {
-    super();
-    this.cap = cap;
-    this.handler = handler;
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
-    this.seen += chunk.length;
-    if (this.seen > this.cap) {
-      this.handler.bodyTooLarge = true;
-      cb(Object.assign(new Error('request body over the cap'), { code: 'SLUICE_ERR_BODY_TOO_LARGE' }));
-      return;
-    }
-    cb(null, chunk);
   }
 }
 
@@ -97,7 +121,6 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   /** Declared response length: a body that arrives in one chunk is sent with res.end(chunk). */
   private expected = -1;
   private ended = false;
-  bodyTooLarge = false;
 
   constructor(res: ServerResponse, done: (r: ForwardResult) => void) {
     this.res = res;
@@ -109,6 +132,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.timedOut = true;
       this.controller?.abort(Object.assign(new Error('upstream timeout'), { code: 'SLUICE_ERR_UPSTREAM_TIMEOUT' }));
     }, ms);
+  }
+
+  /** Settles a request that was answered before it was dispatched. */
+  finishEarly(label: 'body_too_large' | 'client_error' | 'client_gone'): void {
+    this.finish({}, label);
   }
 
   onClientClose = (): void => {
@@ -164,9 +192,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.finish(this.timedOut ? { timedOut: true } : { status: 502 }, this.timedOut ? 'timeout' : 'error');
       return;
     }
-    if (this.bodyTooLarge) {
-      reply(res, 413, 'SLUICE_ERR_BODY_TOO_LARGE', 'request body too large', true);
-      this.finish({}, 'body_too_large');
+    if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') {
+      // undici refused the request before sending anything: the client's fault, not the app's.
+      replyClientError(res, 'SLUICE_ERR_BAD_REQUEST');
+      this.finish({}, 'client_error');
     } else if (this.timedOut || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
       reply(res, 504, 'SLUICE_ERR_UPSTREAM_TIMEOUT', 'upstream timed out', false);
       this.finish({ timedOut: true }, 'timeout');
@@ -192,6 +221,11 @@ function isConnectError(code: string | undefined): boolean {
     code === 'UND_ERR_SOCKET' || code === 'EPIPE' || code === 'UND_ERR_CLOSED';
 }
 
+export function replyClientError(res: ServerResponse, code: HttpClientErrorCode): void {
+  const e = HTTP_CLIENT_ERRORS[code];
+  reply(res, e.status, code, e.message, true);
+}
+
 export function reply(res: ServerResponse, status: number, code: string, error: string, close: boolean): void {
   if (res.headersSent) {
     res.destroy();
@@ -202,31 +236,4 @@ export function reply(res: ServerResponse, status: number, code: string, error: 
   if (close) headers.connection = 'close';
   res.writeHead(status, headers);
   res.end(body);
-}
-
-/** The request's headers for the app: hop-by-hop removed, X-Forwarded-* set. */
-function forwardHeaders(req: IncomingMessage): string[] {
-  const raw = req.rawHeaders;
-  const listed = connectionTokens(req.headers.connection);
-  const out: string[] = [];
-  let xff: string | undefined;
-  let proto = false;
-  let fhost = false;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    const lower = name.toLowerCase();
-    if (isHopByHop(lower) || lower === 'expect' || listed?.has(lower)) continue;
-    if (lower === 'x-forwarded-for') {
-      xff = xff === undefined ? (raw[i + 1] as string) : `${xff}, ${raw[i + 1] as string}`;
-      continue;
-    }
-    if (lower === 'x-forwarded-proto') proto = true;
-    else if (lower === 'x-forwarded-host') fhost = true;
-    out.push(name, raw[i + 1] as string);
-  }
-  const remote = req.socket.remoteAddress ?? '';
-  out.push('x-forwarded-for', xff === undefined ? remote : `${xff}, ${remote}`);
-  if (!proto) out.push('x-forwarded-proto', 'http');
-  if (!fhost && req.headers.host !== undefined) out.push('x-forwarded-host', req.headers.host);
-  return out;
 }

@@ -7,9 +7,12 @@ import type { SidecarMetrics } from '../metrics.ts';
 import { isRejection, type Permit, type PolicyEngine, type Rejection } from '../policy-engine/engine.ts';
 import { httpRejection } from '../policy-engine/responses.ts';
 import { WebSocketProxy, type WebSocketTuning } from '../websocket/websocket-proxy.ts';
-import { answerAndClose, clientErrorStatus } from './client-errors.ts';
-import { Forwarder, reply } from './forwarder.ts';
+import { clientAddress, TRUST_NOBODY, type TrustedProxies } from './client-address.ts';
+import { answerAndClose, clientErrorStatus, HTTP_CLIENT_ERRORS, type HttpClientErrorCode } from './client-errors.ts';
+import { Forwarder, reply, replyClientError } from './forwarder.ts';
+import { normaliseTarget, type EscapedSlashAction } from './path-normalisation.ts';
 import { HttpRequestAttributes } from './request-attributes.ts';
+import { requestProblem } from './request-checks.ts';
 
 export interface HttpListenerOptions {
   engine: PolicyEngine;
@@ -27,7 +30,14 @@ export interface HttpListenerOptions {
   upstreamTimeoutMs?: number;
   /** Heartbeats and the shutdown drain of proxied WebSocket connections. */
   websocket?: WebSocketTuning;
+  /** `%2F`, `%5C` and `\\` in paths (default reject; see path-normalisation.ts). */
+  pathEscapedSlashes?: EscapedSlashAction;
+  /** Peers whose X-Forwarded-For is believed (default: nobody). */
+  trustedProxies?: TrustedProxies;
 }
+
+/** After the grace period, how long closing may still wait for sockets before they are destroyed. */
+const CLOSE_DEADLINE_MS = 2_000;
 
 /**
  * The inbound HTTP/1.1 listener (`--listen-http`): protection first (Node's strict parser and the
@@ -42,6 +52,10 @@ export class HttpListener {
   private readonly metrics: SidecarMetrics;
   private readonly upstreamCells = new Map<string, HistogramCell>();
   private readonly clock: Clock;
+  private readonly escapedSlashes: EscapedSlashAction;
+  private readonly trusted: TrustedProxies;
+  /** Every accepted socket, upgraded ones included, so shutdown can end them all. */
+  private readonly sockets = new Set<Socket>();
   private inFlight = 0;
   private idle: (() => void) | undefined;
 
@@ -49,8 +63,13 @@ export class HttpListener {
     this.engine = opts.engine;
     this.metrics = opts.metrics;
     this.clock = opts.clock;
+    this.escapedSlashes = opts.pathEscapedSlashes ?? 'reject';
+    this.trusted = opts.trustedProxies ?? TRUST_NOBODY;
     this.forwarder = new Forwarder({ appHttp: opts.appHttp, maxBodyBytes: opts.maxBodyBytes, upstreamTimeoutMs: opts.upstreamTimeoutMs });
-    this.websockets = new WebSocketProxy({ engine: opts.engine, appHttp: opts.appHttp, metrics: opts.metrics, logger: opts.logger, clock: opts.clock, ...opts.websocket });
+    this.websockets = new WebSocketProxy({
+      engine: opts.engine, appHttp: opts.appHttp, metrics: opts.metrics, logger: opts.logger, clock: opts.clock,
+      pathEscapedSlashes: this.escapedSlashes, trustedProxies: this.trusted, ...opts.websocket,
+    });
     const headersTimeout = opts.headersTimeoutMs ?? 10_000;
     this.server = createServer({
       maxHeaderSize: opts.maxHeaderBytes ?? 16 * 1024,
@@ -64,11 +83,20 @@ export class HttpListener {
     });
     this.server.on('request', (req, res) => this.onRequest(req, res));
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.websockets.handleUpgrade(req, socket, head));
+    this.server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+    this.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+      this.metrics.clientErrors.labels('http', '405').inc();
+      const e = HTTP_CLIENT_ERRORS.SLUICE_ERR_METHOD_CONNECT;
+      answerAndClose(socket, e.status, '', 'SLUICE_ERR_METHOD_CONNECT', e.message);
+    });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (err.code === 'ECONNRESET' || !socket.writable) return socket.destroy();
       const status = clientErrorStatus(err.code);
       this.metrics.clientErrors.labels('http', String(status)).inc();
-      answerAndClose(socket, status);
+      answerBetweenResponses(socket, status);
     });
   }
 
@@ -88,15 +116,26 @@ export class HttpListener {
       this.metrics.clientErrors.labels('http', '413').inc();
       return reply(res, 413, 'SLUICE_ERR_BODY_TOO_LARGE', 'request body too large', true);
     }
-    const verdict = this.engine.check(new HttpRequestAttributes(req, 'http'), req.socket.remoteAddress ?? '');
+    const problem = requestProblem(req);
+    if (problem) return this.refuse(res, problem);
+    const target = normaliseTarget(req.url ?? '/', this.escapedSlashes);
+    if ('error' in target) return this.refuse(res, target.error);
+    const remote = clientAddress(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], this.trusted);
+    const verdict = this.engine.check(new HttpRequestAttributes(req, 'http', target.path), remote);
+    const path = target.query === '' ? target.path : target.path + target.query;
     if (verdict instanceof Promise) {
-      verdict.then((v) => this.proceed(req, res, v), () => reply(res, 500, 'SLUICE_ERR_INTERNAL', 'policy evaluation failed', false));
+      verdict.then((v) => this.proceed(req, res, path, v), () => reply(res, 500, 'SLUICE_ERR_INTERNAL', 'policy evaluation failed', false));
     } else {
-      this.proceed(req, res, verdict);
+      this.proceed(req, res, path, verdict);
     }
   }
 
-  private proceed(req: IncomingMessage, res: ServerResponse, verdict: Permit | Rejection): void {
+  private refuse(res: ServerResponse, code: HttpClientErrorCode): void {
+    this.metrics.clientErrors.labels('http', String(HTTP_CLIENT_ERRORS[code].status)).inc();
+    replyClientError(res, code);
+  }
+
+  private proceed(req: IncomingMessage, res: ServerResponse, path: string, verdict: Permit | Rejection): void {
     if (isRejection(verdict)) {
       const { status, headers, body } = httpRejection(verdict);
       res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body) });
@@ -107,11 +146,13 @@ export class HttpListener {
     const permit = verdict;
     const start = this.clock.now();
     this.inFlight++;
-    this.forwarder.forward(req, res, permit.timeoutMs, (result) => {
-      if (result.label === 'client_gone' || result.label === 'body_too_large') permit.cancel();
+    this.forwarder.forward(req, res, path, this.trusted, permit.timeoutMs, (result) => {
+      // The client's own faults settle the permit without an outcome: they say nothing of the app.
+      if (result.label === 'client_gone' || result.label === 'body_too_large' || result.label === 'client_error') permit.cancel();
       else permit.done(result.outcome);
       this.observe(result.label, (this.clock.now() - start) / 1000);
       if (result.label === 'body_too_large') this.metrics.clientErrors.labels('http', '413').inc();
+      else if (result.label === 'client_error' && res.statusCode === 400) this.metrics.clientErrors.labels('http', '400').inc();
       if (--this.inFlight === 0) this.idle?.();
     });
   }
@@ -126,8 +167,10 @@ export class HttpListener {
   }
 
   /**
-   * Graceful shutdown: stop accepting, close WebSocket clients with 1012 over the drain window, let in-flight requests finish
-   * within the grace period, then close whatever is left.
+   * Graceful shutdown: stop accepting, close WebSocket clients with 1012 over the drain window, let
+   * in-flight requests finish within the grace period, then close whatever is left. It has a hard
+   * deadline: a socket that will not finish closing (a paused or half-closed WebSocket, a peer that
+   * stopped reading) is destroyed, because a sidecar that never exits blocks the pod's termination.
    */
   async close(graceMs: number): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -143,7 +186,37 @@ export class HttpListener {
       });
     }
     this.server.closeAllConnections();
-    await closed;
-    await this.forwarder.close();
+    let deadline: NodeJS.Timeout | undefined;
+    await Promise.race([closed, new Promise<void>((resolve) => (deadline = setTimeout(resolve, CLOSE_DEADLINE_MS)))]);
+    clearTimeout(deadline);
+    for (const s of this.sockets) s.destroy();
+    await Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, 100).unref())]);
+    await Promise.race([this.forwarder.close(), new Promise<void>((resolve) => setTimeout(resolve, CLOSE_DEADLINE_MS).unref())]);
   }
+}
+
+/**
+ * A parse error on a connection with a response still due must not be answered in the middle of
+ * it (a 400 spliced into a 200's body), nor before it (the client would take the 400 for the
+ * answer to its earlier, valid request). The answer waits for the responses to requests that
+ * parsed whole, then the connection closes. Node keeps the response at the head of the
+ * connection in `socket._httpMessage`. When the error is inside that request's own body, the
+ * 400 is its answer — unless the app's response has begun, and then the connection just closes.
+ */
+function answerBetweenResponses(socket: Socket, status: number): void {
+  const current = (socket as Socket & { _httpMessage?: ServerResponse & { req?: IncomingMessage } })._httpMessage;
+  if (current && !current.writableFinished && !current.destroyed) {
+    if (current.req?.complete) {
+      current.once('finish', () => answerBetweenResponses(socket, status));
+      current.once('close', () => {
+        if (!current.writableFinished) socket.destroy();
+      });
+      return;
+    }
+    if (current.headersSent) {
+      socket.destroy();
+      return;
+    }
+  }
+  answerAndClose(socket, status);
 }

@@ -34,6 +34,11 @@ export class SlidingWindow implements Limiter {
     return this.store.size;
   }
 
+  /** Estimated bytes of partition state held. */
+  get bytes(): number {
+    return this.store.bytes;
+  }
+
   consume(key: string, now: number): Decision {
     const w = this.window;
     const s = this.store.get(key, now);
@@ -48,6 +53,7 @@ export class SlidingWindow implements Limiter {
     const estimate = s.previous * weight + s.current;
     const resetMs = Math.ceil(w - elapsed);
     if (estimate + 1 > this.limit + 1e-9) {
+      this.store.protect(key);
       return { allowed: false, limit: this.limit, remaining: 0, resetMs, retryAfterMs: this.retryAfter(s, elapsed) };
     }
     s.current++;

@@ -31,12 +31,18 @@ export class TokenBucket implements Limiter {
     return this.store.size;
   }
 
+  /** Estimated bytes of partition state held. */
+  get bytes(): number {
+    return this.store.bytes;
+  }
+
   consume(key: string, now: number): Decision {
     const state = this.store.get(key, now);
     const tat = state.tat > now ? state.tat : now;
     const next = tat + this.interval;
     const ahead = next - now;
     if (ahead > this.capacityMs + 1e-9) {
+      this.store.protect(key);
       return {
         allowed: false,
         limit: this.burst,

@@ -5,6 +5,7 @@ import type { FencingRule } from '../../../lib/policy/fencing.ts';
 import { parseFencingToken, type FencingOutcome } from '../fencing/fencing-decision.ts';
 import type { TokenFence } from '../fencing/token-fence.ts';
 import { ADMIT, ADMIT_PROBE, REJECT, type Admission } from '../breaker/circuit-breaker.ts';
+import { boundedPartitionKey } from '../limit/bounded-key.ts';
 import type { Decision } from '../limit/limiter.ts';
 import type { CounterCell } from '../hot-metrics.ts';
 import type { SidecarMetrics } from '../metrics.ts';
@@ -435,6 +436,8 @@ const PROTOCOL_INDEX: Record<string, number> = { http: 0, grpc: 1, websocket: 2 
 /**
  * The partition a request is counted in. A missing header or metadata value is its own partition
  * (""), so clients that omit the key share one quota rather than escaping the limit.
+ * `remoteAddress` is the client address (http/client-address.ts), X-Forwarded-For applied.
+ * Client-chosen values are capped in size (boundedPartitionKey).
  */
 export function partitionKey(rule: Pick<RateLimitRule, 'key'>, req: RequestAttributes, remoteAddress: string): string {
   switch (rule.key.source) {
@@ -443,10 +446,10 @@ export function partitionKey(rule: Pick<RateLimitRule, 'key'>, req: RequestAttri
     case 'RemoteAddress':
       return remoteAddress;
     case 'Path':
-      return req.path;
+      return boundedPartitionKey(req.path);
     case 'Header':
     case 'GrpcMetadata':
-      return req.header(rule.key.name as string) ?? '';
+      return boundedPartitionKey(req.header(rule.key.name as string) ?? '');
   }
 }
 

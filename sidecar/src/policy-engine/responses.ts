@@ -111,6 +111,7 @@ export function grpcRejection(r: Rejection): { code: number; message: string; he
 /** WebSocket close codes the sidecar sends (RFC 6455 §7.4.1). */
 export const WS_CLOSE = {
   GOING_AWAY: 1001,
+  PROTOCOL_ERROR: 1002,
   POLICY_VIOLATION: 1008,
   MESSAGE_TOO_BIG: 1009,
   /** Shutdown: the server restarts; reconnect (with backoff) — the drain closes with this. */

@@ -43,14 +43,19 @@ export function createSidecarQueueFeature(opts: {
       },
     },
   });
+  let usesRedis = false;
   return {
     name: 'queue',
     queue,
-    applyPlan: (plan: Plan) => queue.applyPlan(plan, producible(plan)),
+    applyPlan: (plan: Plan) => {
+      usesRedis = producible(plan).length > 0;
+      return queue.applyPlan(plan, producible(plan));
+    },
     routes: () => queue.routes(),
     // Ready once Redis has been reached at all; a later outage pauses the queue but must not take
     // the pod out of its Services (it may serve other traffic), so it does not flip readiness back.
-    readiness: () => ({ name: 'queue', check: () => ({ ok: queue.connectedOnce, details: queue.status() }) }),
+    // With no TaskQueue to consume or produce to, Redis is not needed and does not gate readiness.
+    readiness: () => ({ name: 'queue', check: () => ({ ok: queue.connectedOnce || !usesRedis, details: queue.status() }) }),
     status: () => queue.status(),
     close: async (graceMs: number) => {
       await queue.drain(graceMs);

@@ -1,7 +1,7 @@
 import type { Clock } from '../../../lib/clock.ts';
 
 export interface Violation {
-  code: 1008 | 1009;
+  code: 1002 | 1008 | 1009;
   reason: string;
 }
 
@@ -11,8 +11,13 @@ export interface Violation {
  * payload by count, and returns how many bytes may be forwarded. A message is counted when its
  * first frame starts; its size is the sum of its frames' declared lengths, so an oversized message
  * is refused at the header of the frame that crosses the limit — before any byte of that frame is
- * forwarded. Control frames (ping/pong/close) are neither counted nor limited; pongs answering the
- * sidecar's own pings (`ownPong`) are removed from the stream.
+ * forwarded. A client's ping takes from the message rate like a message (answering pings costs
+ * the app as much); pong and close frames do not, and pongs answering the sidecar's own pings
+ * (`ownPong`) are removed from the stream.
+ *
+ * Where a size limit applies, permessage-deflate was withdrawn from the handshake, so a frame with
+ * RSV1 (compressed) is a protocol error (1002): its declared length says nothing of what the app
+ * would inflate it to.
  */
 export class FrameInspector {
   /** Bytes of a frame header split across chunks, held back until the header is complete. */
@@ -91,6 +96,14 @@ export class FrameInspector {
           this.ownPongs++;
           continue;
         }
+      }
+      if ((b0 & 0x40) !== 0 && this.maxMessageBytes !== Infinity) {
+        this.violation = { code: 1002, reason: 'compressed frame not negotiated' };
+        return this.emit(chunk, frameStart);
+      }
+      if (opcode === 9 && this.clock && !this.takeToken(this.clock.now())) {
+        this.violation = { code: 1008, reason: 'message rate limit exceeded' };
+        return this.emit(chunk, frameStart);
       }
       if (opcode < 8) {
         const violation = this.onDataFrame(opcode, length);

@@ -1,9 +1,13 @@
 import { Agent, request, STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Clock } from '../../../lib/clock.ts';
-import { answerAndClose } from '../http/client-errors.ts';
-import { connectionTokens, isHopByHop } from '../http/hop-by-hop.ts';
+import { clientAddress, TRUST_NOBODY, type TrustedProxies } from '../http/client-address.ts';
+import { answerAndClose, HTTP_CLIENT_ERRORS, type HttpClientErrorCode } from '../http/client-errors.ts';
+import { forwardedRequestHeaders } from '../http/forwarded-headers.ts';
+import { isHopByHop } from '../http/hop-by-hop.ts';
+import { normaliseTarget, type EscapedSlashAction } from '../http/path-normalisation.ts';
 import { HttpRequestAttributes } from '../http/request-attributes.ts';
+import { requestProblem } from '../http/request-checks.ts';
 import type { Logger } from '../../../lib/log.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import { isRejection, type Permit, type PolicyEngine, type Rejection, type WebSocketAdmission } from '../policy-engine/engine.ts';
@@ -95,8 +99,13 @@ function onClientClose(this: TaggedSocket): void {
 }
 function onAppClose(this: TaggedSocket): void {
   const c = this[CONN];
-  c?.client.end();
-  c?.end();
+  if (!c) return;
+  // end() alone can leave the client's socket open for ever: a client that never ends its side,
+  // or one paused by backpressure (a paused socket never reads the FIN), would hold it — and the
+  // sidecar's shutdown — indefinitely. It gets the closing-handshake time, then is destroyed.
+  c.client.end();
+  setTimeout(destroySocket, CLOSE_TIMEOUT_MS, c.client).unref();
+  c.end();
 }
 function onClientEnd(this: TaggedSocket): void {
   this[CONN]?.app.end();
@@ -107,6 +116,12 @@ function onAppEnd(this: TaggedSocket): void {
 function destroySelf(this: Socket): void {
   this.destroy();
 }
+function destroySocket(socket: Socket): void {
+  socket.destroy();
+}
+
+/** How long a closing connection may take to finish its closing handshake before it is destroyed. */
+const CLOSE_TIMEOUT_MS = 2_000;
 
 /** WebSocket settings of the sidecar (flags), as opposed to the per-rule limits. */
 export interface WebSocketTuning {
@@ -131,13 +146,18 @@ export class WebSocketProxy {
   private readonly logger: Logger;
   private readonly clock: Clock;
   private readonly handshakeTimeoutMs: number;
+  private readonly escapedSlashes: EscapedSlashAction;
+  private readonly trusted: TrustedProxies;
   private readonly connections = new Set<ProxiedConnection>();
   private closing = false;
   private readonly heartbeat: HeartbeatSettings;
   private readonly drainWindowMs: number;
   private sweeper: NodeJS.Timeout | undefined;
 
-  constructor(opts: { engine: PolicyEngine; appHttp: string; metrics: SidecarMetrics; logger: Logger; clock: Clock; handshakeTimeoutMs?: number } & WebSocketTuning) {
+  constructor(opts: {
+    engine: PolicyEngine; appHttp: string; metrics: SidecarMetrics; logger: Logger; clock: Clock; handshakeTimeoutMs?: number;
+    pathEscapedSlashes?: EscapedSlashAction; trustedProxies?: TrustedProxies;
+  } & WebSocketTuning) {
     this.heartbeat = opts.heartbeat ?? DEFAULT_HEARTBEAT;
     this.drainWindowMs = opts.drainWindowMs ?? 10_000;
     this.engine = opts.engine;
@@ -148,6 +168,8 @@ export class WebSocketProxy {
     this.logger = opts.logger;
     this.clock = opts.clock;
     this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 10_000;
+    this.escapedSlashes = opts.pathEscapedSlashes ?? 'reject';
+    this.trusted = opts.trustedProxies ?? TRUST_NOBODY;
   }
 
   get open(): number {
@@ -161,34 +183,46 @@ export class WebSocketProxy {
       this.metrics.clientErrors.labels('websocket', '400').inc();
       return answerAndClose(socket, 400);
     }
-    const attrs = new HttpRequestAttributes(req, 'websocket');
-    const remote = socket.remoteAddress ?? '';
+    const problem = requestProblem(req);
+    if (problem) return this.refuse(socket, problem);
+    const target = normaliseTarget(req.url ?? '/', this.escapedSlashes);
+    if ('error' in target) return this.refuse(socket, target.error);
+    const attrs = new HttpRequestAttributes(req, 'websocket', target.path);
+    const path = target.path + target.query;
+    // One client address for the per-client connection quota and the rate limits.
+    const remote = clientAddress(socket.remoteAddress ?? '', req.headers['x-forwarded-for'], this.trusted);
     const ws = this.engine.admitWebSocket(attrs, remote);
     if (ws instanceof Promise) {
       ws.then((a) => {
         if ('reason' in a) return rejectUpgrade(socket, a);
         if (socket.destroyed) return a.release();
-        this.checkLimits(req, socket, head, attrs, remote, a);
+        this.checkLimits(req, socket, head, attrs, remote, path, a);
       }, () => answerAndClose(socket, 500));
       return;
     }
     if ('reason' in ws) return rejectUpgrade(socket, ws);
-    this.checkLimits(req, socket, head, attrs, remote, ws);
+    this.checkLimits(req, socket, head, attrs, remote, path, ws);
   }
 
-  private checkLimits(req: IncomingMessage, socket: Socket, head: Buffer, attrs: HttpRequestAttributes, remote: string, ws: WebSocketAdmission): void {
+  private checkLimits(req: IncomingMessage, socket: Socket, head: Buffer, attrs: HttpRequestAttributes, remote: string, path: string, ws: WebSocketAdmission): void {
     const verdict = this.engine.check(attrs, remote);
     if (verdict instanceof Promise) {
-      verdict.then((v) => this.admitted(req, socket, head, ws, v), () => {
+      verdict.then((v) => this.admitted(req, socket, head, path, ws, v), () => {
         ws.release();
         answerAndClose(socket, 500);
       });
     } else {
-      this.admitted(req, socket, head, ws, verdict);
+      this.admitted(req, socket, head, path, ws, verdict);
     }
   }
 
-  private admitted(req: IncomingMessage, socket: Socket, head: Buffer, ws: WebSocketAdmission, verdict: Permit | Rejection): void {
+  private refuse(socket: Socket, code: HttpClientErrorCode): void {
+    const e = HTTP_CLIENT_ERRORS[code];
+    this.metrics.clientErrors.labels('websocket', String(e.status)).inc();
+    answerAndClose(socket, e.status, '', code, e.message);
+  }
+
+  private admitted(req: IncomingMessage, socket: Socket, head: Buffer, path: string, ws: WebSocketAdmission, verdict: Permit | Rejection): void {
     if (isRejection(verdict)) {
       ws.release();
       return rejectUpgrade(socket, verdict);
@@ -202,8 +236,8 @@ export class WebSocketProxy {
       host: this.appHost,
       port: this.appPort,
       method: req.method,
-      path: req.url,
-      headers: upgradeHeaders(req),
+      path,
+      headers: this.upgradeHeaders(req, ws),
       agent: UPGRADE_AGENT,
       timeout: Math.min(permit.timeoutMs ?? Infinity, this.handshakeTimeoutMs),
     });
@@ -344,6 +378,20 @@ export class WebSocketProxy {
   }
 
   /**
+   * The handshake for the app. Where a rule limits message size, the client's offer of
+   * permessage-deflate is withdrawn: a size rule counts what the app will receive, and a few KiB
+   * of deflate can inflate to gigabytes there. (The FrameInspector then refuses compressed frames.)
+   */
+  private upgradeHeaders(req: IncomingMessage, ws: WebSocketAdmission): string[] {
+    const out = forwardedRequestHeaders(req, this.trusted);
+    if (ws.maxMessageBytes !== undefined) {
+      for (let i = out.length - 2; i >= 0; i -= 2) if ((out[i] as string).toLowerCase() === 'sec-websocket-extensions') out.splice(i, 2);
+    }
+    out.push('connection', 'Upgrade', 'upgrade', 'websocket');
+    return out;
+  }
+
+  /**
    * Shutdown: new upgrades are refused, and every client gets 1012 (service restart: reconnect,
    * elsewhere) — spread over the drain window so that they do not all reconnect at once.
    * Resolves when the last close has been sent.
@@ -384,23 +432,6 @@ function rejectUpgrade(socket: Socket, r: Rejection | { reason: 'rate_limited'; 
   const { status, headers } = httpRejection(r as Rejection);
   const extra = Object.entries(headers).filter(([k]) => k !== 'content-type').map(([k, v]) => `${k}: ${v}\r\n`).join('');
   answerAndClose(socket, status, extra);
-}
-
-function upgradeHeaders(req: IncomingMessage): Record<string, string | string[]> {
-  const listed = connectionTokens(req.headers.connection);
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined || isHopByHop(name) || listed?.has(name)) continue;
-    out[name] = value;
-  }
-  out.connection = 'Upgrade';
-  out.upgrade = 'websocket';
-  const remote = req.socket.remoteAddress ?? '';
-  const xff = req.headers['x-forwarded-for'];
-  out['x-forwarded-for'] = xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${remote}` : remote;
-  out['x-forwarded-proto'] ??= 'http';
-  if (req.headers.host) out['x-forwarded-host'] ??= req.headers.host;
-  return out;
 }
 
 export function splitHostPort(hostPort: string): [string, number] {

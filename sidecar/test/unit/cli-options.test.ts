@@ -26,6 +26,20 @@ describe('command line', () => {
     expect(() => parseCliOptions(['--config', 'a', '--operator', 'op:1'])).toThrow(/exclusive/);
   });
 
+  it('--path-escaped-slashes defaults to reject; --trusted-proxies to nobody; both refuse bad values', () => {
+    const d = parseCliOptions(['--config', 'a.yaml']);
+    if (d === 'help') throw new Error('unexpected help');
+    expect(d.pathEscapedSlashes).toBe('reject');
+    expect(d.trustedProxies).toEqual([]);
+    const o = parseCliOptions(['--config', 'a.yaml', '--path-escaped-slashes', 'keep'], { SLUICE_TRUSTED_PROXIES: '10.0.0.0/8, fd00::/8,192.0.2.1' });
+    if (o === 'help') throw new Error('unexpected help');
+    expect(o.pathEscapedSlashes).toBe('keep');
+    expect(o.trustedProxies).toEqual(['10.0.0.0/8', 'fd00::/8', '192.0.2.1']);
+    expect(() => parseCliOptions(['--config', 'a', '--path-escaped-slashes', 'decode'])).toThrow(/--path-escaped-slashes/);
+    expect(() => parseCliOptions(['--config', 'a', '--trusted-proxies', '10.0.0.0/33'])).toThrow(/--trusted-proxies: "10.0.0.0\/33"/);
+    expect(() => parseCliOptions(['--config', 'a', '--trusted-proxies', 'ingress.local'])).toThrow(UsageError);
+  });
+
   it('splits host:port, with ":port" meaning every interface', () => {
     expect(splitHostPort(':15080')).toEqual(['0.0.0.0', 15080]);
     expect(splitHostPort('127.0.0.1:80')).toEqual(['127.0.0.1', 80]);

@@ -32,13 +32,13 @@ describe('FrameInspector', () => {
     expect(forwarded.length).toBe(first.length); // nothing of the offending frame is forwarded
   });
 
-  it('allows messagesPerSecond and refuses the next (1008); control frames do not count', () => {
+  it('allows messagesPerSecond and refuses the next (1008); pong frames do not count', () => {
     const clock = new ManualClock();
     const insp = new FrameInspector({ messagesPerSecond: 3, clock });
     const msg = frame(1, Buffer.from('x'));
     for (let i = 0; i < 3; i++) expect(insp.push(msg).length).toBe(msg.length);
-    const ping = frame(9, Buffer.from('ping'));
-    expect(insp.push(ping).length).toBe(ping.length);
+    const pong = frame(10, Buffer.from('pong'));
+    expect(insp.push(pong).length).toBe(pong.length);
     expect(insp.violation).toBeUndefined();
     expect(insp.push(msg).length).toBe(0);
     expect(insp.violation?.code).toBe(1008);
@@ -47,6 +47,28 @@ describe('FrameInspector', () => {
     clock.advance(334); // one message's worth of refill
     expect(fresh.push(msg).length).toBe(msg.length);
     expect(fresh.violation).toBeUndefined();
+  });
+
+  it("a client's pings take from messagesPerSecond like messages", () => {
+    const clock = new ManualClock();
+    const insp = new FrameInspector({ messagesPerSecond: 3, clock });
+    const ping = frame(9, Buffer.from('ping'));
+    for (let i = 0; i < 3; i++) expect(insp.push(ping).length).toBe(ping.length);
+    expect(insp.violation).toBeUndefined();
+    expect(insp.push(ping).length).toBe(0);
+    expect(insp.violation?.code).toBe(1008);
+  });
+
+  it('under a size limit a compressed (RSV1) frame is refused with 1002 before any of it passes', () => {
+    const insp = new FrameInspector({ maxMessageBytes: 1024 });
+    const plain = frame(2, Buffer.alloc(10));
+    const compressed = Buffer.from(frame(2, Buffer.alloc(10)));
+    compressed[0] = compressed[0]! | 0x40;
+    expect(insp.push(Buffer.concat([plain, compressed])).length).toBe(plain.length);
+    expect(insp.violation?.code).toBe(1002);
+    // Without a size rule, compression negotiated by the app passes untouched.
+    const free = new FrameInspector({});
+    expect(free.push(compressed).length).toBe(compressed.length);
   });
 
   it('builds close frames with the code, masked towards the app', () => {

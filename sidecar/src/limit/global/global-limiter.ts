@@ -118,7 +118,10 @@ export class GlobalLimiter implements Limiter {
       if (lease.wantsRefill(now, this.leaseOpts) && this.gate.allows(now)) void this.refill(key, lease);
       return this.leased(lease, now);
     }
-    if (now < lease.deniedUntil) return this.denied(lease.deniedUntil - now, lease.sharedRemaining, lease.resetAt - now);
+    if (now < lease.deniedUntil) {
+      this.leases.protect(key);
+      return this.denied(lease.deniedUntil - now, lease.sharedRemaining, lease.resetAt - now);
+    }
     return this.awaitRefill(key, lease, now);
   }
 
