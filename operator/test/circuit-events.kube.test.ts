@@ -1,6 +1,6 @@
 /**
  * A sidecar's circuit opens, probes and closes → Kubernetes Events on the CircuitBreakerPolicy,
- * naming the pod. Real API test server, real kubectl, in-process operator and sidecar (operator
+ * naming the pod. Real kube-apiserver (test/cluster), real kubectl, in-process operator and sidecar (operator
  * mode, token-authenticated discovery stream), a real app server that is made to fail.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

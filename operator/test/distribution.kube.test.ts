@@ -1,6 +1,6 @@
 /**
  * kubectl apply → operator → PolicyDiscovery → sidecars enforce, and status tells the truth.
- * Real API test server, real kubectl, in-process operator and sidecars, real app servers.
+ * Real kube-apiserver (test/cluster), real kubectl, in-process operator and sidecars, real app servers.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../../test/helpers/eventually.ts';

@@ -3,7 +3,7 @@
  * tasks to its own sidecar"). In operator mode the snapshot carries every accepted TaskQueue of
  * the namespace as producible: the producer's sidecar accepts the task, the selected worker's
  * sidecar delivers it, and producing never makes the producer a consumer or a target.
- * Real API test server, real redis-server, in-process operator and sidecars, real app servers.
+ * Real kube-apiserver (test/cluster), real redis-server, in-process operator and sidecars, real app servers.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, sleep } from '../../test/helpers/eventually.ts';

@@ -1,5 +1,5 @@
 /**
- * The TaskQueue reconciler against a real redis-server and the API test server: the stream and
+ * The TaskQueue reconciler against a real redis-server and the real kube-apiserver (test/cluster): the stream and
  * group are ensured, status tells the queue's numbers, the worker Deployment scales with the lag
  * through its /scale subresource (down only after the stabilisation window), Redis going away is
  * a reported state, and deletionPolicy decides what deleting the TaskQueue does to the stream.
