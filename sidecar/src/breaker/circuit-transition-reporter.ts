@@ -32,7 +32,7 @@ export class CircuitTransitionReporter {
   constructor(opts: CircuitTransitionReporterOptions) {
     this.opts = opts;
     this.send = opts.send;
-    this.bucket = new TokenBucket({ requests: opts.perSecond ?? 5, perMs: 1_000, burst: opts.burst ?? 20, maxKeys: 1 });
+    this.bucket = new TokenBucket({ requests: opts.perSecond ?? 5, perMs: 1_000, burst: opts.burst ?? 20, maxKeys: 2 }); // one key is used; 2 is the smallest keyed store
   }
 
   /** Transitions not sent since the last one that was. */
