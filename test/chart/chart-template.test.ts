@@ -29,7 +29,7 @@ describe('helm lint', () => {
   it('refuses a failurePolicy that is neither Fail nor Ignore', async () => {
     const bad = await helmOffline(['template', 'sluice', CHART, '--set', 'webhook.failurePolicy=Sometimes']);
     expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toContain('webhook.failurePolicy must be one of the following: "Fail", "Ignore"');
+    expect(bad.stderr).toContain("at '/webhook/failurePolicy': value must be one of 'Fail', 'Ignore'");
   });
 });
 
