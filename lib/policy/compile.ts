@@ -5,6 +5,7 @@ import { compileMatch } from './match.ts';
 import { selectorMatches } from './selector.ts';
 import { GRPC_CODES, resourceKey, type SluiceResource, type RateLimitPolicy, type CircuitBreakerPolicy, type TaskQueue, type LeaderElection } from './types.ts';
 import { validateResource } from './validate.ts';
+import { compileUpstream, upstreamClashes } from './upstream.ts';
 import type { BreakerRule, LeaderElectionPlan, Plan, RateLimitRule, TaskQueuePlan } from './plan.ts';
 
 export interface CompileOptions {
@@ -37,9 +38,10 @@ export function compilePlan(docs: readonly unknown[], opts: CompileOptions = {})
       for (const issue of err.issues) issues.push({ path: `${subject}: ${issue.path}`, message: issue.message });
     }
   });
+  const selected = opts.labels ? resources.filter((r) => selectorMatches(r.spec.selector, opts.labels!)) : resources;
+  issues.push(...upstreamClashes(selected.filter(isKind('Upstream'))));
   if (issues.length > 0) throw new PolicyValidationError('config', issues);
 
-  const selected = opts.labels ? resources.filter((r) => selectorMatches(r.spec.selector, opts.labels!)) : resources;
   const unselectedQueues = resources.filter(isKind('TaskQueue')).filter((q) => !selected.includes(q));
   const plan: Plan = {
     version: opts.version ?? hashResources(selected),
@@ -47,6 +49,7 @@ export function compilePlan(docs: readonly unknown[], opts: CompileOptions = {})
     breakers: selected.filter(isKind('CircuitBreakerPolicy')).flatMap(compileBreakers),
     taskQueues: selected.filter(isKind('TaskQueue')).map(compileTaskQueue),
     leaderElections: selected.filter(isKind('LeaderElection')).map(compileLeaderElection),
+    upstreams: selected.filter(isKind('Upstream')).map(compileUpstream),
     resources: structuredClone(selected),
     ...(unselectedQueues.length > 0 ? { producibleTaskQueues: unselectedQueues.map(compileTaskQueue) } : {}),
   };

@@ -8,3 +8,4 @@ export * from './match.ts';
 export * from './validate.ts';
 export * from './compile.ts';
 export type * from './plan.ts';
+export * from './upstream.ts';

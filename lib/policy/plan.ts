@@ -1,4 +1,5 @@
 import type { Matcher } from './match.ts';
+import type { UpstreamPlan } from './upstream.ts';
 import type {
   Algorithm, FailureMode, KeySource, Mode, Protocol, SluiceResource,
   RateLimitRuleSpec, CircuitBreakerRuleSpec, TaskQueueSpec, LeaderElectionSpec,
@@ -15,6 +16,8 @@ export interface Plan {
   readonly breakers: readonly BreakerRule[];
   readonly taskQueues: readonly TaskQueuePlan[];
   readonly leaderElections: readonly LeaderElectionPlan[];
+  /** The Upstreams whose selector matches the pod: the outbound listeners its sidecar serves. */
+  readonly upstreams: readonly UpstreamPlan[];
   /** The resources this plan was compiled from (after selector filtering), for /config. */
   readonly resources: readonly SluiceResource[];
   /**

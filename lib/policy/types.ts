@@ -3,11 +3,13 @@
  * CRDs in crds/ and examples/policies.yaml; validation (validate.ts) turns untrusted input
  * into these types, and compile.ts turns them into the frozen plan the sidecar enforces.
  */
+import type { Upstream } from './upstream.ts';
+
 export const API_GROUP = 'sluice.dev';
 export const API_VERSION = 'sluice.dev/v1alpha1';
 
-export type Kind = 'RateLimitPolicy' | 'CircuitBreakerPolicy' | 'TaskQueue' | 'LeaderElection';
-export const KINDS: readonly Kind[] = ['RateLimitPolicy', 'CircuitBreakerPolicy', 'TaskQueue', 'LeaderElection'];
+export type Kind = 'RateLimitPolicy' | 'CircuitBreakerPolicy' | 'TaskQueue' | 'LeaderElection' | 'Upstream';
+export const KINDS: readonly Kind[] = ['RateLimitPolicy', 'CircuitBreakerPolicy', 'TaskQueue', 'LeaderElection', 'Upstream'];
 
 export interface ObjectMeta {
   name: string;
@@ -152,7 +154,7 @@ export type RateLimitPolicy = Resource<'RateLimitPolicy', RateLimitPolicySpec>;
 export type CircuitBreakerPolicy = Resource<'CircuitBreakerPolicy', CircuitBreakerPolicySpec>;
 export type TaskQueue = Resource<'TaskQueue', TaskQueueSpec>;
 export type LeaderElection = Resource<'LeaderElection', LeaderElectionSpec>;
-export type SluiceResource = RateLimitPolicy | CircuitBreakerPolicy | TaskQueue | LeaderElection;
+export type SluiceResource = RateLimitPolicy | CircuitBreakerPolicy | TaskQueue | LeaderElection | Upstream;
 
 /** `namespace/name`, the key resources are known by in logs, metrics and Redis keys. */
 export function resourceKey(r: { metadata: ObjectMeta }): string {

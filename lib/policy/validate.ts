@@ -1,5 +1,6 @@
 import { Checker, join } from './checker.ts';
 import { PolicyValidationError } from './errors.ts';
+import { checkUpstreamSpec } from './upstream.ts';
 import {
   API_VERSION, GRPC_CODES, KINDS,
   type CircuitBreakerPolicy, type Kind, type LabelSelector, type LeaderElection, type RateLimitPolicy,
@@ -36,6 +37,7 @@ export function validateResource(doc: unknown): SluiceResource {
     if (kind === 'RateLimitPolicy') checkRateLimitSpec(c, spec);
     else if (kind === 'CircuitBreakerPolicy') checkCircuitBreakerSpec(c, spec);
     else if (kind === 'TaskQueue') checkTaskQueueSpec(c, spec);
+    else if (kind === 'Upstream') checkUpstreamSpec(c, spec, checkSelector);
     else checkLeaderElectionSpec(c, spec);
   }
   const subject = `${kind ?? 'resource'} ${meta?.namespace ?? 'default'}/${name ?? '?'}`;

@@ -22,6 +22,7 @@ export const POLICY_KINDS: readonly PolicyKind[] = [
   { group: 'sluice.dev', version: 'v1alpha1', plural: 'circuitbreakerpolicies', kind: 'CircuitBreakerPolicy', rules: true },
   { group: 'sluice.dev', version: 'v1alpha1', plural: 'taskqueues', kind: 'TaskQueue', rules: false },
   { group: 'sluice.dev', version: 'v1alpha1', plural: 'leaderelections', kind: 'LeaderElection', rules: false },
+  { group: 'sluice.dev', version: 'v1alpha1', plural: 'upstreams', kind: 'Upstream', rules: false },
 ];
 
 export const PODS: ResourceType = { group: '', version: 'v1', plural: 'pods', kind: 'Pod' };

@@ -79,6 +79,7 @@ describe('helm install / upgrade / uninstall of charts/sluice', () => {
       'customresourcedefinition.apiextensions.k8s.io/leaderelections.sluice.dev',
       'customresourcedefinition.apiextensions.k8s.io/ratelimitpolicies.sluice.dev',
       'customresourcedefinition.apiextensions.k8s.io/taskqueues.sluice.dev',
+      'customresourcedefinition.apiextensions.k8s.io/upstreams.sluice.dev',
     ]);
     const objs = await k('get', 'deploy,svc,pdb,netpol,cm,secret,sa,role,rolebinding', '-n', NS, '-o', 'name');
     expect(objs.code, objs.stderr).toBe(0);

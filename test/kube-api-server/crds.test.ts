@@ -26,7 +26,7 @@ describe('CRDs from crds/', () => {
     const ext = kc.makeApiClient(ApiextensionsV1Api);
     const crds = await ext.listCustomResourceDefinition();
     const names = crds.items.map((c) => c.metadata?.name).sort();
-    expect(names).toEqual(['circuitbreakerpolicies.sluice.dev', 'leaderelections.sluice.dev', 'ratelimitpolicies.sluice.dev', 'taskqueues.sluice.dev']);
+    expect(names).toEqual(['circuitbreakerpolicies.sluice.dev', 'leaderelections.sluice.dev', 'ratelimitpolicies.sluice.dev', 'taskqueues.sluice.dev', 'upstreams.sluice.dev']);
     for (const crd of crds.items) {
       expect(crd.status?.conditions?.find((c) => c.type === 'Established')?.status).toBe('True');
     }
