@@ -21,6 +21,7 @@ import { GrpcProxy } from './grpc/grpc-proxy.ts'; // gRPC listener (issue 3)
 import { DiscoveryClient } from './discovery/discovery-client.ts'; // operator mode (issue 6)
 import { resolvePodIdentity } from './discovery/pod-identity.ts'; // operator mode (issue 6)
 import { livePageRoutes } from './admin/live-page.ts'; // live page: GET /ui, /v1/live (issue 8)
+import { OutboundFeature } from './outbound/outbound-feature.ts';
 
 export interface SidecarOptions {
   /** Standalone mode: policies from this YAML file, reloaded on change. */
@@ -100,6 +101,8 @@ export class Sidecar {
   private admin: Server | undefined;
   private localApi: Server | undefined;
   private stopping: Promise<void> | undefined;
+  /** The outbound listeners (Upstreams); operator endpoint updates are delivered to it. */
+  outbound: OutboundFeature | undefined;
   /** Set by the Redis feature when --redis is given; Global rules use it. */
   globalLimiter: GlobalLimiterFactory | undefined;
 
@@ -221,6 +224,9 @@ export class Sidecar {
       }));
     }
     // --- end TaskQueue feature ---
+    // Outbound: one loopback listener per Upstream selecting this pod (no flags: the plan decides).
+    this.outbound = new OutboundFeature({ registry: this.metrics.registry, clock: this.clock, logger: this.logger });
+    this.features.push(this.outbound);
   }
 
   private onPlan(plan: Plan): void {
@@ -256,6 +262,7 @@ export class Sidecar {
         circuitBreakers: plan.breakers.map((r) => r.id),
         taskQueues: plan.taskQueues.map((q) => q.id),
         leaderElections: plan.leaderElections.map((l) => l.id),
+        upstreams: plan.upstreams.map((u) => u.id),
       },
       resources: plan.resources,
     };

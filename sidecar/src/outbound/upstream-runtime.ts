@@ -1,0 +1,104 @@
+import type { Clock } from '../../../lib/clock.ts';
+import type { UpstreamPlan } from '../../../lib/policy/upstream.ts';
+import { recordLatency, type Endpoint } from './endpoint.ts';
+import { EndpointSet } from './endpoint-set.ts';
+import { createPicker, type Picker, type Random } from './load-balancer.ts';
+import type { OutboundMetrics } from './outbound-metrics.ts';
+import { OutlierDetector } from './outlier-detector.ts';
+import { RetryBudget } from './retry-budget.ts';
+
+export type TryResult = 'ok' | 'failure' | 'connect_failure' | 'reset' | 'timeout' | 'cancelled';
+
+/**
+ * Everything one Upstream's calls share: the compiled plan, the endpoint set, the picker, the
+ * retry budget and the outlier detector. Protocol listeners (outbound-grpc.ts, outbound-http.ts)
+ * drive calls through it; the decisions themselves stay in their own pure modules.
+ */
+export class UpstreamRuntime {
+  plan: UpstreamPlan;
+  readonly endpoints: EndpointSet;
+  readonly clock: Clock;
+  readonly random: Random;
+  private picker: Picker;
+  private budget: RetryBudget;
+  private detector: OutlierDetector;
+  private readonly metrics: OutboundMetrics;
+
+  constructor(plan: UpstreamPlan, deps: { clock: Clock; metrics: OutboundMetrics; random?: Random; onEndpointRemoved?: (ep: Endpoint) => void }) {
+    this.plan = plan;
+    this.clock = deps.clock;
+    this.random = deps.random ?? Math.random;
+    this.metrics = deps.metrics;
+    this.endpoints = new EndpointSet(deps.onEndpointRemoved);
+    this.picker = createPicker(plan.loadBalancer.algorithm, plan.loadBalancer.slowStartMs, this.random);
+    this.budget = new RetryBudget(plan.retry.budget, this.clock);
+    this.detector = new OutlierDetector(plan.outlierDetection);
+  }
+
+  /** A new generation of the same Upstream (same listen and protocol): swap the decisions. */
+  update(plan: UpstreamPlan): void {
+    const old = this.plan;
+    this.plan = plan;
+    if (JSON.stringify(old.loadBalancer) !== JSON.stringify(plan.loadBalancer)) this.picker = createPicker(plan.loadBalancer.algorithm, plan.loadBalancer.slowStartMs, this.random);
+    if (JSON.stringify(old.retry.budget) !== JSON.stringify(plan.retry.budget)) this.budget = new RetryBudget(plan.retry.budget, this.clock);
+    if (JSON.stringify(old.outlierDetection) !== JSON.stringify(plan.outlierDetection)) this.detector = new OutlierDetector(plan.outlierDetection);
+  }
+
+  setEndpoints(addresses: readonly string[]): void {
+    this.endpoints.update(addresses, this.clock.now());
+  }
+
+  /** A new call (not a retry): it earns retry budget. */
+  callStarted(): void {
+    this.budget.recordCall();
+  }
+
+  pick(avoid?: ReadonlySet<Endpoint>): Endpoint | undefined {
+    return this.picker.pick(this.endpoints.all, this.clock.now(), avoid);
+  }
+
+  tryStarted(ep: Endpoint): void {
+    ep.outstanding++;
+  }
+
+  /**
+   * A try ended. `latencyMs` is time to the response headers, when there were any. Failures
+   * (connect, reset, timeout, a failing status) feed outlier detection; cancelled tries do not.
+   */
+  tryEnded(ep: Endpoint, result: TryResult, latencyMs?: number): void {
+    ep.outstanding--;
+    const now = this.clock.now();
+    if (latencyMs !== undefined) recordLatency(ep, latencyMs);
+    this.metrics.tries.inc({ upstream: this.plan.id, endpoint: ep.address, outcome: result });
+    if (result === 'ok') this.detector.success(ep, now);
+    else if (result !== 'cancelled' && this.detector.failure(ep, this.endpoints.all, now)) {
+      this.metrics.ejections.inc({ upstream: this.plan.id, endpoint: ep.address });
+    }
+  }
+
+  /** Asks the budget for one retry; counted either way. */
+  acquireRetry(): boolean {
+    if (this.budget.tryAcquire()) {
+      this.metrics.retries.inc({ upstream: this.plan.id });
+      return true;
+    }
+    this.metrics.budgetExhausted.inc({ upstream: this.plan.id });
+    return false;
+  }
+
+  callEnded(outcome: string, seconds: number): void {
+    this.metrics.calls.inc({ upstream: this.plan.id, outcome });
+    this.metrics.duration.observe({ upstream: this.plan.id }, seconds);
+  }
+
+  /** For /v1/status, the live page and the endpoints gauge. */
+  snapshot(): { id: string; listen: string; protocol: string; endpoints: { address: string; outstanding: number; ewmaMs: number | undefined; ejected: boolean }[] } {
+    const now = this.clock.now();
+    return {
+      id: this.plan.id,
+      listen: `${this.plan.listen.host}:${this.plan.listen.port}`,
+      protocol: this.plan.protocol,
+      endpoints: this.endpoints.all.map((e) => ({ address: e.address, outstanding: e.outstanding, ewmaMs: e.ewmaMs === undefined ? undefined : Math.round(e.ewmaMs * 100) / 100, ejected: e.isEjected(now) })),
+    };
+  }
+}
