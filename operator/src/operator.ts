@@ -21,7 +21,8 @@ import { DiscoveryServer } from './discovery-server.ts';
 import { isNotFound } from './errors.ts';
 import { EventRecorder } from './event-recorder.ts';
 import { Informer } from './informer.ts';
-import { PODS, POLICY_KINDS, type PolicyKind } from './kinds.ts';
+import { ENDPOINT_SLICES, PODS, POLICY_KINDS, type PolicyKind } from './kinds.ts';
+import { upstreamEndpoints } from './upstream-endpoints.ts';
 import { KubeClient, objectKey, resourcePath, type KubeObject } from './kube-client.ts';
 import { LeaderLease } from './leader-lease.ts';
 import { OperatorMetrics } from './metrics.ts';
@@ -49,6 +50,8 @@ export class Operator {
   readonly metrics = new OperatorMetrics({ defaultMetrics: true });
   readonly tracker = new ProgrammingTracker();
   readonly pods: Informer;
+  /** EndpointSlices, for the Services that Upstreams name: their ready endpoints go to the calling sidecars. */
+  readonly endpointSlices: Informer;
   readonly policies = new Map<string, Informer>();
   readonly reconcilers = new Map<string, KindReconciler<unknown>>();
   /** [issue 7] The sidecars' latest leadership claims (from discovery reports). */
@@ -69,6 +72,7 @@ export class Operator {
     const { client, logger } = this;
 
     this.pods = new Informer({ client, path: resourcePath(PODS), logger });
+    this.endpointSlices = new Informer({ client, path: resourcePath(ENDPOINT_SLICES), logger });
     for (const k of POLICY_KINDS) this.policies.set(k.kind, new Informer({ client, path: resourcePath(k), logger }));
     this.index = new PolicyIndex({
       policies: (kind, ns) => this.informerOf(kind).inNamespace(ns),
@@ -97,6 +101,9 @@ export class Operator {
       isServing: () => this.leading,
       onProgress: (podKey, refs) => this.onProgress(podKey, refs),
       onReport: (podKey, podUid, report) => this.onReport(podKey, podUid, report), // [issue 7]
+      endpointsFor: (upstreams) => (this.endpointSlices.hasSynced
+        ? upstreams.map((u) => ({ upstream: objectKey(u), addresses: upstreamEndpoints(u, this.endpointSlices.inNamespace(u.metadata.namespace as string)) }))
+        : undefined),
       logger,
       metrics: this.metrics,
     });
@@ -123,6 +130,9 @@ export class Operator {
   async start(): Promise<OperatorAddresses> {
     this.pods.start();
     for (const i of this.policies.values()) i.start();
+    this.endpointSlices.start();
+    // Endpoints are sent only once the slices are listed; then every connected pod gets its own.
+    void this.endpointSlices.synced.then(() => this.discovery.resyncAll());
     const discovery = await this.discovery.start();
     this.admin = createAdminServer(this.metrics, {
       synced: () => this.synced,
@@ -151,6 +161,7 @@ export class Operator {
     this.stopLeading();
     await this.discovery.stop();
     this.pods.stop();
+    this.endpointSlices.stop();
     for (const i of this.policies.values()) i.stop();
     for (const r of this.reconcilers.values()) if (r instanceof TaskQueueReconciler) r.close(); // [issue 7] its Redis connection
     await new Promise<void>((resolve) => {
@@ -203,6 +214,8 @@ export class Operator {
         r.enqueue(objectKey(obj));
       });
     }
+    // Endpoint churn reaches sidecars as endpoint updates only: no snapshot, no status change.
+    this.endpointSlices.on((_event, slice) => this.discovery.resyncNamespace(slice.metadata.namespace as string));
     this.pods.on((event, pod, old) => {
       // Pods change status all the time; only labels and target-ness matter here.
       if (event === 'update' && old && !podSelectionChanged(old, pod)) return;

@@ -138,6 +138,7 @@ export class Sidecar {
         store: this.store,
         logger: logger.child({ feature: 'discovery' }),
         onConnected: () => this.reportLeadership(), // [issue 7] leadership reports to the operator
+        onEndpoints: (upstream, addresses) => this.outbound?.setEndpoints(upstream, addresses),
         ...(opts.operatorCa ? { tls: { caPem: opts.operatorCa, ...(opts.operatorServerName ? { serverName: opts.operatorServerName } : {}) } } : {}), // [discovery TLS]
       });
       this.features.push(this.discovery);

@@ -192,6 +192,7 @@ export function builtinResources(): ResourceType[] {
       extra: { prepareCreate: (o) => eventMicroTimes(o, 'v1'), prepareUpdate: (o) => eventMicroTimes(o, 'v1') },
     }),
     builtin('', 'v1', 'Endpoints', 'endpoints', { shortNames: ['ep'], singular: 'endpoints' }),
+    builtin('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices'),
     builtin('', 'v1', 'Node', 'nodes', { namespaced: false, shortNames: ['no'], status: true, fieldLabels: ['spec.unschedulable'] }),
     builtin('', 'v1', 'PersistentVolumeClaim', 'persistentvolumeclaims', { shortNames: ['pvc'], status: true }),
     builtin('apps', 'v1', 'Deployment', 'deployments', {
