@@ -123,7 +123,7 @@ describe('examples.yaml', () => {
       expect(o.metadata?.generation).toBe(1);
       expect(o.metadata?.resourceVersion).toMatch(/^\d+$/);
     }
-    expect(created.size).toBe(4);
+    expect(created.size).toBe(5);
     const rlp = created.get('RateLimitPolicy/user-api')?.spec;
     expect(rlp.mode).toBe('Enforce');
     expect(rlp.rules[0].limit.algorithm).toBe('TokenBucket');
@@ -143,6 +143,7 @@ describe('examples.yaml', () => {
     expect(tq.autoscale.stabilizationWindow).toBe('5m');
     const le = created.get('LeaderElection/push-broadcaster')?.spec;
     expect(le).toEqual({ selector: { matchLabels: { app: 'push-hub' } }, ttl: '10s', renewEvery: '3s' });
+    expect(created.get('Upstream/user-service')?.spec.loadBalancer.algorithm).toBe('LeastRequest');
   });
 
   it('a minimal policy gets every default', async () => {
@@ -167,7 +168,7 @@ describe('crds/invalid corpus', () => {
 
   it('has documents for every kind', () => {
     expect(files.length).toBeGreaterThanOrEqual(20);
-    for (const prefix of ['rlp-', 'cbp-', 'tq-', 'le-']) expect(files.some((f) => f.startsWith(prefix))).toBe(true);
+    for (const prefix of ['rlp-', 'cbp-', 'tq-', 'le-', 'ups-']) expect(files.some((f) => f.startsWith(prefix))).toBe(true);
   });
 
   it.each(files)('%s is refused with its expected message', async (file) => {

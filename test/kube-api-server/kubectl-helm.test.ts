@@ -39,6 +39,7 @@ describe('kubectl', () => {
       'circuitbreakerpolicy.sluice.dev/user-api created',
       'taskqueue.sluice.dev/orders created',
       'leaderelection.sluice.dev/push-broadcaster created',
+      'upstream.sluice.dev/user-service created',
     ]);
   });
 
