@@ -32,6 +32,8 @@ const FLAGS = {
   'grpc-initial-window': { type: 'string', default: '65535' },
   'grpc-max-message': { type: 'string', default: '4194304' },
   'grpc-keepalive': { type: 'string', default: '30s' },
+  'grpc-max-connection-age': { type: 'string' },
+  'grpc-max-connection-age-grace': { type: 'string', default: '30s' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -67,6 +69,9 @@ export const USAGE = `Usage: sluice-proxy [options]
   --grpc-initial-window 65535   HTTP/2 initial flow-control window (bytes)
   --grpc-max-message 4194304    gRPC messages over this (either way) end the call with RESOURCE_EXHAUSTED
   --grpc-keepalive 30s          PING idle connections to the app this often; an unanswered one is replaced
+  --grpc-max-connection-age 5m  GOAWAY inbound gRPC connections after about this long (±10 %), so clients
+                                re-resolve and spread over new pods (default: off)
+  --grpc-max-connection-age-grace 30s   calls still open then may finish for this long
 Every flag can also be set as an environment variable SLUICE_<FLAG>, e.g. SLUICE_APP_HTTP.`;
 
 export { UsageError };
@@ -123,6 +128,8 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
     grpcInitialWindowSize: count('grpc-initial-window', 1, 2 ** 31 - 1),
     grpcMaxMessageBytes: count('grpc-max-message', 0, 2 ** 31 - 1),
     grpcKeepaliveMs: duration('grpc-keepalive'),
+    ...(get('grpc-max-connection-age') ? { grpcMaxConnectionAgeMs: duration('grpc-max-connection-age') } : {}),
+    grpcMaxConnectionAgeGraceMs: duration('grpc-max-connection-age-grace'),
   };
 }
 

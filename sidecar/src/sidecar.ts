@@ -59,6 +59,9 @@ export interface SidecarOptions {
   grpcInitialWindowSize?: number;
   grpcMaxMessageBytes?: number;
   grpcKeepaliveMs?: number;
+  /** GOAWAY inbound gRPC connections after about this long (off when unset). */
+  grpcMaxConnectionAgeMs?: number;
+  grpcMaxConnectionAgeGraceMs?: number;
 }
 
 /**
@@ -163,6 +166,7 @@ export class Sidecar {
         engine: this.engine, appGrpc: opts.appGrpc, metrics: this.metrics, logger: logger.child({ listener: 'grpc' }), clock: this.clock,
         maxConcurrentStreams: opts.grpcMaxConcurrentStreams, initialWindowSize: opts.grpcInitialWindowSize, maxMessageBytes: opts.grpcMaxMessageBytes,
         keepaliveIntervalMs: opts.grpcKeepaliveMs,
+        maxConnectionAgeMs: opts.grpcMaxConnectionAgeMs, maxConnectionAgeGraceMs: opts.grpcMaxConnectionAgeGraceMs,
       });
       const [host, port] = splitHostPort(opts.listenGrpc);
       this.addresses.grpc = await this.grpc.listen(host, port);
