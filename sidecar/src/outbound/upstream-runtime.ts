@@ -23,6 +23,10 @@ export class UpstreamRuntime {
   private budget: RetryBudget;
   private detector: OutlierDetector;
   private readonly metrics: OutboundMetrics;
+  /** Label children bound once per upstream (and endpoint, outcome) rather than resolved per call. */
+  private readonly callCounters = new Map<string, { inc(): void }>();
+  private readonly tryCounters = new Map<string, { inc(): void }>();
+  private durationChild: { observe(v: number): void } | undefined;
 
   constructor(plan: UpstreamPlan, deps: { clock: Clock; metrics: OutboundMetrics; random?: Random; onEndpointRemoved?: (ep: Endpoint) => void }) {
     this.plan = plan;
@@ -69,7 +73,10 @@ export class UpstreamRuntime {
     ep.outstanding--;
     const now = this.clock.now();
     if (latencyMs !== undefined) recordLatency(ep, latencyMs);
-    this.metrics.tries.inc({ upstream: this.plan.id, endpoint: ep.address, outcome: result });
+    const key = `${ep.address} ${result}`;
+    let tries = this.tryCounters.get(key);
+    if (!tries) this.tryCounters.set(key, (tries = this.metrics.tries.labels({ upstream: this.plan.id, endpoint: ep.address, outcome: result })));
+    tries.inc();
     if (result === 'ok') this.detector.success(ep, now);
     else if (result !== 'cancelled' && this.detector.failure(ep, this.endpoints.all, now)) {
       this.metrics.ejections.inc({ upstream: this.plan.id, endpoint: ep.address });
@@ -87,8 +94,10 @@ export class UpstreamRuntime {
   }
 
   callEnded(outcome: string, seconds: number): void {
-    this.metrics.calls.inc({ upstream: this.plan.id, outcome });
-    this.metrics.duration.observe({ upstream: this.plan.id }, seconds);
+    let calls = this.callCounters.get(outcome);
+    if (!calls) this.callCounters.set(outcome, (calls = this.metrics.calls.labels({ upstream: this.plan.id, outcome })));
+    calls.inc();
+    (this.durationChild ??= this.metrics.duration.labels({ upstream: this.plan.id })).observe(seconds);
   }
 
   /** For /v1/status, the live page and the endpoints gauge. */
