@@ -75,7 +75,7 @@ function compileRateLimits(p: RateLimitPolicy): RateLimitRule[] {
     name: r.name,
     mode: p.spec.mode ?? 'Enforce',
     protocol: r.match?.protocol,
-    matches: compileMatch(r.match),
+    matches: compileMatch(r.match, p.metadata.namespace ?? 'default'),
     limit: r.limit && {
       algorithm: r.limit.algorithm ?? 'TokenBucket',
       requests: r.limit.requests,
@@ -123,7 +123,7 @@ function compileBreakers(p: CircuitBreakerPolicy): BreakerRule[] {
       name: r.name,
       mode: p.spec.mode ?? 'Enforce',
       protocol: r.match?.protocol,
-      matches: compileMatch(r.match),
+      matches: compileMatch(r.match, p.metadata.namespace ?? 'default'),
       failure: {
         httpStatuses: statusTable(fc.httpStatuses ?? DEFAULT_HTTP_FAILURES),
         grpcCodes,

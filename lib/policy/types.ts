@@ -44,6 +44,11 @@ export interface RouteMatch {
   /** `pkg.Service/Method` or `pkg.Service/*`. */
   grpcMethods?: string[];
   headers?: { name: string; type?: HeaderMatchType; value?: string }[];
+  /**
+   * The name of an Upstream of the policy's namespace: the rule applies to the app's calls out
+   * through it (client-side limits and breakers). Without it a rule applies to inbound traffic only.
+   */
+  upstream?: string;
 }
 
 export type Algorithm = 'TokenBucket' | 'SlidingWindow';

@@ -91,6 +91,21 @@ describe('Upstream', () => {
     expect(compilePlan(apart, { labels: { app: 'x' } }).upstreams.map((u) => u.name)).toEqual(['a']);
   });
 
+  it('lets rate-limit and breaker rules name an upstream, and checks the name', () => {
+    const rlp = (upstream: unknown) => ({ apiVersion: 'sluice.dev/v1alpha1', kind: 'RateLimitPolicy', metadata: { name: 'p', namespace: 'shop' }, spec: { selector: {}, rules: [{ name: 'r', match: { upstream }, limit: { requests: 1, per: '1s' } }] } });
+    expect(issuesOf(rlp('user-service'))).toEqual([]);
+    expect(issuesOf(rlp('User Service')).map((i) => i.path)).toEqual(['spec.rules[0].match.upstream']);
+    const plan = compilePlan([rlp('user-service')]);
+    const attrs = { protocol: 'grpc' as const, method: 'POST', path: '/a.B/C', header: () => undefined };
+    expect(plan.rateLimits[0]!.matches({ ...attrs, upstream: 'shop/user-service' })).toBe(true);
+    expect(plan.rateLimits[0]!.matches({ ...attrs, upstream: 'other/user-service' })).toBe(false);
+    expect(plan.rateLimits[0]!.matches(attrs)).toBe(false);
+    // A rule that names no upstream is for inbound traffic only.
+    const inbound = compilePlan([{ ...rlp('x'), spec: { selector: {}, rules: [{ name: 'r', limit: { requests: 1, per: '1s' } }] } }]);
+    expect(inbound.rateLimits[0]!.matches(attrs)).toBe(true);
+    expect(inbound.rateLimits[0]!.matches({ ...attrs, upstream: 'shop/user-service' })).toBe(false);
+  });
+
   it('knows loopback and host:port', () => {
     expect(isLoopbackHost('127.0.0.2')).toBe(true);
     expect(isLoopbackHost('[::1]')).toBe(true);

@@ -73,7 +73,8 @@ function checkSelector(c: Checker, v: unknown, path: string): LabelSelector | un
 function checkMatch(c: Checker, v: unknown, path: string): RouteMatch | undefined {
   const m = c.object(v, path);
   if (!m) return undefined;
-  c.known(m, path, ['protocol', 'methods', 'paths', 'grpcMethods', 'headers']);
+  c.known(m, path, ['protocol', 'methods', 'paths', 'grpcMethods', 'headers', 'upstream']);
+  c.string(m.upstream, join(path, 'upstream'), { pattern: DNS_SUBDOMAIN, maxLength: 253 });
   const protocol = c.string(m.protocol, join(path, 'protocol'), { oneOf: ['http', 'grpc', 'websocket'] });
   (c.list(m.methods, join(path, 'methods')) ?? []).forEach((x, i) =>
     c.string(x, join(join(path, 'methods'), i), { required: true, pattern: HTTP_METHOD, maxLength: 32 }));

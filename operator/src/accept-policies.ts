@@ -91,5 +91,6 @@ export function canonicalMatch(m: RouteMatch | undefined): string {
     sorted(m?.paths?.map((x) => `${x.type ?? 'Prefix'}:${x.value}`)),
     sorted(m?.grpcMethods),
     sorted(m?.headers?.map((h) => `${h.name.toLowerCase()}:${h.type ?? 'Exact'}:${h.value ?? ''}`)),
+    ...(m?.upstream ? [m.upstream] : []),
   ]);
 }

@@ -230,7 +230,7 @@ export class Sidecar {
     }
     // --- end TaskQueue feature ---
     // Outbound: one loopback listener per Upstream selecting this pod (no flags: the plan decides).
-    this.outbound = new OutboundFeature({ registry: this.metrics.registry, clock: this.clock, logger: this.logger });
+    this.outbound = new OutboundFeature({ registry: this.metrics.registry, clock: this.clock, logger: this.logger, engine: () => this.engine });
     this.features.push(this.outbound);
   }
 

@@ -1,3 +1,4 @@
+import type { CallOutcome } from '../policy-engine/engine.ts';
 import { GRPC_STATUS } from '../policy-engine/responses.ts';
 
 /**
@@ -17,3 +18,14 @@ export const OUTBOUND_ERRORS = {
 } as const;
 
 export type OutboundErrorCode = keyof typeof OUTBOUND_ERRORS;
+
+/** What a circuit breaker guarding the Upstream (`match.upstream`) learns from a call's end. */
+export function breakerOutcome(outcome: string, grpcCode: number | undefined, httpStatus?: number): CallOutcome {
+  if (outcome === 'SLUICE_ERR_OUTBOUND_TIMEOUT' || outcome === 'SLUICE_ERR_OUTBOUND_TRY_TIMEOUT') return { timedOut: true };
+  if (outcome === 'SLUICE_ERR_OUTBOUND_CONNECT' || outcome === 'SLUICE_ERR_OUTBOUND_NO_ENDPOINTS') return { connectError: true };
+  if (outcome in OUTBOUND_ERRORS) {
+    const spec = OUTBOUND_ERRORS[outcome as OutboundErrorCode];
+    return { grpcCode: spec.grpcStatus, status: spec.httpStatus };
+  }
+  return { ...(grpcCode !== undefined ? { grpcCode } : {}), ...(httpStatus !== undefined ? { status: httpStatus } : {}) };
+}

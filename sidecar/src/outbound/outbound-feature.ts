@@ -5,6 +5,7 @@ import type { Plan } from '../../../lib/policy/plan.ts';
 import type { UpstreamPlan } from '../../../lib/policy/upstream.ts';
 import type { ReadinessCheck } from '../admin/admin-server.ts';
 import type { Feature } from '../sidecar.ts';
+import type { PolicyEngine } from '../policy-engine/engine.ts';
 import type { Random } from './load-balancer.ts';
 import { OutboundGrpcListener } from './outbound-grpc.ts';
 import { OutboundHttpListener } from './outbound-http.ts';
@@ -36,7 +37,10 @@ export class OutboundFeature implements Feature {
   private readonly logger: Logger;
   private readonly random: Random | undefined;
 
-  constructor(opts: { registry: Registry; clock: Clock; logger: Logger; random?: Random }) {
+  private readonly engine: () => PolicyEngine | undefined;
+
+  constructor(opts: { registry: Registry; clock: Clock; logger: Logger; random?: Random; engine?: () => PolicyEngine | undefined }) {
+    this.engine = opts.engine ?? (() => undefined);
     this.clock = opts.clock;
     this.logger = opts.logger.child({ feature: 'outbound' });
     this.random = opts.random;
@@ -75,6 +79,13 @@ export class OutboundFeature implements Feature {
       binding.push(this.serve(u).bound);
     }
     await Promise.all(binding);
+    // Client-side limits and breakers: only Upstreams that a rule names go through the engine.
+    const guarded = new Set<string>();
+    for (const r of [...plan.rateLimits, ...plan.breakers]) {
+      const u = r.source.match?.upstream;
+      if (u !== undefined) guarded.add(`${r.policy.slice(0, r.policy.indexOf('/'))}/${u}`);
+    }
+    for (const [id, s] of this.served) s.runtime.guard = guarded.has(id) ? this.engine() : undefined;
   }
 
   /** Operator mode: the ready endpoints of an Upstream's Service (`namespace/name`). */

@@ -7,7 +7,9 @@ import { GRPC_STATUS, encodeGrpcMessage, grpcCodeName, grpcStatusFromHttp, parse
 import { formatGrpcTimeout } from '../grpc/grpc-timeout.ts';
 import { UpstreamSessions } from '../grpc/grpc-upstream.ts';
 import type { Endpoint } from './endpoint.ts';
-import { OUTBOUND_ERRORS, type OutboundErrorCode } from './outbound-errors.ts';
+import { breakerOutcome, OUTBOUND_ERRORS, type OutboundErrorCode } from './outbound-errors.ts';
+import { isRejection, type Permit, type Rejection } from '../policy-engine/engine.ts';
+import { grpcRejection } from '../policy-engine/responses.ts';
 import { decideRetry, type TryOutcome } from './retry-decision.ts';
 import type { TryResult, UpstreamRuntime } from './upstream-runtime.ts';
 
@@ -155,6 +157,45 @@ class OutboundGrpcCall {
   }
 
   start(): void {
+    const engine = this.rt.guard;
+    if (!engine) return this.begin();
+    // Client-side rate limits and breakers (match.upstream) decide before any try.
+    const headers = this.headers;
+    let d: Permit | Rejection | Promise<Permit | Rejection>;
+    try {
+      d = engine.check({
+        protocol: 'grpc', method: 'POST', path: this.head.path, grpcMethod: this.head.grpcMethod, upstream: this.rt.plan.id,
+        header: (name) => { const v = headers[name]; return v === undefined ? undefined : Array.isArray(v) ? v.join(',') : String(v); },
+      }, '127.0.0.1');
+    } catch {
+      return this.reject(GRPC_STATUS.INTERNAL, 'policy evaluation failed');
+    }
+    if (d instanceof Promise) {
+      this.down.pause();
+      d.then((x) => this.admitted(x), () => this.reject(GRPC_STATUS.INTERNAL, 'policy evaluation failed'));
+      return;
+    }
+    this.admitted(d);
+  }
+
+  private admitted(d: Permit | Rejection): void {
+    if (isRejection(d)) {
+      const r = grpcRejection(d);
+      return this.reject(r.code, r.message, r.headers);
+    }
+    if (this.down.closed || this.down.destroyed) return d.cancel();
+    this.permit = d;
+    this.begin();
+  }
+
+  private reject(code: number, message: string, extra: Record<string, string> = {}): void {
+    trailersOnly(this.down, 200, code, message, extra);
+    this.rt.callEnded('rejected', (this.rt.clock.now() - this.startedAt) / 1000);
+  }
+
+  private permit: Permit | undefined;
+
+  private begin(): void {
     this.rt.callStarted();
     const down = this.down;
     down.on('close', this.onDownClose);
@@ -292,7 +333,7 @@ class OutboundGrpcCall {
     this.endTry(t, ENDPOINT_FAILURES.has(code) ? 'failure' : 'ok', this.tryLatency);
     this.upTrailersOut = relayedHeaders(tr);
     if (this.downWritable()) this.down.end();
-    this.settle(grpcCodeName(code).toLowerCase());
+    this.settle(grpcCodeName(code).toLowerCase(), code);
   }
 
   private onUpClose(t: Try): void {
@@ -362,7 +403,7 @@ class OutboundGrpcCall {
   private relayTrailersOnly(headers: IncomingHttpHeaders | Record<string, string>): void {
     const code = parseGrpcStatus(headers['grpc-status']);
     if (this.canRespond()) this.down.respond(relayedHeaders(headers as IncomingHttpHeaders, 200), { endStream: true });
-    this.settle(grpcCodeName(code).toLowerCase());
+    this.settle(grpcCodeName(code).toLowerCase(), code);
   }
 
   /** The sidecar answers before any response: trailers-only. */
@@ -383,9 +424,13 @@ class OutboundGrpcCall {
     this.settle(code);
   }
 
-  private settle(outcome: string): void {
+  private settle(outcome: string, grpcCode?: number): void {
     if (this.settled) return;
     this.settled = true;
+    if (this.permit) {
+      if (outcome === 'cancelled') this.permit.cancel();
+      else this.permit.done(breakerOutcome(outcome, grpcCode));
+    }
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
     this.buffer = undefined;
@@ -406,9 +451,9 @@ class OutboundGrpcCall {
   }
 }
 
-function trailersOnly(stream: ServerHttp2Stream, httpStatus: number, code: number, message: string): void {
+function trailersOnly(stream: ServerHttp2Stream, httpStatus: number, code: number, message: string, extra: Record<string, string> = {}): void {
   if (stream.closed || stream.destroyed || stream.headersSent) return;
-  stream.respond({ ':status': httpStatus, 'content-type': 'application/grpc', 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(message) }, { endStream: true });
+  stream.respond({ ':status': httpStatus, 'content-type': 'application/grpc', 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(message), ...extra }, { endStream: true });
   if (!stream.readableEnded) {
     stream.resume();
     stream.close(h2.NGHTTP2_NO_ERROR);

@@ -5,7 +5,9 @@ import { Pool, type Dispatcher } from 'undici';
 import type { Logger } from '../../../lib/log.ts';
 import { connectionTokens, isHopByHop, responseHeaders } from '../http/hop-by-hop.ts';
 import type { Endpoint } from './endpoint.ts';
-import { OUTBOUND_ERRORS, type OutboundErrorCode } from './outbound-errors.ts';
+import { breakerOutcome, OUTBOUND_ERRORS, type OutboundErrorCode } from './outbound-errors.ts';
+import { isRejection, type Permit } from '../policy-engine/engine.ts';
+import { httpRejection } from '../policy-engine/responses.ts';
 import { decideRetry, isIdempotent, type TryOutcome } from './retry-decision.ts';
 import type { TryResult, UpstreamRuntime } from './upstream-runtime.ts';
 
@@ -87,6 +89,8 @@ class OutboundHttpCall {
   private readonly startedAt: number;
   private readonly abort = new AbortController();
   private settled = false;
+  private permit: Permit | undefined;
+  private status: number | undefined;
 
   constructor(listener: OutboundHttpListener, rt: UpstreamRuntime, req: IncomingMessage, res: ServerResponse) {
     this.listener = listener;
@@ -99,6 +103,22 @@ class OutboundHttpCall {
   async start(): Promise<void> {
     const { rt, req, res } = this;
     if (this.listener.isClosing) return this.fail('SLUICE_ERR_OUTBOUND_SHUTTING_DOWN');
+    if (rt.guard) {
+      // Client-side rate limits and breakers (match.upstream) decide before any try.
+      const d = await rt.guard.check({
+        protocol: 'http', method: req.method ?? 'GET', path: (req.url ?? '/').split('?')[0] as string, upstream: rt.plan.id,
+        header: (name) => { const v = req.headers[name]; return v === undefined ? undefined : Array.isArray(v) ? v.join(',') : v; },
+      }, '127.0.0.1');
+      if (isRejection(d)) {
+        const r = httpRejection(d);
+        res.writeHead(r.status, { ...r.headers, 'content-length': Buffer.byteLength(r.body) });
+        res.end(r.body);
+        rt.callEnded('rejected', (rt.clock.now() - this.startedAt) / 1000);
+        this.settled = true;
+        return;
+      }
+      this.permit = d;
+    }
     rt.callStarted();
     res.on('close', () => {
       if (!res.writableFinished) this.abort.abort(Object.assign(new Error('the app went away'), { code: 'SLUICE_ERR_CLIENT_GONE' }));
@@ -167,6 +187,7 @@ class OutboundHttpCall {
 
   private async relay(response: Dispatcher.ResponseData): Promise<void> {
     const { res } = this;
+    this.status = response.statusCode;
     res.writeHead(response.statusCode, responseHeaders(response.headers));
     try {
       for await (const chunk of response.body) {
@@ -195,6 +216,10 @@ class OutboundHttpCall {
   private settle(outcome: string): void {
     if (this.settled) return;
     this.settled = true;
+    if (this.permit) {
+      if (outcome === 'cancelled') this.permit.cancel();
+      else this.permit.done(breakerOutcome(outcome, undefined, this.status));
+    }
     this.rt.callEnded(outcome, (this.rt.clock.now() - this.startedAt) / 1000);
   }
 }

@@ -3,6 +3,7 @@ import type { UpstreamPlan } from '../../../lib/policy/upstream.ts';
 import { recordLatency, type Endpoint } from './endpoint.ts';
 import { EndpointSet } from './endpoint-set.ts';
 import { createPicker, type Picker, type Random } from './load-balancer.ts';
+import type { PolicyEngine } from '../policy-engine/engine.ts';
 import type { OutboundMetrics } from './outbound-metrics.ts';
 import { OutlierDetector } from './outlier-detector.ts';
 import { RetryBudget } from './retry-budget.ts';
@@ -16,6 +17,11 @@ export type TryResult = 'ok' | 'failure' | 'connect_failure' | 'reset' | 'timeou
  */
 export class UpstreamRuntime {
   plan: UpstreamPlan;
+  /**
+   * The policy engine, set only while some RateLimitPolicy or CircuitBreakerPolicy rule names this
+   * Upstream (`match.upstream`): calls through an unguarded Upstream skip the engine entirely.
+   */
+  guard: PolicyEngine | undefined;
   readonly endpoints: EndpointSet;
   readonly clock: Clock;
   readonly random: Random;

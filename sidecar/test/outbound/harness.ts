@@ -17,10 +17,10 @@ export function upstreamYaml(name: string, protocol: 'grpc' | 'http', listen: st
 }
 
 /** A standalone sidecar in this process serving one Upstream, ready once its listener is bound. */
-export async function startOutbound(protocol: 'grpc' | 'http', endpoints: string[], extra: Record<string, unknown> = {}): Promise<OutboundUnderTest> {
+export async function startOutbound(protocol: 'grpc' | 'http', endpoints: string[], extra: Record<string, unknown> = {}, moreYaml = ''): Promise<OutboundUnderTest> {
   const port = await freePort();
   const listen = `127.0.0.1:${port}`;
-  const sc = await startSidecar(upstreamYaml('users', protocol, listen, endpoints, extra));
+  const sc = await startSidecar(upstreamYaml('users', protocol, listen, endpoints, extra) + (moreYaml ? `\n---\n${moreYaml}` : ''));
   await eventually(() => {
     const r = sc.sidecar.outbound!.readiness!().check();
     if (!r.ok || (r.details as unknown[]).length !== 1) throw new Error(`outbound not ready: ${JSON.stringify(r.details)}`);
