@@ -210,7 +210,8 @@ export class Operator {
         this.discovery.resyncNamespace(ns);
         // Conflicts are decided among all policies of a kind in a namespace, so any change can
         // move another policy's verdict.
-        if (kind.rules) for (const o of this.informerOf(kind).inNamespace(ns)) r.enqueue(objectKey(o));
+        // (Upstreams, too, are judged together: one may take another's listen address.)
+        if (kind.rules || kind.kind === 'Upstream') for (const o of this.informerOf(kind).inNamespace(ns)) r.enqueue(objectKey(o));
         r.enqueue(objectKey(obj));
       });
     }
