@@ -47,6 +47,17 @@ export interface LiveSnapshot {
   /** sluice_queue_tasks_total: queue → result → count, and the stream gauges (length, lag, …). */
   queues: Record<string, { tasks: Record<string, number>; stream: Record<string, number> }>;
   websocket: { connections: number; closes: Record<string, number> };
+  /** The Upstreams this sidecar serves: listen address, calls by outcome, retries, endpoints. */
+  upstreams: LiveUpstream[];
+}
+
+export interface LiveUpstream {
+  upstream: string;
+  listen: string;
+  state: string;
+  calls: Record<string, number>;
+  retries: number;
+  endpoints: { address: string; outstanding: number; ejected: boolean }[];
 }
 
 const CIRCUIT_STATES = ['closed', 'open', 'half-open'] as const;
@@ -76,7 +87,7 @@ const label = (v: Values[number], name: string): string => String(v.labels[name]
 
 export async function liveSnapshot(source: LiveSource): Promise<LiveSnapshot> {
   const registry = source.metrics.registry;
-  const [requests, grpc, decisions, circuitState, transitions, tasks, wsConns, wsCloses] = await Promise.all([
+  const [requests, grpc, decisions, circuitState, transitions, tasks, wsConns, wsCloses, outCalls, outRetries] = await Promise.all([
     read(registry, 'sluice_requests_total'),
     read(registry, 'sluice_grpc_requests_total'),
     read(registry, 'sluice_ratelimit_decisions_total'),
@@ -85,6 +96,8 @@ export async function liveSnapshot(source: LiveSource): Promise<LiveSnapshot> {
     read(registry, 'sluice_queue_tasks_total'),
     read(registry, 'sluice_websocket_connections'),
     read(registry, 'sluice_websocket_closes_total'),
+    read(registry, 'sluice_outbound_calls_total'),
+    read(registry, 'sluice_outbound_retries_total'),
   ]);
   const snap: LiveSnapshot = {
     id: source.opts.id,
@@ -93,6 +106,7 @@ export async function liveSnapshot(source: LiveSource): Promise<LiveSnapshot> {
     at: new Date().toISOString(),
     requests: {}, grpc: {}, rateLimits: {}, circuits: {}, elections: [], queues: {},
     websocket: { connections: wsConns[0]?.value ?? 0, closes: {} },
+    upstreams: [],
   };
   for (const v of requests) add(snap.requests, label(v, 'protocol'), label(v, 'decision'), v.value);
   for (const v of grpc) add(snap.grpc, label(v, 'method'), label(v, 'code'), v.value);
@@ -115,8 +129,28 @@ export async function liveSnapshot(source: LiveSource): Promise<LiveSnapshot> {
     }
   }
   for (const v of wsCloses) snap.websocket.closes[label(v, 'code')] = v.value;
-  snap.elections = electionsOf(source.status());
+  const status = source.status();
+  snap.elections = electionsOf(status);
+  snap.upstreams = upstreamsOf(status);
+  for (const u of snap.upstreams) {
+    for (const v of outCalls) if (label(v, 'upstream') === u.upstream) u.calls[label(v, 'outcome')] = v.value;
+    u.retries = outRetries.find((v) => label(v, 'upstream') === u.upstream)?.value ?? 0;
+  }
   return snap;
+}
+
+/** Upstreams from the sidecar's status document (`features.outbound.upstreams`). */
+function upstreamsOf(status: unknown): LiveUpstream[] {
+  const list = (status as { features?: { outbound?: { upstreams?: unknown } } } | undefined)?.features?.outbound?.upstreams;
+  if (!Array.isArray(list)) return [];
+  return list.map((u: Record<string, unknown>) => ({
+    upstream: String(u.id ?? ''),
+    listen: String(u.listen ?? ''),
+    state: String(u.state ?? ''),
+    calls: {},
+    retries: 0,
+    endpoints: (Array.isArray(u.endpoints) ? u.endpoints : []).map((e: Record<string, unknown>) => ({ address: String(e.address), outstanding: Number(e.outstanding ?? 0), ejected: e.ejected === true })),
+  }));
 }
 
 /** Leadership from the sidecar's status document (`features.leadership.elections`). */
@@ -219,6 +253,13 @@ function render(peer, s, err) {
   section(card, "leadership", s.elections.map((e) => [e.election, e.leader ? { text: "LEADER", cls: "ok" } : "follows " + (e.holder || "?"), "token " + (e.fencingToken || "–")]));
   for (const [q, v] of Object.entries(s.queues)) {
     section(card, "queue " + q, [...Object.entries(v.tasks).map(([r, n]) => [r, { text: n, cls: r === "dead_lettered" ? "bad" : r === "retried" ? "warn" : "" }]), ...Object.entries(v.stream).map(([k, n]) => ["stream " + k, n])]);
+  }
+  for (const u of s.upstreams || []) {
+    section(card, "upstream " + u.upstream + " (" + u.listen + ", " + u.state + ")", [
+      ...Object.entries(u.calls).map(([o, n]) => ["calls " + o, { text: n, cls: o === "ok" || o === "2xx" ? "ok" : "bad" }]),
+      ["retries", u.retries],
+      ...u.endpoints.map((e) => [e.address, e.outstanding + " in flight", { text: e.ejected ? "ejected" : "ready", cls: e.ejected ? "bad" : "ok" }]),
+    ]);
   }
   if (s.websocket.connections || Object.keys(s.websocket.closes).length) section(card, "websocket", [["open connections", s.websocket.connections], ...Object.entries(s.websocket.closes).map(([c, n]) => ["closed with " + c, n])]);
 }
