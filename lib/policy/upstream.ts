@@ -30,7 +30,8 @@ export interface UpstreamSpec {
     attempts?: number;
     perTryTimeout?: string;
     backoff?: { initial?: string; max?: string };
-    on?: { grpcCodes?: GrpcCodeName[]; httpStatuses?: string[]; reset?: boolean; connectFailure?: boolean };
+    /** Named retryOn, not `on`: YAML 1.1 (kubectl) reads an unquoted `on` key as the boolean true. */
+    retryOn?: { grpcCodes?: GrpcCodeName[]; httpStatuses?: string[]; reset?: boolean; connectFailure?: boolean };
     budget?: { percent?: number; minPerSecond?: number; window?: string };
   };
   outlierDetection?: { consecutiveFailures?: number; interval?: string; baseEjectionTime?: string; maxEjectionTime?: string; maxEjectionPercent?: number };
@@ -162,7 +163,7 @@ export function checkUpstreamSpec(c: Checker, spec: Obj, checkSelector: (c: Chec
 
   const retry = c.object(spec.retry, 'spec.retry');
   if (retry) {
-    c.known(retry, 'spec.retry', ['attempts', 'perTryTimeout', 'backoff', 'on', 'budget']);
+    c.known(retry, 'spec.retry', ['attempts', 'perTryTimeout', 'backoff', 'retryOn', 'budget']);
     c.integer(retry.attempts, 'spec.retry.attempts', { min: 1, max: 5 });
     const perTry = c.duration(retry.perTryTimeout, 'spec.retry.perTryTimeout');
     if (perTry !== undefined && timeout !== undefined && perTry > timeout) c.fail('spec.retry.perTryTimeout', `must not exceed spec.timeout (${String(spec.timeout)})`);
@@ -171,15 +172,15 @@ export function checkUpstreamSpec(c: Checker, spec: Obj, checkSelector: (c: Chec
     const initial = c.duration(bo?.initial, 'spec.retry.backoff.initial');
     const max = c.duration(bo?.max, 'spec.retry.backoff.max');
     if (initial !== undefined && max !== undefined && max < initial) c.fail('spec.retry.backoff.max', 'must be at least backoff.initial');
-    const on = c.object(retry.on, 'spec.retry.on');
+    const on = c.object(retry.retryOn, 'spec.retry.retryOn');
     if (on) {
-      c.known(on, 'spec.retry.on', ['grpcCodes', 'httpStatuses', 'reset', 'connectFailure']);
-      (c.list(on.grpcCodes, 'spec.retry.on.grpcCodes') ?? []).forEach((x, i) =>
-        c.string(x, `spec.retry.on.grpcCodes[${i}]`, { required: true, oneOf: GRPC_CODES }));
-      (c.list(on.httpStatuses, 'spec.retry.on.httpStatuses') ?? []).forEach((x, i) =>
-        c.string(typeof x === 'number' ? String(x) : x, `spec.retry.on.httpStatuses[${i}]`, { required: true, pattern: HTTP_STATUS }));
-      c.boolean(on.reset, 'spec.retry.on.reset');
-      c.boolean(on.connectFailure, 'spec.retry.on.connectFailure');
+      c.known(on, 'spec.retry.retryOn', ['grpcCodes', 'httpStatuses', 'reset', 'connectFailure']);
+      (c.list(on.grpcCodes, 'spec.retry.retryOn.grpcCodes') ?? []).forEach((x, i) =>
+        c.string(x, `spec.retry.retryOn.grpcCodes[${i}]`, { required: true, oneOf: GRPC_CODES }));
+      (c.list(on.httpStatuses, 'spec.retry.retryOn.httpStatuses') ?? []).forEach((x, i) =>
+        c.string(typeof x === 'number' ? String(x) : x, `spec.retry.retryOn.httpStatuses[${i}]`, { required: true, pattern: HTTP_STATUS }));
+      c.boolean(on.reset, 'spec.retry.retryOn.reset');
+      c.boolean(on.connectFailure, 'spec.retry.retryOn.connectFailure');
     }
     const budget = c.object(retry.budget, 'spec.retry.budget');
     c.known(budget, 'spec.retry.budget', ['percent', 'minPerSecond', 'window']);
@@ -232,7 +233,7 @@ function statusTable(statuses: readonly string[]): Uint8Array {
 export function compileUpstream(u: Upstream): UpstreamPlan {
   const s = u.spec;
   const d = UPSTREAM_DEFAULTS;
-  const on = s.retry?.on;
+  const on = s.retry?.retryOn;
   const grpcCodes = new Uint8Array(GRPC_CODES.length);
   for (const name of on?.grpcCodes ?? d.retryOnGrpcCodes) grpcCodes[GRPC_CODES.indexOf(name)] = 1;
   const listen = parseHostPort(s.listen) as { host: string; port: number };

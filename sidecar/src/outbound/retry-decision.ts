@@ -31,7 +31,7 @@ export const isIdempotent = (method: string): boolean => IDEMPOTENT.has(method);
 
 /**
  * Whether to try again, and after how long — gRFC A6 for gRPC, the same rules in HTTP's terms:
- *  - only outcomes the policy names (`on`), and only while tries remain;
+ *  - only outcomes the policy names (`retryOn`), and only while tries remain;
  *  - only a request that can be replayed; HTTP only idempotent methods, except a connect
  *    failure, which sent nothing and is always safe;
  *  - grpc-retry-pushback-ms from the server replaces the backoff; a negative or malformed one
