@@ -216,7 +216,11 @@ export class Operator {
       });
     }
     // Endpoint churn reaches sidecars as endpoint updates only: no snapshot, no status change.
-    this.endpointSlices.on((_event, slice) => this.discovery.resyncNamespace(slice.metadata.namespace as string));
+    // Slices churn in every namespace; only those with Upstreams have sidecars that care.
+    this.endpointSlices.on((_event, slice) => {
+      const ns = slice.metadata.namespace as string;
+      if (this.policies.get('Upstream')?.inNamespace(ns).length) this.discovery.resyncNamespace(ns);
+    });
     this.pods.on((event, pod, old) => {
       // Pods change status all the time; only labels and target-ness matter here.
       if (event === 'update' && old && !podSelectionChanged(old, pod)) return;

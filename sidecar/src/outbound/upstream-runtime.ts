@@ -39,10 +39,23 @@ export class UpstreamRuntime {
     this.clock = deps.clock;
     this.random = deps.random ?? Math.random;
     this.metrics = deps.metrics;
-    this.endpoints = new EndpointSet(deps.onEndpointRemoved);
+    this.endpoints = new EndpointSet((ep) => {
+      this.forgetEndpoint(ep);
+      deps.onEndpointRemoved?.(ep);
+    });
     this.picker = createPicker(plan.loadBalancer.algorithm, plan.loadBalancer.slowStartMs, this.random);
     this.budget = new RetryBudget(plan.retry.budget, this.clock);
     this.detector = new OutlierDetector(plan.outlierDetection);
+  }
+
+  /** An endpoint that left the set takes its metric series with it: pod churn must not grow them forever. */
+  private forgetEndpoint(ep: Endpoint): void {
+    for (const key of [...this.tryCounters.keys()]) {
+      if (!key.startsWith(`${ep.address} `)) continue;
+      this.tryCounters.delete(key);
+      this.metrics.tries.remove({ upstream: this.plan.id, endpoint: ep.address, outcome: key.slice(ep.address.length + 1) });
+    }
+    this.metrics.ejections.remove({ upstream: this.plan.id, endpoint: ep.address });
   }
 
   /** A new generation of the same Upstream (same listen and protocol): swap the decisions. */

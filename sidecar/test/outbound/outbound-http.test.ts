@@ -96,7 +96,10 @@ describe('outbound HTTP/1.1', () => {
     const t = await fetch(`http://${ob.listen}/slow`);
     expect(t.status).toBe(504);
     expect(await t.json()).toMatchObject({ code: 'SLUICE_ERR_OUTBOUND_TIMEOUT' });
+    expect(await ob.metric('sluice_outbound_tries_total', { endpoint: slow.address })).toBe(1);
     ob.sc.sidecar.outbound!.runtime('test/users')!.setEndpoints([]);
+    // The endpoint's series leave with it (pod churn must not grow the metric set forever).
+    expect(await ob.metric('sluice_outbound_tries_total', { endpoint: slow.address })).toBe(0);
     const none = await fetch(`http://${ob.listen}/x`);
     expect(none.status).toBe(503);
     expect(await none.json()).toEqual({ code: 'SLUICE_ERR_OUTBOUND_NO_ENDPOINTS', error: 'upstream test/users has no ready endpoint' });
