@@ -18,6 +18,8 @@ export const GRPC_REPLAY_BUFFER_BYTES = 64 * 1024;
 /** Statuses that count against an endpoint in outlier detection: it, not the request, is at fault. */
 const ENDPOINT_FAILURES = new Set<number>([GRPC_STATUS.UNAVAILABLE, GRPC_STATUS.INTERNAL, GRPC_STATUS.UNKNOWN, GRPC_STATUS.DATA_LOSS]);
 const END_STREAM = h2.NGHTTP2_FLAG_END_STREAM;
+/** How long response headers may wait for the first message before the call commits to its try. */
+export const HEADERS_HOLD_MS = 20;
 const noop = (): void => {};
 
 /**
@@ -279,9 +281,16 @@ class OutboundGrpcCall {
     this.rt.tryEnded(t.ep, result, latencyMs);
   }
 
+  private dropHeld(): void {
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+    this.heldHeaders = undefined;
+  }
+
   private readonly onTryTimeout = (t: Try): void => {
     t.timer = undefined;
     if (t.over || this.committed) return;
+    this.dropHeld();
     this.tryFailed(t, { kind: 'try-timeout' }, 'timeout');
   };
 
@@ -303,22 +312,39 @@ class OutboundGrpcCall {
       this.endTry(t, 'ok', latency);
       return this.relayTrailersOnly(headers);
     }
-    // The response started: this try is the call's now, and nothing more is retried.
+    // Response headers: A6 commits the call once the app has seen them. They are held back until
+    // the first message or the trailers (which a unary answer sends with them), or HEADERS_HOLD_MS
+    // at most, so an endpoint that dies between its headers and its answer is still retried: the
+    // app has seen nothing of that try.
+    this.tryLatency = latency;
+    this.heldHeaders = headers;
+    t.up?.once('end', noop);
+    this.holdTimer = setTimeout(() => this.commit(t), HEADERS_HOLD_MS);
+  }
+
+  private tryLatency: number | undefined;
+  private heldHeaders: IncomingHttpHeaders | undefined;
+  private holdTimer: NodeJS.Timeout | undefined;
+
+  /** This try is the call's now: its headers go to the app, and nothing more is retried. */
+  private commit(t: Try): void {
+    if (this.committed || t.over || this.settled || !this.heldHeaders) return;
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
     this.committed = true;
     this.buffer = undefined;
     if (t.timer) {
       clearTimeout(t.timer);
       t.timer = undefined;
     }
-    t.up?.once('end', noop);
-    this.tryLatency = latency;
-    if (this.canRespond()) this.down.respond(relayedHeaders(headers, 200), { waitForTrailers: true });
+    if (this.canRespond()) this.down.respond(relayedHeaders(this.heldHeaders, 200), { waitForTrailers: true });
+    this.heldHeaders = undefined;
   }
 
-  private tryLatency: number | undefined;
-
   private onUpData(t: Try, chunk: Buffer): void {
-    if (t.over || this.settled || !this.committed) return;
+    if (t.over || this.settled) return;
+    if (!this.committed) this.commit(t);
+    if (!this.committed) return;
     if (!this.down.write(chunk)) {
       t.up?.pause();
       this.down.once('drain', () => t.up?.resume());
@@ -326,7 +352,9 @@ class OutboundGrpcCall {
   }
 
   private onUpEnd(t: Try): void {
-    if (t.over || this.settled || !this.committed) return;
+    if (t.over || this.settled) return;
+    if (!this.committed) this.commit(t);
+    if (!this.committed) return;
     const tr = t.trailers;
     if (!tr) return this.failCommitted(t, GRPC_STATUS.INTERNAL, 'SLUICE_ERR_OUTBOUND_PROTOCOL', 'the endpoint ended the call without a grpc-status');
     const code = parseGrpcStatus(tr['grpc-status']);
@@ -338,10 +366,15 @@ class OutboundGrpcCall {
 
   private onUpClose(t: Try): void {
     if (t.over || this.settled) return;
-    if (t.up?.rstCode === h2.NGHTTP2_NO_ERROR && t.trailers && this.committed) return this.onUpEnd(t);
+    if (t.up?.rstCode === h2.NGHTTP2_NO_ERROR && t.trailers) return this.onUpEnd(t);
     if (this.committed) {
       // A stream already answering when its endpoint died: never retried (its response started).
       return this.failCommitted(t, GRPC_STATUS.UNAVAILABLE, 'SLUICE_ERR_OUTBOUND_RESET', `connection to ${t.ep.address} lost mid-call: ${errorCode(t.error)}`);
+    }
+    if (this.heldHeaders) {
+      // Headers came, then the stream died before anything else: the app saw nothing of it.
+      this.dropHeld();
+      return this.tryFailed(t, { kind: 'reset' }, 'reset');
     }
     const connected = t.session !== undefined && t.pool.hasConnected(t.session);
     if (!connected) return this.tryFailed(t, { kind: 'connect-failure' }, 'connect_failure');
@@ -433,6 +466,7 @@ class OutboundGrpcCall {
     }
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
+    this.dropHeld();
     this.buffer = undefined;
     this.rt.callEnded(outcome, (this.rt.clock.now() - this.startedAt) / 1000);
     const down = this.down;

@@ -123,8 +123,10 @@ describe('load balancing', () => {
   });
 
   it('LeastRequest sends a 10× slower endpoint at most 10 % of the calls', async () => {
-    const eps = await endpoints(3, { delayMs: 5 });
-    eps[2]!.behaviour.delayMs = 50;
+    // 20 ms against 200 ms: wide enough that a loaded machine's scheduling delays, which slow
+    // every endpoint alike, do not blur the 10× difference.
+    const eps = await endpoints(3, { delayMs: 20 });
+    eps[2]!.behaviour.delayMs = 200;
     const { client } = await setup(eps);
     await load(client, 600, 16);
     const total = eps.reduce((s, e) => s + e.calls.length, 0);
