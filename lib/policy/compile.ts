@@ -6,6 +6,7 @@ import { compileMatch } from './match.ts';
 import { selectorMatches } from './selector.ts';
 import { GRPC_CODES, resourceKey, type SluiceResource, type RateLimitPolicy, type CircuitBreakerPolicy, type TaskQueue, type LeaderElection } from './types.ts';
 import { validateResource } from './validate.ts';
+import { compileUpstream, upstreamClashes } from './upstream.ts';
 import type { BreakerRule, LeaderElectionPlan, Plan, RateLimitRule, TaskQueuePlan } from './plan.ts';
 
 export interface CompileOptions {
@@ -38,9 +39,10 @@ export function compilePlan(docs: readonly unknown[], opts: CompileOptions = {})
       for (const issue of err.issues) issues.push({ path: `${subject}: ${issue.path}`, message: issue.message });
     }
   });
+  const selected = opts.labels ? resources.filter((r) => selectorMatches(r.spec.selector, opts.labels!)) : resources;
+  issues.push(...upstreamClashes(selected.filter(isKind('Upstream'))));
   if (issues.length > 0) throw new PolicyValidationError('config', issues);
 
-  const selected = opts.labels ? resources.filter((r) => selectorMatches(r.spec.selector, opts.labels!)) : resources;
   const unselectedQueues = resources.filter(isKind('TaskQueue')).filter((q) => !selected.includes(q));
   const plan: Plan = {
     version: opts.version ?? hashResources(selected),
@@ -49,6 +51,7 @@ export function compilePlan(docs: readonly unknown[], opts: CompileOptions = {})
     taskQueues: selected.filter(isKind('TaskQueue')).map(compileTaskQueue),
     leaderElections: selected.filter(isKind('LeaderElection')).map(compileLeaderElection),
     fencing: selected.filter(isKind('FencingPolicy')).flatMap(compileFencingPolicy),
+    upstreams: selected.filter(isKind('Upstream')).map(compileUpstream),
     resources: structuredClone(selected),
     ...(unselectedQueues.length > 0 ? { producibleTaskQueues: unselectedQueues.map(compileTaskQueue) } : {}),
   };
@@ -74,7 +77,7 @@ function compileRateLimits(p: RateLimitPolicy): RateLimitRule[] {
     name: r.name,
     mode: p.spec.mode ?? 'Enforce',
     protocol: r.match?.protocol,
-    matches: compileMatch(r.match),
+    matches: compileMatch(r.match, p.metadata.namespace ?? 'default'),
     limit: r.limit && {
       algorithm: r.limit.algorithm ?? 'TokenBucket',
       requests: r.limit.requests,
@@ -125,7 +128,7 @@ function compileBreakers(p: CircuitBreakerPolicy): BreakerRule[] {
       name: r.name,
       mode: p.spec.mode ?? 'Enforce',
       protocol: r.match?.protocol,
-      matches: compileMatch(r.match),
+      matches: compileMatch(r.match, p.metadata.namespace ?? 'default'),
       failure: {
         httpStatuses: statusTable(fc.httpStatuses ?? DEFAULT_HTTP_FAILURES),
         grpcCodes,

@@ -9,3 +9,4 @@ export * from './validate.ts';
 export * from './compile.ts';
 export * from './fencing.ts';
 export type * from './plan.ts';
+export * from './upstream.ts';

@@ -10,11 +10,14 @@ export interface RequestAttributes {
   grpcMethod?: string;
   /** Header or gRPC metadata value by lower-case name. */
   header(name: string): string | undefined;
+  /** Outbound calls only: the Upstream (`namespace/name`) the app called through. */
+  upstream?: string;
 }
 
 export type Matcher = (req: RequestAttributes) => boolean;
 
-const always: Matcher = () => true;
+/** A rule that names no upstream is about traffic coming in, never the app's own calls out. */
+const inboundOnly: Matcher = (r) => r.upstream === undefined;
 
 /**
  * Builds the matcher for a rule once, at compile time, so the request path runs a prebuilt
@@ -23,9 +26,13 @@ const always: Matcher = () => true;
  * Gateway API; a Prefix matches at a segment boundary (`/api` matches `/api` and `/api/x`, not
  * `/apix`).
  */
-export function compileMatch(match: RouteMatch | undefined): Matcher {
-  if (!match) return always;
+export function compileMatch(match: RouteMatch | undefined, namespace = 'default'): Matcher {
+  if (!match) return inboundOnly;
   const tests: Matcher[] = [];
+  if (match.upstream !== undefined) {
+    const id = `${namespace}/${match.upstream}`;
+    tests.push((r) => r.upstream === id);
+  } else tests.push(inboundOnly);
   if (match.protocol) {
     const protocol = match.protocol;
     tests.push((r) => r.protocol === protocol);
@@ -42,7 +49,7 @@ export function compileMatch(match: RouteMatch | undefined): Matcher {
         return (path) => re.test(path);
       }
       const prefix = p.value.length > 1 && p.value.endsWith('/') ? p.value.slice(0, -1) : p.value;
-      if (prefix === '/') return () => true;
+      if (prefix === '/') return () => true; // every path
       return (path) => path === prefix || (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47);
     });
     tests.push((r) => pathTests.some((t) => t(r.path)));
@@ -76,7 +83,6 @@ export function compileMatch(match: RouteMatch | undefined): Matcher {
       tests.push((r) => r.header(name) === value);
     }
   }
-  if (tests.length === 0) return always;
   if (tests.length === 1) return tests[0] as Matcher;
   return (r) => {
     for (const t of tests) if (!t(r)) return false;

@@ -1,5 +1,6 @@
 import type { FencingRule } from './fencing.ts';
 import type { Matcher } from './match.ts';
+import type { UpstreamPlan } from './upstream.ts';
 import type {
   Algorithm, ConnectionKeySource, FailureMode, KeySource, Mode, Protocol, SluiceResource,
   RateLimitRuleSpec, CircuitBreakerRuleSpec, TaskQueueSpec, LeaderElectionSpec,
@@ -18,6 +19,8 @@ export interface Plan {
   readonly leaderElections: readonly LeaderElectionPlan[];
   /** FencingPolicy rules: requests whose fencing token must be the newest for a lease or lock. */
   readonly fencing: readonly FencingRule[];
+  /** The Upstreams whose selector matches the pod: the outbound listeners its sidecar serves. */
+  readonly upstreams: readonly UpstreamPlan[];
   /** The resources this plan was compiled from (after selector filtering), for /config. */
   readonly resources: readonly SluiceResource[];
   /**

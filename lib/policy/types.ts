@@ -4,12 +4,13 @@
  * into these types, and compile.ts turns them into the frozen plan the sidecar enforces.
  */
 import type { FencingPolicy } from './fencing.ts';
+import type { Upstream } from './upstream.ts';
 
 export const API_GROUP = 'sluice.dev';
 export const API_VERSION = 'sluice.dev/v1alpha1';
 
-export type Kind = 'RateLimitPolicy' | 'CircuitBreakerPolicy' | 'TaskQueue' | 'LeaderElection' | 'FencingPolicy';
-export const KINDS: readonly Kind[] = ['RateLimitPolicy', 'CircuitBreakerPolicy', 'TaskQueue', 'LeaderElection', 'FencingPolicy'];
+export type Kind = 'RateLimitPolicy' | 'CircuitBreakerPolicy' | 'TaskQueue' | 'LeaderElection' | 'FencingPolicy' | 'Upstream';
+export const KINDS: readonly Kind[] = ['RateLimitPolicy', 'CircuitBreakerPolicy', 'TaskQueue', 'LeaderElection', 'FencingPolicy', 'Upstream'];
 
 export interface ObjectMeta {
   name: string;
@@ -44,6 +45,11 @@ export interface RouteMatch {
   /** `pkg.Service/Method` or `pkg.Service/*`. */
   grpcMethods?: string[];
   headers?: { name: string; type?: HeaderMatchType; value?: string }[];
+  /**
+   * The name of an Upstream of the policy's namespace: the rule applies to the app's calls out
+   * through it (client-side limits and breakers). Without it a rule applies to inbound traffic only.
+   */
+  upstream?: string;
 }
 
 export type Algorithm = 'TokenBucket' | 'SlidingWindow';
@@ -161,7 +167,7 @@ export type RateLimitPolicy = Resource<'RateLimitPolicy', RateLimitPolicySpec>;
 export type CircuitBreakerPolicy = Resource<'CircuitBreakerPolicy', CircuitBreakerPolicySpec>;
 export type TaskQueue = Resource<'TaskQueue', TaskQueueSpec>;
 export type LeaderElection = Resource<'LeaderElection', LeaderElectionSpec>;
-export type SluiceResource = RateLimitPolicy | CircuitBreakerPolicy | TaskQueue | LeaderElection | FencingPolicy;
+export type SluiceResource = RateLimitPolicy | CircuitBreakerPolicy | TaskQueue | LeaderElection | FencingPolicy | Upstream;
 export type { FencingPolicy } from './fencing.ts';
 
 /** `namespace/name`, the key resources are known by in logs, metrics and Redis keys. */

@@ -1,6 +1,7 @@
 import { Checker, join } from './checker.ts';
 import { PolicyValidationError } from './errors.ts';
 import { checkFencingPolicySpec } from './fencing.ts';
+import { checkUpstreamSpec } from './upstream.ts';
 import {
   API_VERSION, GRPC_CODES, KINDS,
   type CircuitBreakerPolicy, type Kind, type LabelSelector, type LeaderElection, type RateLimitPolicy,
@@ -38,6 +39,7 @@ export function validateResource(doc: unknown): SluiceResource {
     else if (kind === 'CircuitBreakerPolicy') checkCircuitBreakerSpec(c, spec);
     else if (kind === 'TaskQueue') checkTaskQueueSpec(c, spec);
     else if (kind === 'FencingPolicy') checkFencingPolicySpec(c, spec, { selector: checkSelector, match: checkMatch, rules: checkRules });
+    else if (kind === 'Upstream') checkUpstreamSpec(c, spec, checkSelector);
     else checkLeaderElectionSpec(c, spec);
   }
   const subject = `${kind ?? 'resource'} ${meta?.namespace ?? 'default'}/${name ?? '?'}`;
@@ -73,7 +75,8 @@ function checkSelector(c: Checker, v: unknown, path: string): LabelSelector | un
 function checkMatch(c: Checker, v: unknown, path: string): RouteMatch | undefined {
   const m = c.object(v, path);
   if (!m) return undefined;
-  c.known(m, path, ['protocol', 'methods', 'paths', 'grpcMethods', 'headers']);
+  c.known(m, path, ['protocol', 'methods', 'paths', 'grpcMethods', 'headers', 'upstream']);
+  c.string(m.upstream, join(path, 'upstream'), { pattern: DNS_SUBDOMAIN, maxLength: 253 });
   const protocol = c.string(m.protocol, join(path, 'protocol'), { oneOf: ['http', 'grpc', 'websocket'] });
   (c.list(m.methods, join(path, 'methods')) ?? []).forEach((x, i) =>
     c.string(x, join(join(path, 'methods'), i), { required: true, pattern: HTTP_METHOD, maxLength: 32 }));

@@ -59,7 +59,10 @@ export interface Snapshot {
    */
   producibleTaskQueues?: PolicyResource[];
 }
-export interface DiscoveryResponse { snapshot: Snapshot; message?: 'snapshot' }
+export interface UpstreamEndpoints { upstream: string; addresses: string[] }
+/** Ready endpoints of the pod's Upstreams, apart from snapshots (see discovery.proto). */
+export interface EndpointUpdate { upstreams: UpstreamEndpoints[] }
+export type DiscoveryResponse = { snapshot: Snapshot; message?: 'snapshot' } | { endpoints: EndpointUpdate; message?: 'endpoints' };
 
 export type DiscoveryStream = grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
 export type ServerDiscoveryStream = grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>;

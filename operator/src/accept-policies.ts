@@ -34,7 +34,7 @@ export function acceptPolicies(kind: PolicyKind, policies: readonly KubeObject[]
   valid.sort(byAge);
   const accepted: KubeObject[] = [];
   for (const p of valid) {
-    const conflict = kind.rules ? findConflict(p, accepted, pods) : undefined;
+    const conflict = kind.rules ? findConflict(p, accepted, pods) : kind.kind === 'Upstream' ? findListenClash(p, accepted, pods) : undefined;
     if (conflict) verdicts.set(p.metadata.name, { accepted: false, reason: Reason.Conflicted, message: conflict });
     else {
       verdicts.set(p.metadata.name, { accepted: true });
@@ -77,6 +77,27 @@ function findConflict(p: KubeObject, accepted: readonly KubeObject[], pods: read
   return undefined;
 }
 
+/**
+ * Two Upstreams serving one pod on the same listen address cannot both bind: the older keeps it,
+ * the newer is Conflicted (rather than the pod's whole snapshot being refused by its sidecar).
+ */
+function findListenClash(p: KubeObject, accepted: readonly KubeObject[], pods: readonly KubeObject[]): string | undefined {
+  const listen = normalListen(p.spec?.listen);
+  for (const other of accepted) {
+    if (normalListen(other.spec?.listen) !== listen) continue;
+    const shared = pods.find((pod) => selects(p, pod) && selects(other, pod));
+    if (shared) {
+      return `spec.listen ${String(p.spec?.listen)} is already the listen address of Upstream ${other.metadata.namespace}/${other.metadata.name}, `
+        + `which is older, and both select pod ${shared.metadata.namespace}/${shared.metadata.name}. Give each Upstream its own port.`;
+    }
+  }
+  return undefined;
+}
+
+function normalListen(v: unknown): string {
+  return String(v).replace(/^(localhost|127\.\d+\.\d+\.\d+):/, 'loopback:');
+}
+
 function selects(policy: KubeObject, pod: KubeObject): boolean {
   return pod.metadata.namespace === policy.metadata.namespace
     && selectorMatches((policy.spec?.selector ?? {}) as LabelSelector, pod.metadata.labels ?? {});
@@ -91,5 +112,6 @@ export function canonicalMatch(m: RouteMatch | undefined): string {
     sorted(m?.paths?.map((x) => `${x.type ?? 'Prefix'}:${x.value}`)),
     sorted(m?.grpcMethods),
     sorted(m?.headers?.map((h) => `${h.name.toLowerCase()}:${h.type ?? 'Exact'}:${h.value ?? ''}`)),
+    ...(m?.upstream ? [m.upstream] : []),
   ]);
 }

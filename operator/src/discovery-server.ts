@@ -18,7 +18,7 @@
  * snapshot without re-applying it. The serving certificate rotates every ~60 days.
  */
 import * as grpc from '@grpc/grpc-js';
-import { policyDiscovery, type CircuitTransition, type DiscoveryRequest, type Hello, type ServerDiscoveryStream } from '../../lib/proto/discovery.ts';
+import { policyDiscovery, type CircuitTransition, type DiscoveryRequest, type Hello, type ServerDiscoveryStream, type UpstreamEndpoints } from '../../lib/proto/discovery.ts';
 import type { Logger } from '../../lib/log.ts';
 import { systemClock } from '../../lib/clock.ts';
 import { AuthThrottle, sourceOf } from './auth-throttle.ts';
@@ -44,6 +44,8 @@ export interface DiscoveryServerOptions {
   isServing: () => boolean;
   /** A pod's programming state changed (ACK, NACK, connect, disconnect): these policies need status. */
   onProgress: (podKey: string, refs: Iterable<string>) => void;
+  /** The ready endpoints of each Upstream among the pod's resources (sent apart from snapshots). */
+  endpointsFor?: (upstreams: readonly KubeObject[]) => UpstreamEndpoints[] | undefined;
   /** [issue 7] A sidecar sent a report (leadership, health): the authenticated pod and its JSON. */
   onReport?: (podKey: string, podUid: string, report: unknown) => void;
   /** A sidecar reported a circuit transition: the authenticated pod (as the informer or its Hello knows it). */
@@ -66,6 +68,8 @@ interface Connection {
   sidecarId: string;
   call: ServerDiscoveryStream;
   lastSent: string | undefined;
+  /** The endpoint update last sent, JSON: an unchanged list is not sent again. */
+  lastEndpoints: string | undefined;
   /** The pod as authenticated, used until the pod informer has caught up with a brand-new pod. */
   seenPod: KubeObject | undefined;
   /** The sidecar's latest free-form report (leadership, health). */
@@ -169,6 +173,12 @@ export class DiscoveryServer {
     this.scheduleFlush();
   }
 
+  /** Recompute and push what changed for every connected pod (endpoints became known). */
+  resyncAll(): void {
+    for (const key of this.connections.keys()) this.pending.add(key);
+    this.scheduleFlush();
+  }
+
   resyncNamespace(namespace: string): void {
     for (const key of this.connections.keys()) if (key.startsWith(`${namespace}/`)) this.pending.add(key);
     this.scheduleFlush();
@@ -209,13 +219,30 @@ export class DiscoveryServer {
     const pod = cached ?? c.seenPod;
     // The pod is gone (or replaced): its sidecar is shutting down; nothing to enforce anew.
     if (!pod || pod.metadata.uid !== c.podUid) return;
-    const { snapshot, contents } = buildSnapshot(this.opts.index.resourcesFor(pod), this.opts.index.producibleFor(pod));
-    if (snapshot.version === c.lastSent) return;
-    c.lastSent = snapshot.version;
-    this.opts.tracker.sent(c.podKey, c.podUid, snapshot.version, contents);
-    this.opts.metrics.snapshotsSent.inc();
-    this.opts.logger.debug('snapshot sent', { pod: c.podKey, version: snapshot.version, resources: snapshot.resources.length, producible: snapshot.producibleTaskQueues?.length ?? 0 });
-    c.call.write({ snapshot });
+    const resources = this.opts.index.resourcesFor(pod);
+    const { snapshot, contents } = buildSnapshot(resources, this.opts.index.producibleFor(pod));
+    if (snapshot.version !== c.lastSent) {
+      c.lastSent = snapshot.version;
+      this.opts.tracker.sent(c.podKey, c.podUid, snapshot.version, contents);
+      this.opts.metrics.snapshotsSent.inc();
+      this.opts.logger.debug('snapshot sent', { pod: c.podKey, version: snapshot.version, resources: snapshot.resources.length, producible: snapshot.producibleTaskQueues?.length ?? 0 });
+      c.call.write({ snapshot });
+    }
+    this.pushEndpoints(c, resources);
+  }
+
+  /** After the snapshot, so a sidecar usually knows an Upstream before its endpoints (either order works). */
+  private pushEndpoints(c: Connection, resources: readonly KubeObject[]): void {
+    const upstreams = resources.filter((r) => r.kind === 'Upstream');
+    if (!this.opts.endpointsFor || (upstreams.length === 0 && c.lastEndpoints === undefined)) return;
+    const list = this.opts.endpointsFor(upstreams);
+    if (!list) return; // endpoints not known yet (cache still listing): send nothing rather than "none"
+    const update = { upstreams: list };
+    const json = JSON.stringify(update);
+    if (json === c.lastEndpoints) return;
+    c.lastEndpoints = json;
+    this.opts.logger.debug('endpoints sent', { pod: c.podKey, upstreams: update.upstreams.length });
+    c.call.write({ endpoints: update });
   }
 
   private onStream(call: ServerDiscoveryStream): void {
@@ -311,7 +338,7 @@ export class DiscoveryServer {
     const previous = this.connections.get(podKey);
     // One stream per pod: a sidecar that reconnects before its old stream timed out replaces it.
     if (previous) this.end(previous, grpc.status.ABORTED, 'replaced by a newer stream from the same pod');
-    const conn: Connection = { podKey, podUid: pod.metadata.uid ?? '', sidecarId: hello.sidecarId, call, lastSent: undefined, seenPod: pod, report: undefined };
+    const conn: Connection = { podKey, podUid: pod.metadata.uid ?? '', sidecarId: hello.sidecarId, call, lastSent: undefined, lastEndpoints: undefined, seenPod: pod, report: undefined };
     this.connections.set(podKey, conn);
     this.opts.metrics.sidecarsConnected.set(this.connections.size);
     this.opts.tracker.connected(podKey, conn.podUid);

@@ -22,7 +22,8 @@ import { isNotFound } from './errors.ts';
 import { EventRecorder } from './event-recorder.ts';
 import { CircuitEvents } from './circuit-events.ts';
 import { Informer } from './informer.ts';
-import { PODS, POLICY_KINDS, type PolicyKind } from './kinds.ts';
+import { ENDPOINT_SLICES, PODS, POLICY_KINDS, type PolicyKind } from './kinds.ts';
+import { upstreamEndpoints } from './upstream-endpoints.ts';
 import { KubeClient, objectKey, resourcePath, type KubeObject } from './kube-client.ts';
 import { LeaderLease } from './leader-lease.ts';
 import { OperatorMetrics } from './metrics.ts';
@@ -52,6 +53,8 @@ export class Operator {
   readonly metrics = new OperatorMetrics({ defaultMetrics: true });
   readonly tracker = new ProgrammingTracker();
   readonly pods: Informer;
+  /** EndpointSlices, for the Services that Upstreams name: their ready endpoints go to the calling sidecars. */
+  readonly endpointSlices: Informer;
   readonly policies = new Map<string, Informer>();
   readonly reconcilers = new Map<string, KindReconciler<unknown>>();
   /** [issue 7] The sidecars' latest leadership claims (from discovery reports). */
@@ -79,6 +82,7 @@ export class Operator {
 
     this.pods = new Informer({ client, path: resourcePath(PODS), logger });
     this.namespaces = new Informer({ client, path: '/api/v1/namespaces', logger });
+    this.endpointSlices = new Informer({ client, path: resourcePath(ENDPOINT_SLICES), logger });
     for (const k of POLICY_KINDS) this.policies.set(k.kind, new Informer({ client, path: resourcePath(k), logger }));
     this.index = new PolicyIndex({
       policies: (kind, ns) => this.informerOf(kind).inNamespace(ns),
@@ -112,6 +116,9 @@ export class Operator {
       onProgress: (podKey, refs) => this.onProgress(podKey, refs),
       onReport: (podKey, podUid, report) => this.onReport(podKey, podUid, report), // [issue 7]
       onCircuitTransition: (pod, t) => circuitEvents.onTransition(pod, t),
+      endpointsFor: (upstreams) => (this.endpointSlices.hasSynced
+        ? upstreams.map((u) => ({ upstream: objectKey(u), addresses: upstreamEndpoints(u, this.endpointSlices.inNamespace(u.metadata.namespace as string)) }))
+        : undefined),
       logger,
       metrics: this.metrics,
     });
@@ -139,6 +146,9 @@ export class Operator {
     this.pods.start();
     this.namespaces.start();
     for (const i of this.policies.values()) i.start();
+    this.endpointSlices.start();
+    // Endpoints are sent only once the slices are listed; then every connected pod gets its own.
+    void this.endpointSlices.synced.then(() => this.discovery.resyncAll());
     const discovery = await this.discovery.start();
     this.admin = createAdminServer(this.metrics, {
       synced: () => this.synced,
@@ -168,6 +178,7 @@ export class Operator {
     await this.discovery.stop();
     this.pods.stop();
     this.namespaces.stop();
+    this.endpointSlices.stop();
     for (const i of this.policies.values()) i.stop();
     for (const r of this.reconcilers.values()) if (r instanceof TaskQueueReconciler) r.close(); // [issue 7] its Redis connection
     await new Promise<void>((resolve) => {
@@ -219,10 +230,17 @@ export class Operator {
         this.discovery.resyncNamespace(ns);
         // Conflicts are decided among all policies of a kind in a namespace, so any change can
         // move another policy's verdict.
-        if (kind.rules) for (const o of this.informerOf(kind).inNamespace(ns)) r.enqueue(objectKey(o));
+        // (Upstreams, too, are judged together: one may take another's listen address.)
+        if (kind.rules || kind.kind === 'Upstream') for (const o of this.informerOf(kind).inNamespace(ns)) r.enqueue(objectKey(o));
         r.enqueue(objectKey(obj));
       });
     }
+    // Endpoint churn reaches sidecars as endpoint updates only: no snapshot, no status change.
+    // Slices churn in every namespace; only those with Upstreams have sidecars that care.
+    this.endpointSlices.on((_event, slice) => {
+      const ns = slice.metadata.namespace as string;
+      if (this.policies.get('Upstream')?.inNamespace(ns).length) this.discovery.resyncNamespace(ns);
+    });
     this.pods.on((event, pod, old) => {
       // Pods change status all the time; only labels and target-ness matter here.
       if (event === 'update' && old && !podSelectionChanged(old, pod)) return;

@@ -77,3 +77,22 @@ describe('acceptPolicies', () => {
     expect(canonicalMatch({ protocol: 'http' })).not.toBe(canonicalMatch({ protocol: 'grpc' }));
   });
 });
+
+describe('Upstreams of one pod on one listen address', () => {
+  const UPS = POLICY_KINDS.find((k) => k.kind === 'Upstream')!;
+  const ups = (name: string, created: string, listen: string, app = 'web'): KubeObject => ({
+    apiVersion: 'sluice.dev/v1alpha1', kind: 'Upstream',
+    metadata: { name, namespace: 'shop', uid: `uid-${name}`, generation: 1, creationTimestamp: created },
+    spec: { selector: { matchLabels: { app } }, service: { name: 'users', port: 80 }, protocol: 'http', listen },
+  });
+  const pods = [pod('web-1', { app: 'web' }), pod('api-1', { app: 'api' })];
+
+  it('the newer one is Conflicted, naming the older; other pods or ports are fine', () => {
+    const v = acceptPolicies(UPS, [ups('b', '2026-01-02T00:00:00Z', 'localhost:16001'), ups('a', '2026-01-01T00:00:00Z', '127.0.0.1:16001'), ups('c', '2026-01-03T00:00:00Z', '127.0.0.1:16001', 'api'), ups('d', '2026-01-04T00:00:00Z', '127.0.0.1:16002')], pods);
+    expect(v.get('a')).toEqual({ accepted: true });
+    expect(v.get('b')).toMatchObject({ accepted: false, reason: 'Conflicted' });
+    expect((v.get('b') as { message: string }).message).toMatch(/Upstream shop\/a.*web-1/);
+    expect(v.get('c')).toEqual({ accepted: true });
+    expect(v.get('d')).toEqual({ accepted: true });
+  });
+});

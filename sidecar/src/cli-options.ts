@@ -40,6 +40,8 @@ const FLAGS = {
   'websocket-quota-lease': { type: 'string', default: '30s' },
   'path-escaped-slashes': { type: 'string', default: 'reject' },
   'trusted-proxies': { type: 'string' },
+  'grpc-max-connection-age': { type: 'string' },
+  'grpc-max-connection-age-grace': { type: 'string', default: '30s' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -83,6 +85,9 @@ export const USAGE = `Usage: sluice-proxy [options]
   --path-escaped-slashes reject %2F, %5C or \\ in a path: reject (400, default), unescape (to /), keep
   --trusted-proxies CIDR,...    peers whose X-Forwarded-For is believed (e.g. the ingress: 10.0.0.0/8);
                                 default: nobody, so client-sent X-Forwarded-* are replaced
+  --grpc-max-connection-age 5m  GOAWAY inbound gRPC connections after about this long (±10 %), so clients
+                                re-resolve and spread over new pods (default: off)
+  --grpc-max-connection-age-grace 30s   calls still open then may finish for this long
 Every flag can also be set as an environment variable SLUICE_<FLAG>, e.g. SLUICE_APP_HTTP.`;
 
 export { UsageError };
@@ -155,6 +160,8 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
     websocketQuotaLeaseMs: duration('websocket-quota-lease'),
     pathEscapedSlashes: escaped,
     trustedProxies,
+    ...(get('grpc-max-connection-age') ? { grpcMaxConnectionAgeMs: duration('grpc-max-connection-age') } : {}),
+    grpcMaxConnectionAgeGraceMs: duration('grpc-max-connection-age-grace'),
   };
 }
 

@@ -26,6 +26,7 @@ import { resolvePodIdentity } from './discovery/pod-identity.ts'; // operator mo
 import { livePageRoutes, startLiveSampling } from './admin/live-page.ts'; // live page: GET /ui, /v1/live (issue 8)
 import { LiveHistory } from './admin/live-history.ts';
 import { CircuitTransitionReporter } from './breaker/circuit-transition-reporter.ts';
+import { OutboundFeature } from './outbound/outbound-feature.ts';
 
 export interface SidecarOptions {
   /** Standalone mode: policies from this YAML file, reloaded on change. */
@@ -75,6 +76,9 @@ export interface SidecarOptions {
   pathEscapedSlashes?: EscapedSlashAction;
   /** CIDRs of the proxies whose X-Forwarded-For is believed (default: none). */
   trustedProxies?: string[];
+  /** GOAWAY inbound gRPC connections after about this long (off when unset). */
+  grpcMaxConnectionAgeMs?: number;
+  grpcMaxConnectionAgeGraceMs?: number;
 }
 
 /**
@@ -120,6 +124,8 @@ export class Sidecar {
   /** The last minutes for the live page's plots (bounded: five minutes of one-second samples). */
   private readonly liveHistory = new LiveHistory();
   private stopLiveSampling: (() => void) | undefined;
+  /** The outbound listeners (Upstreams); operator endpoint updates are delivered to it. */
+  outbound: OutboundFeature | undefined;
   /** Set by the Redis feature when --redis is given; Global rules use it. */
   globalLimiter: GlobalLimiterFactory | undefined;
   globalConnections: GlobalConnectionQuotaFactory | undefined;
@@ -167,6 +173,7 @@ export class Sidecar {
         store: this.store,
         logger: logger.child({ feature: 'discovery' }),
         onConnected: () => this.reportLeadership(), // [issue 7] leadership reports to the operator
+        onEndpoints: (upstream, addresses) => this.outbound?.setEndpoints(upstream, addresses),
         ...(opts.operatorCa ? { tls: { caPem: opts.operatorCa, ...(opts.operatorServerName ? { serverName: opts.operatorServerName } : {}) } } : {}), // [discovery TLS]
       });
       this.features.push(this.discovery);
@@ -198,6 +205,7 @@ export class Sidecar {
         engine: this.engine, appGrpc: opts.appGrpc, metrics: this.metrics, logger: logger.child({ listener: 'grpc' }), clock: this.clock,
         maxConcurrentStreams: opts.grpcMaxConcurrentStreams, initialWindowSize: opts.grpcInitialWindowSize, maxMessageBytes: opts.grpcMaxMessageBytes,
         keepaliveIntervalMs: opts.grpcKeepaliveMs, trustedProxies: this.trustedProxies,
+        maxConnectionAgeMs: opts.grpcMaxConnectionAgeMs, maxConnectionAgeGraceMs: opts.grpcMaxConnectionAgeGraceMs,
       });
       const [host, port] = splitHostPort(opts.listenGrpc);
       this.addresses.grpc = await this.grpc.listen(host, port);
@@ -271,6 +279,9 @@ export class Sidecar {
       }));
     }
     // --- end TaskQueue feature ---
+    // Outbound: one loopback listener per Upstream selecting this pod (no flags: the plan decides).
+    this.outbound = new OutboundFeature({ registry: this.metrics.registry, clock: this.clock, logger: this.logger, engine: () => this.engine });
+    this.features.push(this.outbound);
   }
 
   /**
@@ -316,6 +327,7 @@ export class Sidecar {
         taskQueues: plan.taskQueues.map((q) => q.id),
         leaderElections: plan.leaderElections.map((l) => l.id),
         fencing: plan.fencing.map((r) => r.id),
+        upstreams: plan.upstreams.map((u) => u.id),
       },
       resources: plan.resources,
     };

@@ -41,6 +41,7 @@ describe('helm template', () => {
       'ConfigMap/sluice-dashboard', 'ConfigMap/sluice-injection',
       'CustomResourceDefinition/circuitbreakerpolicies.sluice.dev', 'CustomResourceDefinition/fencingpolicies.sluice.dev', 'CustomResourceDefinition/leaderelections.sluice.dev',
       'CustomResourceDefinition/ratelimitpolicies.sluice.dev', 'CustomResourceDefinition/taskqueues.sluice.dev',
+      'CustomResourceDefinition/upstreams.sluice.dev',
       'Deployment/sluice-operator', 'MutatingWebhookConfiguration/sluice-sidecar-injector', 'NetworkPolicy/sluice-operator',
       'PodDisruptionBudget/sluice-operator', 'Role/sluice-operator', 'RoleBinding/sluice-operator',
       'Service/sluice-discovery', 'Service/sluice-webhook', 'ServiceAccount/sluice',

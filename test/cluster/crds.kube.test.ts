@@ -89,6 +89,7 @@ describe('examples/policies.yaml', () => {
     expect(tq.autoscale.stabilizationWindow).toBe('5m');
     const le = created.get('LeaderElection/push-broadcaster')?.spec;
     expect(le).toEqual({ selector: { matchLabels: { app: 'push-hub' } }, ttl: '10s', renewEvery: '3s' });
+    expect(created.get('Upstream/user-service')?.spec.loadBalancer.algorithm).toBe('LeastRequest');
     const fp = created.get('FencingPolicy/ledger')?.spec;
     expect(fp.rules[0]).toMatchObject({ resource: { kind: 'LeaderElection', name: 'push-broadcaster' }, missingToken: 'Reject', failureMode: 'Closed' });
   });
@@ -114,7 +115,7 @@ describe('crds/invalid corpus', () => {
 
   it('has documents for every kind', () => {
     expect(files.length).toBeGreaterThanOrEqual(20);
-    for (const prefix of ['rlp-', 'cbp-', 'tq-', 'le-', 'fp-']) expect(files.some((f) => f.startsWith(prefix))).toBe(true);
+    for (const prefix of ['rlp-', 'cbp-', 'tq-', 'le-', 'fp-', 'ups-']) expect(files.some((f) => f.startsWith(prefix))).toBe(true);
   });
 
   it.each(files)('%s is refused by the API server with its expected message', async (file) => {

@@ -157,9 +157,26 @@ export async function liveSnapshot(source: LiveSource, { history, queueGauges = 
     }
   }
   for (const v of wsCloses) snap.websocket.closes[label(v, 'code')] = v.value;
-  snap.elections = electionsOf(source.status());
+  const status = source.status();
+  snap.elections = electionsOf(status);
+  const upstreams = upstreamGauges(status);
+  if (Object.keys(upstreams).length > 0) snap.upstreams = upstreams;
   if (history) snap.history = history.columns();
   return snap;
+}
+
+/**
+ * The sidecar's Upstreams (`features.outbound.upstreams` of its status): endpoints ready and
+ * ejected per upstream, the gauges the page plots.
+ */
+function upstreamGauges(status: unknown): Record<string, Record<string, number>> {
+  const list = (status as { features?: { outbound?: { upstreams?: unknown } } } | undefined)?.features?.outbound?.upstreams;
+  if (!Array.isArray(list)) return {};
+  return Object.fromEntries(list.map((u: Record<string, unknown>) => {
+    const endpoints = Array.isArray(u.endpoints) ? (u.endpoints as { ejected?: boolean }[]) : [];
+    const ejected = endpoints.filter((e) => e.ejected === true).length;
+    return [String(u.id ?? ''), { ready: endpoints.length - ejected, ejected }];
+  }));
 }
 
 /** The latency histogram to the app, summed over its series: bounds (s) and counts per bucket. */

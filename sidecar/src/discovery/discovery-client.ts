@@ -21,7 +21,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Backoff } from '../../../lib/backoff.ts';
 import { compilePlan } from '../../../lib/policy/compile.ts';
 import type { Plan, TaskQueuePlan } from '../../../lib/policy/plan.ts';
-import { policyDiscovery, type CircuitTransition, type DiscoveryResponse, type DiscoveryStream, type PolicyDiscoveryClient, type Snapshot } from '../../../lib/proto/discovery.ts';
+import { policyDiscovery, type CircuitTransition, type DiscoveryResponse, type DiscoveryStream, type EndpointUpdate, type PolicyDiscoveryClient, type Snapshot } from '../../../lib/proto/discovery.ts';
 import type { ReadinessCheck } from '../admin/admin-server.ts';
 import type { PolicyStore } from '../config/policy-store.ts';
 import type { Logger } from '../../../lib/log.ts';
@@ -44,6 +44,8 @@ export interface DiscoveryClientOptions {
   reportIntervalMs?: number;
   /** [issue 7] Called each time the stream is (re)established (first message received): resend state reports. */
   onConnected?: () => void;
+  /** The ready endpoints of one Upstream (`namespace/name`), from an endpoint update. */
+  onEndpoints?: (upstream: string, addresses: readonly string[]) => void;
   /** [discovery TLS] Verify the operator with this CA bundle (PEM); serverName overrides the name checked (targets given as IPs). */
   tls?: { caPem: string; serverName?: string };
 }
@@ -62,6 +64,7 @@ export class DiscoveryClient {
   connected = false;
   lastError: string | undefined;
   snapshots = 0;
+  endpointUpdates = 0;
   reconnects = 0;
 
   constructor(opts: DiscoveryClientOptions) {
@@ -114,7 +117,7 @@ export class DiscoveryClient {
   }
 
   status(): unknown {
-    return { operator: this.currentTarget(), tls: this.tls, connected: this.connected, snapshots: this.snapshots, reconnects: this.reconnects, lastError: this.lastError ?? null };
+    return { operator: this.currentTarget(), tls: this.tls, connected: this.connected, snapshots: this.snapshots, endpointUpdates: this.endpointUpdates, reconnects: this.reconnects, lastError: this.lastError ?? null };
   }
 
   async close(): Promise<void> {
@@ -181,7 +184,8 @@ export class DiscoveryClient {
         // [issue 7] After the ack of this first snapshot (below), so the operator knows the pod.
         if (this.opts.onConnected) queueMicrotask(() => this.opts.onConnected?.());
       }
-      if (msg.snapshot) this.onSnapshot(stream, target, msg.snapshot);
+      if ('snapshot' in msg && msg.snapshot) this.onSnapshot(stream, target, msg.snapshot);
+      else if ('endpoints' in msg && msg.endpoints) this.onEndpoints(msg.endpoints);
     });
     stream.on('error', (err: grpc.ServiceError) => onEnd(`${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
     stream.on('end', () => onEnd('stream closed by operator'));
@@ -194,6 +198,12 @@ export class DiscoveryClient {
         currentVersion: store.source.startsWith('operator:') ? store.current.version : 'none',
       },
     });
+  }
+
+  /** Endpoint updates travel apart from snapshots: delivered as they are, never ACKed, never a new plan. */
+  private onEndpoints(update: EndpointUpdate): void {
+    this.endpointUpdates++;
+    for (const u of update.upstreams ?? []) this.opts.onEndpoints?.(u.upstream, u.addresses ?? []);
   }
 
   private onSnapshot(stream: DiscoveryStream, target: string, snapshot: Snapshot): void {

@@ -33,6 +33,7 @@ export const CONNECTION_ERRORS = {
   SLUICE_ERR_GRPC_BAD_PREFACE: 'bytes that are neither HTTP/2 nor HTTP/1 (connection closed)',
   SLUICE_ERR_GRPC_HTTP2_PROTOCOL: 'an HTTP/2 protocol error on the session (GOAWAY sent)',
   SLUICE_ERR_GRPC_UPSTREAM_KEEPALIVE: 'a connection to the app left a keepalive PING unanswered (closed; the next call dials anew)',
+  SLUICE_INFO_GRPC_MAX_CONNECTION_AGE: 'a client connection reached --grpc-max-connection-age and was sent GOAWAY (not an error: counted here with the other connection events)',
 } as const;
 
 export type ConnectionErrorCode = keyof typeof CONNECTION_ERRORS;

@@ -49,6 +49,14 @@ export interface GrpcProxyOptions {
   readonly keepaliveTimeoutMs?: number;
   /** Peers whose x-forwarded-for metadata is believed for the client address (default: nobody). */
   readonly trustedProxies?: TrustedProxies;
+  /**
+   * A client connection older than this (±10 % jitter, so connections opened together do not
+   * all leave together) gets GOAWAY: it opens no new calls here, and a client that dials a
+   * Service name re-resolves and spreads over the pods that exist now. Off when unset.
+   */
+  readonly maxConnectionAgeMs?: number;
+  /** After the GOAWAY, calls still open may finish for this long; then the connection is cut. */
+  readonly maxConnectionAgeGraceMs?: number;
 }
 
 export const GRPC_PROXY_DEFAULTS = {
@@ -90,6 +98,8 @@ export class GrpcProxy {
   private readonly maxMessageBytes: number;
   private readonly prefaceTimeoutMs: number;
   private readonly connectionWindowSize: number;
+  private readonly maxConnectionAgeMs: number | undefined;
+  private readonly maxConnectionAgeGraceMs: number;
   private closing = false;
 
   constructor(opts: GrpcProxyOptions) {
@@ -104,6 +114,9 @@ export class GrpcProxy {
     this.maxMessageBytes = o.maxMessageBytes;
     this.prefaceTimeoutMs = o.prefaceTimeoutMs;
     this.connectionWindowSize = o.connectionWindowSize;
+    if (opts.maxConnectionAgeMs !== undefined && !(opts.maxConnectionAgeMs >= 1)) throw new RangeError('maxConnectionAgeMs must be ≥ 1');
+    this.maxConnectionAgeMs = opts.maxConnectionAgeMs;
+    this.maxConnectionAgeGraceMs = opts.maxConnectionAgeGraceMs ?? 30_000;
     this.grpcMetrics = new GrpcMetrics(opts.metrics);
     this.upstream = new UpstreamSessions({
       target: opts.appGrpc,
@@ -204,7 +217,23 @@ export class GrpcProxy {
       this.logger.debug('grpc client session error', { err });
     });
     if (this.connectionWindowSize > 65_535) session.setLocalWindowSize(this.connectionWindowSize);
+    if (this.maxConnectionAgeMs !== undefined) this.ageOut(session, this.maxConnectionAgeMs);
   };
+
+  /** GOAWAY by age (grpc-go's MaxConnectionAge): close() sends GOAWAY and waits for open calls. */
+  private ageOut(session: Http2Session, ageMs: number): void {
+    const jittered = ageMs * (0.9 + Math.random() * 0.2);
+    const age = setTimeout(() => {
+      if (session.closed || session.destroyed) return;
+      this.grpcMetrics.error('SLUICE_INFO_GRPC_MAX_CONNECTION_AGE');
+      session.close();
+      const grace = setTimeout(() => session.destroy(), this.maxConnectionAgeGraceMs);
+      grace.unref();
+      session.once('close', () => clearTimeout(grace));
+    }, jittered);
+    age.unref();
+    session.once('close', () => clearTimeout(age));
+  }
 
   // ---- calls ----------------------------------------------------------------------------------
 
