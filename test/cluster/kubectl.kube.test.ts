@@ -37,6 +37,7 @@ describe('kubectl', () => {
       'taskqueue.sluice.dev/orders created',
       'leaderelection.sluice.dev/push-broadcaster created',
       'fencingpolicy.sluice.dev/ledger created',
+      'upstream.sluice.dev/user-service created',
     ]);
   });
 
@@ -63,7 +64,7 @@ describe('kubectl', () => {
     const all = await k('get', 'sluice', '-n', 'shop', '-o', 'name');
     expect(all.stdout.trim().split('\n').sort()).toEqual([
       'circuitbreakerpolicy.sluice.dev/user-api', 'fencingpolicy.sluice.dev/ledger', 'leaderelection.sluice.dev/push-broadcaster',
-      'ratelimitpolicy.sluice.dev/user-api', 'taskqueue.sluice.dev/orders',
+      'ratelimitpolicy.sluice.dev/user-api', 'taskqueue.sluice.dev/orders', 'upstream.sluice.dev/user-service',
     ]);
     expect((await k('get', 'pods', '-A')).code).toBe(0);
     const waited = await k('wait', '--for=condition=Accepted', 'rlp/user-api', '-n', 'shop', '--timeout=5s');
