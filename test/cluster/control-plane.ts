@@ -248,6 +248,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       `--cluster-signing-cert-file=${pki.caCert}`, `--cluster-signing-key-file=${pki.caKey}`,
       // Quick garbage collection and namespace cleanup: tests delete and recreate.
       '--concurrent-gc-syncs=10', '--namespace-sync-period=10s',
+      // kwok renews the nodes' leases; on a busy test machine a late renewal must not mark a node
+      // unreachable, taint it and evict its pods in the middle of a test.
+      '--node-monitor-grace-period=10m',
     ], dir);
     const scheduler = new ManagedProcess('kube-scheduler', binaries['kube-scheduler'], [
       `--kubeconfig=${join(dir, 'scheduler.kubeconfig')}`,
