@@ -85,3 +85,14 @@ export function redisAnswers(port: number): Promise<boolean> {
     sock.once('data', (buf) => done(buf.toString().startsWith('+PONG')));
   });
 }
+
+/** Binds `server` to host:port; rejects with the bind error (EADDRINUSE, EACCES) instead of emitting it. */
+export function listenOn(server: { listen(port: number, host: string, cb: () => void): unknown; once(e: 'error', f: (err: Error) => void): unknown; off(e: 'error', f: (err: Error) => void): unknown; address(): unknown }, host: string, port: number): Promise<import('node:net').AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as import('node:net').AddressInfo);
+    });
+  });
+}

@@ -1,3 +1,4 @@
+import { listenOn } from '../../../lib/net.ts';
 import http2, { constants as h2, type ClientHttp2Session, type ClientHttp2Stream, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../../lib/log.ts';
@@ -48,13 +49,7 @@ export class OutboundGrpcListener {
 
   listen(): Promise<AddressInfo> {
     const { host, port } = this.rt.plan.listen;
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+    return listenOn(this.server, host, port);
   }
 
   /** The connections to one endpoint (dialled on first use). */

@@ -1,3 +1,4 @@
+import { listenOn } from '../../../lib/net.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
@@ -45,13 +46,7 @@ export class OutboundHttpListener {
 
   listen(): Promise<AddressInfo> {
     const { host, port } = this.rt.plan.listen;
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+    return listenOn(this.server, host, port);
   }
 
   pool(ep: Endpoint): Pool {
