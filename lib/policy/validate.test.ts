@@ -28,7 +28,7 @@ const rlp = (rules: unknown[], extra: Record<string, unknown> = {}) => ({
 
 describe('the API examples', () => {
   it('accepts every document of examples/policies.yaml', () => {
-    expect(examples).toHaveLength(5);
+    expect(examples.map((d) => d.kind)).toEqual(['RateLimitPolicy', 'CircuitBreakerPolicy', 'TaskQueue', 'LeaderElection', 'FencingPolicy', 'Upstream']);
     for (const doc of examples) expect(issuesOf(doc)).toEqual([]);
   });
 
