@@ -58,14 +58,19 @@ export interface QueueKeys {
   readonly idempotencyExpiry: string;
   /** The layout version this queue's data is in (set when it was created or migrated). */
   readonly layout: string;
+  /**
+   * Hash: the queue's dead-letter redrive — its state, cursor, end, counts, owner and lease. One
+   * per queue: a redrive is idempotent because the script that moves a dead letter back also
+   * advances this cursor, in the same call.
+   */
+  readonly redrive: string;
   /** Every key the queue owns, for deletion: one slot, so one DEL. */
   readonly all: readonly string[];
 }
 
 /**
- * `sluice:q:{<namespace>/<stream label>}:<part>`. Reserved parts for what comes next, so that
- * they land in the same slot: `order:*` (per-ordering-key state) and `redrive:*` (dead-letter
- * redrive progress) — deletion must add them to `all` when they exist.
+ * `sluice:q:{<namespace>/<stream label>}:<part>`. `order:*` stays reserved, in the same slot, for
+ * per-ordering-key state — deletion must add it to `all` when it exists.
  */
 export function queueKeys(q: QueueIdentity): QueueKeys {
   const tag = `${q.namespace}/${label(q.stream)}`;
@@ -81,8 +86,9 @@ export function queueKeys(q: QueueIdentity): QueueKeys {
     idempotency: `${base}:idem`,
     idempotencyExpiry: `${base}:idem:expiry`,
     layout: `${base}:layout`,
+    redrive: `${base}:redrive`,
   };
-  const all = [keys.stream, keys.delayed, keys.delayedTasks, keys.seq, keys.idempotency, keys.idempotencyExpiry, keys.layout];
+  const all = [keys.stream, keys.delayed, keys.delayedTasks, keys.seq, keys.idempotency, keys.idempotencyExpiry, keys.layout, keys.redrive];
   if (deadLetter !== undefined) all.push(deadLetter);
   return { ...keys, all };
 }

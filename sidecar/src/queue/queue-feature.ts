@@ -16,6 +16,9 @@ import { checkLayoutVersion, migrateQueue } from '../../../lib/redis/queue-migra
 import { TaskProducer, type Enqueued, type NewTask } from './producer.ts';
 import { queueRoutes } from './queue-routes.ts';
 import { whenReady } from './when-ready.ts';
+import { RedriveRunner, readRedrive, startRedrive, type RedriveProgress } from './dead-letter-redrive.ts';
+import type { RedriveRequest } from './redrive-request.ts';
+import { randomUUID } from 'node:crypto';
 
 export interface QueueFeatureDeps {
   /** Redis for task streams (`--redis`). */
@@ -46,6 +49,7 @@ interface Running {
   readonly signature: string;
   readonly consumer: QueueConsumer;
   readonly blocking: Redis;
+  readonly redrive: RedriveRunner;
 }
 
 /**
@@ -153,6 +157,31 @@ export class QueueFeature {
     });
   }
 
+  /**
+   * Starts a dead-letter redrive of `queue` (recorded in Redis; a worker sidecar of the queue moves
+   * it — this one at once when it is one). Refused while another is running.
+   */
+  async redrive(queue: TaskQueuePlan, req: RedriveRequest): Promise<RedriveProgress> {
+    if (!this.migratedQueues.has(queue.id)) {
+      await this.migrated(queue).catch((err: unknown) => {
+        throw new QueueError('SLUICE_ERR_QUEUE_UNAVAILABLE', `could not move ${queue.id} to the current Redis key layout: ${(err as Error).message}`, { cause: err });
+      });
+    }
+    const progress = await startRedrive(this.client, queue, req, randomUUID(), this.clock.wallNow()).catch((err: unknown) => {
+      if (err instanceof QueueError) throw err;
+      throw new QueueError('SLUICE_ERR_QUEUE_UNAVAILABLE', `could not start a redrive of ${queue.id}: ${(err as Error).message}`, { cause: err });
+    });
+    this.running.get(queue.id)?.redrive.kick();
+    return progress;
+  }
+
+  /** The queue's latest redrive (running or finished), or undefined. */
+  redriveProgress(queue: TaskQueuePlan): Promise<RedriveProgress | undefined> {
+    return readRedrive(this.client, queue).catch((err: unknown) => {
+      throw new QueueError('SLUICE_ERR_QUEUE_UNAVAILABLE', `could not read the redrive of ${queue.id}: ${(err as Error).message}`, { cause: err });
+    });
+  }
+
   get maxTaskBytes(): number {
     return this.d.maxTaskBytes ?? 1 << 20;
   }
@@ -178,7 +207,7 @@ export class QueueFeature {
     this.draining = true;
     const all = [...this.running.entries()].map(([id, r]) => {
       this.running.delete(id);
-      return r.consumer.drain(graceMs).finally(() => r.blocking.disconnect());
+      return Promise.all([r.redrive.stop(), r.consumer.drain(graceMs)]).finally(() => r.blocking.disconnect());
     });
     await Promise.all([...all, ...this.stopping]);
   }
@@ -209,14 +238,27 @@ export class QueueFeature {
       blockMs,
       migrated: () => this.migrated(plan),
     });
+    const redriveCount = this.metrics.tasks.labels(plan.name, 'redriven');
+    const redrive = new RedriveRunner({
+      plan,
+      client: this.client,
+      owner: this.d.consumerName,
+      clock: this.clock,
+      logger: this.log,
+      circuitOpen: () => this.d.circuit?.isOpen(plan) === true,
+      onMoved: (n) => redriveCount.inc(n),
+      migrated: () => this.migrated(plan),
+    });
     this.started.add(plan.id);
-    this.running.set(plan.id, { signature: signature(plan), consumer, blocking });
+    this.running.set(plan.id, { signature: signature(plan), consumer, blocking, redrive });
     consumer.start();
+    redrive.start();
     this.log.info('consuming', { queue: plan.id, stream: plan.stream, group: plan.group, concurrency: plan.concurrency });
   }
 
   private stopConsumer(id: string, r: Running): void {
     this.running.delete(id);
+    void r.redrive.stop();
     // A reconfigured or removed queue lets its in-flight tasks finish (up to their delivery timeout).
     const p = r.consumer.drain(r.consumer.plan.delivery.timeoutMs).finally(() => {
       r.blocking.disconnect();

@@ -216,6 +216,74 @@ for _, row in ipairs(p) do
 end
 return {entries, counts}`);
 
+/**
+ * Starts a dead-letter redrive unless one is running. KEYS: dead-letter stream, redrive hash.
+ * ARGV: id, max (0 = all), perSecond, error prefix ('' = any), cause ('' = any), wall-clock ISO
+ * time. The redrive covers the dead letters present now — up to the newest id, kept as `end` — so
+ * tasks that fail again while it runs are not redriven in a loop. Returns the hash as a flat list,
+ * and 1 if this call started it, 0 if another redrive was already running.
+ */
+export const REDRIVE_START = script('redrive-start', `
+local state = redis.call('HGET', KEYS[2], 'state')
+if state == 'running' then return {redis.call('HGETALL', KEYS[2]), 0} end
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local finish, st = '0-0', 'done'
+if last[1] then finish, st = last[1][1], 'running' end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'id', ARGV[1], 'state', st, 'cursor', '0-0', 'end', finish, 'moved', 0, 'skipped', 0,
+  'max', ARGV[2], 'perSecond', ARGV[3], 'error', ARGV[4], 'cause', ARGV[5], 'startedAt', ARGV[6], 'owner', '', 'lease', 0)
+if st == 'done' then redis.call('HSET', KEYS[2], 'finishedAt', ARGV[6]) end
+return {redis.call('HGETALL', KEYS[2]), 1}`);
+
+/**
+ * One paced step of a running redrive, by the sidecar holding (or taking over) its lease. KEYS:
+ * stream, dead-letter stream, redrive hash. ARGV: owner, lease ms, most to move, most to look at,
+ * wall-clock ISO time. Each matching dead letter is appended to the stream as a fresh task (same
+ * task id, attempt 1, the dead letter's error as the last error) and deleted from the dead-letter
+ * stream, and the cursor passes it, all in this one call: a crash between steps can neither lose
+ * one nor move one twice, and a repeated redrive finds only what was not moved.
+ * Returns {state, moved this step, owner when busy, perSecond}; state is running, done, busy or idle.
+ */
+export const REDRIVE_STEP = script('redrive-step', `${NOW}
+local r = redis.call('HMGET', KEYS[3], 'state', 'owner', 'lease', 'cursor', 'end', 'moved', 'skipped', 'max', 'error', 'cause', 'perSecond')
+if r[1] ~= 'running' then return {r[1] or 'idle', 0, '', 0} end
+if r[2] ~= '' and r[2] ~= ARGV[1] and tonumber(r[3]) > now then return {'busy', 0, r[2], tonumber(r[11])} end
+local cursor, finish, moved, skipped, max = r[4], r[5], tonumber(r[6]), tonumber(r[7]), tonumber(r[8])
+local errp, cause = r[9], r[10]
+local want = tonumber(ARGV[3])
+if max > 0 and max - moved < want then want = max - moved end
+local step = 0
+local range = {}
+if want > 0 then range = redis.call('XRANGE', KEYS[2], '(' .. cursor, finish, 'COUNT', tonumber(ARGV[4])) end
+local looked = 0
+for _, e in ipairs(range) do
+  if step >= want then break end
+  looked = looked + 1
+  local f = e[2]
+  local v = {}
+  for i = 1, #f, 2 do v[f[i]] = f[i + 1] end
+  local ok = (errp == '' or string.sub(v['error'] or '', 1, #errp) == errp) and (cause == '' or v['cause'] == cause)
+  if ok then
+    local fields = {'p', v['p'] or '', 'i', v['originalId'] or v['i'] or e[1]}
+    if v['c'] then fields[#fields + 1] = 'c'; fields[#fields + 1] = v['c'] end
+    if v['error'] then fields[#fields + 1] = 'e'; fields[#fields + 1] = v['error'] end
+    if v['k'] then fields[#fields + 1] = 'k'; fields[#fields + 1] = v['k'] end
+    redis.call('XADD', KEYS[1], '*', unpack(fields))
+    redis.call('XDEL', KEYS[2], e[1])
+    step = step + 1
+  else
+    skipped = skipped + 1
+  end
+  cursor = e[1]
+end
+moved = moved + step
+local state = 'running'
+local exhausted = looked == #range and #range < tonumber(ARGV[4])
+if want <= 0 or (max > 0 and moved >= max) or exhausted or cursor == finish then state = 'done' end
+redis.call('HSET', KEYS[3], 'state', state, 'cursor', cursor, 'moved', moved, 'skipped', skipped, 'owner', ARGV[1], 'lease', now + tonumber(ARGV[2]))
+if state == 'done' then redis.call('HSET', KEYS[3], 'finishedAt', ARGV[5], 'owner', '') end
+return {state, step, '', tonumber(r[11])}`);
+
 type Arg = string | Buffer | number;
 
 /**
