@@ -284,6 +284,32 @@ redis.call('HSET', KEYS[3], 'state', state, 'cursor', cursor, 'moved', moved, 's
 if state == 'done' then redis.call('HSET', KEYS[3], 'finishedAt', ARGV[5], 'owner', '') end
 return {state, step, '', tonumber(r[11])}`);
 
+/**
+ * Dead-letter retention: drops the oldest dead letters beyond maxLen and those dead-lettered more
+ * than maxAge ago (entry ids are the Redis time they were appended), at most ARGV[3] per call so a
+ * first pass over a huge backlog never blocks Redis for long. KEYS: dead-letter stream. ARGV:
+ * maxLen (0 = none), maxAge ms (0 = none), limit. Returns the number removed.
+ */
+export const DEAD_LETTER_TRIM = script('dead-letter-trim', `${NOW}
+local limit = tonumber(ARGV[3])
+local removed = 0
+local maxLen, maxAge = tonumber(ARGV[1]), tonumber(ARGV[2])
+if maxAge > 0 then
+  local cut = (now - maxAge) .. '-0'
+  local old = redis.call('XRANGE', KEYS[1], '-', '(' .. cut, 'COUNT', limit + 1)
+  if #old > limit then cut = old[limit + 1][1] end
+  if #old > 0 then removed = removed + redis.call('XTRIM', KEYS[1], 'MINID', cut) end
+end
+if maxLen > 0 then
+  local len = redis.call('XLEN', KEYS[1])
+  if len > maxLen then
+    local keep = maxLen
+    if len - maxLen > limit then keep = len - limit end
+    removed = removed + redis.call('XTRIM', KEYS[1], 'MAXLEN', '=', keep)
+  end
+end
+return removed`);
+
 type Arg = string | Buffer | number;
 
 /**
