@@ -64,13 +64,22 @@ export interface QueueKeys {
    * advances this cursor, in the same call.
    */
   readonly redrive: string;
+  /** Hash: ordering key → the id of the one task of that key in the stream (delivered or due). */
+  readonly orderActive: string;
+  /**
+   * Sorted set (all scores 0, ordered by member): `<ordering key>\0<sequence>` for each task waiting
+   * behind its key's active task, so a key's line is one ZRANGEBYLEX.
+   */
+  readonly orderWaiting: string;
+  /** Hash: a waiting member → its task id and packed entry fields. */
+  readonly orderTasks: string;
   /** Every key the queue owns, for deletion: one slot, so one DEL. */
   readonly all: readonly string[];
 }
 
 /**
- * `sluice:q:{<namespace>/<stream label>}:<part>`. `order:*` stays reserved, in the same slot, for
- * per-ordering-key state — deletion must add it to `all` when it exists.
+ * `sluice:q:{<namespace>/<stream label>}:<part>`. Ordering keys live in three fixed keys (never one
+ * key per ordering key), so a queue still owns a fixed list of keys, deleted by one DEL.
  */
 export function queueKeys(q: QueueIdentity): QueueKeys {
   const tag = `${q.namespace}/${label(q.stream)}`;
@@ -87,8 +96,14 @@ export function queueKeys(q: QueueIdentity): QueueKeys {
     idempotencyExpiry: `${base}:idem:expiry`,
     layout: `${base}:layout`,
     redrive: `${base}:redrive`,
+    orderActive: `${base}:order:active`,
+    orderWaiting: `${base}:order:waiting`,
+    orderTasks: `${base}:order:tasks`,
   };
-  const all = [keys.stream, keys.delayed, keys.delayedTasks, keys.seq, keys.idempotency, keys.idempotencyExpiry, keys.layout, keys.redrive];
+  const all = [
+    keys.stream, keys.delayed, keys.delayedTasks, keys.seq, keys.idempotency, keys.idempotencyExpiry, keys.layout, keys.redrive,
+    keys.orderActive, keys.orderWaiting, keys.orderTasks,
+  ];
   if (deadLetter !== undefined) all.push(deadLetter);
   return { ...keys, all };
 }

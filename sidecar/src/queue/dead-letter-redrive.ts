@@ -137,7 +137,9 @@ export class RedriveRunner {
       const batch = Math.max(1, Math.min(500, Math.ceil(this.perSecond / 10)));
       let wait = IDLE_POLL_MS;
       try {
-        const [state, moved, , perSecond] = (await runScript(this.d.client, REDRIVE_STEP, [this.keys.stream, this.keys.deadLetter as string, this.keys.redrive], [
+        const [state, moved, , perSecond] = (await runScript(this.d.client, REDRIVE_STEP, [
+          this.keys.stream, this.keys.deadLetter as string, this.keys.redrive, this.keys.seq, this.keys.orderActive, this.keys.orderWaiting, this.keys.orderTasks,
+        ], [
           this.d.owner, REDRIVE_LEASE_MS, batch, Math.min(1_000, batch * 10), new Date(this.d.clock.wallNow()).toISOString(),
         ])) as [string, number, string, number];
         failures = 0;

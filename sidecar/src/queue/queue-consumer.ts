@@ -354,15 +354,19 @@ export class QueueConsumer {
   private opFor(task: Task, decision: Decision): SettleOp {
     switch (decision.kind) {
       case 'ack':
+        if (task.orderingKey !== undefined) return { op: 'a', entryId: task.entryId, orderingKey: task.orderingKey, taskId: task.id };
         return { op: 'A', entryId: task.entryId };
       case 'retry':
         return { op: 'R', entryId: task.entryId, taskId: task.id, delayMs: decision.delayMs, fields: encodeFields(task, decision.nextAttempt, decision.reason) };
       case 'release':
         return { op: 'L', entryId: task.entryId, fields: encodeFields(task, task.attempt, task.lastError) };
       case 'dead':
-        if (!this.plan.deadLetterStream) return { op: 'A', entryId: task.entryId };
+        if (!this.plan.deadLetterStream) {
+          if (task.orderingKey !== undefined) return { op: 'a', entryId: task.entryId, orderingKey: task.orderingKey, taskId: task.id };
+          return { op: 'A', entryId: task.entryId };
+        }
         return {
-          op: 'D',
+          ...(task.orderingKey !== undefined ? { op: 'd' as const, orderingKey: task.orderingKey, taskId: task.id } : { op: 'D' as const }),
           entryId: task.entryId,
           fields: [
             ...encodeFields(task, task.attempt),
@@ -478,7 +482,9 @@ export class QueueConsumer {
     while (!this.stopping) {
       let wait = PROMOTE_IDLE_MS;
       try {
-        const [moved, nextDue] = (await runScript(this.d.client, PROMOTE, [this.keys.stream, this.keys.delayed, this.keys.delayedTasks], [PROMOTE_LIMIT])) as [number, number];
+        const [moved, nextDue] = (await runScript(this.d.client, PROMOTE, [
+          this.keys.stream, this.keys.delayed, this.keys.delayedTasks, this.keys.seq, this.keys.orderActive, this.keys.orderWaiting, this.keys.orderTasks,
+        ], [PROMOTE_LIMIT])) as [number, number];
         if (moved >= PROMOTE_LIMIT) wait = 0;
         else if (nextDue >= 0) wait = Math.min(PROMOTE_IDLE_MS, Math.max(1, nextDue));
       } catch (err) {
