@@ -6,6 +6,8 @@
  *               Retain: leave them), then remove the finalizer — only once cleanup succeeded;
  *   accepted + Redis configured → finalizer first (before any external state exists), then
  *               XGROUP CREATE ... MKSTREAM (idempotent), then read length/pending/lag/dead letters/consumers;
+ *   redrive   → a new `sluice.dev/redrive` annotation starts a dead-letter redrive in Redis (the
+ *               worker sidecars move it); its progress is copied into status.redrive;
  *   autoscale → read the target's /scale, decide (pure, stabilised), write /scale if it differs;
  *   status   → Accepted/Programmed/targets + the queue numbers + Ready/Autoscaling.
  *
@@ -34,6 +36,8 @@ import type { ProgrammingTracker } from './programming-tracker.ts';
 import { deleteQueueData, ensureStreamAndGroup, queueStats } from './queue-redis.ts';
 import { Reason } from './reasons.ts';
 import { KindReconciler } from './kind-reconciler.ts';
+import { readRedrive, startRedrive } from '../../lib/redis/dead-letter-redrive.ts';
+import { planRedrive, REDRIVE_ANNOTATION, redriveStatus, type RedriveStatus } from './plan-redrive.ts';
 import type { ReconcileResult } from './work-queue.ts';
 
 /** Guards the stream (and its side keys) while deletionPolicy may still have to remove them. */
@@ -114,6 +118,12 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
       }
     }
 
+    // --- dead-letter redrive asked for with kubectl annotate ---
+    const memo0 = this.written.get(key);
+    const before = ((memo0 && memo0.uid === uid ? memo0.status : obj.status) as { redrive?: RedriveStatus } | undefined)?.redrive;
+    let redrive: RedriveStatus | undefined = before;
+    if (plan && this.redis && redis.state === 'ok') redrive = await this.redrive(obj, plan, before).catch(() => before);
+
     // --- autoscaling ---
     const scale = plan?.autoscale ? await this.autoscale(key, obj, plan, redis) : ({ state: 'disabled' } as const);
 
@@ -126,6 +136,7 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
     const memo = this.written.get(key);
     const existing = memo && memo.uid === uid ? memo.status : (obj.status as ExtendedStatus | undefined);
     const parts = planTaskQueueStatus(obj.spec?.stream ?? '', obj.spec?.consumerGroup ?? '', redis, scale);
+    if (redrive !== undefined) parts.fields.redrive = redrive;
     const status = planExtendedStatus({
       generation, existing, verdict, targets, now: isoNow(clock), conditions: parts.conditions, fields: parts.fields,
     });
@@ -138,6 +149,32 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
       }
     }
     return plan ? { requeueAfter: this.opts.resyncMs } : undefined;
+  }
+
+  /**
+   * Starts the redrive a new annotation asks for (once per annotation value), or follows the one
+   * it started. Any worker sidecar of the queue moves it; the operator only records and reads it.
+   */
+  private async redrive(obj: KubeObject, plan: TaskQueuePlan, before: RedriveStatus | undefined): Promise<RedriveStatus | undefined> {
+    const redis = this.redis as Redis;
+    const step = planRedrive(obj.metadata.uid ?? '', obj.metadata.annotations?.[REDRIVE_ANNOTATION], plan.deadLetterStream !== undefined, before);
+    switch (step.action) {
+      case 'none':
+        return before;
+      case 'refuse':
+        this.opts.events.record(obj, 'Warning', Reason.RedriveInvalid, step.status.message ?? '');
+        return step.status;
+      case 'start': {
+        const { started, progress } = await startRedrive(redis, plan, step.request, step.id, this.opts.clock.wallNow());
+        if (!started) return { ...(before ?? { request: '' }), message: `Waiting: redrive ${progress.id} is still running (${progress.moved} moved).` };
+        this.opts.events.record(obj, 'Normal', Reason.RedriveStarted, `Dead-letter redrive ${step.id} started (max ${step.request.max || 'all'}, ${step.request.perSecond}/s).`);
+        return redriveStatus(step.requestHash, progress);
+      }
+      case 'follow': {
+        const progress = await readRedrive(redis, plan);
+        return progress && progress.id === step.id ? redriveStatus(step.requestHash, progress) : before;
+      }
+    }
   }
 
   /** Reads the target's /scale, decides, writes it when it differs. */

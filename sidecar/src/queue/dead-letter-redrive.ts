@@ -4,68 +4,23 @@ import type { Logger } from '../../../lib/log.ts';
 import type { TaskQueuePlan } from '../../../lib/policy/index.ts';
 import { queueKeys } from '../../../lib/redis/key-layout.ts';
 import { QueueError } from './errors.ts';
-import type { RedriveRequest } from './redrive-request.ts';
-import { REDRIVE_START, REDRIVE_STEP, runScript } from './scripts.ts';
+import { startRedrive, type RedriveProgress, type RedriveRequest } from '../../../lib/redis/dead-letter-redrive.ts';
+import { REDRIVE_STEP, runScript } from './scripts.ts';
 import { WakeSignal } from './wake-signal.ts';
-
-/** A redrive as `GET/POST …/dead-letters:redrive` and the TaskQueue status show it. */
-export interface RedriveProgress {
-  readonly id: string;
-  /** running, or done (every dead letter it covered was looked at, or `max` was reached). */
-  readonly state: string;
-  readonly moved: number;
-  /** Dead letters looked at and left in place because the filter did not match them. */
-  readonly skipped: number;
-  readonly max: number;
-  readonly perSecond: number;
-  readonly error: string;
-  readonly cause: string;
-  readonly startedAt: string;
-  readonly finishedAt: string | undefined;
-  /** The sidecar moving it now ('' between owners). */
-  readonly owner: string;
-}
 
 /** A runner that stops renewing (killed, or its worker's circuit is open) is taken over after this. */
 export const REDRIVE_LEASE_MS = 5_000;
 const IDLE_POLL_MS = 1_000;
 
 /**
- * Records a new redrive in the queue's redrive hash; any worker sidecar of the queue then moves
- * it (see RedriveRunner). Refused while another redrive of the queue is running: its progress is
- * in the error's answer instead.
+ * Starts a redrive of `plan` (lib/redis/dead-letter-redrive.ts), as the local API's errors say it:
+ * no dead-letter stream, or another redrive running (with its progress in the answer).
  */
-export async function startRedrive(client: Redis, plan: TaskQueuePlan, req: RedriveRequest, id: string, wallNow: number): Promise<RedriveProgress> {
-  const keys = queueKeys(plan);
-  if (!keys.deadLetter) throw new QueueError('SLUICE_ERR_QUEUE_NO_DEAD_LETTER', `${plan.id} has no spec.deadLetter.stream: there is nothing to redrive`);
-  const [flat, started] = (await runScript(client, REDRIVE_START, [keys.deadLetter, keys.redrive], [id, req.max, req.perSecond, req.error, req.cause, new Date(wallNow).toISOString()])) as [string[], number];
-  const progress = toProgress(flat);
-  if (started !== 1) throw Object.assign(new QueueError('SLUICE_ERR_QUEUE_REDRIVE_RUNNING', `a redrive of ${plan.id} is already running (${progress.moved} moved so far)`), { progress });
+export async function startQueueRedrive(client: Redis, plan: TaskQueuePlan, req: RedriveRequest, id: string, wallNow: number): Promise<RedriveProgress> {
+  if (!plan.deadLetterStream) throw new QueueError('SLUICE_ERR_QUEUE_NO_DEAD_LETTER', `${plan.id} has no spec.deadLetter.stream: there is nothing to redrive`);
+  const { started, progress } = await startRedrive(client, plan, req, id, wallNow);
+  if (!started) throw Object.assign(new QueueError('SLUICE_ERR_QUEUE_REDRIVE_RUNNING', `a redrive of ${plan.id} is already running (${progress.moved} moved so far)`), { progress });
   return progress;
-}
-
-/** The queue's latest redrive, or undefined when it never had one. */
-export async function readRedrive(client: Redis, plan: TaskQueuePlan): Promise<RedriveProgress | undefined> {
-  const flat = (await client.call('HGETALL', queueKeys(plan).redrive)) as string[];
-  return flat.length === 0 ? undefined : toProgress(flat);
-}
-
-function toProgress(flat: readonly string[]): RedriveProgress {
-  const h: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i] as string] = flat[i + 1] as string;
-  return {
-    id: h.id ?? '',
-    state: h.state ?? 'idle',
-    moved: Number(h.moved ?? 0),
-    skipped: Number(h.skipped ?? 0),
-    max: Number(h.max ?? 0),
-    perSecond: Number(h.perSecond ?? 0),
-    error: h.error ?? '',
-    cause: h.cause ?? '',
-    startedAt: h.startedAt ?? '',
-    finishedAt: h.finishedAt,
-    owner: h.owner ?? '',
-  };
 }
 
 export interface RedriveRunnerDeps {

@@ -16,8 +16,8 @@ import { checkLayoutVersion, migrateQueue } from '../../../lib/redis/queue-migra
 import { TaskProducer, type Enqueued, type NewTask } from './producer.ts';
 import { queueRoutes } from './queue-routes.ts';
 import { whenReady } from './when-ready.ts';
-import { RedriveRunner, readRedrive, startRedrive, type RedriveProgress } from './dead-letter-redrive.ts';
-import type { RedriveRequest } from './redrive-request.ts';
+import { RedriveRunner, startQueueRedrive } from './dead-letter-redrive.ts';
+import { readRedrive, type RedriveProgress, type RedriveRequest } from '../../../lib/redis/dead-letter-redrive.ts';
 import { randomUUID } from 'node:crypto';
 
 export interface QueueFeatureDeps {
@@ -167,7 +167,7 @@ export class QueueFeature {
         throw new QueueError('SLUICE_ERR_QUEUE_UNAVAILABLE', `could not move ${queue.id} to the current Redis key layout: ${(err as Error).message}`, { cause: err });
       });
     }
-    const progress = await startRedrive(this.client, queue, req, randomUUID(), this.clock.wallNow()).catch((err: unknown) => {
+    const progress = await startQueueRedrive(this.client, queue, req, randomUUID(), this.clock.wallNow()).catch((err: unknown) => {
       if (err instanceof QueueError) throw err;
       throw new QueueError('SLUICE_ERR_QUEUE_UNAVAILABLE', `could not start a redrive of ${queue.id}: ${(err as Error).message}`, { cause: err });
     });

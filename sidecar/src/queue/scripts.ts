@@ -296,25 +296,6 @@ end
 return {entries, counts}`);
 
 /**
- * Starts a dead-letter redrive unless one is running. KEYS: dead-letter stream, redrive hash.
- * ARGV: id, max (0 = all), perSecond, error prefix ('' = any), cause ('' = any), wall-clock ISO
- * time. The redrive covers the dead letters present now — up to the newest id, kept as `end` — so
- * tasks that fail again while it runs are not redriven in a loop. Returns the hash as a flat list,
- * and 1 if this call started it, 0 if another redrive was already running.
- */
-export const REDRIVE_START = script('redrive-start', `
-local state = redis.call('HGET', KEYS[2], 'state')
-if state == 'running' then return {redis.call('HGETALL', KEYS[2]), 0} end
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local finish, st = '0-0', 'done'
-if last[1] then finish, st = last[1][1], 'running' end
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'id', ARGV[1], 'state', st, 'cursor', '0-0', 'end', finish, 'moved', 0, 'skipped', 0,
-  'max', ARGV[2], 'perSecond', ARGV[3], 'error', ARGV[4], 'cause', ARGV[5], 'startedAt', ARGV[6], 'owner', '', 'lease', 0)
-if st == 'done' then redis.call('HSET', KEYS[2], 'finishedAt', ARGV[6]) end
-return {redis.call('HGETALL', KEYS[2]), 1}`);
-
-/**
  * One paced step of a running redrive, by the sidecar holding (or taking over) its lease. KEYS:
  * stream, dead-letter stream, redrive hash, seq, order active, order waiting, order tasks. A dead
  * letter with an ordering key goes to the end of its key's line. ARGV: owner, lease ms, most to move, most to look at,
