@@ -59,7 +59,15 @@ export interface Snapshot {
    */
   producibleTaskQueues?: PolicyResource[];
 }
-export interface DiscoveryResponse { snapshot: Snapshot; message?: 'snapshot' }
+/** The operator asks one worker sidecar of a TaskQueue to start a dead-letter redrive (see the .proto). */
+export interface RedriveRequestMessage {
+  queueNamespace: string;
+  queueName: string;
+  id: string;
+  json: string;
+}
+/** What the operator sends; one field is set (proto `oneof message`). */
+export interface DiscoveryResponse { snapshot?: Snapshot; redrive?: RedriveRequestMessage; message?: 'snapshot' | 'redrive' }
 
 export type DiscoveryStream = grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
 export type ServerDiscoveryStream = grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>;

@@ -1,8 +1,8 @@
 /**
  * The kubectl path of a dead-letter redrive: `kubectl annotate taskqueue orders
  * sluice.dev/redrive='{"max": 500, "perSecond": 50, "error": "http 5"}'`. Pure: from the
- * annotation and what status.redrive already says, decide whether to start a redrive, follow the
- * one started, or refuse the annotation. A value is acted on once — the status keeps a hash of the
+ * annotation and what status.redrive already says, decide whether to start a redrive (hand it to a
+ * worker sidecar), follow the one started, or refuse the annotation. A value is acted on once — the status keeps a hash of the
  * object's uid and the value, so resyncs and operator restarts never start it twice; to redrive
  * again, change the value (any field, or an extra space).
  */
@@ -16,6 +16,7 @@ export interface RedriveStatus {
   /** Which annotation value this is about (a hash of the object's uid and the value). */
   readonly request: string;
   readonly id?: string;
+  /** Pending (handed to a worker, not started yet), running, done, or Invalid. */
   readonly state?: string;
   readonly moved?: number;
   readonly skipped?: number;
@@ -35,7 +36,8 @@ export type RedriveStep =
 export function planRedrive(uid: string, annotation: string | undefined, hasDeadLetter: boolean, before: RedriveStatus | undefined): RedriveStep {
   if (annotation !== undefined) {
     const requestHash = createHash('sha256').update(`${uid}\n${annotation}`).digest('hex').slice(0, 16);
-    if (before?.request !== requestHash) {
+    // A new value, or one handed to a worker that has not started it yet.
+    if (before?.request !== requestHash || before.state === 'Pending') {
       const refuse = (message: string): RedriveStep => ({ action: 'refuse', status: { request: requestHash, state: 'Invalid', message: `${REDRIVE_ANNOTATION}: ${message}` } });
       if (!hasDeadLetter) return refuse('the queue has no spec.deadLetter.stream, so there is nothing to redrive');
       let doc: unknown;

@@ -1,8 +1,8 @@
 /**
  * The kubectl path of a dead-letter redrive, against the real control plane, a real redis-server
- * and a real worker sidecar (discovery from the operator): `kubectl annotate` starts it, the
- * worker moves the dead letters back, status.redrive reports progress, a value is acted on once,
- * and a bad value is refused in status.
+ * and a real worker sidecar (discovery from the operator): `kubectl annotate`, the operator hands
+ * the redrive to the worker over its discovery stream, the worker moves the dead letters back,
+ * status.redrive reports progress, a value is acted on once, and a bad value is refused in status.
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,6 +67,9 @@ describe('dead-letter redrive from kubectl', () => {
     await eventually(async () => expect((await statusOf()).redrive).toMatchObject({ state: 'done', moved: 20, skipped: 5 }), { timeoutMs: 60_000, intervalMs: 200 });
     const status = (await statusOf()).redrive!;
     expect(String(status.id)).toMatch(/^kubectl-/);
+    // Started by the worker it was handed to (the operator only records), which moved it.
+    expect(await client.hget(keys.redrive, 'id')).toBe(status.id);
+    expect(op.operator.discovery.reports()).toHaveProperty('shop/refund-worker-1');
     await eventually(() => expect(new Set(tasksAtApp())).toEqual(new Set(Array.from({ length: 20 }, (_, n) => `task-${n}`))), { timeoutMs: 30_000 });
     expect(await client.xlen(keys.deadLetter!)).toBe(5);
     await eventually(async () => expect((await statusOf()).deadLetters).toBe(5), { timeoutMs: 30_000 });
@@ -84,5 +87,27 @@ describe('dead-letter redrive from kubectl', () => {
       expect(String(r.message)).toMatch(/sluice.dev\/redrive: perSecond must be an integer from 1/);
     }, { timeoutMs: 30_000, intervalMs: 200 });
     expect(await client.xlen(keys.deadLetter!)).toBe(5);
+  });
+
+  it('with no worker sidecar connected the redrive waits in status; the operator does not move dead letters itself', { timeout: 60_000 }, async () => {
+    const idle = queueKeys({ namespace: 'shop', stream: 'shop.idle', deadLetterStream: 'shop.idle.dlq' });
+    await cluster.client.create(TASK_QUEUES, {
+      apiVersion: 'sluice.dev/v1alpha1', kind: 'TaskQueue',
+      metadata: { name: 'idle', namespace: 'shop' },
+      spec: {
+        selector: { matchLabels: { app: 'nobody' } }, stream: 'shop.idle', consumerGroup: 'idle-workers',
+        delivery: { protocol: 'http', path: '/tasks' }, deadLetter: { stream: 'shop.idle.dlq' },
+      },
+    });
+    await client.xadd(idle.deadLetter!, '*', 'p', '{}', 'originalId', 'lonely', 'error', 'http 500', 'cause', 'exhausted');
+    await cluster.kubectl('-n', 'shop', 'annotate', 'taskqueue', 'idle', 'sluice.dev/redrive={}');
+    await eventually(async () => {
+      const r = ((await cluster.client.get<any>(`${TASK_QUEUES}/idle`)).status ?? {}).redrive;
+      expect(r).toMatchObject({ state: 'Pending' });
+      expect(String(r.message)).toMatch(/Waiting for a worker sidecar/);
+    }, { timeoutMs: 30_000, intervalMs: 200 });
+    await sleep(1_000);
+    expect(await client.exists(idle.redrive)).toBe(0);
+    expect(await client.xlen(idle.deadLetter!)).toBe(1);
   });
 });

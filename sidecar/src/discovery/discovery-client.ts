@@ -21,7 +21,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Backoff } from '../../../lib/backoff.ts';
 import { compilePlan } from '../../../lib/policy/compile.ts';
 import type { Plan, TaskQueuePlan } from '../../../lib/policy/plan.ts';
-import { policyDiscovery, type CircuitTransition, type DiscoveryResponse, type DiscoveryStream, type PolicyDiscoveryClient, type Snapshot } from '../../../lib/proto/discovery.ts';
+import { policyDiscovery, type CircuitTransition, type DiscoveryResponse, type DiscoveryStream, type PolicyDiscoveryClient, type RedriveRequestMessage, type Snapshot } from '../../../lib/proto/discovery.ts';
 import type { ReadinessCheck } from '../admin/admin-server.ts';
 import type { PolicyStore } from '../config/policy-store.ts';
 import type { Logger } from '../../../lib/log.ts';
@@ -44,6 +44,8 @@ export interface DiscoveryClientOptions {
   reportIntervalMs?: number;
   /** [issue 7] Called each time the stream is (re)established (first message received): resend state reports. */
   onConnected?: () => void;
+  /** The operator hands this worker a dead-letter redrive to start (the TaskQueue's sluice.dev/redrive annotation). */
+  onRedrive?: (request: RedriveRequestMessage) => void;
   /** [discovery TLS] Verify the operator with this CA bundle (PEM); serverName overrides the name checked (targets given as IPs). */
   tls?: { caPem: string; serverName?: string };
 }
@@ -182,6 +184,7 @@ export class DiscoveryClient {
         if (this.opts.onConnected) queueMicrotask(() => this.opts.onConnected?.());
       }
       if (msg.snapshot) this.onSnapshot(stream, target, msg.snapshot);
+      else if (msg.redrive) this.opts.onRedrive?.(msg.redrive);
     });
     stream.on('error', (err: grpc.ServiceError) => onEnd(`${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
     stream.on('end', () => onEnd('stream closed by operator'));

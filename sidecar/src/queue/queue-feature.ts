@@ -17,7 +17,8 @@ import { TaskProducer, type Enqueued, type NewTask } from './producer.ts';
 import { queueRoutes } from './queue-routes.ts';
 import { whenReady } from './when-ready.ts';
 import { RedriveRunner, startQueueRedrive } from './dead-letter-redrive.ts';
-import { readRedrive, type RedriveProgress, type RedriveRequest } from '../../../lib/redis/dead-letter-redrive.ts';
+import { checkRedriveRequest, readRedrive, type RedriveProgress, type RedriveRequest } from '../../../lib/redis/dead-letter-redrive.ts';
+import type { RedriveRequestMessage } from '../../../lib/proto/discovery.ts';
 import { randomUUID } from 'node:crypto';
 
 export interface QueueFeatureDeps {
@@ -173,6 +174,37 @@ export class QueueFeature {
     });
     this.running.get(queue.id)?.redrive.kick();
     return progress;
+  }
+
+  /**
+   * The operator hands this worker a redrive (the TaskQueue's `sluice.dev/redrive` annotation):
+   * start it under the operator's id, if this sidecar consumes the queue. A repeated hand-off of a
+   * redrive already started is a no-op; the operator follows progress in Redis.
+   */
+  async redriveFromOperator(r: RedriveRequestMessage): Promise<void> {
+    const running = [...this.running.values()].find((x) => x.consumer.plan.namespace === r.queueNamespace && x.consumer.plan.name === r.queueName);
+    const log = { queue: `${r.queueNamespace}/${r.queueName}`, id: r.id };
+    if (!running) {
+      this.log.warn('the operator handed a redrive of a queue this sidecar does not consume; ignored', log);
+      return;
+    }
+    let req: RedriveRequest | string;
+    try {
+      req = checkRedriveRequest(JSON.parse(r.json));
+    } catch {
+      req = 'is not JSON';
+    }
+    if (typeof req === 'string') {
+      this.log.warn('the operator handed an invalid redrive; ignored', { ...log, error: req });
+      return;
+    }
+    try {
+      await startQueueRedrive(this.client, running.consumer.plan, req, r.id, this.clock.wallNow());
+      this.log.info('dead-letter redrive started for the operator', log);
+      running.redrive.kick();
+    } catch (err) {
+      this.log.warn('could not start the redrive the operator handed', { ...log, err });
+    }
   }
 
   /** The queue's latest redrive (running or finished), or undefined. */
