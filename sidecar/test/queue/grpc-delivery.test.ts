@@ -10,6 +10,7 @@ import { eventually, sleep } from '../../../test/helpers/eventually.ts';
 import { useCleanup, useRedisServer } from '../../../test/helpers/fixtures.ts';
 import type { RedisServer } from '../../../test/helpers/redis-server.ts';
 import { startSidecar, type RunningSidecar } from '../../../test/helpers/sidecar.ts';
+import { testQueueKeys } from './helpers/queue-harness.ts';
 
 let redis: RedisServer;
 let r: Redis;
@@ -99,8 +100,9 @@ async function stats(sc: RunningSidecar, queue: string): Promise<Record<string, 
   return (await (await fetch(`${sc.localApi}/v1/queues/${queue}`)).json()) as Record<string, number>;
 }
 
-async function deadLetters(stream: string): Promise<Record<string, string>[]> {
-  const entries = (await r.xrange(stream, '-', '+')) as [string, string[]][];
+/** The dead letters of the queue `name` below (namespace shop, stream test.<name>), where the key layout keeps them. */
+async function deadLetters(name: string): Promise<Record<string, string>[]> {
+  const entries = (await r.xrange(testQueueKeys(name).deadLetter!, '-', '+')) as [string, string[]][];
   return entries.map(([, f]) => Object.fromEntries(f.flatMap((_, i) => (i % 2 ? [] : [[f[i], f[i + 1]]]))));
 }
 
@@ -133,8 +135,8 @@ describe('TaskQueue delivery over gRPC', () => {
   it('dead-letters INVALID_ARGUMENT at once: the app refused the task itself', async () => {
     const { app, sc } = await setup('grpc-bad', () => ({ code: grpc.status.INVALID_ARGUMENT }));
     const id = await enqueue(sc, 'grpc-bad');
-    await eventually(async () => expect(await deadLetters('test.grpc-bad.dlq')).toHaveLength(1));
-    const [dead] = await deadLetters('test.grpc-bad.dlq');
+    await eventually(async () => expect(await deadLetters('grpc-bad')).toHaveLength(1));
+    const [dead] = await deadLetters('grpc-bad');
     expect(dead).toMatchObject({ originalId: id, attempts: '1', cause: 'permanent', error: 'grpc INVALID_ARGUMENT' });
     await sleep(300);
     expect(app.received).toHaveLength(1);
@@ -144,9 +146,9 @@ describe('TaskQueue delivery over gRPC', () => {
   it('a call past delivery.timeout fails as a timeout and is retried; maxAttempts failures dead-letter it', async () => {
     const { app, sc } = await setup('grpc-slow', () => 'hang');
     const id = await enqueue(sc, 'grpc-slow');
-    await eventually(async () => expect(await deadLetters('test.grpc-slow.dlq')).toHaveLength(1), { timeoutMs: 15_000 });
+    await eventually(async () => expect(await deadLetters('grpc-slow')).toHaveLength(1), { timeoutMs: 15_000 });
     expect(app.received.map((c) => c.attempt)).toEqual([1, 2, 3]);
-    const [dead] = await deadLetters('test.grpc-slow.dlq');
+    const [dead] = await deadLetters('grpc-slow');
     expect(dead).toMatchObject({ originalId: id, attempts: '3', error: 'timeout' });
   });
 });

@@ -95,6 +95,19 @@ describe('ordering keys', () => {
     for (const keys of batches.values()) expect(new Set(keys).size).toBe(keys.length);
   });
 
+  it('the tasks waiting behind their key are counted as waiting (not as lag) until the head is acknowledged', async () => {
+    let release!: () => void;
+    const held = new Promise<number>((res) => (release = () => res(200)));
+    const app = await started((d) => (item(d).n === 0 ? held : 200));
+    const h = await harness('ord-wait', {}, app);
+    await h.postBatch('ord-wait', [0, 1, 2, 3, 4].map((n) => ({ payload: { k: 'A', n }, orderingKey: 'A' })));
+    await eventually(async () => expect(await h.feature.stats(h.feature.resolve('ord-wait'))).toMatchObject({ waiting: 4, lag: 0, pending: 1 }));
+    expect(lines(app.deliveries).get('A')).toEqual([0]);
+    release();
+    await eventually(() => expect(lines(app.deliveries).get('A')).toEqual([0, 1, 2, 3, 4]));
+    await eventually(async () => expect(await h.feature.stats(h.feature.resolve('ord-wait'))).toMatchObject({ waiting: 0, pending: 0 }));
+  });
+
   it('refuses an ordering key that is not printable ASCII or too long', async () => {
     const app = await started();
     const h = await harness('ord-bad', {}, app);
