@@ -102,7 +102,8 @@ describe('ordering keys', () => {
     const h = await harness('ord-wait', {}, app);
     await h.postBatch('ord-wait', [0, 1, 2, 3, 4].map((n) => ({ payload: { k: 'A', n }, orderingKey: 'A' })));
     await eventually(async () => expect(await h.feature.stats(h.feature.resolve('ord-wait'))).toMatchObject({ waiting: 4, lag: 0, pending: 1 }));
-    expect(lines(app.deliveries).get('A')).toEqual([0]);
+    await eventually(() => expect(lines(app.deliveries).get('A')).toEqual([0]));
+    expect(await h.feature.stats(h.feature.resolve('ord-wait'))).toMatchObject({ waiting: 4 });
     release();
     await eventually(() => expect(lines(app.deliveries).get('A')).toEqual([0, 1, 2, 3, 4]));
     await eventually(async () => expect(await h.feature.stats(h.feature.resolve('ord-wait'))).toMatchObject({ waiting: 0, pending: 0 }));
