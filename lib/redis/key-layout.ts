@@ -67,18 +67,17 @@ export interface QueueKeys {
   /** Hash: ordering key → the id of the one task of that key in the stream (delivered or due). */
   readonly orderActive: string;
   /**
-   * Sorted set (all scores 0, ordered by member): `<ordering key>\0<sequence>` for each task waiting
-   * behind its key's active task, so a key's line is one ZRANGEBYLEX.
+   * Sorted set (all scores 0, ordered by member): `<ordering key>\0<20-digit sequence>` followed by
+   * the packed task id and entry fields, for each task waiting behind its key's active task — so a
+   * key's line is one ZRANGEBYLEX and taking its next task one ZREM.
    */
   readonly orderWaiting: string;
-  /** Hash: a waiting member → its task id and packed entry fields. */
-  readonly orderTasks: string;
   /** Every key the queue owns, for deletion: one slot, so one DEL. */
   readonly all: readonly string[];
 }
 
 /**
- * `sluice:q:{<namespace>/<stream label>}:<part>`. Ordering keys live in three fixed keys (never one
+ * `sluice:q:{<namespace>/<stream label>}:<part>`. Ordering keys live in two fixed keys (never one
  * key per ordering key), so a queue still owns a fixed list of keys, deleted by one DEL.
  */
 export function queueKeys(q: QueueIdentity): QueueKeys {
@@ -98,11 +97,10 @@ export function queueKeys(q: QueueIdentity): QueueKeys {
     redrive: `${base}:redrive`,
     orderActive: `${base}:order:active`,
     orderWaiting: `${base}:order:waiting`,
-    orderTasks: `${base}:order:tasks`,
   };
   const all = [
     keys.stream, keys.delayed, keys.delayedTasks, keys.seq, keys.idempotency, keys.idempotencyExpiry, keys.layout, keys.redrive,
-    keys.orderActive, keys.orderWaiting, keys.orderTasks,
+    keys.orderActive, keys.orderWaiting,
   ];
   if (deadLetter !== undefined) all.push(deadLetter);
   return { ...keys, all };

@@ -93,7 +93,7 @@ export class RedriveRunner {
       let wait = IDLE_POLL_MS;
       try {
         const [state, moved, , perSecond] = (await runScript(this.d.client, REDRIVE_STEP, [
-          this.keys.stream, this.keys.deadLetter as string, this.keys.redrive, this.keys.seq, this.keys.orderActive, this.keys.orderWaiting, this.keys.orderTasks,
+          this.keys.stream, this.keys.deadLetter as string, this.keys.redrive, this.keys.seq, this.keys.orderActive, this.keys.orderWaiting,
         ], [
           this.d.owner, REDRIVE_LEASE_MS, batch, Math.min(1_000, batch * 10), new Date(this.d.clock.wallNow()).toISOString(),
         ])) as [string, number, string, number];

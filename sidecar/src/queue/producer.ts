@@ -119,7 +119,7 @@ export class TaskProducer {
     let flat: (string | number)[];
     try {
       flat = (await runScript(this.client, ENQUEUE, [
-        keys.stream, keys.delayed, keys.delayedTasks, keys.seq, keys.idempotency, keys.idempotencyExpiry, keys.orderActive, keys.orderWaiting, keys.orderTasks,
+        keys.stream, keys.delayed, keys.delayedTasks, keys.seq, keys.idempotency, keys.idempotencyExpiry, keys.orderActive, keys.orderWaiting,
       ], args)) as (string | number)[];
     } catch (err) {
       for (const p of call) p.reject(new QueueError('SLUICE_ERR_QUEUE_UNAVAILABLE', `could not enqueue to ${p.queueId}: ${(err as Error).message}`, { cause: err }));

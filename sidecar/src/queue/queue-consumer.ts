@@ -483,7 +483,7 @@ export class QueueConsumer {
       let wait = PROMOTE_IDLE_MS;
       try {
         const [moved, nextDue] = (await runScript(this.d.client, PROMOTE, [
-          this.keys.stream, this.keys.delayed, this.keys.delayedTasks, this.keys.seq, this.keys.orderActive, this.keys.orderWaiting, this.keys.orderTasks,
+          this.keys.stream, this.keys.delayed, this.keys.delayedTasks, this.keys.seq, this.keys.orderActive, this.keys.orderWaiting,
         ], [PROMOTE_LIMIT])) as [number, number];
         if (moved >= PROMOTE_LIMIT) wait = 0;
         else if (nextDue >= 0) wait = Math.min(PROMOTE_IDLE_MS, Math.max(1, nextDue));

@@ -29,7 +29,9 @@ end`;
  * Ordering keys. At most one task of a key is in the stream at a time (delivered or waiting to be
  * read); the key's later tasks wait in line, outside the stream, and the next one is appended when
  * the one in the stream is acknowledged or dead-lettered. That single rule gives per-key order
- * across every consumer and pod, and costs tasks without a key nothing.
+ * across every consumer and pod, and costs tasks without a key nothing. A waiting task is one
+ * member of the waiting sorted set: `<key>\0<20-digit sequence>` followed by its packed id and
+ * fields, so a key's line is read, in order, by one ZRANGEBYLEX and taken by one ZREM.
  *   order_put: appends a task of key k — to the stream when k is free or already held by this same
  *     task (a retry coming back), else at the end of k's line. tid is nil for a new task.
  *   order_done: task tid of key k has left (acked or dead-lettered): the next in line goes in.
@@ -40,7 +42,7 @@ const ORDER = `local function field_of(fields, name)
   end
   return nil
 end
-local function order_put(stream, oa, ow, ot, seq, k, tid, fields, now)
+local function order_put(stream, oa, ow, seq, k, tid, fields, now)
   local cur = redis.call('HGET', oa, k)
   if cur and cur ~= tid then
     local n = redis.call('INCR', seq)
@@ -49,9 +51,7 @@ local function order_put(stream, oa, ow, ot, seq, k, tid, fields, now)
       fields[#fields + 1] = 'i'
       fields[#fields + 1] = tid
     end
-    local member = k .. string.char(0) .. string.format('%020d', n)
-    redis.call('HSET', ot, member, cmsgpack.pack({tid, fields}))
-    redis.call('ZADD', ow, 0, member)
+    redis.call('ZADD', ow, 0, k .. string.char(0) .. string.format('%020d', n) .. cmsgpack.pack({tid, fields}))
     return tid
   end
   local id = redis.call('XADD', stream, '*', unpack(fields))
@@ -59,12 +59,11 @@ local function order_put(stream, oa, ow, ot, seq, k, tid, fields, now)
   redis.call('HSET', oa, k, tid)
   return tid
 end
-local function order_done(stream, oa, ow, ot, k, tid)
+local function order_done(stream, oa, ow, k, tid)
   if redis.call('HGET', oa, k) ~= tid then return end
   local m = redis.call('ZRANGEBYLEX', ow, '[' .. k .. string.char(0), '(' .. k .. string.char(1), 'LIMIT', 0, 1)
   if m[1] then
-    local rec = cmsgpack.unpack(redis.call('HGET', ot, m[1]))
-    redis.call('HDEL', ot, m[1])
+    local rec = cmsgpack.unpack(string.sub(m[1], #k + 22))
     redis.call('ZREM', ow, m[1])
     redis.call('XADD', stream, '*', unpack(rec[2]))
     redis.call('HSET', oa, k, rec[1])
@@ -75,7 +74,7 @@ end`;
 
 /**
  * KEYS: stream, delayed zset, delayed hash, seq, idempotency hash, idempotency expiry zset, order
- * active, order waiting, order tasks. ARGV: window ms, shape (one letter per task), then per task:
+ * active, order waiting. ARGV: window ms, shape (one letter per task), then per task:
  * for 'p' only the payload (no key, no delay, JSON — the common case, one argument instead of
  * four); for 'f' idempotency key ('' = none), delay ms, content type ('' = json), payload; for 'o'
  * the same and then the ordering key. Returns id1, duplicate1, id2, duplicate2, …
@@ -134,7 +133,7 @@ for n = 1, #shape do
     elseif okey ~= '' then
       local fields = {'p', payload, 'k', okey}
       if ct ~= '' then fields[5] = 'c'; fields[6] = ct end
-      id = order_put(KEYS[1], KEYS[7], KEYS[8], KEYS[9], KEYS[4], okey, nil, fields, now)
+      id = order_put(KEYS[1], KEYS[7], KEYS[8], KEYS[4], okey, nil, fields, now)
     elseif ct ~= '' then
       id = redis.call('XADD', KEYS[1], '*', 'p', payload, 'c', ct)
     else
@@ -153,7 +152,7 @@ return out`);
 /**
  * Moves due tasks from the delay set into the stream — a task with an ordering key through its
  * key's line (a retry of the key's active task goes straight back in). KEYS: stream, delayed
- * zset, delayed hash, seq, order active, order waiting, order tasks. ARGV: limit. Returns
+ * zset, delayed hash, seq, order active, order waiting. ARGV: limit. Returns
  * {moved, ms until the next one is due or -1}.
  */
 export const PROMOTE = script('promote', `${NOW}
@@ -164,7 +163,7 @@ for _, id in ipairs(ids) do
   if packed then
     local fields = cmsgpack.unpack(packed)
     local k = field_of(fields, 'k')
-    if k then order_put(KEYS[1], KEYS[5], KEYS[6], KEYS[7], KEYS[4], k, field_of(fields, 'i'), fields, now)
+    if k then order_put(KEYS[1], KEYS[5], KEYS[6], KEYS[4], k, field_of(fields, 'i'), fields, now)
     else redis.call('XADD', KEYS[1], '*', unpack(fields)) end
   end
   redis.call('HDEL', KEYS[3], id)
@@ -181,8 +180,8 @@ return {#ids, wait}`);
 /**
  * Settles delivered entries, each only if this consumer still owns it: a late result from a
  * worker whose claim was taken must not ack (or retry) the entry another worker now holds.
- * KEYS: stream, delayed zset, delayed hash, dead-letter stream, order active, order waiting,
- * order tasks. ARGV: group, consumer, ops (one letter per entry, so that a plain ack costs one
+ * KEYS: stream, delayed zset, delayed hash, dead-letter stream, order active, order waiting.
+ * ARGV: group, consumer, ops (one letter per entry, so that a plain ack costs one
  * argument), then per entry:
  *   A: entryId                                  ack
  *   R: entryId taskId delayMs nfields fields…   retry later (delay set), then ack
@@ -230,7 +229,7 @@ for n = 1, #ops do
       redis.call('XADD', KEYS[4], '*', unpack(fields))
     end
     redis.call('XACK', stream, group, id)
-    if okey then order_done(stream, KEYS[5], KEYS[6], KEYS[7], okey, taskId) end
+    if okey then order_done(stream, KEYS[5], KEYS[6], okey, taskId) end
     out[n] = 1
   else
     out[n] = 0
@@ -297,7 +296,7 @@ return {entries, counts}`);
 
 /**
  * One paced step of a running redrive, by the sidecar holding (or taking over) its lease. KEYS:
- * stream, dead-letter stream, redrive hash, seq, order active, order waiting, order tasks. A dead
+ * stream, dead-letter stream, redrive hash, seq, order active, order waiting. A dead
  * letter with an ordering key goes to the end of its key's line. ARGV: owner, lease ms, most to move, most to look at,
  * wall-clock ISO time. Each matching dead letter is appended to the stream as a fresh task (same
  * task id, attempt 1, the dead letter's error as the last error) and deleted from the dead-letter
@@ -332,7 +331,7 @@ for _, e in ipairs(range) do
     if v['k'] then
       fields[#fields + 1] = 'k'
       fields[#fields + 1] = v['k']
-      order_put(KEYS[1], KEYS[5], KEYS[6], KEYS[7], KEYS[4], v['k'], fields[4], fields, now)
+      order_put(KEYS[1], KEYS[5], KEYS[6], KEYS[4], v['k'], fields[4], fields, now)
     else
       redis.call('XADD', KEYS[1], '*', unpack(fields))
     end

@@ -109,7 +109,7 @@ export class SettleBatcher {
     let retryLater = false;
     try {
       const flags = (await runScript(this.client, SETTLE, [
-        this.keys.stream, this.keys.delayed, this.keys.delayedTasks, this.deadLetterKey, this.keys.orderActive, this.keys.orderWaiting, this.keys.orderTasks,
+        this.keys.stream, this.keys.delayed, this.keys.delayedTasks, this.deadLetterKey, this.keys.orderActive, this.keys.orderWaiting,
       ], this.args(batch))) as number[];
       batch.forEach((q, i) => q.resolve(flags[i] === 1 ? 'settled' : 'late'));
     } catch (err) {
