@@ -3,12 +3,15 @@
 //   2. delivered + acknowledged to a no-op HTTP app at concurrency 100 — batchSize 50 and one task
 //      per call — vs a BullMQ Worker (concurrency 100, no-op processor);
 //   3. the raw consumer ceiling: the same consumer in-process with delivery replaced by a no-op;
-//   4. p99 enqueue→delivery at half of the measured one-task-per-call maximum.
+//   4. p99 enqueue→delivery at half of the measured one-task-per-call maximum;
+//   5. ordering keys: tasks over ORDER_KEYS keys against the same tasks without keys (produce and
+//      drain, the consumer in-process with a no-op delivery), and dead-letter redrive throughput.
 // Producing and deliveries are measured warm (WARM_TASKS first, for both contenders); the latency run discards
 // its first LATENCY_WARM_MS. Prints tables and ratios; never fails on a number.
 // Diagnostics: BENCH_QUEUE_PROF=<dir> (CPU profiles of every sidecar), BENCH_QUEUE_PRODUCE_ONLY=1,
 // BENCH_QUEUE_DELIVER_ONLY=<batchSize> (with CPU µs per task), BENCH_QUEUE_LATENCY_RATE=<n>,
-// BENCH_QUEUE_PRODUCE_TASKS, BENCH_QUEUE_DELIVER_TASKS, BENCH_QUEUE_WARM, BENCH_QUEUE_ROUNDS.
+// BENCH_QUEUE_PRODUCE_TASKS, BENCH_QUEUE_DELIVER_TASKS, BENCH_QUEUE_WARM, BENCH_QUEUE_ROUNDS,
+// BENCH_QUEUE_ORDERED_ONLY=1 (part 5 alone), BENCH_QUEUE_ORDER_TASKS, BENCH_QUEUE_REDRIVE_TASKS.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -258,6 +261,144 @@ async function consumeRaw(): Promise<number> {
   return (DELIVER_TASKS * 2) / seconds;
 }
 
+// ── 5. ordering keys and redrive ─────────────────────────────────────────────────────────────────
+
+const ORDER_KEYS = 1_000;
+const ORDER_TASKS = Number(process.env.BENCH_QUEUE_ORDER_TASKS ?? 20_000);
+const REDRIVE_TASKS = Number(process.env.BENCH_QUEUE_REDRIVE_TASKS ?? 20_000);
+
+function orderedQueueDoc(name: string) {
+  return {
+    apiVersion: 'sluice.dev/v1alpha1', kind: 'TaskQueue', metadata: { name, namespace: 'bench' },
+    spec: {
+      selector: {}, stream: `bench.${name}`, consumerGroup: 'workers', delivery: { protocol: 'http', path: '/', batchSize: BATCH },
+      concurrency: 1_000, visibilityTimeout: '60s', deadLetter: { stream: `bench.${name}.dlq` },
+    },
+  };
+}
+
+/** An in-process consumer with a no-op delivery (the queue's own cost, no app hop). */
+function noopFeature(name: string, onDeliver: (n: number) => void): QueueFeature {
+  return new QueueFeature({
+    redisUrl: redis.url, consumerName: name, registry: new Registry(),
+    deliverer: () => ({ deliver: async (tasks) => { onDeliver(tasks.length); return tasks.map(() => ({ ok: true as const, status: 200 })); }, close: async () => {} }),
+  });
+}
+
+/** Produces ORDER_TASKS (over ORDER_KEYS keys, or none), then times the drain by the consumer. */
+async function orderedRun(ordered: boolean): Promise<{ produce: number; drain: number }> {
+  await r.flushall();
+  const name = ordered ? 'ordered' : 'unordered';
+  const doc = orderedQueueDoc(name);
+  const producer = await startSidecar(group, `producer-${name}`, { configYaml: `apiVersion: sluice.dev/v1alpha1\nkind: TaskQueue\nmetadata: {name: ${name}, namespace: bench}\nspec: {selector: {matchLabels: {app: nobody}}, stream: bench.${name}, consumerGroup: workers, delivery: {protocol: http, path: /, batchSize: ${BATCH}}, deadLetter: {stream: bench.${name}.dlq}}\n`, appHttp: '127.0.0.1:1', nodeArgs, extraArgs: ['--labels', 'app=producer', '--redis', redis.url] });
+  const pool = new Pool(`http://127.0.0.1:${producer.localApiPort}`, { connections: IN_FLIGHT_POSTS });
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: IN_FLIGHT_POSTS }, async () => {
+    while (next < ORDER_TASKS) {
+      const from = next;
+      next += BATCH;
+      const tasks = Array.from({ length: BATCH }, (_, i) => ({ payload: { n: from + i }, ...(ordered ? { orderingKey: `k${(from + i) % ORDER_KEYS}` } : {}) }));
+      const res = await pool.request({ method: 'POST', path: `/v1/queues/${name}/tasks:batch`, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tasks }) });
+      if (res.statusCode !== 202) throw new Error(`produce answered ${res.statusCode}: ${await res.body.text()}`);
+      await res.body.dump();
+    }
+  }));
+  const produce = ORDER_TASKS / ((performance.now() - t0) / 1000);
+  await pool.close();
+  await group.stop(producer.child);
+  let delivered = 0;
+  let start = 0;
+  const feature = noopFeature(name, (n) => {
+    if (start === 0) start = performance.now();
+    delivered += n;
+  });
+  await feature.ready();
+  feature.applyPlan(compilePlan([doc]));
+  await waitUntil(`${name} all delivered`, () => delivered >= ORDER_TASKS, 300_000, 5);
+  await waitUntil(`${name} all acked`, async () => (await pending(`bench.${name}`)) === 0 && (await r.zcard(queueKeys({ namespace: 'bench', stream: `bench.${name}` }).orderWaiting)) === 0, 60_000, 5);
+  const drain = ORDER_TASKS / ((performance.now() - start) / 1000);
+  await feature.close();
+  return { produce, drain };
+}
+
+/**
+ * The same comparison end to end: a worker sidecar process delivering to the no-op HTTP app
+ * (batchSize 50, concurrency 100), the backlog produced first under a selector that does not match
+ * it and then selected by rewriting its config, as in part 2 (but without a warm-up queue).
+ */
+async function orderedSidecarRun(ordered: boolean): Promise<number> {
+  await r.flushall();
+  const name = ordered ? 'ordered-e2e' : 'unordered-e2e';
+  const app = new NoopApp();
+  const appAddr = await app.listen();
+  const worker = await startSidecar(group, `worker-${name}`, { configYaml: queueYaml(name, BATCH, 'nobody'), appHttp: appAddr, nodeArgs, extraArgs: ['--labels', 'app=worker', '--redis', redis.url] });
+  const producer = await startSidecar(group, `producer-${name}`, { configYaml: queueYaml(name, BATCH, 'nobody'), appHttp: appAddr, nodeArgs, extraArgs: ['--labels', 'app=producer', '--redis', redis.url] });
+  const pool = new Pool(`http://127.0.0.1:${producer.localApiPort}`, { connections: IN_FLIGHT_POSTS });
+  let next = 0;
+  await Promise.all(Array.from({ length: IN_FLIGHT_POSTS }, async () => {
+    while (next < ORDER_TASKS) {
+      const from = next;
+      next += BATCH;
+      const tasks = Array.from({ length: BATCH }, (_, i) => ({ payload: { n: from + i }, ...(ordered ? { orderingKey: `k${(from + i) % ORDER_KEYS}` } : {}) }));
+      const res = await pool.request({ method: 'POST', path: `/v1/queues/${name}/tasks:batch`, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tasks }) });
+      if (res.statusCode !== 202) throw new Error(`produce answered ${res.statusCode}: ${await res.body.text()}`);
+      await res.body.dump();
+    }
+  }));
+  await pool.close();
+  await group.stop(producer.child);
+  writeFileSync(join(worker.dir, 'sluice.yaml'), queueYaml(name, BATCH, 'worker'));
+  await waitUntil(`${name} all delivered`, () => app.tasks >= ORDER_TASKS, 300_000, 5);
+  await waitUntil(`${name} all acked`, async () => (await pending(`bench.${name}`)) === 0, 60_000, 5);
+  const rate = ORDER_TASKS / ((performance.now() - app.first) / 1000);
+  await group.stop(worker.child);
+  worker.cleanup();
+  app.server.close();
+  return rate;
+}
+
+/** Dead letters moved back per second by one worker at the highest pace (10 000/s), delivered by a no-op. */
+async function redriveRun(): Promise<number> {
+  await r.flushall();
+  const doc = orderedQueueDoc('redrive');
+  const keys = queueKeys({ namespace: 'bench', stream: 'bench.redrive', deadLetterStream: 'bench.redrive.dlq' });
+  for (let from = 0; from < REDRIVE_TASKS; from += 1_000) {
+    const p = r.pipeline();
+    for (let i = from; i < Math.min(REDRIVE_TASKS, from + 1_000); i++) p.xadd(keys.deadLetter!, '*', 'p', `{"n":${i}}`, 'i', `t${i}`, 'originalId', `t${i}`, 'error', 'http 500', 'cause', 'exhausted');
+    await p.exec();
+  }
+  let delivered = 0;
+  const feature = noopFeature('redrive', (n) => (delivered += n));
+  await feature.ready();
+  const plan = compilePlan([doc]);
+  feature.applyPlan(plan);
+  const start = performance.now();
+  await feature.redrive(plan.taskQueues[0]!, { max: 0, perSecond: 10_000, error: '', cause: '' });
+  await waitUntil('redrive done', async () => (await r.hget(keys.redrive, 'state')) === 'done', 300_000, 5);
+  const moved = Number(await r.hget(keys.redrive, 'moved'));
+  const rate = moved / ((performance.now() - start) / 1000);
+  await waitUntil('redriven delivered', () => delivered >= REDRIVE_TASKS, 120_000, 5);
+  await feature.close();
+  if (moved !== REDRIVE_TASKS) throw new Error(`redrive moved ${moved}, expected ${REDRIVE_TASKS}`);
+  return rate;
+}
+
+async function orderingPart(): Promise<{ ratio: number; e2eRatio: number; redrive: number }> {
+  const rounds: { unordered: { produce: number; drain: number }; ordered: { produce: number; drain: number } }[] = [];
+  for (let round = 0; round < ROUNDS; round++) rounds.push({ unordered: await orderedRun(false), ordered: await orderedRun(true) });
+  printTable(`5a. Ordering keys: ${ORDER_TASKS} tasks over ${ORDER_KEYS} keys vs the same without keys — produced in batches of ${BATCH} through sluice-proxy, drained by an in-process consumer (concurrency 1000, batchSize ${BATCH}, no-op delivery), tasks/s`,
+    ['round', 'produce unordered', 'produce ordered', 'ratio', 'drain unordered', 'drain ordered', 'ratio'],
+    rounds.map((x, i) => [String(i + 1), x.unordered.produce, x.ordered.produce, x.ordered.produce / x.unordered.produce, x.unordered.drain, x.ordered.drain, x.ordered.drain / x.unordered.drain]));
+  const e2e: { unordered: number; ordered: number }[] = [];
+  for (let round = 0; round < ROUNDS; round++) e2e.push({ unordered: await orderedSidecarRun(false), ordered: await orderedSidecarRun(true) });
+  printTable(`5b. The same end to end: worker sidecar → no-op HTTP app, batchSize ${BATCH}, concurrency ${CONCURRENCY}, ${ORDER_TASKS} tasks (delivered + acked/s)`,
+    ['round', 'unordered', `ordered (${ORDER_KEYS} keys)`, 'ratio'], e2e.map((x, i) => [String(i + 1), x.unordered, x.ordered, x.ordered / x.unordered]));
+  const redrive = await redriveRun();
+  printTable(`5c. Dead-letter redrive, ${REDRIVE_TASKS} dead letters, perSecond 10000 (the cap), one worker`, ['moved back/s'], [[redrive]]);
+  return { ratio: median(rounds.map((x) => x.ordered.drain / x.unordered.drain)), e2eRatio: median(e2e.map((x) => x.ordered / x.unordered)), redrive };
+}
+
 // ── 4. latency at half the maximum rate ──────────────────────────────────────────────────────────
 
 async function latencyAt(rate: number, perSecond = false): Promise<{ p50: number; p99: number; max: number; n: number; achieved: number }> {
@@ -343,6 +484,22 @@ if (process.env.BENCH_QUEUE_PRODUCE_ONLY) {
   process.exit(0);
 }
 
+if (process.env.BENCH_QUEUE_ORDERED_ONLY === '1') {
+  try {
+    console.log(`TaskQueue ordering keys and redrive — ${cpus().length} cores, ${cpus()[0]?.model ?? ''}`);
+    const o = await orderingPart();
+    printAims('Aims', [
+      { name: 'delivered+acked end to end, ordered (1000 keys) / unordered (median round)', value: o.e2eRatio, kind: 'atLeast', target: 0.5 },
+      { name: 'drain, in-process no-op consumer, ordered / unordered (median round)', value: o.ratio, kind: 'atLeast', target: 0.5 },
+    ]);
+  } finally {
+    r.disconnect();
+    await group.stopAll();
+    await redis.stop();
+  }
+  process.exit(0);
+}
+
 const onlyDeliver = Number(process.env.BENCH_QUEUE_DELIVER_ONLY ?? 0);
 if (onlyDeliver > 0) {
   // Diagnostic mode: only the sluice delivery run with the given batchSize (pair with BENCH_QUEUE_PROF).
@@ -402,7 +559,11 @@ try {
     [lat.achieved, lat.n, lat.p50, lat.p99, lat.max],
   ]);
 
+  const o = await orderingPart();
+
   printAims('Aims', [
+    { name: 'delivered+acked end to end, ordered (1000 keys) / unordered (median round)', value: o.e2eRatio, kind: 'atLeast', target: 0.5 },
+    { name: 'drain, in-process no-op consumer, ordered / unordered (median round)', value: o.ratio, kind: 'atLeast', target: 0.5 },
     { name: 'produce, batches of 50: sluice / BullMQ addBulk (median round)', value: median(produceRounds.map((p) => p.sluice / p.bull)), kind: 'atLeast', target: 3 },
     { name: 'deliver+ack, batchSize 50: sluice / BullMQ worker (median round)', value: median(deliverRounds.map((d) => d.sluice / d.bull)), kind: 'atLeast', target: 3 },
     { name: 'deliver+ack, 1 per call: sluice / BullMQ worker', value: sluiceSingle / bullConsume, kind: 'atLeast', target: 0.5 },

@@ -20,7 +20,7 @@ import { RedisServer } from './helpers/redis-server.ts';
 /**
  * Redis Cluster refuses a script or a multi-key command whose keys live in different slots. This
  * test runs what Sluice does in Redis — producing, delivering, retrying, dead-lettering, delaying,
- * reclaiming, trimming, queue stats, the operator's ensure/stats/delete, global limit decisions
+ * reclaiming, trimming, ordering keys, dead-letter redrive and retention, queue stats, the operator's ensure/stats/delete, global limit decisions
  * and heartbeats, locks — against a real server under MONITOR, then asks Redis itself for the keys
  * of every command it saw (COMMAND GETKEYS, including the commands a script ran) and for their
  * slots (CLUSTER KEYSLOT, on a node started with --cluster-enabled yes).
@@ -96,7 +96,7 @@ describe('every script and multi-key command touches one slot', () => {
         return 200;
       });
       stops.push(() => app.close());
-      const doc = taskQueueDoc('slots', { visibilityTimeout: '1s', retention: { maxLen: 3 } });
+      const doc = taskQueueDoc('slots', { visibilityTimeout: '1s', retention: { maxLen: 3 }, deadLetter: { stream: 'test.slots.dlq', maxLen: 10, maxAge: '1h' } });
       const plan = compilePlan([doc]).taskQueues[0]!;
       const h = await QueueHarness.start({ redisUrl: server.url, docs: [doc], appHttp: app.address, deps: { legacySweepMs: 200 } });
       stops.push(() => h.close());
@@ -109,6 +109,13 @@ describe('every script and multi-key command touches one slot', () => {
       await eventually(async () => expect(await client.xlen(testQueueKeys('slots').deadLetter!)).toBe(1), { timeoutMs: 15_000 });
       // The slow task outlives the visibility timeout: its claim is refreshed until it is acked.
       await eventually(async () => expect((await h.feature.stats(plan)).pending).toBe(0), { timeoutMs: 15_000 });
+      // ── ordering keys (in line, released on ack, a delayed one joining when due) and a redrive ──
+      await h.postBatch('slots', [{ payload: { o: 1 }, orderingKey: 'k' }, { payload: { o: 2 }, orderingKey: 'k' }, { payload: { o: 3 }, orderingKey: 'k', delay: '200ms' }]);
+      await eventually(async () => expect(app.deliveries.filter((d) => d.body.includes('"o"')).length).toBe(3), { timeoutMs: 15_000 });
+      const redrive = await fetch(`${h.api}/v1/queues/slots/dead-letters:redrive`, { method: 'POST', body: '{"perSecond": 100}' });
+      expect(redrive.status).toBe(202);
+      await eventually(async () => expect(((await (await fetch(`${h.api}/v1/queues/slots/dead-letters:redrive`)).json()) as { state: string }).state).toBe('done'), { timeoutMs: 15_000 });
+      await sleep(1_200); // a dead-letter retention pass
       // ── operator ──
       await ensureStreamAndGroup(client, plan);
       await queueStats(client, plan);

@@ -182,6 +182,8 @@ function compileTaskQueue(q: TaskQueue): TaskQueuePlan {
       permanentStatuses: statusTable(s.retry?.permanentFailureStatuses ?? ['422']),
     },
     deadLetterStream: s.deadLetter?.stream,
+    deadLetterMaxLen: s.deadLetter?.maxLen,
+    deadLetterMaxAgeMs: s.deadLetter?.maxAge === undefined ? undefined : ms(s.deadLetter.maxAge, 0),
     visibilityTimeoutMs: ms(s.visibilityTimeout, 60_000),
     maxLen: s.retention?.maxLen,
     autoscale: s.autoscale,

@@ -114,6 +114,10 @@ export interface TaskQueuePlan {
     readonly permanentStatuses: Uint8Array;
   };
   readonly deadLetterStream: string | undefined;
+  /** Dead letters kept at most (oldest removed first); undefined = no bound. */
+  readonly deadLetterMaxLen: number | undefined;
+  /** Dead letters older than this (ms since dead-lettered) are removed; undefined = no bound. */
+  readonly deadLetterMaxAgeMs: number | undefined;
   readonly visibilityTimeoutMs: number;
   readonly maxLen: number | undefined;
   readonly autoscale: TaskQueueSpec['autoscale'];

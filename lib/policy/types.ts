@@ -137,7 +137,8 @@ export interface TaskQueueSpec {
     /** App answers that mean "permanent failure, don't retry" (default ["422"]). */
     permanentFailureStatuses?: string[];
   };
-  deadLetter?: { stream: string };
+  /** maxLen / maxAge bound the dead letters kept (oldest removed first). */
+  deadLetter?: { stream: string; maxLen?: number; maxAge?: string };
   visibilityTimeout?: string;
   retention?: { maxLen?: number };
   autoscale?: {

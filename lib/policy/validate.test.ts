@@ -109,6 +109,8 @@ describe('invalid policies name the field and the reason', () => {
     ['breaker rate over 100', { apiVersion: 'sluice.dev/v1alpha1', kind: 'CircuitBreakerPolicy', metadata: { name: 'b' }, spec: { selector: {}, rules: [{ name: 'r', trip: { failureRatePercent: 150 } }] } }, 'spec.rules[0].trip.failureRatePercent', /at most 100/],
     ['unknown gRPC code', { apiVersion: 'sluice.dev/v1alpha1', kind: 'CircuitBreakerPolicy', metadata: { name: 'b' }, spec: { selector: {}, rules: [{ name: 'r', failureConditions: { grpcCodes: ['BROKEN'] } }] } }, 'spec.rules[0].failureConditions.grpcCodes[0]', /one of OK/],
     ['queue min above max', { apiVersion: 'sluice.dev/v1alpha1', kind: 'TaskQueue', metadata: { name: 'q' }, spec: { selector: {}, stream: 's', consumerGroup: 'g', delivery: { path: '/t' }, autoscale: { scaleTargetRef: { kind: 'Deployment', name: 'w' }, minReplicas: 5, maxReplicas: 2, targetLagPerReplica: 1 } } }, 'spec.autoscale.minReplicas', /maxReplicas/],
+    ['dead-letter maxLen of zero', { apiVersion: 'sluice.dev/v1alpha1', kind: 'TaskQueue', metadata: { name: 'q' }, spec: { selector: {}, stream: 's', consumerGroup: 'g', delivery: { path: '/t' }, deadLetter: { stream: 'd', maxLen: 0 } } }, 'spec.deadLetter.maxLen', /at least 1/],
+    ['dead-letter maxAge not a duration', { apiVersion: 'sluice.dev/v1alpha1', kind: 'TaskQueue', metadata: { name: 'q' }, spec: { selector: {}, stream: 's', consumerGroup: 'g', delivery: { path: '/t' }, deadLetter: { stream: 'd', maxAge: '7 days' } } }, 'spec.deadLetter.maxAge', /not a duration/],
     ['wrong apiVersion', { ...rlp([{ name: 'a', limit: { requests: 1, per: '1s' } }]), apiVersion: 'sluice.dev/v1' }, 'apiVersion', /sluice.dev\/v1alpha1/],
   ];
   for (const [title, doc, path, message] of cases) {

@@ -259,7 +259,9 @@ function checkTaskQueueSpec(c: Checker, spec: Obj): TaskQueue['spec'] {
   (c.list(retry?.permanentFailureStatuses, 'spec.retry.permanentFailureStatuses') ?? []).forEach((x, i) =>
     c.string(typeof x === 'number' ? String(x) : x, `spec.retry.permanentFailureStatuses[${i}]`, { required: true, pattern: HTTP_STATUS }));
   const dl = c.object(spec.deadLetter, 'spec.deadLetter');
-  c.known(dl, 'spec.deadLetter', ['stream']);
+  c.known(dl, 'spec.deadLetter', ['stream', 'maxLen', 'maxAge']);
+  c.integer(dl?.maxLen, 'spec.deadLetter.maxLen', { min: 1 });
+  c.duration(dl?.maxAge, 'spec.deadLetter.maxAge');
   const dls = c.string(dl?.stream, 'spec.deadLetter.stream', { required: dl !== undefined, pattern: STREAM_NAME, maxLength: 200 });
   if (dls !== undefined && dls === stream) c.fail('spec.deadLetter.stream', 'must differ from spec.stream');
   c.duration(spec.visibilityTimeout, 'spec.visibilityTimeout', { minMs: 1000 });

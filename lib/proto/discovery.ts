@@ -62,7 +62,20 @@ export interface Snapshot {
 export interface UpstreamEndpoints { upstream: string; addresses: string[] }
 /** Ready endpoints of the pod's Upstreams, apart from snapshots (see discovery.proto). */
 export interface EndpointUpdate { upstreams: UpstreamEndpoints[] }
-export type DiscoveryResponse = { snapshot: Snapshot; message?: 'snapshot' } | { endpoints: EndpointUpdate; message?: 'endpoints' };
+/** The operator asks one worker sidecar of a TaskQueue to start a dead-letter redrive (see the .proto). */
+export interface RedriveRequestMessage {
+  queueNamespace: string;
+  queueName: string;
+  id: string;
+  json: string;
+}
+/** What the operator sends; one field is set (proto `oneof message`). */
+export interface DiscoveryResponse {
+  snapshot?: Snapshot;
+  endpoints?: EndpointUpdate;
+  redrive?: RedriveRequestMessage;
+  message?: 'snapshot' | 'endpoints' | 'redrive';
+}
 
 export type DiscoveryStream = grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
 export type ServerDiscoveryStream = grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>;

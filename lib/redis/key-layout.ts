@@ -58,14 +58,27 @@ export interface QueueKeys {
   readonly idempotencyExpiry: string;
   /** The layout version this queue's data is in (set when it was created or migrated). */
   readonly layout: string;
+  /**
+   * Hash: the queue's dead-letter redrive — its state, cursor, end, counts, owner and lease. One
+   * per queue: a redrive is idempotent because the script that moves a dead letter back also
+   * advances this cursor, in the same call.
+   */
+  readonly redrive: string;
+  /** Hash: ordering key → the id of the one task of that key in the stream (delivered or due). */
+  readonly orderActive: string;
+  /**
+   * Sorted set (all scores 0, ordered by member): `<ordering key>\0<20-digit sequence>` followed by
+   * the packed task id and entry fields, for each task waiting behind its key's active task — so a
+   * key's line is one ZRANGEBYLEX and taking its next task one ZREM.
+   */
+  readonly orderWaiting: string;
   /** Every key the queue owns, for deletion: one slot, so one DEL. */
   readonly all: readonly string[];
 }
 
 /**
- * `sluice:q:{<namespace>/<stream label>}:<part>`. Reserved parts for what comes next, so that
- * they land in the same slot: `order:*` (per-ordering-key state) and `redrive:*` (dead-letter
- * redrive progress) — deletion must add them to `all` when they exist.
+ * `sluice:q:{<namespace>/<stream label>}:<part>`. Ordering keys live in two fixed keys (never one
+ * key per ordering key), so a queue still owns a fixed list of keys, deleted by one DEL.
  */
 export function queueKeys(q: QueueIdentity): QueueKeys {
   const tag = `${q.namespace}/${label(q.stream)}`;
@@ -81,8 +94,14 @@ export function queueKeys(q: QueueIdentity): QueueKeys {
     idempotency: `${base}:idem`,
     idempotencyExpiry: `${base}:idem:expiry`,
     layout: `${base}:layout`,
+    redrive: `${base}:redrive`,
+    orderActive: `${base}:order:active`,
+    orderWaiting: `${base}:order:waiting`,
   };
-  const all = [keys.stream, keys.delayed, keys.delayedTasks, keys.seq, keys.idempotency, keys.idempotencyExpiry, keys.layout];
+  const all = [
+    keys.stream, keys.delayed, keys.delayedTasks, keys.seq, keys.idempotency, keys.idempotencyExpiry, keys.layout, keys.redrive,
+    keys.orderActive, keys.orderWaiting,
+  ];
   if (deadLetter !== undefined) all.push(deadLetter);
   return { ...keys, all };
 }

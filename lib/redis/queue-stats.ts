@@ -14,6 +14,8 @@ export interface QueueStats {
   readonly consumers: number | undefined;
   readonly lastDeliveredId: string | undefined;
   readonly delayed: number;
+  /** Tasks with an ordering key waiting behind an earlier task of their key (not in the stream yet). */
+  readonly waiting: number;
   readonly deadLetters: number | undefined;
 }
 
@@ -28,6 +30,7 @@ export async function readQueueStats(client: Redis, plan: TaskQueuePlan): Promis
   p.xlen(keys.stream);
   p.call('XINFO', 'GROUPS', keys.stream);
   p.zcard(keys.delayed);
+  p.zcard(keys.orderWaiting);
   if (keys.deadLetter) p.xlen(keys.deadLetter);
   const replies = (await p.exec()) ?? [];
   const value = (i: number) => {
@@ -52,7 +55,8 @@ export async function readQueueStats(client: Redis, plan: TaskQueuePlan): Promis
     consumers: group ? Number(group.consumers) : undefined,
     lastDeliveredId: group ? String(group['last-delivered-id']) : undefined,
     delayed: Number(value(2) ?? 0),
-    deadLetters: plan.deadLetterStream ? Number(value(3) ?? 0) : undefined,
+    waiting: Number(value(3) ?? 0),
+    deadLetters: plan.deadLetterStream ? Number(value(4) ?? 0) : undefined,
   };
 }
 

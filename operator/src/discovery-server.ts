@@ -18,7 +18,7 @@
  * snapshot without re-applying it. The serving certificate rotates every ~60 days.
  */
 import * as grpc from '@grpc/grpc-js';
-import { policyDiscovery, type CircuitTransition, type DiscoveryRequest, type Hello, type ServerDiscoveryStream, type UpstreamEndpoints } from '../../lib/proto/discovery.ts';
+import { policyDiscovery, type CircuitTransition, type DiscoveryRequest, type Hello, type RedriveRequestMessage, type ServerDiscoveryStream, type UpstreamEndpoints } from '../../lib/proto/discovery.ts';
 import type { Logger } from '../../lib/log.ts';
 import { systemClock } from '../../lib/clock.ts';
 import { AuthThrottle, sourceOf } from './auth-throttle.ts';
@@ -164,6 +164,20 @@ export class DiscoveryServer {
   /** The latest report of each connected sidecar, by pod (for /debug and tests). */
   reports(): Record<string, unknown> {
     return Object.fromEntries([...this.connections.values()].map((c) => [c.podKey, c.report]));
+  }
+
+  /**
+   * Hands a dead-letter redrive to one connected sidecar among `podKeys` (a TaskQueue's worker
+   * pods), preferring one not in `avoid` (tried before). Returns the pod it went to, or undefined
+   * when none of them is connected.
+   */
+  handRedrive(podKeys: readonly string[], request: RedriveRequestMessage, avoid: ReadonlySet<string> = new Set()): string | undefined {
+    const connected = podKeys.filter((k) => this.connections.has(k));
+    const pick = connected.find((k) => !avoid.has(k)) ?? connected[0];
+    if (pick === undefined) return undefined;
+    (this.connections.get(pick) as Connection).call.write({ redrive: request });
+    this.opts.logger.info('redrive handed to a worker sidecar', { pod: pick, queue: `${request.queueNamespace}/${request.queueName}`, id: request.id });
+    return pick;
   }
 
   /** Recompute and push (if changed) the snapshot of one pod, or of every connected pod in a namespace. */

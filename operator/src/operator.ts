@@ -94,7 +94,11 @@ export class Operator {
       const common = { kind, informer: this.informerOf(kind), index: this.index, tracker: this.tracker, client, events, logger, metrics: this.metrics, clock: this.clock };
       // [issue 7] TaskQueue and LeaderElection: one reconciler per kind still, writing the whole status.
       if (kind.kind === 'TaskQueue') {
-        this.reconcilers.set(kind.kind, new TaskQueueReconciler({ ...common, redisUrl: opts.redis, resyncMs: opts.queueResyncMs ?? 5_000 }));
+        this.reconcilers.set(kind.kind, new TaskQueueReconciler({
+          ...common, redisUrl: opts.redis, resyncMs: opts.queueResyncMs ?? 5_000,
+          // The discovery server is built below; by the time a reconcile runs it exists.
+          handRedrive: (pods, request, avoid) => this.discovery.handRedrive(pods, request, avoid),
+        }));
       } else if (kind.kind === 'LeaderElection') {
         this.reconcilers.set(kind.kind, new LeaderElectionReconciler({ ...common, pods: this.pods, reports: this.leaderReports, lockNodes: this.lockNodes }));
       } else {

@@ -35,6 +35,7 @@ export function planTaskQueueStatus(stream: string, group: string, redis: RedisO
       pending: s.pending ?? 0,
       lag: s.lag ?? 0,
       deadLetters: s.deadLetters ?? 0,
+      waiting: s.waiting,
       consumers: s.consumers ?? 0,
     });
   }

@@ -32,6 +32,10 @@ export const Reason = {
   // [issue 7] Ready (TaskQueue)
   StreamReady: 'StreamReady',
   RedisUnavailable: 'RedisUnavailable',
+  /** TaskQueue: the sluice.dev/redrive annotation started a dead-letter redrive (an Event). */
+  RedriveStarted: 'RedriveStarted',
+  /** TaskQueue: the sluice.dev/redrive annotation is not a redrive request (an Event). */
+  RedriveInvalid: 'RedriveInvalid',
   RedisNotConfigured: 'RedisNotConfigured',
   // [issue 7] Autoscaling (TaskQueue) and its Events
   ScalingActive: 'ScalingActive',

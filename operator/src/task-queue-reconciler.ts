@@ -6,6 +6,8 @@
  *               Retain: leave them), then remove the finalizer — only once cleanup succeeded;
  *   accepted + Redis configured → finalizer first (before any external state exists), then
  *               XGROUP CREATE ... MKSTREAM (idempotent), then read length/pending/lag/dead letters/consumers;
+ *   redrive   → a new `sluice.dev/redrive` annotation starts a dead-letter redrive in Redis (the
+ *               worker sidecars move it); its progress is copied into status.redrive;
  *   autoscale → read the target's /scale, decide (pure, stabilised), write /scale if it differs;
  *   status   → Accepted/Programmed/targets + the queue numbers + Ready/Autoscaling.
  *
@@ -34,6 +36,9 @@ import type { ProgrammingTracker } from './programming-tracker.ts';
 import { deleteQueueData, ensureStreamAndGroup, queueStats } from './queue-redis.ts';
 import { Reason } from './reasons.ts';
 import { KindReconciler } from './kind-reconciler.ts';
+import type { RedriveRequestMessage } from '../../lib/proto/discovery.ts';
+import { readRedrive, startRedrive } from '../../lib/redis/dead-letter-redrive.ts';
+import { planRedrive, REDRIVE_ANNOTATION, redriveStatus, type RedriveStatus } from './plan-redrive.ts';
 import type { ReconcileResult } from './work-queue.ts';
 
 /** Guards the stream (and its side keys) while deletionPolicy may still have to remove them. */
@@ -63,13 +68,24 @@ export interface TaskQueueReconcilerOptions {
   resyncMs: number;
   /** Per-command timeout towards Redis (default 1s). */
   redisCommandTimeoutMs?: number;
+  /**
+   * Hands a redrive to one connected worker sidecar among the pods (DiscoveryServer.handRedrive);
+   * returns the pod, or undefined when none is connected. Without it the operator starts the
+   * redrive in Redis itself (a reconciler run without a discovery server).
+   */
+  handRedrive?: (podKeys: readonly string[], request: RedriveRequestMessage, avoid: ReadonlySet<string>) => string | undefined;
 }
+
+/** A redrive handed to a worker that has not started it after this goes to another worker. */
+const HANDOFF_RETRY_MS = 5_000;
 
 export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
   private readonly opts: TaskQueueReconcilerOptions;
   private readonly redis: Redis | undefined;
   /** Autoscale recommendations by `key/uid`, for the stabilisation window. */
   private readonly recommendations = new Map<string, readonly Recommendation[]>();
+  /** Redrives handed to worker sidecars and not yet seen started, by TaskQueue key. */
+  private readonly handoffs = new Map<string, { request: string; at: number; tried: Set<string> }>();
 
   constructor(opts: TaskQueueReconcilerOptions) {
     super(opts);
@@ -114,6 +130,12 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
       }
     }
 
+    // --- dead-letter redrive asked for with kubectl annotate ---
+    const memo0 = this.written.get(key);
+    const before = ((memo0 && memo0.uid === uid ? memo0.status : obj.status) as { redrive?: RedriveStatus } | undefined)?.redrive;
+    let redrive: RedriveStatus | undefined = before;
+    if (plan && this.redis && redis.state === 'ok') redrive = await this.redrive(key, obj, plan, before).catch(() => before);
+
     // --- autoscaling ---
     const scale = plan?.autoscale ? await this.autoscale(key, obj, plan, redis) : ({ state: 'disabled' } as const);
 
@@ -126,6 +148,7 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
     const memo = this.written.get(key);
     const existing = memo && memo.uid === uid ? memo.status : (obj.status as ExtendedStatus | undefined);
     const parts = planTaskQueueStatus(obj.spec?.stream ?? '', obj.spec?.consumerGroup ?? '', redis, scale);
+    if (redrive !== undefined) parts.fields.redrive = redrive;
     const status = planExtendedStatus({
       generation, existing, verdict, targets, now: isoNow(clock), conditions: parts.conditions, fields: parts.fields,
     });
@@ -138,6 +161,54 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
       }
     }
     return plan ? { requeueAfter: this.opts.resyncMs } : undefined;
+  }
+
+  /**
+   * Acts on the redrive annotation: a new value is handed to one worker sidecar of the queue over
+   * its discovery stream (again, to another worker, if it has not started a few seconds later);
+   * once started, its progress is read from Redis. The sidecars do the work; the operator records.
+   */
+  private async redrive(key: string, obj: KubeObject, plan: TaskQueuePlan, before: RedriveStatus | undefined): Promise<RedriveStatus | undefined> {
+    const redis = this.redis as Redis;
+    const step = planRedrive(obj.metadata.uid ?? '', obj.metadata.annotations?.[REDRIVE_ANNOTATION], plan.deadLetterStream !== undefined, before);
+    switch (step.action) {
+      case 'none':
+        return before;
+      case 'refuse':
+        this.opts.events.record(obj, 'Warning', Reason.RedriveInvalid, step.status.message ?? '');
+        return step.status;
+      case 'follow': {
+        const progress = await readRedrive(redis, plan);
+        return progress && progress.id === step.id ? redriveStatus(step.requestHash, progress) : before;
+      }
+      case 'start':
+        break;
+    }
+    const current = await readRedrive(redis, plan);
+    if (current && current.id === step.id) {
+      this.handoffs.delete(key);
+      this.opts.events.record(obj, 'Normal', Reason.RedriveStarted, `Dead-letter redrive ${step.id} started by ${current.owner || 'a worker sidecar'} (max ${step.request.max || 'all'}, ${step.request.perSecond}/s).`);
+      return redriveStatus(step.requestHash, current);
+    }
+    const pending = (message: string, owner?: string): RedriveStatus => ({ request: step.requestHash, id: step.id, state: 'Pending', message, ...(owner ? { owner } : {}) });
+    if (current && current.state === 'running') return pending(`Waiting: redrive ${current.id} is still running (${current.moved} moved).`);
+    const hand = this.opts.handRedrive;
+    if (!hand) {
+      const { started, progress } = await startRedrive(redis, plan, step.request, step.id, this.opts.clock.wallNow());
+      if (!started) return pending(`Waiting: redrive ${progress.id} is still running (${progress.moved} moved).`);
+      this.opts.events.record(obj, 'Normal', Reason.RedriveStarted, `Dead-letter redrive ${step.id} started (max ${step.request.max || 'all'}, ${step.request.perSecond}/s).`);
+      return redriveStatus(step.requestHash, progress);
+    }
+    const now = this.opts.clock.now();
+    const h = this.handoffs.get(key);
+    if (h && h.request === step.requestHash && now - h.at < HANDOFF_RETRY_MS) return before;
+    const tried = h && h.request === step.requestHash ? h.tried : new Set<string>();
+    const pods = this.opts.index.targetsOf(obj).map((pod) => objectKey(pod));
+    const pod = hand(pods, { queueNamespace: plan.namespace, queueName: plan.name, id: step.id, json: JSON.stringify(step.request) }, tried);
+    if (pod === undefined) return pending('Waiting for a worker sidecar of the queue to be connected to the operator.');
+    tried.add(pod);
+    this.handoffs.set(key, { request: step.requestHash, at: now, tried });
+    return pending(`Handed to the worker sidecar of ${pod}.`, pod);
   }
 
   /** Reads the target's /scale, decides, writes it when it differs. */

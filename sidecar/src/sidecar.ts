@@ -20,6 +20,7 @@ import { registerRedisHealthMetrics } from './redis/health-metrics.ts';
 import { GlobalLimitFeature } from './limit/global/global-limit-feature.ts';
 import { LeadershipFeature } from './leader/leadership-feature.ts';
 import { createSidecarQueueFeature } from './queue/sidecar-queue-feature.ts'; // TaskQueue (issue 5)
+import type { QueueFeature } from './queue/queue-feature.ts';
 import { GrpcProxy } from './grpc/grpc-proxy.ts'; // gRPC listener (issue 3)
 import { DiscoveryClient } from './discovery/discovery-client.ts'; // operator mode (issue 6)
 import { resolvePodIdentity } from './discovery/pod-identity.ts'; // operator mode (issue 6)
@@ -174,6 +175,8 @@ export class Sidecar {
         logger: logger.child({ feature: 'discovery' }),
         onConnected: () => this.reportLeadership(), // [issue 7] leadership reports to the operator
         onEndpoints: (upstream, addresses) => this.outbound?.setEndpoints(upstream, addresses),
+        // The queue feature is added after this client; a redrive arrives only once both run.
+        onRedrive: (r) => this.features.find((f): f is Feature & { queue: QueueFeature } => f.name === 'queue' && 'queue' in f)?.queue.redriveFromOperator(r),
         ...(opts.operatorCa ? { tls: { caPem: opts.operatorCa, ...(opts.operatorServerName ? { serverName: opts.operatorServerName } : {}) } } : {}), // [discovery TLS]
       });
       this.features.push(this.discovery);

@@ -42,9 +42,10 @@ describe('docs/api-reference.md', () => {
   it('changes when a CRD does (so the first test can fail)', () => {
     cpSync(CRD_DIR, tmp, { recursive: true });
     const file = join(tmp, 'taskqueues.sluice.dev.yaml');
+    // The first `maxLen:` of the file is spec.deadLetter.maxLen.
     writeFileSync(file, readFileSync(file, 'utf8').replace('maxLen:\n', 'maxLength:\n'));
     const changed = renderApiReference(tmp);
     expect(changed).not.toBe(renderApiReference());
-    expect(changed).toContain('`spec.retention.maxLength`');
+    expect(changed).toContain('`spec.deadLetter.maxLength`');
   });
 });

@@ -21,7 +21,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Backoff } from '../../../lib/backoff.ts';
 import { compilePlan } from '../../../lib/policy/compile.ts';
 import type { Plan, TaskQueuePlan } from '../../../lib/policy/plan.ts';
-import { policyDiscovery, type CircuitTransition, type DiscoveryResponse, type DiscoveryStream, type EndpointUpdate, type PolicyDiscoveryClient, type Snapshot } from '../../../lib/proto/discovery.ts';
+import { policyDiscovery, type CircuitTransition, type DiscoveryResponse, type DiscoveryStream, type EndpointUpdate, type PolicyDiscoveryClient, type RedriveRequestMessage, type Snapshot } from '../../../lib/proto/discovery.ts';
 import type { ReadinessCheck } from '../admin/admin-server.ts';
 import type { PolicyStore } from '../config/policy-store.ts';
 import type { Logger } from '../../../lib/log.ts';
@@ -46,6 +46,8 @@ export interface DiscoveryClientOptions {
   onConnected?: () => void;
   /** The ready endpoints of one Upstream (`namespace/name`), from an endpoint update. */
   onEndpoints?: (upstream: string, addresses: readonly string[]) => void;
+  /** The operator hands this worker a dead-letter redrive to start (the TaskQueue's sluice.dev/redrive annotation). */
+  onRedrive?: (request: RedriveRequestMessage) => void;
   /** [discovery TLS] Verify the operator with this CA bundle (PEM); serverName overrides the name checked (targets given as IPs). */
   tls?: { caPem: string; serverName?: string };
 }
@@ -184,8 +186,9 @@ export class DiscoveryClient {
         // [issue 7] After the ack of this first snapshot (below), so the operator knows the pod.
         if (this.opts.onConnected) queueMicrotask(() => this.opts.onConnected?.());
       }
-      if ('snapshot' in msg && msg.snapshot) this.onSnapshot(stream, target, msg.snapshot);
-      else if ('endpoints' in msg && msg.endpoints) this.onEndpoints(msg.endpoints);
+      if (msg.snapshot) this.onSnapshot(stream, target, msg.snapshot);
+      else if (msg.endpoints) this.onEndpoints(msg.endpoints);
+      else if (msg.redrive) this.opts.onRedrive?.(msg.redrive);
     });
     stream.on('error', (err: grpc.ServiceError) => onEnd(`${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`));
     stream.on('end', () => onEnd('stream closed by operator'));

@@ -17,6 +17,7 @@ export const TASK_HEADERS = {
   attempt: 'sluice-attempt',
   queue: 'sluice-queue',
   batchSize: 'sluice-batch-size',
+  orderingKey: 'sluice-ordering-key',
 } as const;
 
 export function failed(reason: string, permanent = false, status?: number): DeliveryOutcome {

@@ -7,15 +7,19 @@ import type { NewTask } from './producer.ts';
  * every accepted and refused form is a table test.
  *
  * Single form — `POST /v1/queues/{name}/tasks`: the body is the payload, kept byte for byte with
- * its `Content-Type`. Optional `Idempotency-Key`; a delay as `Sluice-Delay: 30s` (or `?delay=`),
+ * its `Content-Type`. Optional `Idempotency-Key`; `Sluice-Ordering-Key` (tasks of one key are
+ * delivered one at a time, in order — see docs/task-queues.md); a delay as `Sluice-Delay: 30s` (or `?delay=`),
  * or a not-before time as `Sluice-Not-Before: <RFC 3339 | epoch ms>` (or `?notBefore=`).
  *
  * Batch form — `POST /v1/queues/{name}/tasks:batch` with
  * `{"tasks": [{"payload": <any JSON>} | {"body": "<text>", "contentType": "text/plain"},
- *              …optional "idempotencyKey", "delay", "notBefore" per task]}`.
+ *              …optional "idempotencyKey", "orderingKey", "delay", "notBefore" per task]}`.
  */
 export const MAX_BATCH = 1000;
 export const MAX_IDEMPOTENCY_KEY = 256;
+export const MAX_ORDERING_KEY = 256;
+/** An ordering key is delivered back as a header: printable ASCII only. */
+const ORDERING_KEY = /^[\x20-\x7e]+$/;
 /**
  * The longest a task may wait in the delay set: a delay is Redis memory held until it is due, so
  * a typo ("9999h") or a not-before far in the future is refused rather than kept for years.
@@ -40,6 +44,7 @@ export function parseSingleTask(req: RequestParts, wallNow: number): NewTask {
     payload: req.body,
     contentType,
     idempotencyKey: checkKey(header('idempotency-key')),
+    orderingKey: checkOrderingKey(header('sluice-ordering-key'), 'Sluice-Ordering-Key'),
     delayMs: delayOf(header('sluice-delay') ?? req.query.get('delay') ?? undefined, header('sluice-not-before') ?? req.query.get('notBefore') ?? undefined, wallNow),
   };
 }
@@ -77,12 +82,15 @@ export function parseBatch(body: Buffer, wallNow: number, maxTaskBytes = Infinit
     if (Buffer.byteLength(payload) > maxTaskBytes) throw bad(`tasks[${i}] is larger than ${maxTaskBytes} bytes, the largest task this sidecar accepts`);
     const key = o.idempotencyKey;
     if (key !== undefined && typeof key !== 'string') throw bad(`tasks[${i}].idempotencyKey must be a string`);
+    const orderingKey = o.orderingKey;
+    if (orderingKey !== undefined && typeof orderingKey !== 'string') throw bad(`tasks[${i}].orderingKey must be a string`);
     const delay = o.delay;
     const notBefore = o.notBefore;
     return {
       payload,
       contentType,
       idempotencyKey: checkKey(key),
+      orderingKey: checkOrderingKey(orderingKey, `tasks[${i}].orderingKey`),
       delayMs: delayOf(delay === undefined ? undefined : String(delay), notBefore === undefined ? undefined : String(notBefore), wallNow),
     };
   });
@@ -91,6 +99,13 @@ export function parseBatch(body: Buffer, wallNow: number, maxTaskBytes = Infinit
 function checkKey(key: string | undefined): string | undefined {
   if (key === undefined || key === '') return undefined;
   if (key.length > MAX_IDEMPOTENCY_KEY) throw bad(`Idempotency-Key is longer than ${MAX_IDEMPOTENCY_KEY} characters`);
+  return key;
+}
+
+function checkOrderingKey(key: string | undefined, name: string): string | undefined {
+  if (key === undefined || key === '') return undefined;
+  if (key.length > MAX_ORDERING_KEY) throw bad(`${name} is longer than ${MAX_ORDERING_KEY} characters`);
+  if (!ORDERING_KEY.test(key)) throw bad(`${name} must be printable ASCII (it is delivered back as a header)`);
   return key;
 }
 

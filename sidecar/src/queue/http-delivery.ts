@@ -50,7 +50,10 @@ export class HttpDelivery implements Deliverer {
         method: 'POST',
         path: this.path,
         headers: single
-          ? { 'content-type': single.contentType, [TASK_HEADERS.id]: single.id, [TASK_HEADERS.attempt]: String(single.attempt), [TASK_HEADERS.queue]: this.queueName }
+          ? {
+            'content-type': single.contentType, [TASK_HEADERS.id]: single.id, [TASK_HEADERS.attempt]: String(single.attempt), [TASK_HEADERS.queue]: this.queueName,
+            ...(single.orderingKey === undefined ? {} : { [TASK_HEADERS.orderingKey]: single.orderingKey }),
+          }
           : { 'content-type': 'application/json', [TASK_HEADERS.queue]: this.queueName, [TASK_HEADERS.batchSize]: String(tasks.length) },
         body: single ? single.payload : batchBody(this.queueName, tasks),
       });
@@ -105,6 +108,7 @@ function batchBody(queue: string, tasks: readonly Task[]): string {
   tasks.forEach((t, i) => {
     if (i > 0) s += ',';
     s += `{"id":${JSON.stringify(t.id)},"attempt":${t.attempt},"contentType":${JSON.stringify(t.contentType)},`;
+    if (t.orderingKey !== undefined) s += `"orderingKey":${JSON.stringify(t.orderingKey)},`;
     s += t.contentType === 'application/json' && t.payload.length > 0 ? `"payload":${t.payload.toString('utf8')}}` : `"body":"${t.payload.toString('base64')}"}`;
   });
   return `${s}]}`;

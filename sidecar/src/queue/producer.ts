@@ -10,6 +10,8 @@ export interface NewTask {
   readonly payload: Buffer | string;
   readonly contentType: string;
   readonly idempotencyKey: string | undefined;
+  /** Tasks of one key are delivered one at a time, in the order they reached Redis. */
+  readonly orderingKey?: string | undefined;
   /** 0 = deliverable now; otherwise kept in the queue's delay set until Redis time passes it. */
   readonly delayMs: number;
 }
@@ -101,9 +103,12 @@ export class TaskProducer {
     let shape = '';
     for (const p of call) {
       for (const t of p.tasks) {
-        if (t.idempotencyKey === undefined && !(t.delayMs > 0) && t.contentType === DEFAULT_CONTENT_TYPE) {
+        if (t.idempotencyKey === undefined && !(t.delayMs > 0) && t.contentType === DEFAULT_CONTENT_TYPE && t.orderingKey === undefined) {
           shape += 'p';
           args.push(t.payload);
+        } else if (t.orderingKey !== undefined) {
+          shape += 'o';
+          args.push(t.idempotencyKey ?? '', t.delayMs > 0 ? Math.ceil(t.delayMs) : 0, t.contentType === DEFAULT_CONTENT_TYPE ? '' : t.contentType, t.payload, t.orderingKey);
         } else {
           shape += 'f';
           args.push(t.idempotencyKey ?? '', t.delayMs > 0 ? Math.ceil(t.delayMs) : 0, t.contentType === DEFAULT_CONTENT_TYPE ? '' : t.contentType, t.payload);
@@ -113,7 +118,9 @@ export class TaskProducer {
     args[1] = shape;
     let flat: (string | number)[];
     try {
-      flat = (await runScript(this.client, ENQUEUE, [keys.stream, keys.delayed, keys.delayedTasks, keys.seq, keys.idempotency, keys.idempotencyExpiry], args)) as (string | number)[];
+      flat = (await runScript(this.client, ENQUEUE, [
+        keys.stream, keys.delayed, keys.delayedTasks, keys.seq, keys.idempotency, keys.idempotencyExpiry, keys.orderActive, keys.orderWaiting,
+      ], args)) as (string | number)[];
     } catch (err) {
       for (const p of call) p.reject(new QueueError('SLUICE_ERR_QUEUE_UNAVAILABLE', `could not enqueue to ${p.queueId}: ${(err as Error).message}`, { cause: err }));
       return;

@@ -5,9 +5,9 @@ import type { Logger } from '../../../lib/log.ts';
 import { ConsumptionPacer } from './consumption-pacer.ts';
 import type { Deliverer } from './delivery.ts';
 import type { QueueMetrics } from './queue-metrics.ts';
-import { trimRetention } from './retention-trimmer.ts';
+import { MAX_TRIM_PER_PASS, trimRetention } from './retention-trimmer.ts';
 import { decideSettlement, isExhausted, type DeliveryOutcome, type Settlement } from './retry-decision.ts';
-import { PROMOTE, RECLAIM, RECLAIM_OWN, REFRESH, runScript } from './scripts.ts';
+import { DEAD_LETTER_TRIM, PROMOTE, RECLAIM, RECLAIM_OWN, REFRESH, runScript } from './scripts.ts';
 import { SettleBatcher, type SettleOp, type SettleResult } from './settle-batcher.ts';
 import { decodeEntry, encodeFields, type Task } from './task.ts';
 import { queueKeys } from '../../../lib/redis/key-layout.ts';
@@ -126,6 +126,7 @@ export class QueueConsumer {
       timeout: deps.metrics.deliveryDuration.labels(q, 'timeout'),
       trimmed: deps.metrics.trimmed.labels(q),
       trimHeld: deps.metrics.trimHeld.labels(q),
+      deadTrimmed: t.labels(q, 'dead_letter_expired'),
     };
   }
 
@@ -143,6 +144,9 @@ export class QueueConsumer {
     this.refreshTimer = setInterval(() => void this.refreshClaims(), Math.max(100, Math.floor(vt / 3)));
     this.timers.push(setInterval(() => void this.reclaim(), Math.min(5_000, Math.max(100, Math.floor(vt / 2)))));
     if (this.plan.maxLen !== undefined) this.timers.push(setInterval(() => void this.trim(), TRIM_EVERY_MS));
+    if (this.keys.deadLetter !== undefined && (this.plan.deadLetterMaxLen !== undefined || this.plan.deadLetterMaxAgeMs !== undefined)) {
+      this.timers.push(setInterval(() => void this.trimDeadLetters(), TRIM_EVERY_MS));
+    }
     this.loopDone = this.run();
   }
 
@@ -350,15 +354,19 @@ export class QueueConsumer {
   private opFor(task: Task, decision: Decision): SettleOp {
     switch (decision.kind) {
       case 'ack':
+        if (task.orderingKey !== undefined) return { op: 'a', entryId: task.entryId, orderingKey: task.orderingKey, taskId: task.id };
         return { op: 'A', entryId: task.entryId };
       case 'retry':
         return { op: 'R', entryId: task.entryId, taskId: task.id, delayMs: decision.delayMs, fields: encodeFields(task, decision.nextAttempt, decision.reason) };
       case 'release':
         return { op: 'L', entryId: task.entryId, fields: encodeFields(task, task.attempt, task.lastError) };
       case 'dead':
-        if (!this.plan.deadLetterStream) return { op: 'A', entryId: task.entryId };
+        if (!this.plan.deadLetterStream) {
+          if (task.orderingKey !== undefined) return { op: 'a', entryId: task.entryId, orderingKey: task.orderingKey, taskId: task.id };
+          return { op: 'A', entryId: task.entryId };
+        }
         return {
-          op: 'D',
+          ...(task.orderingKey !== undefined ? { op: 'd' as const, orderingKey: task.orderingKey, taskId: task.id } : { op: 'D' as const }),
           entryId: task.entryId,
           fields: [
             ...encodeFields(task, task.attempt),
@@ -474,7 +482,9 @@ export class QueueConsumer {
     while (!this.stopping) {
       let wait = PROMOTE_IDLE_MS;
       try {
-        const [moved, nextDue] = (await runScript(this.d.client, PROMOTE, [this.keys.stream, this.keys.delayed, this.keys.delayedTasks], [PROMOTE_LIMIT])) as [number, number];
+        const [moved, nextDue] = (await runScript(this.d.client, PROMOTE, [
+          this.keys.stream, this.keys.delayed, this.keys.delayedTasks, this.keys.seq, this.keys.orderActive, this.keys.orderWaiting,
+        ], [PROMOTE_LIMIT])) as [number, number];
         if (moved >= PROMOTE_LIMIT) wait = 0;
         else if (nextDue >= 0) wait = Math.min(PROMOTE_IDLE_MS, Math.max(1, nextDue));
       } catch (err) {
@@ -492,6 +502,16 @@ export class QueueConsumer {
       this.counts.trimHeld.set(r.held);
     } catch (err) {
       this.fail('trim', err);
+    }
+  }
+
+  /** Dead-letter retention (deadLetter.maxLen / maxAge): plain bounds, nothing there is owed to anyone. */
+  private async trimDeadLetters(): Promise<void> {
+    try {
+      const n = Number(await runScript(this.d.client, DEAD_LETTER_TRIM, [this.keys.deadLetter as string], [this.plan.deadLetterMaxLen ?? 0, this.plan.deadLetterMaxAgeMs ?? 0, MAX_TRIM_PER_PASS]));
+      if (n > 0) this.counts.deadTrimmed.inc(n);
+    } catch (err) {
+      this.fail('trim-dead-letters', err);
     }
   }
 

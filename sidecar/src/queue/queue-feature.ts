@@ -16,6 +16,10 @@ import { checkLayoutVersion, migrateQueue } from '../../../lib/redis/queue-migra
 import { TaskProducer, type Enqueued, type NewTask } from './producer.ts';
 import { queueRoutes } from './queue-routes.ts';
 import { whenReady } from './when-ready.ts';
+import { RedriveRunner, startQueueRedrive } from './dead-letter-redrive.ts';
+import { checkRedriveRequest, readRedrive, type RedriveProgress, type RedriveRequest } from '../../../lib/redis/dead-letter-redrive.ts';
+import type { RedriveRequestMessage } from '../../../lib/proto/discovery.ts';
+import { randomUUID } from 'node:crypto';
 
 export interface QueueFeatureDeps {
   /** Redis for task streams (`--redis`). */
@@ -46,6 +50,7 @@ interface Running {
   readonly signature: string;
   readonly consumer: QueueConsumer;
   readonly blocking: Redis;
+  readonly redrive: RedriveRunner;
 }
 
 /**
@@ -153,6 +158,62 @@ export class QueueFeature {
     });
   }
 
+  /**
+   * Starts a dead-letter redrive of `queue` (recorded in Redis; a worker sidecar of the queue moves
+   * it — this one at once when it is one). Refused while another is running.
+   */
+  async redrive(queue: TaskQueuePlan, req: RedriveRequest): Promise<RedriveProgress> {
+    if (!this.migratedQueues.has(queue.id)) {
+      await this.migrated(queue).catch((err: unknown) => {
+        throw new QueueError('SLUICE_ERR_QUEUE_UNAVAILABLE', `could not move ${queue.id} to the current Redis key layout: ${(err as Error).message}`, { cause: err });
+      });
+    }
+    const progress = await startQueueRedrive(this.client, queue, req, randomUUID(), this.clock.wallNow()).catch((err: unknown) => {
+      if (err instanceof QueueError) throw err;
+      throw new QueueError('SLUICE_ERR_QUEUE_UNAVAILABLE', `could not start a redrive of ${queue.id}: ${(err as Error).message}`, { cause: err });
+    });
+    this.running.get(queue.id)?.redrive.kick();
+    return progress;
+  }
+
+  /**
+   * The operator hands this worker a redrive (the TaskQueue's `sluice.dev/redrive` annotation):
+   * start it under the operator's id, if this sidecar consumes the queue. A repeated hand-off of a
+   * redrive already started is a no-op; the operator follows progress in Redis.
+   */
+  async redriveFromOperator(r: RedriveRequestMessage): Promise<void> {
+    const running = [...this.running.values()].find((x) => x.consumer.plan.namespace === r.queueNamespace && x.consumer.plan.name === r.queueName);
+    const log = { queue: `${r.queueNamespace}/${r.queueName}`, id: r.id };
+    if (!running) {
+      this.log.warn('the operator handed a redrive of a queue this sidecar does not consume; ignored', log);
+      return;
+    }
+    let req: RedriveRequest | string;
+    try {
+      req = checkRedriveRequest(JSON.parse(r.json));
+    } catch {
+      req = 'is not JSON';
+    }
+    if (typeof req === 'string') {
+      this.log.warn('the operator handed an invalid redrive; ignored', { ...log, error: req });
+      return;
+    }
+    try {
+      await startQueueRedrive(this.client, running.consumer.plan, req, r.id, this.clock.wallNow());
+      this.log.info('dead-letter redrive started for the operator', log);
+      running.redrive.kick();
+    } catch (err) {
+      this.log.warn('could not start the redrive the operator handed', { ...log, err });
+    }
+  }
+
+  /** The queue's latest redrive (running or finished), or undefined. */
+  redriveProgress(queue: TaskQueuePlan): Promise<RedriveProgress | undefined> {
+    return readRedrive(this.client, queue).catch((err: unknown) => {
+      throw new QueueError('SLUICE_ERR_QUEUE_UNAVAILABLE', `could not read the redrive of ${queue.id}: ${(err as Error).message}`, { cause: err });
+    });
+  }
+
   get maxTaskBytes(): number {
     return this.d.maxTaskBytes ?? 1 << 20;
   }
@@ -178,7 +239,7 @@ export class QueueFeature {
     this.draining = true;
     const all = [...this.running.entries()].map(([id, r]) => {
       this.running.delete(id);
-      return r.consumer.drain(graceMs).finally(() => r.blocking.disconnect());
+      return Promise.all([r.redrive.stop(), r.consumer.drain(graceMs)]).finally(() => r.blocking.disconnect());
     });
     await Promise.all([...all, ...this.stopping]);
   }
@@ -209,14 +270,27 @@ export class QueueFeature {
       blockMs,
       migrated: () => this.migrated(plan),
     });
+    const redriveCount = this.metrics.tasks.labels(plan.name, 'redriven');
+    const redrive = new RedriveRunner({
+      plan,
+      client: this.client,
+      owner: this.d.consumerName,
+      clock: this.clock,
+      logger: this.log,
+      circuitOpen: () => this.d.circuit?.isOpen(plan) === true,
+      onMoved: (n) => redriveCount.inc(n),
+      migrated: () => this.migrated(plan),
+    });
     this.started.add(plan.id);
-    this.running.set(plan.id, { signature: signature(plan), consumer, blocking });
+    this.running.set(plan.id, { signature: signature(plan), consumer, blocking, redrive });
     consumer.start();
+    redrive.start();
     this.log.info('consuming', { queue: plan.id, stream: plan.stream, group: plan.group, concurrency: plan.concurrency });
   }
 
   private stopConsumer(id: string, r: Running): void {
     this.running.delete(id);
+    void r.redrive.stop();
     // A reconfigured or removed queue lets its in-flight tasks finish (up to their delivery timeout).
     const p = r.consumer.drain(r.consumer.plan.delivery.timeoutMs).finally(() => {
       r.blocking.disconnect();

@@ -11,6 +11,8 @@ export type TaskResult =
   | 'late' // a result for an entry another consumer had reclaimed: not acknowledged
   | 'released' // handed back untouched on drain, without counting an attempt
   | 'reclaimed' // taken over from a consumer that went silent
+  | 'redriven' // a dead letter moved back into the queue by a redrive
+  | 'dead_letter_expired' // a dead letter removed by deadLetter.maxLen / maxAge
   | 'lost'; // found deleted from the stream while still pending (trimmed by someone unguarded)
 
 /**
@@ -32,7 +34,7 @@ export class QueueMetrics {
     const registers = [registry];
     this.tasks = new Counter({
       name: 'sluice_queue_tasks_total',
-      help: 'Tasks by result: enqueued, duplicate, acked, retried, dead_lettered, late, released, reclaimed, lost.',
+      help: 'Tasks by result: enqueued, duplicate, acked, retried, dead_lettered, late, released, reclaimed, lost, redriven, dead_letter_expired.',
       labelNames: ['queue', 'result'] as const,
       registers,
     });

@@ -3,12 +3,15 @@ import { readBody, sendJson, type Route } from '../local-api/router.ts';
 import { parseBatch, parseSingleTask, MAX_BATCH } from './enqueue-request.ts';
 import { QueueError } from './errors.ts';
 import type { QueueFeature } from './queue-feature.ts';
+import { parseRedriveRequest } from './redrive-request.ts';
 
 /**
  * The queue's part of the local API (`--local-api`, for the app beside the sidecar):
  *   POST /v1/queues/{name}/tasks        one task; the body is the payload  → 202 {id, duplicate}
  *   POST /v1/queues/{name}/tasks:batch  {"tasks": [...]}                   → 202 {tasks: [{id, duplicate}]}
  *   GET  /v1/queues/{name}              length, pending, lag, delayed, dead letters, consumers
+ *   POST /v1/queues/{name}/dead-letters:redrive  {max?, perSecond?, error?, cause?} → 202 the redrive
+ *   GET  /v1/queues/{name}/dead-letters:redrive  the latest redrive's progress (404 when none)
  * `{name}` is the TaskQueue's metadata.name; `?namespace=` picks one when the name is in several.
  */
 export function queueRoutes(feature: QueueFeature): Route[] {
@@ -37,6 +40,25 @@ export function queueRoutes(feature: QueueFeature): Route[] {
       }),
     },
     {
+      method: 'POST',
+      pattern: '/v1/queues/:name/dead-letters:redrive',
+      handler: guarded(async (req, res, params) => {
+        const queue = feature.resolve(params.name as string, namespaceOf(req));
+        const body = await read(req, 4096);
+        sendJson(res, 202, await feature.redrive(queue, parseRedriveRequest(body)));
+      }),
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/queues/:name/dead-letters:redrive',
+      handler: guarded(async (req, res, params) => {
+        const queue = feature.resolve(params.name as string, namespaceOf(req));
+        const progress = await feature.redriveProgress(queue);
+        if (progress === undefined) sendJson(res, 404, { error: `${queue.id} has never been redriven`, code: 'SLUICE_ERR_NOT_FOUND' });
+        else sendJson(res, 200, progress);
+      }),
+    },
+    {
       method: 'GET',
       pattern: '/v1/queues/:name',
       handler: guarded(async (req, res, params) => {
@@ -57,7 +79,8 @@ function guarded(handler: Handler): Handler {
     } catch (err) {
       if (res.headersSent) return;
       if (err instanceof QueueError) {
-        sendJson(res, err.httpStatus, { error: err.message, code: err.code }, err.code === 'SLUICE_ERR_QUEUE_UNAVAILABLE' ? { 'retry-after': '1' } : {});
+        const progress = (err as { progress?: unknown }).progress;
+        sendJson(res, err.httpStatus, { error: err.message, code: err.code, ...(progress === undefined ? {} : { redrive: progress }) }, err.code === 'SLUICE_ERR_QUEUE_UNAVAILABLE' ? { 'retry-after': '1' } : {});
       } else {
         sendJson(res, 500, { error: (err as Error).message, code: 'SLUICE_ERR_INTERNAL' });
       }

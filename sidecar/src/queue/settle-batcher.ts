@@ -10,7 +10,9 @@ export type SettleOp =
   | { readonly op: 'A'; readonly entryId: string }
   | { readonly op: 'R'; readonly entryId: string; readonly taskId: string; readonly delayMs: number; readonly fields: readonly (string | Buffer)[] }
   | { readonly op: 'L'; readonly entryId: string; readonly fields: readonly (string | Buffer)[] }
-  | { readonly op: 'D'; readonly entryId: string; readonly fields: readonly (string | Buffer)[] };
+  | { readonly op: 'D'; readonly entryId: string; readonly fields: readonly (string | Buffer)[] }
+  | { readonly op: 'a'; readonly entryId: string; readonly orderingKey: string; readonly taskId: string }
+  | { readonly op: 'd'; readonly entryId: string; readonly orderingKey: string; readonly taskId: string; readonly fields: readonly (string | Buffer)[] };
 
 /** settled: done; late: another consumer owns the entry now; failed: Redis unreachable until give-up. */
 export type SettleResult = 'settled' | 'late' | 'failed';
@@ -106,7 +108,9 @@ export class SettleBatcher {
     const batch = this.queue.splice(0, MAX_OPS_PER_CALL);
     let retryLater = false;
     try {
-      const flags = (await runScript(this.client, SETTLE, [this.keys.stream, this.keys.delayed, this.keys.delayedTasks, this.deadLetterKey], this.args(batch))) as number[];
+      const flags = (await runScript(this.client, SETTLE, [
+        this.keys.stream, this.keys.delayed, this.keys.delayedTasks, this.deadLetterKey, this.keys.orderActive, this.keys.orderWaiting,
+      ], this.args(batch))) as number[];
       batch.forEach((q, i) => q.resolve(flags[i] === 1 ? 'settled' : 'late'));
     } catch (err) {
       const now = this.clock.now();
@@ -128,7 +132,8 @@ export class SettleBatcher {
       ops += op.op;
       args.push(op.entryId);
       if (op.op === 'R') args.push(op.taskId, op.delayMs);
-      if (op.op !== 'A') args.push(op.fields.length, ...op.fields);
+      else if (op.op === 'a' || op.op === 'd') args.push(op.orderingKey, op.taskId);
+      if (op.op !== 'A' && op.op !== 'a') args.push(op.fields.length, ...op.fields);
     }
     args[2] = ops;
     return args;

@@ -8,8 +8,9 @@ import { streamIdTime } from './stream-id.ts';
  *   i  the task id, when it differs from the entry id (a retry, a delayed or released task)
  *   a  the attempt this entry is delivered as, when not 1
  *   e  why the previous attempt failed (informational)
+ *   k  the ordering key, when the producer gave one
  */
-export const FIELD = { payload: 'p', contentType: 'c', id: 'i', attempt: 'a', error: 'e' } as const;
+export const FIELD = { payload: 'p', contentType: 'c', id: 'i', attempt: 'a', error: 'e', orderingKey: 'k' } as const;
 export const DEFAULT_CONTENT_TYPE = 'application/json';
 
 export interface Task {
@@ -24,6 +25,8 @@ export interface Task {
   /** Wall-clock ms (Redis's clock) at which the entry was appended, i.e. became deliverable. */
   readonly availableAt: number;
   readonly lastError: string | undefined;
+  /** Tasks of one key are delivered one at a time, in order (see scripts.ts, ORDER). */
+  readonly orderingKey?: string | undefined;
 }
 
 /**
@@ -36,6 +39,7 @@ export function decodeEntry(entryId: string, fields: readonly Buffer[], deliveri
   let id = entryId;
   let base = 1;
   let lastError: string | undefined;
+  let orderingKey: string | undefined;
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = (fields[i] as Buffer).toString('latin1');
     const value = fields[i + 1] as Buffer;
@@ -44,14 +48,16 @@ export function decodeEntry(entryId: string, fields: readonly Buffer[], deliveri
     else if (name === FIELD.id) id = value.toString('latin1');
     else if (name === FIELD.attempt) base = Number(value.toString('latin1')) || 1;
     else if (name === FIELD.error) lastError = value.toString('utf8');
+    else if (name === FIELD.orderingKey) orderingKey = value.toString('latin1');
   }
-  return { entryId, id, attempt: base + Math.max(0, deliveries - 1), payload, contentType, availableAt: streamIdTime(entryId), lastError };
+  return { entryId, id, attempt: base + Math.max(0, deliveries - 1), payload, contentType, availableAt: streamIdTime(entryId), lastError, orderingKey };
 }
 
 /** The fields of a new entry carrying `task` again, as attempt `attempt`. */
-export function encodeFields(task: Pick<Task, 'id' | 'payload' | 'contentType'>, attempt: number, error?: string): (string | Buffer)[] {
+export function encodeFields(task: Pick<Task, 'id' | 'payload' | 'contentType' | 'orderingKey'>, attempt: number, error?: string): (string | Buffer)[] {
   const out: (string | Buffer)[] = [FIELD.payload, task.payload, FIELD.id, task.id];
   if (task.contentType !== DEFAULT_CONTENT_TYPE) out.push(FIELD.contentType, task.contentType);
+  if (task.orderingKey !== undefined) out.push(FIELD.orderingKey, task.orderingKey);
   if (attempt !== 1) out.push(FIELD.attempt, String(attempt));
   if (error !== undefined) out.push(FIELD.error, error);
   return out;

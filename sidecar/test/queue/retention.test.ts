@@ -46,3 +46,34 @@ describe('retention.maxLen', () => {
     expect(await h.counter('sluice_queue_tasks_total', { queue: 'backlog', result: 'lost' })).toBe(0);
   });
 });
+
+describe('deadLetter.maxLen and deadLetter.maxAge', () => {
+  const failFast = { retry: { maxAttempts: 1, backoff: { initial: '50ms', max: '50ms', multiplier: 1 } } };
+
+  it('keeps only the newest maxLen dead letters', async () => {
+    const app = await WorkerApp.start(() => 500);
+    const doc = taskQueueDoc('dlq-len', { ...failFast, deadLetter: { stream: 'test.dlq-len.dlq', maxLen: 5 } });
+    const h = await QueueHarness.start({ redisUrl: redis.url, docs: [doc], appHttp: app.address });
+    cleanup.push(() => app.close(), () => h.close());
+    const { json } = await h.postBatch('dlq-len', Array.from({ length: 12 }, (_, i) => ({ payload: i })));
+    await eventually(() => expect(app.deliveries).toHaveLength(12), { timeoutMs: 15_000 });
+    await eventually(async () => expect(await h.counter('sluice_queue_tasks_total', { queue: 'dlq-len', result: 'dead_lettered' })).toBe(12), { timeoutMs: 15_000 });
+    await eventually(async () => expect(await r.xlen(testQueueKeys('dlq-len').deadLetter!)).toBe(5), { timeoutMs: 5_000 });
+    const left = ((await r.xrange(testQueueKeys('dlq-len').deadLetter!, '-', '+')) as [string, string[]][]).map(([, f]) => f[f.indexOf('originalId') + 1]);
+    expect(new Set(left).size).toBe(5);
+    for (const id of left) expect(json.tasks.map((t) => t.id)).toContain(id);
+    expect(await h.counter('sluice_queue_tasks_total', { queue: 'dlq-len', result: 'dead_letter_expired' })).toBe(7);
+    expect((await h.feature.stats(h.feature.resolve('dlq-len'))).deadLetters).toBe(5);
+  });
+
+  it('removes dead letters older than maxAge', async () => {
+    const app = await WorkerApp.start(() => 500);
+    const doc = taskQueueDoc('dlq-age', { ...failFast, deadLetter: { stream: 'test.dlq-age.dlq', maxAge: '1500ms' } });
+    const h = await QueueHarness.start({ redisUrl: redis.url, docs: [doc], appHttp: app.address });
+    cleanup.push(() => app.close(), () => h.close());
+    await h.postBatch('dlq-age', Array.from({ length: 4 }, (_, i) => ({ payload: i })));
+    await eventually(async () => expect(await r.xlen(testQueueKeys('dlq-age').deadLetter!)).toBe(4), { timeoutMs: 15_000 });
+    await eventually(async () => expect(await r.xlen(testQueueKeys('dlq-age').deadLetter!)).toBe(0), { timeoutMs: 10_000 });
+    expect(await h.counter('sluice_queue_tasks_total', { queue: 'dlq-age', result: 'dead_letter_expired' })).toBe(4);
+  });
+});
