@@ -9,7 +9,7 @@
  */
 import { systemClock, type Clock } from '../../lib/clock.ts';
 import type { Logger } from '../../lib/log.ts';
-import { isNotFound } from './errors.ts';
+import { isConflict, isNotFound } from './errors.ts';
 import { LEASES } from './kinds.ts';
 import { resourcePath, type KubeClient, type KubeObject } from './kube-client.ts';
 
@@ -153,12 +153,24 @@ export class LeaderLease {
     return true;
   }
 
+  /**
+   * Hands the lease back. A renewal still in flight when stop() was called can update the Lease
+   * between our read and our write: that conflict is retried from a fresh read, or the successor
+   * would wait out the whole lease.
+   */
   private async release(): Promise<void> {
-    const lease = await this.opts.client.get(this.path(this.opts.name));
-    if ((lease.spec as LeaseSpec | undefined)?.holderIdentity !== this.opts.identity) return;
-    await this.opts.client.replace(this.path(this.opts.name), {
-      ...lease,
-      spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(Date.now()) },
-    });
+    for (let attempt = 1; ; attempt++) {
+      const lease = await this.opts.client.get(this.path(this.opts.name));
+      if ((lease.spec as LeaseSpec | undefined)?.holderIdentity !== this.opts.identity) return;
+      try {
+        await this.opts.client.replace(this.path(this.opts.name), {
+          ...lease,
+          spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(Date.now()) },
+        });
+        return;
+      } catch (err) {
+        if (!isConflict(err) || attempt >= 5) throw err;
+      }
+    }
   }
 }
