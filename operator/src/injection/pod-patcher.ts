@@ -15,6 +15,7 @@ import type { InjectionConfig } from './injection-config.ts';
 import { pointerToken, type JsonPatchOp } from './json-patch.ts';
 import { planPortTakeover, PortTakeoverError, type AppContainer } from './port-takeover.ts';
 import { QuantityError, parseQuantity, validateQuantity, type ResourceName } from './quantity.ts';
+import { sidecarCpu, type NamespaceCpuRules } from './namespace-cpu-rules.ts';
 import { SIDECAR_PORTS, sidecarContainer, sidecarVolumes, VOLUMES } from './sidecar-container.ts';
 
 export interface PodLike {
@@ -37,6 +38,8 @@ export interface PatcherInput {
    * SLUICE_OPERATOR_CA and speaks TLS only. Absent: the operator serves discovery in plaintext.
    */
   operatorCaPem?: string;
+  /** The namespace's CPU rules (ResourceQuota, LimitRange); absent: none known. */
+  namespaceCpu?: NamespaceCpuRules;
 }
 
 export type SkipReason = 'AlreadyInjected' | 'OptedOut' | 'NotOptedIn' | 'HostNetwork';
@@ -49,7 +52,7 @@ export type InjectionDecision =
 
 const deny = (code: DenyCode, message: string): InjectionDecision => ({ action: 'deny', code, message });
 
-export function planInjection({ pod, namespaceOptedIn, config, operatorCaPem }: PatcherInput): InjectionDecision {
+export function planInjection({ pod, namespaceOptedIn, config, operatorCaPem, namespaceCpu }: PatcherInput): InjectionDecision {
   const spec = pod.spec ?? {};
   const annotations = pod.metadata?.annotations ?? {};
   const containers = spec.containers ?? [];
@@ -68,7 +71,7 @@ export function planInjection({ pod, namespaceOptedIn, config, operatorCaPem }: 
 
   let resources: ReturnType<typeof resolveResources>;
   try {
-    resources = resolveResources(config, annotations);
+    resources = resolveResources(config, annotations, namespaceCpu);
   } catch (err) {
     if (err instanceof QuantityError) return deny('SLUICE_ERR_INVALID_ANNOTATION', err.message);
     throw err;
@@ -110,7 +113,7 @@ export function planInjection({ pod, namespaceOptedIn, config, operatorCaPem }: 
 }
 
 /** The chart's resources with the pod's annotations laid over them, each validated. */
-function resolveResources(config: InjectionConfig, annotations: Record<string, string>) {
+function resolveResources(config: InjectionConfig, annotations: Record<string, string>, namespaceCpu: NamespaceCpuRules | undefined) {
   const requests = { ...config.resources.requests };
   const limits = { ...config.resources.limits };
   const apply = (key: string, target: Partial<Record<ResourceName, string>>, res: ResourceName) => {
@@ -121,6 +124,11 @@ function resolveResources(config: InjectionConfig, annotations: Record<string, s
   apply(RESOURCE_ANNOTATIONS.cpuLimit, limits, 'cpu');
   apply(RESOURCE_ANNOTATIONS.memoryRequest, requests, 'memory');
   apply(RESOURCE_ANNOTATIONS.memoryLimit, limits, 'memory');
+  if (namespaceCpu) {
+    const cpu = sidecarCpu({ request: requests.cpu, limit: limits.cpu }, namespaceCpu, config.cpuLimitWhenRequired);
+    if (cpu.request !== undefined) requests.cpu = cpu.request;
+    if (cpu.limit !== undefined) limits.cpu = cpu.limit;
+  }
   for (const res of ['cpu', 'memory'] as const) {
     const req = requests[res];
     const lim = limits[res];

@@ -19,8 +19,9 @@ import { silentLogger, type Logger } from '../../../lib/log.ts';
 import { CertManager } from '../certs/cert-manager.ts';
 import type { WebhookCerts } from '../certs/webhook-certs.ts';
 import { certPolicy, type CertPolicy } from '../certs/rotation-plan.ts';
-import type { KubeClient } from '../kube-client.ts';
+import { resourcePath, type KubeClient } from '../kube-client.ts';
 import { compileInjectionConfig, InjectionConfigError, type InjectionValues } from './injection-config.ts';
+import { namespaceCpuRules, type NamespaceCpuRules } from './namespace-cpu-rules.ts';
 import { startWebhookServer, type WebhookServer } from './webhook-server.ts';
 
 export interface StartInjectionOptions {
@@ -91,6 +92,7 @@ export async function startInjection(o: StartInjectionOptions): Promise<Injectio
       host, port, cert: first, config, logger,
       ...(o.registry ? { registry: o.registry } : {}),
       ready: () => certs.current !== undefined,
+      namespaceCpu: (ns) => readNamespaceCpuRules(o.client, ns),
       // [discovery TLS] Sidecars trust the CA bundle current when their pod is created.
       ...(o.discovery ? { operatorCa: () => certs.current?.caBundlePem } : {}),
     });
@@ -109,6 +111,28 @@ export async function startInjection(o: StartInjectionOptions): Promise<Injectio
       await s.close();
     },
   };
+}
+
+const QUOTAS = { group: '', version: 'v1', plural: 'resourcequotas' };
+const LIMIT_RANGES = { group: '', version: 'v1', plural: 'limitranges' };
+// Well inside the webhook's timeoutSeconds: a slow API server costs the pod its CPU limit, not its admission.
+const RULES_TIMEOUT_MS = 2_000;
+
+/** Lists the namespace's ResourceQuotas and LimitRanges (a handful each) at admission time. */
+export async function readNamespaceCpuRules(client: KubeClient, namespace: string): Promise<NamespaceCpuRules> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${RULES_TIMEOUT_MS} ms`)), RULES_TIMEOUT_MS);
+  });
+  try {
+    const [quotas, ranges] = await Promise.race([
+      Promise.all([client.list(resourcePath(QUOTAS, namespace)), client.list(resourcePath(LIMIT_RANGES, namespace))]),
+      timeout,
+    ]);
+    return namespaceCpuRules(quotas.items as never[], ranges.items as never[]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The names a client dials for each Service: name.ns.svc and the cluster.local form some tools use. */
