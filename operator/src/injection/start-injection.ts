@@ -31,6 +31,8 @@ export interface StartInjectionOptions {
   serviceName: string;
   secretName: string;
   webhookConfigName: string;
+  /** The operator's ServiceAccount, owner of the certificate Secret (see cert-manager.ts); none: no owner. */
+  ownerServiceAccount?: string;
   /** host:port or :port for the HTTPS listener. */
   listen: string;
   values: InjectionValues;
@@ -69,6 +71,7 @@ export async function startInjection(o: StartInjectionOptions): Promise<Injectio
     namespace: o.namespace,
     secretName: o.secretName,
     webhookConfigName: o.webhookConfigName,
+    ...(o.ownerServiceAccount ? { ownerServiceAccount: o.ownerServiceAccount } : {}),
     policy: certPolicy({
       ...o.certPolicy,
       // The names the API server dials: service.namespace.svc (and the cluster.local form some tools use).
@@ -166,6 +169,7 @@ export function parseListen(listen: string): { host: string; port: number } {
  *   SLUICE_OPERATOR_WEBHOOK_SERVICE   default sluice-webhook
  *   SLUICE_OPERATOR_WEBHOOK_SECRET    default sluice-webhook-tls
  *   SLUICE_OPERATOR_WEBHOOK_CONFIG    default sluice-sidecar-injector
+ *   SLUICE_OPERATOR_SERVICE_ACCOUNT   optional: the operator's ServiceAccount, owner of the certificate Secret
  *   SLUICE_OPERATOR_WEBHOOK_URL       optional: the URL the webhook configuration names instead of the Service
  *   POD_NAMESPACE                     the operator's namespace (downward API)
  */
@@ -187,6 +191,7 @@ export function injectionOptionsFromEnv(env: NodeJS.ProcessEnv, client: KubeClie
     secretName: env.SLUICE_OPERATOR_WEBHOOK_SECRET || 'sluice-webhook-tls',
     webhookConfigName: env.SLUICE_OPERATOR_WEBHOOK_CONFIG || 'sluice-sidecar-injector',
     listen: env.SLUICE_OPERATOR_WEBHOOK_LISTEN || ':9443',
+    ...(env.SLUICE_OPERATOR_SERVICE_ACCOUNT ? { ownerServiceAccount: env.SLUICE_OPERATOR_SERVICE_ACCOUNT } : {}),
     ...(env.SLUICE_OPERATOR_WEBHOOK_URL ? { webhookUrl: env.SLUICE_OPERATOR_WEBHOOK_URL } : {}),
     values,
     ...(logger ? { logger } : {}),

@@ -42,7 +42,7 @@ beforeAll(async () => {
   expect(config.metadata.name).toBe(CONFIG_NAME);
   await client.create(resourcePath({ group: 'admissionregistration.k8s.io', version: 'v1', plural: 'mutatingwebhookconfigurations' }), config);
   injection = await startInjection({
-    client, namespace: NS, serviceName: SVC, secretName: 'sluice-webhook-tls', webhookConfigName: CONFIG_NAME, listen: `127.0.0.1:${port}`,
+    client, namespace: NS, serviceName: SVC, secretName: 'sluice-webhook-tls', webhookConfigName: CONFIG_NAME, ownerServiceAccount: OPERATOR_RELEASE.serviceAccount, listen: `127.0.0.1:${port}`,
     webhookUrl: url,
     values: { image: 'ghcr.io/sluice-dev/sluice-proxy:0.1.0', operatorAddress: `sluice-discovery.${NS}.svc:15010` },
   });
@@ -71,7 +71,8 @@ describe('sidecar injection through the API server', () => {
     for (const b of bundles) expect(b).toContain(injection.certs.current?.caCertPem.trim());
     const secret = await client.get<KubeObject>(resourcePath({ group: '', version: 'v1', plural: 'secrets' }, NS, 'sluice-webhook-tls'));
     expect(secret.type).toBe('kubernetes.io/tls');
-    expect(secret.metadata.ownerReferences).toMatchObject([{ kind: 'MutatingWebhookConfiguration', name: CONFIG_NAME }]);
+    // Owned by the operator's ServiceAccount, not the configuration: recreating that must not take the CA.
+    expect(secret.metadata.ownerReferences).toMatchObject([{ kind: 'ServiceAccount', name: OPERATOR_RELEASE.serviceAccount }]);
     expect(Object.keys(secret.data as object).sort()).toEqual(['ca-bundle.crt', 'ca.crt', 'ca.key', 'tls.crt', 'tls.key']);
   });
 
