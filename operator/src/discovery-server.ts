@@ -29,6 +29,7 @@ import type { PolicyIndex } from './policy-index.ts';
 import type { ProgrammingTracker } from './programming-tracker.ts';
 import type { SidecarAuthenticator } from './sidecar-auth.ts';
 import { buildSnapshot, type SnapshotContents } from './snapshot.ts';
+import { negotiateKinds } from '../../lib/policy/skew.ts';
 
 const HELLO_TIMEOUT_MS = 10_000;
 
@@ -70,6 +71,10 @@ interface Connection {
   seenPod: KubeObject | undefined;
   /** The sidecar's latest free-form report (leadership, health). */
   report: unknown;
+  /** The kinds this sidecar compiles (negotiated from its Hello; lib/policy/skew.ts). */
+  kinds: ReadonlySet<string>;
+  /** The policies left out of the last snapshot because the sidecar does not know their kind. */
+  skipped: string[];
 }
 
 export class DiscoveryServer {
@@ -209,7 +214,17 @@ export class DiscoveryServer {
     const pod = cached ?? c.seenPod;
     // The pod is gone (or replaced): its sidecar is shutting down; nothing to enforce anew.
     if (!pod || pod.metadata.uid !== c.podUid) return;
-    const { snapshot, contents } = buildSnapshot(this.opts.index.resourcesFor(pod), this.opts.index.producibleFor(pod));
+    const fits = (r: KubeObject) => c.kinds.has(r.kind as string);
+    const all = this.opts.index.resourcesFor(pod);
+    const skipped = all.filter((r) => !fits(r)).map((r) => `${r.kind} ${r.metadata.namespace}/${r.metadata.name}`);
+    const { snapshot, contents } = buildSnapshot(all.filter(fits), this.opts.index.producibleFor(pod).filter(fits));
+    if (skipped.join() !== c.skipped.join()) {
+      c.skipped = skipped;
+      if (skipped.length > 0) {
+        this.opts.metrics.skewSkipped.inc(skipped.length);
+        this.opts.logger.warn('sidecar too old for some policies; left out of its snapshot', { pod: c.podKey, kinds: [...c.kinds], skipped });
+      }
+    }
     if (snapshot.version === c.lastSent) return;
     c.lastSent = snapshot.version;
     this.opts.tracker.sent(c.podKey, c.podUid, snapshot.version, contents);
@@ -268,6 +283,10 @@ export class DiscoveryServer {
       if (!conn) return fail(grpc.status.FAILED_PRECONDITION, 'the first message must be a hello');
       if ('ack' in msg && msg.ack) {
         metrics.acks.inc({ result: 'ack' });
+        if (msg.ack.warnings && msg.ack.warnings.length > 0) {
+          metrics.acks.inc({ result: 'ack-with-warnings' });
+          logger.warn('sidecar accepted snapshot but ignored parts it does not know', { pod: conn.podKey, version: msg.ack.version, warnings: msg.ack.warnings.slice(0, 20) });
+        }
         this.progress(conn.podKey, tracker.ack(conn.podKey, msg.ack.version));
       } else if ('nack' in msg && msg.nack) {
         metrics.acks.inc({ result: 'nack' });
@@ -311,7 +330,10 @@ export class DiscoveryServer {
     const previous = this.connections.get(podKey);
     // One stream per pod: a sidecar that reconnects before its old stream timed out replaces it.
     if (previous) this.end(previous, grpc.status.ABORTED, 'replaced by a newer stream from the same pod');
-    const conn: Connection = { podKey, podUid: pod.metadata.uid ?? '', sidecarId: hello.sidecarId, call, lastSent: undefined, seenPod: pod, report: undefined };
+    const conn: Connection = {
+      podKey, podUid: pod.metadata.uid ?? '', sidecarId: hello.sidecarId, call, lastSent: undefined, seenPod: pod, report: undefined,
+      kinds: negotiateKinds(hello.supportedKinds), skipped: [],
+    };
     this.connections.set(podKey, conn);
     this.opts.metrics.sidecarsConnected.set(this.connections.size);
     this.opts.tracker.connected(podKey, conn.podUid);
