@@ -30,6 +30,7 @@ import type { ProgrammingTracker } from './programming-tracker.ts';
 import type { SidecarAuthenticator } from './sidecar-auth.ts';
 import { buildSnapshot, type SnapshotContents } from './snapshot.ts';
 import { negotiateKinds } from '../../lib/policy/skew.ts';
+import { policyRef } from './policy-document.ts';
 
 const HELLO_TIMEOUT_MS = 10_000;
 
@@ -216,13 +217,18 @@ export class DiscoveryServer {
     if (!pod || pod.metadata.uid !== c.podUid) return;
     const fits = (r: KubeObject) => c.kinds.has(r.kind as string);
     const all = this.opts.index.resourcesFor(pod);
-    const skipped = all.filter((r) => !fits(r)).map((r) => `${r.kind} ${r.metadata.namespace}/${r.metadata.name}`);
+    const left = all.filter((r) => !fits(r));
+    const skipped = left.map((r) => `${r.kind} ${r.metadata.namespace}/${r.metadata.name}`);
     const { snapshot, contents } = buildSnapshot(all.filter(fits), this.opts.index.producibleFor(pod).filter(fits));
     if (skipped.join() !== c.skipped.join()) {
       c.skipped = skipped;
+      // On the policy's status too (Programmed=False, Rejected, for this pod): the sidecar did not refuse it, it never got it.
+      const why = new Map(left.map((r) => [policyRef(r), `sidecar of pod ${c.podKey} does not know kind ${String(r.kind)} (it is older than this operator); recreate the pod to get the current sidecar`]));
+      this.opts.tracker.unsupported(c.podKey, c.podUid, why);
       if (skipped.length > 0) {
         this.opts.metrics.skewSkipped.inc(skipped.length);
         this.opts.logger.warn('sidecar too old for some policies; left out of its snapshot', { pod: c.podKey, kinds: [...c.kinds], skipped });
+        queueMicrotask(() => this.opts.onProgress(c.podKey, why.keys()));
       }
     }
     if (snapshot.version === c.lastSent) return;

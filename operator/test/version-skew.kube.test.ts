@@ -87,6 +87,12 @@ describe('version skew between the operator and its sidecars', () => {
     await eventually(async () => {
       expect(condition(await cluster.getStatus('ratelimitpolicies', 'skew', 'narrow'), 'Programmed')?.status).toBe('True');
     }, { timeoutMs: 20_000 });
+    // The policy the sidecar is too old for says so on its status, naming the pod and the kind.
+    await eventually(async () => {
+      const s = await cluster.getStatus('circuitbreakerpolicies', 'skew', 'narrow-breaker');
+      expect(condition(s, 'Programmed')).toMatchObject({ status: 'False', reason: 'Rejected' });
+      expect(condition(s, 'Programmed')?.message).toContain('sidecar of pod skew/narrow-1 does not know kind CircuitBreakerPolicy');
+    }, { timeoutMs: 20_000 });
   });
 
   it('serves an old sidecar (no kinds named, strict compile) the first release\'s kinds, which it acknowledges', async () => {
