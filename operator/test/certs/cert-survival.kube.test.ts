@@ -103,6 +103,18 @@ describe('the webhook certificate across a recreated webhook configuration', () 
     expect(injection.certs.current?.caCertPem).toBe(ca);
   });
 
+  it('mints a new CA when its key is removed from the Secret (the way to force one now)', async () => {
+    const ca = await caOf();
+    await cluster.client.patch(resourcePath(SECRETS, NS, SECRET), [{ op: 'remove', path: '/data/ca.key' }], 'json');
+    await eventually(async () => {
+      const now = await caOf();
+      expect(now).toBeTruthy();
+      expect(now).not.toBe(ca);
+      expect(injection.certs.current?.caCertPem).toBe(now);
+    }, { timeoutMs: 20_000 });
+    expect(await eventually(injected, { timeoutMs: 20_000 })).toEqual(['sluice-proxy']);
+  });
+
   it('takes over a Secret an earlier version owned by the configuration', async () => {
     const path = resourcePath(SECRETS, NS, SECRET);
     const cfg = await cluster.client.get<KubeObject>(resourcePath(MWC, undefined, CONFIG_NAME));
