@@ -22,7 +22,7 @@ export interface PodLike {
   metadata?: { name?: string; generateName?: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
   spec?: {
     containers?: (AppContainer & { name?: string })[];
-    initContainers?: { name?: string }[];
+    initContainers?: { name?: string; ports?: { name?: string }[]; env?: unknown[] }[];
     volumes?: { name?: string }[];
     hostNetwork?: boolean;
   };
@@ -58,7 +58,10 @@ export function planInjection({ pod, namespaceOptedIn, config, operatorCaPem, na
   const containers = spec.containers ?? [];
   const initContainers = spec.initContainers ?? [];
 
-  if ([...initContainers, ...containers].some((c) => c.name === SIDECAR_CONTAINER_NAME)) return { action: 'skip', reason: 'AlreadyInjected' };
+  if ([...initContainers, ...containers].some((c) => c.name === SIDECAR_CONTAINER_NAME)) {
+    const late = planLateTakeover(pod);
+    return late.length > 0 ? { action: 'patch', patch: late } : { action: 'skip', reason: 'AlreadyInjected' };
+  }
 
   const inject = annotations[INJECT_ANNOTATION];
   if (inject !== undefined && inject !== 'true' && inject !== 'false') {
@@ -110,6 +113,41 @@ export function planInjection({ pod, namespaceOptedIn, config, operatorCaPem, na
   if (pod.metadata?.labels === undefined) patch.push({ op: 'add', path: '/metadata/labels', value: { [PROXY_LABEL]: PROXY_LABEL_VALUE } });
   else patch.push({ op: 'add', path: `/metadata/labels/${pointerToken(PROXY_LABEL)}`, value: PROXY_LABEL_VALUE });
   return { action: 'patch', patch };
+}
+
+/**
+ * On reinvocation (reinvocationPolicy: IfNeeded), after a later webhook changed an injected pod:
+ * an app port named `http` or `grpc` that the sidecar did not take over at injection (its own
+ * port is still `sluice-http` / `sluice-grpc`) was added by that webhook. Take it over now, as
+ * at injection: rename the app's port, give the sidecar the name, and point the sidecar at the
+ * app's port. Anything else — nothing new, or names that cannot be taken over — changes nothing:
+ * the pod was admitted once already and must not be refused over another injector's ports.
+ */
+function planLateTakeover(pod: PodLike): JsonPatchOp[] {
+  const spec = pod.spec ?? {};
+  const si = (spec.initContainers ?? []).findIndex((c) => c.name === SIDECAR_CONTAINER_NAME);
+  const sidecar = spec.initContainers?.[si];
+  if (!sidecar) return [];
+  let takeover: ReturnType<typeof planPortTakeover>;
+  try {
+    takeover = planPortTakeover(spec.containers ?? []);
+  } catch (err) {
+    if (err instanceof PortTakeoverError) return [];
+    throw err;
+  }
+  const names = Object.keys(takeover.appPorts) as (keyof typeof takeover.appPorts)[];
+  if (names.length === 0) return [];
+  const ops: JsonPatchOp[] = [...takeover.ops];
+  let hasEnv = sidecar.env !== undefined;
+  for (const name of names) {
+    const pi = (sidecar.ports ?? []).findIndex((p) => p.name === `sluice-${name}`);
+    if (pi < 0) return [];
+    ops.push({ op: 'replace', path: `/spec/initContainers/${si}/ports/${pi}/name`, value: name });
+    const env = { name: name === 'http' ? 'SLUICE_APP_HTTP' : 'SLUICE_APP_GRPC', value: `127.0.0.1:${takeover.appPorts[name]}` };
+    ops.push(hasEnv ? { op: 'add', path: `/spec/initContainers/${si}/env/-`, value: env } : { op: 'add', path: `/spec/initContainers/${si}/env`, value: [env] });
+    hasEnv = true;
+  }
+  return ops;
 }
 
 /** The chart's resources with the pod's annotations laid over them, each validated. */
