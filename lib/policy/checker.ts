@@ -9,6 +9,17 @@ type Obj = Record<string, unknown>;
  */
 export class Checker {
   readonly issues: Issue[] = [];
+  /** Unknown fields seen in `tolerateUnknownFields` mode: reported, not refused. */
+  readonly warnings: Issue[] = [];
+  private readonly tolerateUnknownFields: boolean;
+
+  /**
+   * `tolerateUnknownFields`: for documents from a newer operator, whose CRDs may carry optional
+   * fields this version does not know (see lib/policy/skew.ts); a person's file stays strict.
+   */
+  constructor({ tolerateUnknownFields = false }: { tolerateUnknownFields?: boolean } = {}) {
+    this.tolerateUnknownFields = tolerateUnknownFields;
+  }
 
   fail(path: string, message: string): undefined {
     this.issues.push({ path, message });
@@ -25,7 +36,9 @@ export class Checker {
   known(o: Obj | undefined, path: string, fields: readonly string[]): void {
     if (!o) return;
     for (const k of Object.keys(o)) {
-      if (!fields.includes(k)) this.fail(join(path, k), `unknown field (expected one of: ${fields.join(', ')})`);
+      if (fields.includes(k)) continue;
+      if (this.tolerateUnknownFields) this.warnings.push({ path: join(path, k), message: 'unknown field, ignored (from a newer operator?)' });
+      else this.fail(join(path, k), `unknown field (expected one of: ${fields.join(', ')})`);
     }
   }
 

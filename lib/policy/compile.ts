@@ -5,6 +5,7 @@ import { compileFencingPolicy } from './fencing.ts';
 import { compileMatch } from './match.ts';
 import { selectorMatches } from './selector.ts';
 import { GRPC_CODES, resourceKey, type SluiceResource, type RateLimitPolicy, type CircuitBreakerPolicy, type TaskQueue, type LeaderElection } from './types.ts';
+import { isUnknownKind } from './skew.ts';
 import { validateResource } from './validate.ts';
 import { compileUpstream, upstreamClashes } from './upstream.ts';
 import type { BreakerRule, LeaderElectionPlan, Plan, RateLimitRule, TaskQueuePlan } from './plan.ts';
@@ -14,6 +15,11 @@ export interface CompileOptions {
   labels?: Readonly<Record<string, string>>;
   /** The version to stamp on the plan; by default a hash of the resources. */
   version?: string;
+  /**
+   * Documents from the operator (see skew.ts): a kind this version does not know is left out and
+   * an unknown field ignored, each with a warning in `plan.warnings`, instead of refusing the set.
+   */
+  tolerateSkew?: boolean;
 }
 
 /**
@@ -24,10 +30,16 @@ export interface CompileOptions {
 export function compilePlan(docs: readonly unknown[], opts: CompileOptions = {}): Plan {
   const issues: Issue[] = [];
   const resources: SluiceResource[] = [];
+  const warnings: Issue[] = [];
   const seen = new Set<string>();
   docs.forEach((doc, i) => {
+    if (opts.tolerateSkew && isUnknownKind(doc)) {
+      const o = doc as { kind: string; metadata?: { name?: unknown; namespace?: unknown } };
+      warnings.push({ path: `${o.kind} ${String(o.metadata?.namespace ?? 'default')}/${String(o.metadata?.name ?? '?')}`, message: 'unknown kind, skipped (from a newer operator?)' });
+      return;
+    }
     try {
-      const r = validateResource(doc);
+      const r = validateResource(doc, { tolerateUnknownFields: opts.tolerateSkew ?? false, warnings });
       const id = `${r.kind} ${resourceKey(r)}`;
       if (seen.has(id)) issues.push({ path: `${id}: metadata.name`, message: 'is declared twice' });
       seen.add(id);
@@ -54,6 +66,7 @@ export function compilePlan(docs: readonly unknown[], opts: CompileOptions = {})
     upstreams: selected.filter(isKind('Upstream')).map(compileUpstream),
     resources: structuredClone(selected),
     ...(unselectedQueues.length > 0 ? { producibleTaskQueues: unselectedQueues.map(compileTaskQueue) } : {}),
+    ...(warnings.length > 0 ? { warnings: warnings.map((w) => `${w.path}: ${w.message}`) } : {}),
   };
   return deepFreeze(plan);
 }

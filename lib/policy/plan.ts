@@ -30,6 +30,8 @@ export interface Plan {
    * of the namespace). Producing only — consumption follows `taskQueues`.
    */
   readonly producibleTaskQueues?: readonly TaskQueuePlan[];
+  /** What a skew-tolerant compile left out (unknown kinds, unknown fields), one line each. */
+  readonly warnings?: readonly string[];
 }
 
 interface RuleBase {

@@ -1,5 +1,5 @@
 import { Checker, join } from './checker.ts';
-import { PolicyValidationError } from './errors.ts';
+import { PolicyValidationError, type Issue } from './errors.ts';
 import { checkFencingPolicySpec } from './fencing.ts';
 import { checkUpstreamSpec } from './upstream.ts';
 import {
@@ -25,8 +25,8 @@ const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
  * every issue with its field path. The checks are those of the CRD schemas plus what a schema
  * cannot say (regular expressions compile, rule names unique, durations ordered).
  */
-export function validateResource(doc: unknown): SluiceResource {
-  const c = new Checker();
+export function validateResource(doc: unknown, opts: { tolerateUnknownFields?: boolean; warnings?: Issue[] } = {}): SluiceResource {
+  const c = new Checker({ tolerateUnknownFields: opts.tolerateUnknownFields ?? false });
   const root = c.object(doc, '', true);
   const kind = c.string(root?.kind, 'kind', { required: true, oneOf: KINDS }) as Kind | undefined;
   c.string(root?.apiVersion, 'apiVersion', { required: true, oneOf: [API_VERSION] });
@@ -44,6 +44,7 @@ export function validateResource(doc: unknown): SluiceResource {
   }
   const subject = `${kind ?? 'resource'} ${meta?.namespace ?? 'default'}/${name ?? '?'}`;
   if (c.issues.length > 0) throw new PolicyValidationError(subject, c.issues);
+  for (const w of c.warnings) opts.warnings?.push({ path: `${subject}: ${w.path}`, message: w.message });
   return doc as SluiceResource;
 }
 

@@ -15,8 +15,11 @@ export interface Hello {
   token: string;
   sidecarId: string;
   currentVersion: string;
+  /** The kinds the sidecar compiles; empty or absent from a sidecar older than negotiation. */
+  supportedKinds?: string[];
 }
-export interface Ack { version: string }
+/** `warnings`: what a skew-tolerant compile left out of the accepted snapshot. */
+export interface Ack { version: string; warnings?: string[] }
 export interface Nack { version: string; error: string }
 export interface Report { json: string }
 /** A breaker rule's circuit changed state in the sidecar (a narrative: the operator records an Event). */

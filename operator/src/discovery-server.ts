@@ -29,6 +29,8 @@ import type { PolicyIndex } from './policy-index.ts';
 import type { ProgrammingTracker } from './programming-tracker.ts';
 import type { SidecarAuthenticator } from './sidecar-auth.ts';
 import { buildSnapshot, type SnapshotContents } from './snapshot.ts';
+import { negotiateKinds } from '../../lib/policy/skew.ts';
+import { policyRef } from './policy-document.ts';
 
 const HELLO_TIMEOUT_MS = 10_000;
 
@@ -74,6 +76,10 @@ interface Connection {
   seenPod: KubeObject | undefined;
   /** The sidecar's latest free-form report (leadership, health). */
   report: unknown;
+  /** The kinds this sidecar compiles (negotiated from its Hello; lib/policy/skew.ts). */
+  kinds: ReadonlySet<string>;
+  /** The policies left out of the last snapshot because the sidecar does not know their kind. */
+  skipped: string[];
 }
 
 export class DiscoveryServer {
@@ -233,8 +239,22 @@ export class DiscoveryServer {
     const pod = cached ?? c.seenPod;
     // The pod is gone (or replaced): its sidecar is shutting down; nothing to enforce anew.
     if (!pod || pod.metadata.uid !== c.podUid) return;
-    const resources = this.opts.index.resourcesFor(pod);
-    const { snapshot, contents } = buildSnapshot(resources, this.opts.index.producibleFor(pod));
+    const fits = (r: KubeObject) => c.kinds.has(r.kind as string);
+    const all = this.opts.index.resourcesFor(pod);
+    const left = all.filter((r) => !fits(r));
+    const skipped = left.map((r) => `${r.kind} ${r.metadata.namespace}/${r.metadata.name}`);
+    const { snapshot, contents } = buildSnapshot(all.filter(fits), this.opts.index.producibleFor(pod).filter(fits));
+    if (skipped.join() !== c.skipped.join()) {
+      c.skipped = skipped;
+      // On the policy's status too (Programmed=False, Rejected, for this pod): the sidecar did not refuse it, it never got it.
+      const why = new Map(left.map((r) => [policyRef(r), `sidecar of pod ${c.podKey} does not know kind ${String(r.kind)} (it is older than this operator); recreate the pod to get the current sidecar`]));
+      this.opts.tracker.unsupported(c.podKey, c.podUid, why);
+      if (skipped.length > 0) {
+        this.opts.metrics.skewSkipped.inc(skipped.length);
+        this.opts.logger.warn('sidecar too old for some policies; left out of its snapshot', { pod: c.podKey, kinds: [...c.kinds], skipped });
+        queueMicrotask(() => this.opts.onProgress(c.podKey, why.keys()));
+      }
+    }
     if (snapshot.version !== c.lastSent) {
       c.lastSent = snapshot.version;
       this.opts.tracker.sent(c.podKey, c.podUid, snapshot.version, contents);
@@ -242,7 +262,7 @@ export class DiscoveryServer {
       this.opts.logger.debug('snapshot sent', { pod: c.podKey, version: snapshot.version, resources: snapshot.resources.length, producible: snapshot.producibleTaskQueues?.length ?? 0 });
       c.call.write({ snapshot });
     }
-    this.pushEndpoints(c, resources);
+    this.pushEndpoints(c, all.filter(fits));
   }
 
   /** After the snapshot, so a sidecar usually knows an Upstream before its endpoints (either order works). */
@@ -309,6 +329,10 @@ export class DiscoveryServer {
       if (!conn) return fail(grpc.status.FAILED_PRECONDITION, 'the first message must be a hello');
       if ('ack' in msg && msg.ack) {
         metrics.acks.inc({ result: 'ack' });
+        if (msg.ack.warnings && msg.ack.warnings.length > 0) {
+          metrics.acks.inc({ result: 'ack-with-warnings' });
+          logger.warn('sidecar accepted snapshot but ignored parts it does not know', { pod: conn.podKey, version: msg.ack.version, warnings: msg.ack.warnings.slice(0, 20) });
+        }
         this.progress(conn.podKey, tracker.ack(conn.podKey, msg.ack.version));
       } else if ('nack' in msg && msg.nack) {
         metrics.acks.inc({ result: 'nack' });
@@ -352,7 +376,10 @@ export class DiscoveryServer {
     const previous = this.connections.get(podKey);
     // One stream per pod: a sidecar that reconnects before its old stream timed out replaces it.
     if (previous) this.end(previous, grpc.status.ABORTED, 'replaced by a newer stream from the same pod');
-    const conn: Connection = { podKey, podUid: pod.metadata.uid ?? '', sidecarId: hello.sidecarId, call, lastSent: undefined, lastEndpoints: undefined, seenPod: pod, report: undefined };
+    const conn: Connection = {
+      podKey, podUid: pod.metadata.uid ?? '', sidecarId: hello.sidecarId, call, lastSent: undefined, lastEndpoints: undefined, seenPod: pod, report: undefined,
+      kinds: negotiateKinds(hello.supportedKinds), skipped: [],
+    };
     this.connections.set(podKey, conn);
     this.opts.metrics.sidecarsConnected.set(this.connections.size);
     this.opts.tracker.connected(podKey, conn.podUid);

@@ -16,11 +16,16 @@ import { objectKey, type KubeClient, type KubeObject } from './kube-client.ts';
 export type InformerEvent = 'add' | 'update' | 'delete';
 export type InformerHandler<T> = (event: InformerEvent, obj: T, old: T | undefined) => void;
 
+/** Objects per LIST page: what client-go's informers ask for. */
+export const DEFAULT_PAGE_SIZE = 500;
+
 export interface InformerOptions {
   client: KubeClient;
   /** The collection path, e.g. /api/v1/pods or /apis/sluice.dev/v1alpha1/ratelimitpolicies. */
   path: string;
   labelSelector?: string;
+  /** Objects per LIST request (default DEFAULT_PAGE_SIZE). */
+  pageSize?: number;
   logger: Logger;
   backoff?: { baseMs: number; capMs: number };
 }
@@ -114,7 +119,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   private async relist(): Promise<void> {
     if (this.stopped) return;
     try {
-      const list = await this.opts.client.list<T>(this.path, { labelSelector: this.opts.labelSelector });
+      const list = await this.listAll();
       if (this.stopped) return;
       const seen = new Set<string>();
       for (const item of list.items) {
@@ -138,6 +143,27 @@ export class Informer<T extends KubeObject = KubeObject> {
       this.opts.logger.warn('list failed; retrying', { path: this.path, err });
       this.retry(() => this.relist());
     }
+  }
+
+  /**
+   * The whole collection, `pageSize` objects a request: the API server answers a page from one
+   * consistent snapshot (the continue token carries its resourceVersion), and no single response
+   * holds every Pod of a large cluster. An expired token (410) fails the list; the relist retries.
+   */
+  private async listAll(): Promise<{ items: T[]; metadata: { resourceVersion?: string } }> {
+    const items: T[] = [];
+    let cont: string | undefined;
+    let resourceVersion: string | undefined;
+    do {
+      const page = await this.opts.client.list<T>(this.path, {
+        labelSelector: this.opts.labelSelector, limit: String(this.opts.pageSize ?? DEFAULT_PAGE_SIZE), continue: cont,
+      });
+      if (this.stopped) break;
+      items.push(...page.items);
+      resourceVersion = page.metadata.resourceVersion;
+      cont = (page.metadata as { continue?: string }).continue || undefined;
+    } while (cont);
+    return { items, metadata: { resourceVersion } };
   }
 
   private upsert(key: string, obj: T): void {

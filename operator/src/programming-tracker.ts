@@ -22,6 +22,8 @@ interface PodProgress {
   sent: Map<string, SnapshotContents>;
   acked?: { version: string; contents: SnapshotContents };
   nacked?: { version: string; contents: SnapshotContents; error: string };
+  /** Policies left out of this pod's snapshots because its sidecar does not know their kind (version skew). */
+  unsupported?: ReadonlyMap<string, string>;
 }
 
 const KEEP_SENT = 8;
@@ -77,6 +79,12 @@ export class ProgrammingTracker {
     return contents;
   }
 
+  /** Records the policies (by ref, with why) the pod's sidecar is too old to be sent. */
+  unsupported(podKey: string, podUid: string, refs: ReadonlyMap<string, string>): void {
+    const p = this.entry(podKey, podUid);
+    p.unsupported = refs.size > 0 ? refs : undefined;
+  }
+
   ackedVersion(podKey: string): string | undefined {
     return this.pods.get(podKey)?.acked?.version;
   }
@@ -91,6 +99,8 @@ export class ProgrammingTracker {
     };
     if (has(p.acked?.contents)) return { state: 'programmed' };
     if (p.nacked && has(p.nacked.contents)) return { state: 'rejected', error: p.nacked.error };
+    const unsupported = p.unsupported?.get(ref);
+    if (unsupported !== undefined) return { state: 'rejected', error: unsupported };
     return p.connected ? { state: 'pending' } : { state: 'disconnected' };
   }
 }

@@ -17,15 +17,24 @@ export const DEFAULT_TOKEN_AUDIENCE = 'sluice.dev/discovery';
 
 export interface TokenReviewStatus {
   authenticated?: boolean;
+  /** The requested audiences the token is valid for; an audience-aware API server fills it in. */
+  audiences?: string[];
   error?: string;
   user?: { username?: string; extra?: Record<string, string[]> };
 }
 
-/** Pure check of a TokenReview result against the claimed pod (and the pod as read from the API). */
-export function checkPodIdentity(review: TokenReviewStatus, hello: Pick<Hello, 'podNamespace' | 'podName'>, pod: KubeObject | undefined): void {
+/**
+ * Pure check of a TokenReview result against the claimed pod (and the pod as read from the API).
+ * With `audience`, the review must say the token is valid for it: an authenticator that ignores
+ * audiences would otherwise accept a token issued for the API server itself (or any other service).
+ */
+export function checkPodIdentity(review: TokenReviewStatus, hello: Pick<Hello, 'podNamespace' | 'podName'>, pod: KubeObject | undefined, audience?: string): void {
   const claimed = `${hello.podNamespace}/${hello.podName}`;
   if (!review.authenticated) {
     throw new SidecarAuthError('SLUICE_ERR_UNAUTHENTICATED', `token for pod ${claimed} was not accepted by the API server: ${review.error ?? 'not authenticated'}`);
+  }
+  if (audience !== undefined && !(review.audiences ?? []).includes(audience)) {
+    throw new SidecarAuthError('SLUICE_ERR_UNAUTHENTICATED', `token for pod ${claimed} is not valid for audience ${audience} (the TokenReview's audiences: ${JSON.stringify(review.audiences ?? [])}); mount a projected token with that audience`);
   }
   if (!pod) throw new SidecarAuthError('SLUICE_ERR_PERMISSION_DENIED', `pod ${claimed} does not exist`);
   const sa = (pod.spec?.serviceAccountName as string | undefined) ?? 'default';
@@ -69,7 +78,7 @@ export class SidecarAuthenticator {
       spec: { token: hello.token, audiences: [this.audience] },
     });
     const pod = await this.getPod(hello.podNamespace, hello.podName);
-    checkPodIdentity(review.status ?? {}, hello, pod);
+    checkPodIdentity(review.status ?? {}, hello, pod, this.audience);
     return pod as KubeObject;
   }
 }

@@ -37,6 +37,13 @@ describe('checkPodIdentity', () => {
     expect(codeOf(() => checkPodIdentity(r, hello, p))).toBe(code);
   });
 
+  it('requires the discovery audience among the review\'s audiences when asked for one', () => {
+    const aud = 'sluice.dev/discovery';
+    expect(codeOf(() => checkPodIdentity({ ...review(), audiences: [aud] }, hello, pod, aud))).toBeUndefined();
+    expect(codeOf(() => checkPodIdentity(review(), hello, pod, aud))).toBe('SLUICE_ERR_UNAUTHENTICATED');
+    expect(codeOf(() => checkPodIdentity({ ...review(), audiences: ['https://kubernetes.default.svc'] }, hello, pod, aud))).toBe('SLUICE_ERR_UNAUTHENTICATED');
+  });
+
   it('uses the default service account when the pod names none', () => {
     const plain: KubeObject = { metadata: { name: 'web-1', namespace: 'shop' }, spec: {} };
     expect(codeOf(() => checkPodIdentity(review({ username: 'system:serviceaccount:shop:default', extra: { [POD_NAME_EXTRA]: ['web-1'] } }), hello, plain))).toBeUndefined();

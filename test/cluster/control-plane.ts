@@ -26,6 +26,8 @@ export interface ControlPlaneOptions {
   /** Where logs, certificates, etcd data and kubeconfigs go (default: a new temp folder, removed on stop). */
   dir?: string;
   log?: (line: string) => void;
+  /** More kube-apiserver flags, e.g. `--enable-admission-plugins=OwnerReferencesPermissionEnforcement`. */
+  extraApiServerArgs?: string[];
 }
 
 export interface ControlPlane {
@@ -228,6 +230,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       // compacting etcd (the watch cache would otherwise keep serving it).
       '--watch-cache-sizes=configmaps#0',
       '--profiling=false',
+      ...(opts.extraApiServerArgs ?? []),
     ], dir);
     procs.push(apiserver);
     const pkiReady = pki;

@@ -20,7 +20,12 @@ const ROOT = resolve(import.meta.dirname, '../..');
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const started = Date.now();
   const verbose = process.env.SLUICE_TEST_KUBE_LOG === '1';
-  const cp = await startControlPlane({ crdDir: resolve(ROOT, 'crds'), log: verbose ? (l) => process.stderr.write(`[cluster] ${l}\n`) : undefined });
+  const cp = await startControlPlane({
+    crdDir: resolve(ROOT, 'crds'),
+    // OpenShift's admission plugin: setting an ownerReference needs `delete` on the object. On for
+    // every file, so the chart's RBAC is proven against it everywhere the operator sets an owner.
+    extraApiServerArgs: ['--enable-admission-plugins=OwnerReferencesPermissionEnforcement'],
+    log: verbose ? (l) => process.stderr.write(`[cluster] ${l}\n`) : undefined });
   try {
     // The operator's own RBAC, exactly as the chart renders it: tests run the operator as this
     // service account, so a permission the chart forgot is a 403 and a failed test.

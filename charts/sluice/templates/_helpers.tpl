@@ -66,6 +66,7 @@ app.kubernetes.io/component: operator
   "imagePullPolicy" .Values.sidecar.image.pullPolicy
   "operatorAddress" (printf "%s.%s.svc:%v" (include "sluice.discoveryServiceName" .) .Release.Namespace .Values.operator.ports.discovery)
   "resources" .Values.sidecar.resources
+  "cpuLimitWhenRequired" (toString (.Values.sidecar.cpuLimitWhenRequired | default ""))
   "lockNodes" .Values.lockNodes
   "tokenAudience" .Values.sidecar.token.audience
   "tokenExpirationSeconds" .Values.sidecar.token.expirationSeconds

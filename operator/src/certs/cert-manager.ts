@@ -14,9 +14,17 @@
  * Every replica runs this (not only the leader): each serves the webhook, so each needs the
  * certificate. Optimistic concurrency on the Secret keeps them from issuing two different CAs.
  *
- * The Secret is the operator's, not the chart's: it carries an ownerReference to the webhook
- * configuration, so `helm uninstall` (which deletes the configuration) garbage-collects it, and
- * deleting the Secret to force a new CA never leaves helm with an object it cannot adopt.
+ * The Secret is the operator's, not the chart's, and it outlives the webhook configuration: the
+ * configuration is what GitOps tools, `kubectl replace --force` and `helm upgrade --force`
+ * recreate, and a CA minted anew on each recreation would break the discovery TLS of every
+ * running sidecar (each holds the CA bundle of its pod's creation). So the Secret's owner is the
+ * operator's ServiceAccount (`ownerServiceAccount`): `helm uninstall` deletes it, and garbage
+ * collection the Secret with it. A Secret owned by a webhook configuration (as earlier versions
+ * wrote it) loses that owner at the next pass. Should the Secret vanish anyway while a replica
+ * runs, that replica writes back the CA it serves instead of minting a new one.
+ *
+ * Setting an owner needs `delete` on the Secret where OwnerReferencesPermissionEnforcement is on
+ * (OpenShift); blockOwnerDeletion is never set, so no rights on the owner's finalizers are needed.
  */
 import { Backoff } from '../../../lib/backoff.ts';
 import { silentLogger, type Logger } from '../../../lib/log.ts';
@@ -28,6 +36,7 @@ import { planRotation, type CertPolicy } from './rotation-plan.ts';
 import { certsFromSecretData, certsToSecretData, SECRET_TYPE, type WebhookCerts } from './webhook-certs.ts';
 
 const SECRETS = { group: '', version: 'v1', plural: 'secrets' };
+const SERVICE_ACCOUNTS = { group: '', version: 'v1', plural: 'serviceaccounts' };
 
 /** The certificate could not be settled (repeated conflicts, a configuration that keeps changing, stopped). */
 export class WebhookCertError extends Error {
@@ -41,6 +50,8 @@ export interface CertManagerOptions {
   secretName: string;
   /** The MutatingWebhookConfiguration whose webhooks get the caBundle. */
   webhookConfigName: string;
+  /** The ServiceAccount (in `namespace`) that owns the Secret; none: the Secret has no owner. */
+  ownerServiceAccount?: string;
   policy: CertPolicy;
   /** Called with the material to serve, whenever it changes (and once at start). */
   onCertificate?: (certs: WebhookCerts) => void;
@@ -105,19 +116,30 @@ export class CertManager {
     const secretPath = resourcePath(SECRETS, namespace, secretName);
     let certs: WebhookCerts | undefined;
     let renewAt: Date | undefined;
-    const owner = await this.webhookConfigOwner();
+    const owner = await this.secretOwner();
     for (let attempt = 0; attempt < 5 && !certs; attempt++) {
       const secret = await getOrUndefined(client, secretPath);
-      const observed = secret ? certsFromSecretData(secret.data as Record<string, string> | undefined) : undefined;
+      // No Secret, but a replica that serves a CA: write that CA back rather than mint a new one.
+      const observed = secret ? certsFromSecretData(secret.data as Record<string, string> | undefined) : this.served;
       const now = this.o.now();
       const plan = planRotation(observed, policy, now);
-      if (plan.action === 'keep') {
+      if (plan.action === 'keep' && observed) {
+        if (!secret) {
+          try {
+            await this.writeSecret(undefined, observed, owner);
+            logger.warn('certificate Secret was gone; wrote back the CA this replica serves', { secret: `${namespace}/${secretName}` });
+          } catch (err) {
+            if (err instanceof KubeApiError && err.reason === 'AlreadyExists') continue;
+            throw err;
+          }
+        }
         certs = observed;
         renewAt = plan.renewAt;
-        // A Secret from before the configuration existed (or from another install) gets its owner.
-        if (secret && owner && !ownedBy(secret, owner)) await this.adopt(secret, owner).catch((err) => logger.warn('could not set the certificate Secret\'s owner', { err }));
+        // A Secret from another version or install gets our owner and loses a webhook configuration's.
+        if (secret && needsOwnerFix(secret, owner)) await this.adopt(secret, owner).catch((err) => logger.warn('could not set the certificate Secret\'s owner', { err }));
         break;
       }
+      if (plan.action === 'keep') break;
       const fresh = issueWebhookCerts(observed, plan.renewCa, policy, now);
       try {
         await this.writeSecret(secret, fresh, owner);
@@ -161,15 +183,16 @@ export class CertManager {
     });
   }
 
-  private async adopt(secret: KubeObject, owner: OwnerReference): Promise<void> {
+  private async adopt(secret: KubeObject, owner: OwnerReference | undefined): Promise<void> {
     await this.o.client.replace(resourcePath(SECRETS, this.o.namespace, this.o.secretName), withOwner(secret, owner));
   }
 
-  /** The webhook configuration as an owner; undefined while it does not exist. */
-  private async webhookConfigOwner(): Promise<OwnerReference | undefined> {
-    const cfg = await getOrUndefined(this.o.client, resourcePath(MUTATING_WEBHOOK_CONFIGURATIONS, undefined, this.o.webhookConfigName));
-    if (!cfg?.metadata.uid) return undefined;
-    return { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', name: cfg.metadata.name, uid: cfg.metadata.uid };
+  /** The operator's ServiceAccount as an owner; undefined when none is configured or it does not exist. */
+  private async secretOwner(): Promise<OwnerReference | undefined> {
+    if (!this.o.ownerServiceAccount) return undefined;
+    const sa = await getOrUndefined(this.o.client, resourcePath(SERVICE_ACCOUNTS, this.o.namespace, this.o.ownerServiceAccount));
+    if (!sa?.metadata.uid) return undefined;
+    return { apiVersion: 'v1', kind: 'ServiceAccount', name: sa.metadata.name, uid: sa.metadata.uid };
   }
 
   /** Patches the webhook configuration's caBundle; false when the configuration does not exist (yet). */
@@ -220,14 +243,23 @@ export class CertManager {
 
 interface OwnerReference { apiVersion: string; kind: string; name: string; uid: string }
 
-const ownedBy = (o: KubeObject, owner: OwnerReference): boolean =>
-  ((o.metadata.ownerReferences as OwnerReference[] | undefined) ?? []).some((r) => r.uid === owner.uid);
+const refs = (o: KubeObject) => (o.metadata.ownerReferences as OwnerReference[] | undefined) ?? [];
+// A webhook configuration as owner would take the CA with it when the configuration is recreated.
+const isWebhookConfig = (r: OwnerReference) => r.kind === 'MutatingWebhookConfiguration' && r.apiVersion.startsWith('admissionregistration.k8s.io/');
 
-/** The object with `owner` among its owners, replacing a reference to an earlier configuration of the same name. */
+function needsOwnerFix(o: KubeObject, owner: OwnerReference | undefined): boolean {
+  return refs(o).some(isWebhookConfig) || (owner !== undefined && !refs(o).some((r) => r.uid === owner.uid));
+}
+
+/**
+ * The object with `owner` among its owners: a reference to an earlier object of the same kind and
+ * name (recreated) is replaced, and a webhook configuration's is dropped.
+ */
 function withOwner(o: KubeObject, owner: OwnerReference | undefined): KubeObject {
-  if (!owner || ownedBy(o, owner)) return o;
-  const others = ((o.metadata.ownerReferences as OwnerReference[] | undefined) ?? []).filter((r) => !(r.kind === owner.kind && r.name === owner.name));
-  return { ...o, metadata: { ...o.metadata, ownerReferences: [...others, owner] } };
+  if (!needsOwnerFix(o, owner)) return o;
+  const others = refs(o).filter((r) => !isWebhookConfig(r) && !(owner && r.kind === owner.kind && r.name === owner.name));
+  const ownerReferences = owner ? [...others, owner] : others;
+  return { ...o, metadata: { ...o.metadata, ownerReferences: ownerReferences.length ? ownerReferences : null } };
 }
 
 async function getOrUndefined(client: KubeClient, path: string): Promise<KubeObject | undefined> {

@@ -18,6 +18,11 @@ export interface InjectionValues {
   /** host:port of the discovery Service, e.g. sluice-discovery.sluice-system.svc:15010. */
   operatorAddress: string;
   resources?: ResourceValues;
+  /**
+   * The sidecar's CPU limit in namespaces that require one (a ResourceQuota on limits.cpu, a
+   * LimitRange max or ratio), lowered to the LimitRange max; "" turns that off. Default "1".
+   */
+  cpuLimitWhenRequired?: string;
   /** Plain URL (no password), or a Secret that must exist in each injected namespace. */
   redis?: { url?: string; urlSecret?: { name: string; key: string } };
   lockNodes?: string[];
@@ -33,6 +38,7 @@ export interface InjectionConfig {
   readonly imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   readonly operatorAddress: string;
   readonly resources: { requests: Partial<Record<ResourceName, string>>; limits: Partial<Record<ResourceName, string>> };
+  readonly cpuLimitWhenRequired: string | undefined;
   readonly redisUrl: string | undefined;
   readonly redisUrlSecret: { name: string; key: string } | undefined;
   readonly lockNodes: readonly string[];
@@ -51,6 +57,9 @@ export const DEFAULT_RESOURCES: ResourceValues = {
   // No CPU limit by default: CFS throttling adds latency to every proxied request.
   limits: { memory: '256Mi' },
 };
+
+/** Enough for a proxy under load; CPU limits are set only where the namespace requires one. */
+export const DEFAULT_CPU_LIMIT_WHEN_REQUIRED = '1';
 
 // Printable, no whitespace or quotes: these go into env values and image references verbatim.
 const SAFE = /^[\x21-\x7e]+$/;
@@ -80,6 +89,17 @@ export function compileInjectionConfig(v: InjectionValues): InjectionConfig {
         if (err instanceof QuantityError) fail(err.message);
         throw err;
       }
+    }
+  }
+
+  let cpuLimitWhenRequired: string | undefined = v.cpuLimitWhenRequired ?? DEFAULT_CPU_LIMIT_WHEN_REQUIRED;
+  if (cpuLimitWhenRequired === '' || cpuLimitWhenRequired === null) cpuLimitWhenRequired = undefined;
+  else {
+    try {
+      cpuLimitWhenRequired = validateQuantity('cpu', String(cpuLimitWhenRequired), 'cpuLimitWhenRequired');
+    } catch (err) {
+      if (err instanceof QuantityError) fail(err.message);
+      throw err;
     }
   }
 
@@ -115,6 +135,7 @@ export function compileInjectionConfig(v: InjectionValues): InjectionConfig {
     imagePullPolicy: pull as InjectionConfig['imagePullPolicy'],
     operatorAddress: v.operatorAddress,
     resources: Object.freeze(resources),
+    cpuLimitWhenRequired,
     redisUrl,
     redisUrlSecret: secret ? { name: secret.name, key: secret.key } : undefined,
     lockNodes: Object.freeze([...lockNodes]),

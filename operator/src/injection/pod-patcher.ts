@@ -15,13 +15,14 @@ import type { InjectionConfig } from './injection-config.ts';
 import { pointerToken, type JsonPatchOp } from './json-patch.ts';
 import { planPortTakeover, PortTakeoverError, type AppContainer } from './port-takeover.ts';
 import { QuantityError, parseQuantity, validateQuantity, type ResourceName } from './quantity.ts';
+import { sidecarCpu, type NamespaceCpuRules } from './namespace-cpu-rules.ts';
 import { SIDECAR_PORTS, sidecarContainer, sidecarVolumes, VOLUMES } from './sidecar-container.ts';
 
 export interface PodLike {
   metadata?: { name?: string; generateName?: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
   spec?: {
     containers?: (AppContainer & { name?: string })[];
-    initContainers?: { name?: string }[];
+    initContainers?: { name?: string; ports?: { name?: string }[]; env?: unknown[] }[];
     volumes?: { name?: string }[];
     hostNetwork?: boolean;
   };
@@ -37,6 +38,8 @@ export interface PatcherInput {
    * SLUICE_OPERATOR_CA and speaks TLS only. Absent: the operator serves discovery in plaintext.
    */
   operatorCaPem?: string;
+  /** The namespace's CPU rules (ResourceQuota, LimitRange); absent: none known. */
+  namespaceCpu?: NamespaceCpuRules;
 }
 
 export type SkipReason = 'AlreadyInjected' | 'OptedOut' | 'NotOptedIn' | 'HostNetwork';
@@ -49,13 +52,16 @@ export type InjectionDecision =
 
 const deny = (code: DenyCode, message: string): InjectionDecision => ({ action: 'deny', code, message });
 
-export function planInjection({ pod, namespaceOptedIn, config, operatorCaPem }: PatcherInput): InjectionDecision {
+export function planInjection({ pod, namespaceOptedIn, config, operatorCaPem, namespaceCpu }: PatcherInput): InjectionDecision {
   const spec = pod.spec ?? {};
   const annotations = pod.metadata?.annotations ?? {};
   const containers = spec.containers ?? [];
   const initContainers = spec.initContainers ?? [];
 
-  if ([...initContainers, ...containers].some((c) => c.name === SIDECAR_CONTAINER_NAME)) return { action: 'skip', reason: 'AlreadyInjected' };
+  if ([...initContainers, ...containers].some((c) => c.name === SIDECAR_CONTAINER_NAME)) {
+    const late = planLateTakeover(pod);
+    return late.length > 0 ? { action: 'patch', patch: late } : { action: 'skip', reason: 'AlreadyInjected' };
+  }
 
   const inject = annotations[INJECT_ANNOTATION];
   if (inject !== undefined && inject !== 'true' && inject !== 'false') {
@@ -68,7 +74,7 @@ export function planInjection({ pod, namespaceOptedIn, config, operatorCaPem }: 
 
   let resources: ReturnType<typeof resolveResources>;
   try {
-    resources = resolveResources(config, annotations);
+    resources = resolveResources(config, annotations, namespaceCpu);
   } catch (err) {
     if (err instanceof QuantityError) return deny('SLUICE_ERR_INVALID_ANNOTATION', err.message);
     throw err;
@@ -109,8 +115,43 @@ export function planInjection({ pod, namespaceOptedIn, config, operatorCaPem }: 
   return { action: 'patch', patch };
 }
 
+/**
+ * On reinvocation (reinvocationPolicy: IfNeeded), after a later webhook changed an injected pod:
+ * an app port named `http` or `grpc` that the sidecar did not take over at injection (its own
+ * port is still `sluice-http` / `sluice-grpc`) was added by that webhook. Take it over now, as
+ * at injection: rename the app's port, give the sidecar the name, and point the sidecar at the
+ * app's port. Anything else — nothing new, or names that cannot be taken over — changes nothing:
+ * the pod was admitted once already and must not be refused over another injector's ports.
+ */
+function planLateTakeover(pod: PodLike): JsonPatchOp[] {
+  const spec = pod.spec ?? {};
+  const si = (spec.initContainers ?? []).findIndex((c) => c.name === SIDECAR_CONTAINER_NAME);
+  const sidecar = spec.initContainers?.[si];
+  if (!sidecar) return [];
+  let takeover: ReturnType<typeof planPortTakeover>;
+  try {
+    takeover = planPortTakeover(spec.containers ?? []);
+  } catch (err) {
+    if (err instanceof PortTakeoverError) return [];
+    throw err;
+  }
+  const names = Object.keys(takeover.appPorts) as (keyof typeof takeover.appPorts)[];
+  if (names.length === 0) return [];
+  const ops: JsonPatchOp[] = [...takeover.ops];
+  let hasEnv = sidecar.env !== undefined;
+  for (const name of names) {
+    const pi = (sidecar.ports ?? []).findIndex((p) => p.name === `sluice-${name}`);
+    if (pi < 0) return [];
+    ops.push({ op: 'replace', path: `/spec/initContainers/${si}/ports/${pi}/name`, value: name });
+    const env = { name: name === 'http' ? 'SLUICE_APP_HTTP' : 'SLUICE_APP_GRPC', value: `127.0.0.1:${takeover.appPorts[name]}` };
+    ops.push(hasEnv ? { op: 'add', path: `/spec/initContainers/${si}/env/-`, value: env } : { op: 'add', path: `/spec/initContainers/${si}/env`, value: [env] });
+    hasEnv = true;
+  }
+  return ops;
+}
+
 /** The chart's resources with the pod's annotations laid over them, each validated. */
-function resolveResources(config: InjectionConfig, annotations: Record<string, string>) {
+function resolveResources(config: InjectionConfig, annotations: Record<string, string>, namespaceCpu: NamespaceCpuRules | undefined) {
   const requests = { ...config.resources.requests };
   const limits = { ...config.resources.limits };
   const apply = (key: string, target: Partial<Record<ResourceName, string>>, res: ResourceName) => {
@@ -121,6 +162,11 @@ function resolveResources(config: InjectionConfig, annotations: Record<string, s
   apply(RESOURCE_ANNOTATIONS.cpuLimit, limits, 'cpu');
   apply(RESOURCE_ANNOTATIONS.memoryRequest, requests, 'memory');
   apply(RESOURCE_ANNOTATIONS.memoryLimit, limits, 'memory');
+  if (namespaceCpu) {
+    const cpu = sidecarCpu({ request: requests.cpu, limit: limits.cpu }, namespaceCpu, config.cpuLimitWhenRequired);
+    if (cpu.request !== undefined) requests.cpu = cpu.request;
+    if (cpu.limit !== undefined) limits.cpu = cpu.limit;
+  }
   for (const res of ['cpu', 'memory'] as const) {
     const req = requests[res];
     const lim = limits[res];

@@ -19,8 +19,9 @@ import { silentLogger, type Logger } from '../../../lib/log.ts';
 import { CertManager } from '../certs/cert-manager.ts';
 import type { WebhookCerts } from '../certs/webhook-certs.ts';
 import { certPolicy, type CertPolicy } from '../certs/rotation-plan.ts';
-import type { KubeClient } from '../kube-client.ts';
+import { resourcePath, type KubeClient } from '../kube-client.ts';
 import { compileInjectionConfig, InjectionConfigError, type InjectionValues } from './injection-config.ts';
+import { namespaceCpuRules, type NamespaceCpuRules } from './namespace-cpu-rules.ts';
 import { startWebhookServer, type WebhookServer } from './webhook-server.ts';
 
 export interface StartInjectionOptions {
@@ -30,6 +31,8 @@ export interface StartInjectionOptions {
   serviceName: string;
   secretName: string;
   webhookConfigName: string;
+  /** The operator's ServiceAccount, owner of the certificate Secret (see cert-manager.ts); none: no owner. */
+  ownerServiceAccount?: string;
   /** host:port or :port for the HTTPS listener. */
   listen: string;
   values: InjectionValues;
@@ -68,6 +71,7 @@ export async function startInjection(o: StartInjectionOptions): Promise<Injectio
     namespace: o.namespace,
     secretName: o.secretName,
     webhookConfigName: o.webhookConfigName,
+    ...(o.ownerServiceAccount ? { ownerServiceAccount: o.ownerServiceAccount } : {}),
     policy: certPolicy({
       ...o.certPolicy,
       // The names the API server dials: service.namespace.svc (and the cluster.local form some tools use).
@@ -91,6 +95,7 @@ export async function startInjection(o: StartInjectionOptions): Promise<Injectio
       host, port, cert: first, config, logger,
       ...(o.registry ? { registry: o.registry } : {}),
       ready: () => certs.current !== undefined,
+      namespaceCpu: (ns) => readNamespaceCpuRules(o.client, ns),
       // [discovery TLS] Sidecars trust the CA bundle current when their pod is created.
       ...(o.discovery ? { operatorCa: () => certs.current?.caBundlePem } : {}),
     });
@@ -109,6 +114,28 @@ export async function startInjection(o: StartInjectionOptions): Promise<Injectio
       await s.close();
     },
   };
+}
+
+const QUOTAS = { group: '', version: 'v1', plural: 'resourcequotas' };
+const LIMIT_RANGES = { group: '', version: 'v1', plural: 'limitranges' };
+// Well inside the webhook's timeoutSeconds: a slow API server costs the pod its CPU limit, not its admission.
+const RULES_TIMEOUT_MS = 2_000;
+
+/** Lists the namespace's ResourceQuotas and LimitRanges (a handful each) at admission time. */
+export async function readNamespaceCpuRules(client: KubeClient, namespace: string): Promise<NamespaceCpuRules> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${RULES_TIMEOUT_MS} ms`)), RULES_TIMEOUT_MS);
+  });
+  try {
+    const [quotas, ranges] = await Promise.race([
+      Promise.all([client.list(resourcePath(QUOTAS, namespace)), client.list(resourcePath(LIMIT_RANGES, namespace))]),
+      timeout,
+    ]);
+    return namespaceCpuRules(quotas.items as never[], ranges.items as never[]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The names a client dials for each Service: name.ns.svc and the cluster.local form some tools use. */
@@ -142,6 +169,7 @@ export function parseListen(listen: string): { host: string; port: number } {
  *   SLUICE_OPERATOR_WEBHOOK_SERVICE   default sluice-webhook
  *   SLUICE_OPERATOR_WEBHOOK_SECRET    default sluice-webhook-tls
  *   SLUICE_OPERATOR_WEBHOOK_CONFIG    default sluice-sidecar-injector
+ *   SLUICE_OPERATOR_SERVICE_ACCOUNT   optional: the operator's ServiceAccount, owner of the certificate Secret
  *   SLUICE_OPERATOR_WEBHOOK_URL       optional: the URL the webhook configuration names instead of the Service
  *   POD_NAMESPACE                     the operator's namespace (downward API)
  */
@@ -163,6 +191,7 @@ export function injectionOptionsFromEnv(env: NodeJS.ProcessEnv, client: KubeClie
     secretName: env.SLUICE_OPERATOR_WEBHOOK_SECRET || 'sluice-webhook-tls',
     webhookConfigName: env.SLUICE_OPERATOR_WEBHOOK_CONFIG || 'sluice-sidecar-injector',
     listen: env.SLUICE_OPERATOR_WEBHOOK_LISTEN || ':9443',
+    ...(env.SLUICE_OPERATOR_SERVICE_ACCOUNT ? { ownerServiceAccount: env.SLUICE_OPERATOR_SERVICE_ACCOUNT } : {}),
     ...(env.SLUICE_OPERATOR_WEBHOOK_URL ? { webhookUrl: env.SLUICE_OPERATOR_WEBHOOK_URL } : {}),
     values,
     ...(logger ? { logger } : {}),

@@ -18,6 +18,7 @@ import { Counter, type Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../../../lib/log.ts';
 import { admissionResponse, AdmissionReviewError, gatherInput, isPodCreate, parseAdmissionReview } from './admission-review.ts';
 import type { InjectionConfig } from './injection-config.ts';
+import type { NamespaceCpuRules } from './namespace-cpu-rules.ts';
 import { planInjection } from './pod-patcher.ts';
 
 export const MUTATE_PATH = '/mutate-pods';
@@ -41,6 +42,12 @@ export interface WebhookServerOptions {
    * its failurePolicy) instead of queueing bodies of up to MAX_BODY each in memory. Default 64.
    */
   maxConcurrent?: number;
+  /**
+   * The CPU rules of a namespace (its ResourceQuotas and LimitRanges), so the sidecar gets a CPU
+   * limit where one is required. A failure or a slow answer means "none known": the pod is then
+   * injected without a limit, and the API server's quota check has the last word.
+   */
+  namespaceCpu?: (namespace: string) => Promise<NamespaceCpuRules>;
   /** Largest request body accepted, in bytes (default 6 MiB: twice what an API server sends). */
   maxBodyBytes?: number;
 }
@@ -117,7 +124,12 @@ export async function startWebhookServer(o: WebhookServerOptions): Promise<Webho
     }
     const input = gatherInput(review, { namespaceOptedIn: path === MUTATE_PATH, config: o.config });
     const operatorCaPem = o.operatorCa?.();
-    const decision = planInjection(operatorCaPem ? { ...input, operatorCaPem } : input);
+    const ns = input.pod.metadata?.namespace;
+    const namespaceCpu = ns && o.namespaceCpu ? await o.namespaceCpu(ns).catch((err: unknown) => {
+      logger.warn('namespace CPU rules unknown; injecting without a CPU limit', { namespace: ns, err: (err as Error).message });
+      return undefined;
+    }) : undefined;
+    const decision = planInjection({ ...input, ...(operatorCaPem ? { operatorCaPem } : {}), ...(namespaceCpu ? { namespaceCpu } : {}) });
     const pod = `${input.pod.metadata?.namespace ?? ''}/${input.pod.metadata?.name || `${input.pod.metadata?.generateName ?? ''}*`}`;
     switch (decision.action) {
       case 'patch':

@@ -15,6 +15,13 @@ describe('parseQuantity', () => {
 });
 
 describe('compileInjectionConfig', () => {
+  it('gives a CPU limit only where required: "1" by default, "" turns it off, a bad quantity stops the start', () => {
+    expect(compileInjectionConfig(base).cpuLimitWhenRequired).toBe('1');
+    expect(compileInjectionConfig({ ...base, cpuLimitWhenRequired: '500m' }).cpuLimitWhenRequired).toBe('500m');
+    expect(compileInjectionConfig({ ...base, cpuLimitWhenRequired: '' }).cpuLimitWhenRequired).toBeUndefined();
+    expect(() => compileInjectionConfig({ ...base, cpuLimitWhenRequired: 'lots' })).toThrow(/cpuLimitWhenRequired: "lots" is not a Kubernetes quantity/);
+  });
+
   it('fills defaults and freezes', () => {
     const c = compileInjectionConfig(base);
     expect(c).toMatchObject({

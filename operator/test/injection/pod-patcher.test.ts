@@ -289,3 +289,24 @@ describe('planInjection: the operator CA (discovery TLS)', () => {
       .toEqual({ action: 'skip', reason: 'AlreadyInjected' });
   });
 });
+
+describe('planInjection on reinvocation, after a later webhook added ports', () => {
+  it('takes over an http port another injector added, and then leaves the pod alone', () => {
+    const first = injected(planInjection({ pod: pod({ containers: [app([{ containerPort: 9090 }])] }), namespaceOptedIn: true, config }), pod({ containers: [app([{ containerPort: 9090 }])] }));
+    expect(sidecarOf(first).ports[0].name).toBe('sluice-http');
+    // A later webhook adds a container whose port a Service targets by the name "http".
+    const later = { ...first, spec: { ...first.spec, containers: [...first.spec.containers, { name: 'late', image: 'late:1', ports: [{ name: 'http', containerPort: 9000 }] }] } } as PodLike;
+    const again = injected(planInjection({ pod: later, namespaceOptedIn: true, config }), later);
+    expect(again.spec.containers[1].ports[0].name).toBe('app-http');
+    expect(sidecarOf(again).ports[0].name).toBe('http');
+    expect(envOf(sidecarOf(again)).SLUICE_APP_HTTP).toBe('127.0.0.1:9000');
+    expect(planInjection({ pod: again as PodLike, namespaceOptedIn: true, config })).toEqual({ action: 'skip', reason: 'AlreadyInjected' });
+  });
+
+  it('changes nothing when the name was taken over at injection already, or cannot be', () => {
+    const withHttp = pod({ containers: [app([{ name: 'http', containerPort: 8080 }])] });
+    const first = injected(planInjection({ pod: withHttp, namespaceOptedIn: true, config }), withHttp);
+    const clash = { ...first, spec: { ...first.spec, containers: [...first.spec.containers, { name: 'late', ports: [{ name: 'http', containerPort: 9000 }] }] } } as PodLike;
+    expect(planInjection({ pod: clash, namespaceOptedIn: true, config })).toEqual({ action: 'skip', reason: 'AlreadyInjected' });
+  });
+});

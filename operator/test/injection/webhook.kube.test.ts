@@ -5,6 +5,7 @@
  * or refused with the injector's message. The webhook configuration is the chart's own, rendered
  * with `webhook.url` (the API server here cannot reach a Service).
  */
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { freePort } from '../../../lib/net.ts';
@@ -31,6 +32,12 @@ async function webhookConfiguration(url: string): Promise<KubeObject> {
 let cluster: TestCluster;
 let client: KubeClient;
 let injection: Injection;
+const registry = new Registry();
+/** How many admission requests the injector answered with this result. */
+async function answered(result: string, reason?: string): Promise<number> {
+  const m = (await registry.getMetricsAsJSON()).find((x) => x.name === 'sluice_injection_requests_total');
+  return (m?.values ?? []).filter((v) => v.labels.result === result && (reason === undefined || v.labels.reason === reason)).reduce((a, v) => a + v.value, 0);
+}
 
 beforeAll(async () => {
   cluster = await TestCluster.start(['shop', 'plain']);
@@ -42,8 +49,8 @@ beforeAll(async () => {
   expect(config.metadata.name).toBe(CONFIG_NAME);
   await client.create(resourcePath({ group: 'admissionregistration.k8s.io', version: 'v1', plural: 'mutatingwebhookconfigurations' }), config);
   injection = await startInjection({
-    client, namespace: NS, serviceName: SVC, secretName: 'sluice-webhook-tls', webhookConfigName: CONFIG_NAME, listen: `127.0.0.1:${port}`,
-    webhookUrl: url,
+    client, namespace: NS, serviceName: SVC, secretName: 'sluice-webhook-tls', webhookConfigName: CONFIG_NAME, ownerServiceAccount: OPERATOR_RELEASE.serviceAccount, listen: `127.0.0.1:${port}`,
+    webhookUrl: url, registry,
     values: { image: 'ghcr.io/sluice-dev/sluice-proxy:0.1.0', operatorAddress: `sluice-discovery.${NS}.svc:15010` },
   });
 });
@@ -71,7 +78,8 @@ describe('sidecar injection through the API server', () => {
     for (const b of bundles) expect(b).toContain(injection.certs.current?.caCertPem.trim());
     const secret = await client.get<KubeObject>(resourcePath({ group: '', version: 'v1', plural: 'secrets' }, NS, 'sluice-webhook-tls'));
     expect(secret.type).toBe('kubernetes.io/tls');
-    expect(secret.metadata.ownerReferences).toMatchObject([{ kind: 'MutatingWebhookConfiguration', name: CONFIG_NAME }]);
+    // Owned by the operator's ServiceAccount, not the configuration: recreating that must not take the CA.
+    expect(secret.metadata.ownerReferences).toMatchObject([{ kind: 'ServiceAccount', name: OPERATOR_RELEASE.serviceAccount }]);
     expect(Object.keys(secret.data as object).sort()).toEqual(['ca-bundle.crt', 'ca.crt', 'ca.key', 'tls.crt', 'tls.key']);
   });
 
@@ -95,6 +103,18 @@ describe('sidecar injection through the API server', () => {
   it('injects pods annotated in a namespace that is not labelled, and only those', async () => {
     expect(names((await createPod('plain', 'a-1', { annotations: { 'sluice.dev/inject': 'true' } })).spec.initContainers)).toEqual(['sluice-proxy']);
     expect(names((await createPod('plain', 'a-2')).spec.initContainers)).toEqual([]);
+  });
+
+  it('is not even called for pods without the annotation outside labelled namespaces (matchConditions)', async () => {
+    const before = { skipped: await answered('skipped', 'NotOptedIn'), all: await answered('skipped') + await answered('injected') + await answered('denied') };
+    expect(names((await createPod('plain', 'm-1')).spec.initContainers)).toEqual([]);
+    expect(names((await createPod('plain', 'm-2', { annotations: { 'sluice.dev/inject': 'false' } })).spec.initContainers)).toEqual([]);
+    expect(names((await createPod('plain', 'm-3', { annotations: { other: 'x' } })).spec.initContainers)).toEqual([]);
+    expect(await answered('skipped', 'NotOptedIn')).toBe(before.skipped);
+    expect(await answered('skipped') + await answered('injected') + await answered('denied')).toBe(before.all);
+    // A value that is neither "true" nor "false" still reaches it, and is refused with a message.
+    await expect(createPod('plain', 'm-4', { annotations: { 'sluice.dev/inject': 'yes' } })).rejects.toThrow(/must be "true" or "false"/);
+    expect(await answered('denied', 'SLUICE_ERR_INVALID_ANNOTATION')).toBeGreaterThanOrEqual(1);
   });
 
   it('never injects into kube-system or its own namespace, even when asked', async () => {

@@ -20,6 +20,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Backoff } from '../../../lib/backoff.ts';
 import { compilePlan } from '../../../lib/policy/compile.ts';
+import { SUPPORTED_KINDS } from '../../../lib/policy/skew.ts';
 import type { Plan, TaskQueuePlan } from '../../../lib/policy/plan.ts';
 import { policyDiscovery, type CircuitTransition, type DiscoveryResponse, type DiscoveryStream, type EndpointUpdate, type PolicyDiscoveryClient, type RedriveRequestMessage, type Snapshot } from '../../../lib/proto/discovery.ts';
 import type { ReadinessCheck } from '../admin/admin-server.ts';
@@ -36,6 +37,8 @@ export interface DiscoveryClientOptions {
   sidecarId: string;
   store: PolicyStore;
   logger: Logger;
+  /** The kinds named in the Hello (default: SUPPORTED_KINDS); [] plays a sidecar older than negotiation. */
+  supportedKinds?: readonly string[];
   /** How a snapshot becomes a Plan (default: compilePlan); injectable to simulate version skew. */
   compile?: CompileSnapshot;
   backoff?: { baseMs: number; capMs: number };
@@ -72,7 +75,8 @@ export class DiscoveryClient {
   constructor(opts: DiscoveryClientOptions) {
     if (opts.targets.length === 0) throw new RangeError('at least one operator address is needed');
     this.opts = opts;
-    this.compile = opts.compile ?? ((resources, version) => compilePlan(resources, { version }));
+    // Snapshots come from the operator, which may be a version ahead (lib/policy/skew.ts).
+    this.compile = opts.compile ?? ((resources, version) => compilePlan(resources, { version, tolerateSkew: true }));
     // Capped at 5s: an operator restart (new pod, lease takeover) takes seconds, and sidecars
     // should be back soon after; jitter keeps thousands of them from reconnecting in lockstep.
     this.backoff = new Backoff(opts.backoff ?? { baseMs: 250, capMs: 5_000 });
@@ -199,6 +203,7 @@ export class DiscoveryClient {
         // Only an operator-sourced plan may be claimed as current: a standalone plan with the
         // same hash would otherwise be mistaken for the operator's snapshot.
         currentVersion: store.source.startsWith('operator:') ? store.current.version : 'none',
+        supportedKinds: [...(this.opts.supportedKinds ?? SUPPORTED_KINDS)],
       },
     });
   }
@@ -231,7 +236,8 @@ export class DiscoveryClient {
     }
     store.apply(plan, `operator:${target}`);
     logger.info('snapshot applied', { version: snapshot.version, resources: snapshot.resources.length });
-    stream.write({ ack: { version: snapshot.version } });
+    if (plan.warnings) logger.warn('snapshot from a newer operator: parts ignored', { version: snapshot.version, warnings: plan.warnings });
+    stream.write({ ack: { version: snapshot.version, ...(plan.warnings ? { warnings: [...plan.warnings] } : {}) } });
   }
 
   /**
