@@ -101,13 +101,13 @@ interface Ports {
   localApi: number;
 }
 
-async function startSluice(group: ProcessGroup, name: string, configYaml: string, dir: string, app: { http: number; grpc: number }, extra: string[] = []): Promise<{ child: Child; ports: Ports }> {
+async function startSluice(group: ProcessGroup, name: string, configYaml: string, dir: string, app: { http: number; grpc?: number }, extra: string[] = []): Promise<{ child: Child; ports: Ports }> {
   const config = join(dir, `${name}.yaml`);
   writeFileSync(config, configYaml);
   const [http, grpc, admin, localApi] = (await freePorts(4)) as [number, number, number, number];
   const child = group.start(name, NODE, [
     SIDECAR_BIN, '--config', config,
-    '--app-http', `127.0.0.1:${app.http}`, '--app-grpc', `127.0.0.1:${app.grpc}`,
+    '--app-http', `127.0.0.1:${app.http}`, ...(app.grpc ? ['--app-grpc', `127.0.0.1:${app.grpc}`] : []),
     '--listen-http', `127.0.0.1:${http}`, '--listen-grpc', `127.0.0.1:${grpc}`,
     '--admin', `127.0.0.1:${admin}`, '--local-api', `127.0.0.1:${localApi}`,
     '--log-level', 'warn', '--shutdown-grace', '1s', ...extra,
@@ -254,10 +254,17 @@ async function main(): Promise<void> {
     idle.push({ name: 'sluice-proxy, demo config (Redis, locks, queue)', mem: groupMemory(full.child.pid) });
     await group.stop(full.child);
 
+    // HTTP only (no --app-grpc): what an HTTP app's pod pays.
+    const httpOnly = await startSluice(group, 'sluice-proxy (one local rule, HTTP)', ONE_LOCAL_RULE, dir, { http: app.http });
+    await sleep(IDLE_SETTLE_MS);
+    const sluiceIdle = groupMemory(httpOnly.child.pid);
+    idle.push({ name: 'sluice-proxy, one local rule, HTTP only', mem: sluiceIdle });
+    await group.stop(httpOnly.child);
+
+    // The one the loads go through: HTTP and gRPC listeners.
     const sluice = await startSluice(group, 'sluice-proxy (one local rule)', ONE_LOCAL_RULE, dir, app);
     await sleep(IDLE_SETTLE_MS);
-    const sluiceIdle = groupMemory(sluice.child.pid);
-    idle.push({ name: 'sluice-proxy, one local rule', mem: sluiceIdle });
+    idle.push({ name: 'sluice-proxy, one local rule, HTTP + gRPC', mem: groupMemory(sluice.child.pid) });
 
     const idleRows: Cell[][] = idle.map(({ name, mem }) => [name, mem.rss / MiB, mem.anon / MiB]);
     printTable(`Idle memory (MiB; settled ${IDLE_SETTLE_MS / 1000} s after start)`, ['process', 'RSS', 'anonymous'], idleRows);
@@ -265,7 +272,7 @@ async function main(): Promise<void> {
     console.log(`\n  sluice (one rule) / bare node: RSS ${(sluiceIdle.rss / floor.rss).toFixed(2)}×, anonymous ${(sluiceIdle.anon / floor.anon).toFixed(2)}×`);
     printMarkdownTable(['process', 'RSS MiB', 'anonymous MiB'], idleRows);
 
-    const aims = [{ name: 'idle RSS, one local rule (MiB)', value: sluiceIdle.rss / MiB, kind: 'atMost' as const, target: 60, format: (v: number) => v.toFixed(1) }];
+    const aims = [{ name: 'idle RSS, one local rule, HTTP only (MiB)', value: sluiceIdle.rss / MiB, kind: 'atMost' as const, target: 60, format: (v: number) => v.toFixed(1) }];
     if (IDLE_ONLY) {
       printAims('Aims', aims);
       return;
