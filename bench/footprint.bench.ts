@@ -11,7 +11,8 @@
 //   BENCH_SECONDS=30  length of each fixed-rate load
 //   BENCH_RATE=1000   requests (or calls) per second
 //   BENCH_IDLE_ONLY=1 only the idle figures (quick before/after runs)
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { canConnect, freePorts } from '../lib/net.ts';
@@ -101,17 +102,17 @@ interface Ports {
   localApi: number;
 }
 
-async function startSluice(group: ProcessGroup, name: string, configYaml: string, dir: string, app: { http: number; grpc?: number }, extra: string[] = []): Promise<{ child: Child; ports: Ports }> {
+async function startSluice(group: ProcessGroup, name: string, configYaml: string, dir: string, app: { http: number; grpc?: number }, extra: string[] = [], from: { cwd: string; bin: string } = { cwd: ROOT, bin: SIDECAR_BIN }): Promise<{ child: Child; ports: Ports }> {
   const config = join(dir, `${name}.yaml`);
   writeFileSync(config, configYaml);
   const [http, grpc, admin, localApi] = (await freePorts(4)) as [number, number, number, number];
   const child = group.start(name, NODE, [
-    SIDECAR_BIN, '--config', config,
+    from.bin, '--config', config,
     '--app-http', `127.0.0.1:${app.http}`, ...(app.grpc ? ['--app-grpc', `127.0.0.1:${app.grpc}`] : []),
     '--listen-http', `127.0.0.1:${http}`, '--listen-grpc', `127.0.0.1:${grpc}`,
     '--admin', `127.0.0.1:${admin}`, '--local-api', `127.0.0.1:${localApi}`,
     '--log-level', 'warn', '--shutdown-grace', '1s', ...extra,
-  ], { cwd: ROOT, env: IMAGE_ENV });
+  ], { cwd: from.cwd, env: IMAGE_ENV });
   await Promise.race([
     waitForHttp(`http://127.0.0.1:${admin}/readyz`, 200, 30_000),
     child.exited.then((code) => {
@@ -260,6 +261,16 @@ async function main(): Promise<void> {
     const sluiceIdle = groupMemory(httpOnly.child.pid);
     idle.push({ name: 'sluice-proxy, one local rule, HTTP only', mem: sluiceIdle });
     await group.stop(httpOnly.child);
+
+    // The same, built as JavaScript ahead of time (scripts/build-sidecar.ts): what type stripping at
+    // start-up costs.
+    const built = join(dir, 'built');
+    execFileSync(NODE, [resolve(ROOT, 'scripts/build-sidecar.ts'), built], { cwd: ROOT, stdio: 'inherit' });
+    symlinkSync(resolve(ROOT, 'node_modules'), join(built, 'node_modules'));
+    const js = await startSluice(group, 'sluice-proxy (built JS)', ONE_LOCAL_RULE, dir, { http: app.http }, [], { cwd: built, bin: 'sidecar/bin/sluice-proxy.js' });
+    await sleep(IDLE_SETTLE_MS);
+    idle.push({ name: 'sluice-proxy, one local rule, HTTP only, built JS', mem: groupMemory(js.child.pid) });
+    await group.stop(js.child);
 
     // The one the loads go through: HTTP and gRPC listeners.
     const sluice = await startSluice(group, 'sluice-proxy (one local rule)', ONE_LOCAL_RULE, dir, app);
