@@ -11,6 +11,7 @@
 //   BENCH_SECONDS=30  length of each fixed-rate load
 //   BENCH_RATE=1000   requests (or calls) per second
 //   BENCH_IDLE_ONLY=1 only the idle figures (quick before/after runs)
+//   BENCH_SIDECAR_NODE_OPTIONS='--max-semi-space-size=1'  V8 flags for the sidecar under trial
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -34,6 +35,8 @@ const MiB = 1024 * 1024;
 
 /** The environment the sidecar image sets (sidecar/Dockerfile). */
 const IMAGE_ENV = { ...process.env, NODE_ENV: 'production', NODE_DISABLE_COMPILE_CACHE: '1' };
+/** V8 settings under trial, as the injector would set them on the container (NODE_OPTIONS). */
+const SIDECAR_ENV = { ...IMAGE_ENV, ...(process.env.BENCH_SIDECAR_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_SIDECAR_NODE_OPTIONS } : {}) };
 
 /** One local rule: the smallest useful sidecar. */
 const ONE_LOCAL_RULE = `apiVersion: sluice.dev/v1alpha1
@@ -112,7 +115,7 @@ async function startSluice(group: ProcessGroup, name: string, configYaml: string
     '--listen-http', `127.0.0.1:${http}`, '--listen-grpc', `127.0.0.1:${grpc}`,
     '--admin', `127.0.0.1:${admin}`, '--local-api', `127.0.0.1:${localApi}`,
     '--log-level', 'warn', '--shutdown-grace', '1s', ...extra,
-  ], { cwd: from.cwd, env: IMAGE_ENV });
+  ], { cwd: from.cwd, env: SIDECAR_ENV });
   await Promise.race([
     waitForHttp(`http://127.0.0.1:${admin}/readyz`, 200, 30_000),
     child.exited.then((code) => {
