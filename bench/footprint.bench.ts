@@ -11,6 +11,7 @@
 //   BENCH_SECONDS=30  length of each fixed-rate load
 //   BENCH_RATE=1000   requests (or calls) per second
 //   BENCH_IDLE_ONLY=1 only the idle figures (quick before/after runs)
+//   BENCH_LOAD_BUILT=1 the loads go through the built JavaScript sidecar instead of the .ts
 //   BENCH_SIDECAR_NODE_OPTIONS='--max-semi-space-size=1'  V8 flags for the sidecar under trial
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -26,6 +27,7 @@ import { RedisServer } from '../test/helpers/redis-server.ts';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const IDLE_ONLY = process.env.BENCH_IDLE_ONLY === '1';
+const LOAD_BUILT = process.env.BENCH_LOAD_BUILT === '1';
 const ROOT = resolve(import.meta.dirname, '..');
 const SIDECAR_BIN = 'sidecar/bin/sluice-proxy.ts';
 const AUTOCANNON = resolve(ROOT, 'node_modules/autocannon/autocannon.js');
@@ -276,9 +278,10 @@ async function main(): Promise<void> {
     await group.stop(js.child);
 
     // The one the loads go through: HTTP and gRPC listeners.
-    const sluice = await startSluice(group, 'sluice-proxy (one local rule)', ONE_LOCAL_RULE, dir, app);
+    const sluice = await startSluice(group, 'sluice-proxy (one local rule)', ONE_LOCAL_RULE, dir, app, [],
+      LOAD_BUILT ? { cwd: built, bin: 'sidecar/bin/sluice-proxy.js' } : undefined);
     await sleep(IDLE_SETTLE_MS);
-    idle.push({ name: 'sluice-proxy, one local rule, HTTP + gRPC', mem: groupMemory(sluice.child.pid) });
+    idle.push({ name: `sluice-proxy, one local rule, HTTP + gRPC${LOAD_BUILT ? ', built JS' : ''}`, mem: groupMemory(sluice.child.pid) });
 
     const idleRows: Cell[][] = idle.map(({ name, mem }) => [name, mem.rss / MiB, mem.anon / MiB]);
     printTable(`Idle memory (MiB; settled ${IDLE_SETTLE_MS / 1000} s after start)`, ['process', 'RSS', 'anonymous'], idleRows);
