@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { systemClock, type Clock } from '../../lib/clock.ts';
 import type { Plan } from '../../lib/policy/plan.ts';
 import { createAdminServer, type ReadinessCheck } from './admin/admin-server.ts';
-import { ConfigFile } from './config/config-file.ts';
+import type { ConfigFile } from './config/config-file.ts';
 import { PolicyStore } from './config/policy-store.ts';
 import { TrustedProxies } from './http/client-address.ts';
 import { HttpListener } from './http/http-listener.ts';
@@ -158,6 +158,8 @@ export class Sidecar {
     this.store.subscribe((plan) => this.onPlan(plan));
 
     if (opts.config) {
+      // The YAML parser only standalone: in operator mode policies arrive as protobuf.
+      const { ConfigFile } = await import('./config/config-file.ts');
       this.configFile = new ConfigFile({ path: opts.config, labels: opts.labels, store: this.store, logger, metrics: this.metrics });
       await this.configFile.start();
     }
