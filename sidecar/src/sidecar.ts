@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { systemClock, type Clock } from '../../lib/clock.ts';
 import type { Plan } from '../../lib/policy/plan.ts';
 import { createAdminServer, type ReadinessCheck } from './admin/admin-server.ts';
-import { ConfigFile } from './config/config-file.ts';
+import type { ConfigFile } from './config/config-file.ts';
 import { PolicyStore } from './config/policy-store.ts';
 import { TrustedProxies } from './http/client-address.ts';
 import { HttpListener } from './http/http-listener.ts';
@@ -17,12 +17,10 @@ import { splitHostPort } from './websocket/websocket-proxy.ts';
 import { websocketDrainRoute } from './websocket/drain-route.ts';
 import type { RedisHealth } from './redis/connection.ts';
 import { registerRedisHealthMetrics } from './redis/health-metrics.ts';
-import { GlobalLimitFeature } from './limit/global/global-limit-feature.ts';
 import { LeadershipFeature } from './leader/leadership-feature.ts';
-import { createSidecarQueueFeature } from './queue/sidecar-queue-feature.ts'; // TaskQueue (issue 5)
 import type { QueueFeature } from './queue/queue-feature.ts';
-import { GrpcProxy } from './grpc/grpc-proxy.ts'; // gRPC listener (issue 3)
-import { DiscoveryClient } from './discovery/discovery-client.ts'; // operator mode (issue 6)
+import type { GrpcProxy } from './grpc/grpc-proxy.ts'; // gRPC listener (issue 3)
+import type { DiscoveryClient } from './discovery/discovery-client.ts'; // operator mode (issue 6)
 import { resolvePodIdentity } from './discovery/pod-identity.ts'; // operator mode (issue 6)
 import { livePageRoutes, startLiveSampling } from './admin/live-page.ts'; // live page: GET /ui, /v1/live (issue 8)
 import { LiveHistory } from './admin/live-history.ts';
@@ -160,6 +158,8 @@ export class Sidecar {
     this.store.subscribe((plan) => this.onPlan(plan));
 
     if (opts.config) {
+      // The YAML parser only standalone: in operator mode policies arrive as protobuf.
+      const { ConfigFile } = await import('./config/config-file.ts');
       this.configFile = new ConfigFile({ path: opts.config, labels: opts.labels, store: this.store, logger, metrics: this.metrics });
       await this.configFile.start();
     }
@@ -167,6 +167,8 @@ export class Sidecar {
     // --- operator mode (issue 6): snapshots from the operator's PolicyDiscovery stream. Until the
     // first one arrives the store holds the empty plan and /readyz says config waiting. ---
     if (opts.operator) {
+      // Loaded only here: the gRPC client and proto loader cost a standalone sidecar memory for nothing.
+      const { DiscoveryClient } = await import('./discovery/discovery-client.ts');
       this.discovery = new DiscoveryClient({
         targets: opts.operator.split(',').map((t) => t.trim()).filter(Boolean),
         identity: resolvePodIdentity(opts),
@@ -204,6 +206,7 @@ export class Sidecar {
 
     // --- gRPC listener (issue 3: sidecar/src/grpc): h2c on --listen-grpc, forwarded to --app-grpc ---
     if (opts.appGrpc) {
+      const { GrpcProxy } = await import('./grpc/grpc-proxy.ts');
       this.grpc = new GrpcProxy({
         engine: this.engine, appGrpc: opts.appGrpc, metrics: this.metrics, logger: logger.child({ listener: 'grpc' }), clock: this.clock,
         maxConcurrentStreams: opts.grpcMaxConcurrentStreams, initialWindowSize: opts.grpcInitialWindowSize, maxMessageBytes: opts.grpcMaxMessageBytes,
@@ -258,7 +261,9 @@ export class Sidecar {
     // Feature wiring: each block constructs one feature from the options it needs.
     // (gRPC listener, Redis-backed global limits, leadership and locks, task queues.)
     // --- Redis features: Global rate limits (--redis), LeaderElection and app locks (--lock-nodes) ---
+    // Each is imported only when configured: a sidecar without Redis never loads the Redis client.
     if (this.opts.redis) {
+      const { GlobalLimitFeature } = await import('./limit/global/global-limit-feature.ts');
       const global = new GlobalLimitFeature({
         url: this.opts.redis, clock: this.clock, logger: this.logger, registry: this.metrics.registry, sidecarId: this.opts.id, commandTimeoutMs: this.opts.redisTimeoutMs,
         connectionLeaseMs: this.opts.websocketQuotaLeaseMs,
@@ -267,13 +272,15 @@ export class Sidecar {
       this.globalConnections = global.connectionQuotaFactory;
       this.features.push(global);
     }
+    const lockNodes = this.opts.lockNodes ?? [];
     this.features.push(new LeadershipFeature({
-      lockNodes: this.opts.lockNodes ?? [], clock: this.clock, logger: this.logger, registry: this.metrics.registry, holderId: this.opts.id,
+      lockNodes, connect: lockNodes.length > 0 ? (await import('./redis/connection.ts')).connectRedis : undefined, clock: this.clock, logger: this.logger, registry: this.metrics.registry, holderId: this.opts.id,
       namespace: this.appNamespace(),
     }));
     // --- end Redis features ---
     // --- TaskQueue feature (issue 5: sidecar/src/queue): produce on the local API, consume TaskQueues selecting this pod ---
     if (this.opts.redis) {
+      const { createSidecarQueueFeature } = await import('./queue/sidecar-queue-feature.ts');
       this.features.push(createSidecarQueueFeature({
         redisUrl: this.opts.redis, consumerName: this.opts.id, registry: this.metrics.registry, clock: this.clock, logger: this.logger,
         appHttp: this.opts.appHttp, appGrpc: this.opts.appGrpc,

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Pool } from './undici-pool.ts';
 import type { CallOutcome } from '../policy-engine/engine.ts';
 import type { TrustedProxies } from './client-address.ts';
 import { HTTP_CLIENT_ERRORS, type HttpClientErrorCode } from './client-errors.ts';

@@ -4,7 +4,8 @@ import type { Clock } from '../../../lib/clock.ts';
 import type { Plan } from '../../../lib/policy/plan.ts';
 import type { Route } from '../local-api/router.ts';
 import type { Logger } from '../../../lib/log.ts';
-import { RedisHealth, connectRedis, redactUrl } from '../redis/connection.ts';
+import type { connectRedis } from '../redis/connection.ts';
+import { RedisHealth, redactUrl } from '../redis/redis-health.ts';
 import { loadScriptsOn } from '../redis/lua-script.ts';
 import { LOCK_SCRIPTS } from './lock-scripts.ts';
 import { ACCEPT_TOKEN } from '../fencing/accept-token-script.ts';
@@ -28,6 +29,11 @@ export interface LeadershipDeps {
   namespace: string;
   /** Per-node command timeout (ms, default 200): one slow node costs at most this per round. */
   nodeTimeoutMs?: number;
+  /**
+   * Opens a lock node connection; required with lock nodes. Passed in rather than imported so that
+   * a sidecar without lock nodes never loads the Redis client.
+   */
+  connect?: typeof connectRedis;
 }
 
 /**
@@ -65,6 +71,8 @@ export class LeadershipFeature {
     });
     if (deps.lockNodes.length === 0) return;
     if (deps.lockNodes.length < 3) this.logger.warn('fewer than 3 lock nodes: one failure takes leadership away', { nodes: deps.lockNodes.length });
+    const connectRedis = deps.connect;
+    if (!connectRedis) throw new Error('lock nodes given without a Redis connector');
     const subscribers: Redis[] = [];
     deps.lockNodes.forEach((url, i) => {
       const name = `lock-node-${i}`;

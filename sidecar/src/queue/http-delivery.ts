@@ -1,4 +1,5 @@
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Pool } from '../http/undici-pool.ts';
 import type { TaskQueuePlan } from '../../../lib/policy/index.ts';
 import { TASK_HEADERS, failed, type Deliverer } from './delivery.ts';
 import type { DeliveryOutcome } from './retry-decision.ts';
