@@ -1,4 +1,4 @@
-// gRPC benchmark (issue 3): the example UserService reached straight and through the sluice
+// gRPC benchmark: the example UserService reached straight and through the sluice
 // sidecar, with the same grpc-js client process and concurrency, side by side in one run:
 //   unary GetUser calls/s, and server-streaming ListUsers messages/s.
 // The sidecar enforces the example's rules, with the rate limit raised out of reach, so every
@@ -103,7 +103,7 @@ async function main(): Promise<void> {
     printTable(`gRPC: UserService direct vs through the sidecar — ${CONCURRENCY} unary calls / ${STREAMS} streams in flight, one grpc-js client process, median of ${SLICES} alternating ${SLICE_SECONDS}s slices per target (${machine})`, headers, rows);
     console.log('\nMarkdown:');
     printMarkdownTable(headers, rows);
-    printAims('Aims (issue 3)', [
+    printAims('Aims', [
       { name: 'unary calls/s through / direct', value: unaryRatio, kind: 'atLeast', target: 0.5 },
       { name: 'stream messages/s through / direct', value: streamRatio, kind: 'atLeast', target: 0.5 },
     ]);

@@ -1,6 +1,6 @@
 // HTTP benchmark: the same upstream reached directly, through a bare http-proxy, through nginx,
 // and through the sluice sidecar with and without policies — side by side in one run, printed
-// as req/s, latency and the ratios issue 2 aims at. See bench/README.md.
+// as req/s, latency and the ratios it aims at. See bench/README.md.
 //
 // Environment knobs (all optional):
 //   BENCH_ROUNDS=3        rounds over all cases (figures are medians of rounds)
@@ -126,7 +126,7 @@ async function main(): Promise<void> {
       { name: 'added unloaded p50, no policies', value: sluiceOff.unloaded.p50Us - direct.unloaded.p50Us, kind: 'atMost', target: 100, format: us },
       { name: 'added unloaded p50, policies on', value: sluiceOn.unloaded.p50Us - direct.unloaded.p50Us, kind: 'atMost', target: 100, format: us },
     ];
-    printAims('Aims (issue 2)', aims);
+    printAims('Aims', aims);
     // The same throughput ratios from CPU cost per request (proxy process only): what each proxy
     // could do with a core to itself. Steadier than req/s when other work shares the machine.
     const cpu = (r: CaseResult) => r.cpuUsPerRequest;

@@ -139,7 +139,7 @@ async function main(): Promise<void> {
       { name: 'proxied / direct echo messages/s', value: ratio, kind: 'atLeast', target: 0.5 },
       { name: 'memory per idle proxied connection', value: perConnection, kind: 'atMost', target: 17 * 1024, format: kb },
     ];
-    printAims('Aims (issue 2)', aims);
+    printAims('Aims', aims);
 
     console.log('\nMarkdown (for bench/README.md):\n');
     printMarkdownTable(['measure', 'direct', 'through sluice', 'ratio'], [

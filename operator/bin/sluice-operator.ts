@@ -4,7 +4,7 @@
 import { UsageError } from '../src/errors.ts';
 import { Operator } from '../src/operator.ts';
 import { parseOperatorOptions, USAGE } from '../src/operator-options.ts';
-// [injection, issue 7] sidecar-injection webhook + its self-managed certificates (operator/src/injection/).
+// sidecar-injection webhook + its self-managed certificates (operator/src/injection/).
 import { injectionOptionsFromEnv, startInjection, type Injection } from '../src/injection/start-injection.ts';
 
 let options;
@@ -25,7 +25,7 @@ if (options === 'help') {
 const operator = new Operator(options);
 let injection: Injection | undefined;
 try {
-  // [injection, issue 7] On when the chart sets SLUICE_OPERATOR_INJECTION_CONFIG; every replica serves the webhook.
+  // On when the chart sets SLUICE_OPERATOR_INJECTION_CONFIG; every replica serves the webhook.
   const injectionOptions = injectionOptionsFromEnv(process.env, operator.client, operator.logger, operator.metrics.registry);
   // [discovery TLS] The webhook's certificate manager also secures PolicyDiscovery (unless
   // --discovery-insecure). It starts first, so discovery is never bound in plaintext in a cluster:
@@ -44,7 +44,7 @@ let signals = 0;
 const shutdown = (signal: string) => {
   if (++signals > 1) process.exit(1);
   operator.logger.info('shutting down', { signal });
-  // [injection, issue 7] stop the webhook before the operator closes the shared API client.
+  // stop the webhook before the operator closes the shared API client.
   Promise.resolve(injection?.stop()).then(() => operator.stop()).then(() => process.exit(0), () => process.exit(1));
 };
 process.on('SIGTERM', () => shutdown('SIGTERM'));

@@ -48,7 +48,7 @@ export interface DiscoveryServerOptions {
   onProgress: (podKey: string, refs: Iterable<string>) => void;
   /** The ready endpoints of each Upstream among the pod's resources (sent apart from snapshots). */
   endpointsFor?: (upstreams: readonly KubeObject[]) => UpstreamEndpoints[] | undefined;
-  /** [issue 7] A sidecar sent a report (leadership, health): the authenticated pod and its JSON. */
+  /** A sidecar sent a report (leadership, health): the authenticated pod and its JSON. */
   onReport?: (podKey: string, podUid: string, report: unknown) => void;
   /** A sidecar reported a circuit transition: the authenticated pod (as the informer or its Hello knows it). */
   onCircuitTransition?: (pod: KubeObject, transition: CircuitTransition) => void;
@@ -344,7 +344,7 @@ export class DiscoveryServer {
         } catch {
           conn.report = { unparsable: msg.report.json.slice(0, 200) };
         }
-        this.opts.onReport?.(conn.podKey, conn.podUid, conn.report); // [issue 7] leadership reports
+        this.opts.onReport?.(conn.podKey, conn.podUid, conn.report); // leadership reports
       } else if ('circuitTransition' in msg && msg.circuitTransition) {
         const pod = this.opts.pod(conn.podKey) ?? conn.seenPod;
         if (pod && pod.metadata.uid === conn.podUid) this.opts.onCircuitTransition?.(pod, msg.circuitTransition);

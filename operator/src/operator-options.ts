@@ -32,9 +32,9 @@ export interface OperatorOptions {
   /** The audience sidecar tokens must carry (TokenReview spec.audiences). */
   tokenAudience: string;
   logLevel: Level | 'silent';
-  /** [issue 7] Redis of the task queues (`--redis`); without it TaskQueues report Ready=False RedisNotConfigured. */
+  /** Redis of the task queues (`--redis`); without it TaskQueues report Ready=False RedisNotConfigured. */
   redis?: string;
-  /** [issue 7] How often a TaskQueue's status (length, lag...) and autoscaling are refreshed. */
+  /** How often a TaskQueue's status (length, lag...) and autoscaling are refreshed. */
   queueResyncMs?: number;
   /** The RedLock nodes (`--lock-nodes`), read only: leader claims are checked against their fencing counters. */
   lockNodes?: string[];
@@ -54,8 +54,8 @@ const FLAGS = {
   'retry-period': { type: 'string', default: '2s' },
   'token-audience': { type: 'string', default: DEFAULT_TOKEN_AUDIENCE },
   'log-level': { type: 'string', default: 'info' },
-  redis: { type: 'string' }, // [issue 7]
-  'queue-resync': { type: 'string', default: '5s' }, // [issue 7]
+  redis: { type: 'string' },
+  'queue-resync': { type: 'string', default: '5s' },
   'lock-nodes': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -103,8 +103,8 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv = pr
     retryPeriodMs: duration('retry-period'),
     tokenAudience: get('token-audience') as string,
     logLevel,
-    redis: get('redis') || undefined, // [issue 7]
-    queueResyncMs: duration('queue-resync'), // [issue 7]
+    redis: get('redis') || undefined,
+    queueResyncMs: duration('queue-resync'),
     ...(get('lock-nodes') ? { lockNodes: (get('lock-nodes') as string).split(',').map((u) => u.trim()).filter(Boolean) } : {}),
   };
   if (!(opts.retryPeriodMs < opts.renewDeadlineMs && opts.renewDeadlineMs < opts.leaseDurationMs)) {

@@ -33,7 +33,7 @@ import { PolicyIndex } from './policy-index.ts';
 import { PolicyReconciler } from './policy-reconciler.ts';
 import { ProgrammingTracker } from './programming-tracker.ts';
 import { SidecarAuthenticator } from './sidecar-auth.ts';
-// [issue 7] TaskQueue and LeaderElection get reconcilers of their own (stream ensure + autoscale; leader label).
+// TaskQueue and LeaderElection get reconcilers of their own (stream ensure + autoscale; leader label).
 import { LeaderElectionReconciler } from './leader-election-reconciler.ts';
 import { LeaderReports } from './leader-reports.ts';
 import { LockNodeReader } from './lock-node-reader.ts';
@@ -57,7 +57,7 @@ export class Operator {
   readonly endpointSlices: Informer;
   readonly policies = new Map<string, Informer>();
   readonly reconcilers = new Map<string, KindReconciler<unknown>>();
-  /** [issue 7] The sidecars' latest leadership claims (from discovery reports). */
+  /** The sidecars' latest leadership claims (from discovery reports). */
   readonly leaderReports: LeaderReports;
   /** Namespaces, for the opt-in NetworkPolicy (sluice.dev/network-policy=enabled). */
   private readonly namespaces: Informer;
@@ -92,7 +92,7 @@ export class Operator {
     const events = new EventRecorder({ client, logger, instance: opts.id });
     for (const kind of POLICY_KINDS) {
       const common = { kind, informer: this.informerOf(kind), index: this.index, tracker: this.tracker, client, events, logger, metrics: this.metrics, clock: this.clock };
-      // [issue 7] TaskQueue and LeaderElection: one reconciler per kind still, writing the whole status.
+      // TaskQueue and LeaderElection: one reconciler per kind still, writing the whole status.
       if (kind.kind === 'TaskQueue') {
         this.reconcilers.set(kind.kind, new TaskQueueReconciler({
           ...common, redisUrl: opts.redis, resyncMs: opts.queueResyncMs ?? 5_000,
@@ -118,7 +118,7 @@ export class Operator {
       pod: (key) => this.pods.get(key),
       isServing: () => this.leading,
       onProgress: (podKey, refs) => this.onProgress(podKey, refs),
-      onReport: (podKey, podUid, report) => this.onReport(podKey, podUid, report), // [issue 7]
+      onReport: (podKey, podUid, report) => this.onReport(podKey, podUid, report),
       onCircuitTransition: (pod, t) => circuitEvents.onTransition(pod, t),
       endpointsFor: (upstreams) => (this.endpointSlices.hasSynced
         ? upstreams.map((u) => ({ upstream: objectKey(u), addresses: upstreamEndpoints(u, this.endpointSlices.inNamespace(u.metadata.namespace as string)) }))
@@ -184,7 +184,7 @@ export class Operator {
     this.namespaces.stop();
     this.endpointSlices.stop();
     for (const i of this.policies.values()) i.stop();
-    for (const r of this.reconcilers.values()) if (r instanceof TaskQueueReconciler) r.close(); // [issue 7] its Redis connection
+    for (const r of this.reconcilers.values()) if (r instanceof TaskQueueReconciler) r.close(); // its Redis connection
     await new Promise<void>((resolve) => {
       if (!this.admin) return resolve();
       this.admin.close(() => resolve());
@@ -252,7 +252,7 @@ export class Operator {
       const key = objectKey(pod);
       if (event === 'delete') {
         this.tracker.forget(key);
-        this.enqueueElections(this.leaderReports.forget(key)); // [issue 7]
+        this.enqueueElections(this.leaderReports.forget(key));
       }
       this.index.invalidate(ns);
       this.discovery.resyncPod(key);
@@ -270,7 +270,7 @@ export class Operator {
     if (pod) this.enqueuePoliciesSelecting(pod.metadata.namespace as string, [pod.metadata.labels ?? {}]);
   }
 
-  /** [issue 7] A sidecar's report: leadership claims move the elections they name. */
+  /** A sidecar's report: leadership claims move the elections they name. */
   private onReport(podKey: string, podUid: string, report: unknown): void {
     this.enqueueElections(this.leaderReports.record(podKey, podUid, report));
   }

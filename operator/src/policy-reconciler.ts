@@ -5,7 +5,7 @@
  * writes the status subresource only when the planned status differs. Level-triggered: it never
  * asks what event brought it here.
  *
- * [issue 7] TaskQueue and LeaderElection have reconcilers of their own (task-queue-reconciler.ts,
+ * TaskQueue and LeaderElection have reconcilers of their own (task-queue-reconciler.ts,
  * leader-election-reconciler.ts) that write the same Accepted/Programmed/targets plus their own
  * fields, so each kind's status keeps a single writer.
  */

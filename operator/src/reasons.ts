@@ -8,7 +8,7 @@ export const ConditionType = {
   Accepted: 'Accepted',
   /** Every selected pod's sidecar acknowledged a snapshot containing this generation. */
   Programmed: 'Programmed',
-  // [issue 7: TaskQueue / LeaderElection reconcilers]
+  // TaskQueue / LeaderElection reconcilers
   /** TaskQueue: the stream and consumer group exist in Redis and status reflects them. */
   Ready: 'Ready',
   /** TaskQueue with spec.autoscale: the scale target is found and scaled from the lag. */
@@ -29,7 +29,7 @@ export const Reason = {
   Rejected: 'Rejected',
   NoTargets: 'NoTargets',
   NotAccepted: 'NotAccepted',
-  // [issue 7] Ready (TaskQueue)
+  // Ready (TaskQueue)
   StreamReady: 'StreamReady',
   RedisUnavailable: 'RedisUnavailable',
   /** TaskQueue: the sluice.dev/redrive annotation started a dead-letter redrive (an Event). */
@@ -37,15 +37,15 @@ export const Reason = {
   /** TaskQueue: the sluice.dev/redrive annotation is not a redrive request (an Event). */
   RedriveInvalid: 'RedriveInvalid',
   RedisNotConfigured: 'RedisNotConfigured',
-  // [issue 7] Autoscaling (TaskQueue) and its Events
+  // Autoscaling (TaskQueue) and its Events
   ScalingActive: 'ScalingActive',
   ScaleTargetNotFound: 'ScaleTargetNotFound',
   ScaleTargetUnsupported: 'ScaleTargetUnsupported',
   ScaledUp: 'ScaledUp',
   ScaledDown: 'ScaledDown',
-  // [issue 7] deletionPolicy cleanup Event
+  // deletionPolicy cleanup Event
   StreamDeleted: 'StreamDeleted',
-  // [issue 7] Elected (LeaderElection) and its Events
+  // Elected (LeaderElection) and its Events
   LeaderElected: 'LeaderElected',
   NoLeader: 'NoLeader',
   LeaderChanged: 'LeaderChanged',

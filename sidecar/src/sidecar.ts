@@ -19,10 +19,10 @@ import type { RedisHealth } from './redis/connection.ts';
 import { registerRedisHealthMetrics } from './redis/health-metrics.ts';
 import { LeadershipFeature } from './leader/leadership-feature.ts';
 import type { QueueFeature } from './queue/queue-feature.ts';
-import type { GrpcProxy } from './grpc/grpc-proxy.ts'; // gRPC listener (issue 3)
-import type { DiscoveryClient } from './discovery/discovery-client.ts'; // operator mode (issue 6)
-import { resolvePodIdentity } from './discovery/pod-identity.ts'; // operator mode (issue 6)
-import { livePageRoutes, startLiveSampling } from './admin/live-page.ts'; // live page: GET /ui, /v1/live (issue 8)
+import type { GrpcProxy } from './grpc/grpc-proxy.ts'; // gRPC listener
+import type { DiscoveryClient } from './discovery/discovery-client.ts'; // operator mode
+import { resolvePodIdentity } from './discovery/pod-identity.ts'; // operator mode
+import { livePageRoutes, startLiveSampling } from './admin/live-page.ts'; // live page: GET /ui, /v1/live
 import { LiveHistory } from './admin/live-history.ts';
 import { CircuitTransitionReporter } from './breaker/circuit-transition-reporter.ts';
 import { OutboundFeature } from './outbound/outbound-feature.ts';
@@ -32,7 +32,7 @@ export interface SidecarOptions {
   config?: string;
   /** Operator mode: host:port of the operator's PolicyDiscovery server (comma-separated: several replicas). */
   operator?: string;
-  /** Operator mode (issue 6): the pod this sidecar serves and its projected token (see discovery/pod-identity.ts). */
+  /** Operator mode: the pod this sidecar serves and its projected token (see discovery/pod-identity.ts). */
   podName?: string;
   podNamespace?: string;
   tokenFile?: string;
@@ -113,9 +113,9 @@ export class Sidecar {
   readonly addresses: Addresses = {};
   engine!: PolicyEngine;
   http: HttpListener | undefined;
-  grpc: GrpcProxy | undefined; // gRPC listener (issue 3)
+  grpc: GrpcProxy | undefined; // gRPC listener
   private configFile: ConfigFile | undefined;
-  /** Operator mode: the PolicyDiscovery client (issue 6); features may send it reports. */
+  /** Operator mode: the PolicyDiscovery client; features may send it reports. */
   discovery: DiscoveryClient | undefined;
   private admin: Server | undefined;
   private localApi: Server | undefined;
@@ -164,7 +164,7 @@ export class Sidecar {
       await this.configFile.start();
     }
 
-    // --- operator mode (issue 6): snapshots from the operator's PolicyDiscovery stream. Until the
+    // --- operator mode: snapshots from the operator's PolicyDiscovery stream. Until the
     // first one arrives the store holds the empty plan and /readyz says config waiting. ---
     if (opts.operator) {
       // Loaded only here: the gRPC client and proto loader cost a standalone sidecar memory for nothing.
@@ -175,7 +175,7 @@ export class Sidecar {
         sidecarId: opts.id,
         store: this.store,
         logger: logger.child({ feature: 'discovery' }),
-        onConnected: () => this.reportLeadership(), // [issue 7] leadership reports to the operator
+        onConnected: () => this.reportLeadership(), // leadership reports to the operator
         onEndpoints: (upstream, addresses) => this.outbound?.setEndpoints(upstream, addresses),
         // The queue feature is added after this client; a redrive arrives only once both run.
         onRedrive: (r) => this.features.find((f): f is Feature & { queue: QueueFeature } => f.name === 'queue' && 'queue' in f)?.queue.redriveFromOperator(r),
@@ -184,7 +184,7 @@ export class Sidecar {
       this.features.push(this.discovery);
       const discovery = this.discovery;
       this.circuitTransitions.send = (t) => discovery.sendCircuitTransition(t);
-      // [issue 7] leadership reports: on every change (and renewal) of any election, and on (re)connect.
+      // leadership reports: on every change (and renewal) of any election, and on (re)connect.
       this.features.find((f): f is LeadershipFeature => f instanceof LeadershipFeature)?.onChange(() => this.reportLeadership());
       this.discovery.start();
     }
@@ -204,7 +204,7 @@ export class Sidecar {
       this.addresses.http = { address: a.host, port: a.port, family: '' };
     }
 
-    // --- gRPC listener (issue 3: sidecar/src/grpc): h2c on --listen-grpc, forwarded to --app-grpc ---
+    // --- gRPC listener (sidecar/src/grpc): h2c on --listen-grpc, forwarded to --app-grpc ---
     if (opts.appGrpc) {
       const { GrpcProxy } = await import('./grpc/grpc-proxy.ts');
       this.grpc = new GrpcProxy({
@@ -226,7 +226,7 @@ export class Sidecar {
       extraRoutes: new Map([
         ['/v1/leadership', (res) => sendJson(res, 200, this.features.find((f) => f.name === 'leadership')?.status?.() ?? { elections: [] })],
         ['/v1/status', (res) => sendJson(res, 200, this.status())],
-        ...livePageRoutes(this, this.liveHistory), // live page (issue 8): GET /ui and its JSON, GET /v1/live
+        ...livePageRoutes(this, this.liveHistory), // live page: GET /ui and its JSON, GET /v1/live
       ]),
     });
     this.stopLiveSampling = startLiveSampling(this, this.liveHistory, this.clock);
@@ -278,7 +278,7 @@ export class Sidecar {
       namespace: this.appNamespace(),
     }));
     // --- end Redis features ---
-    // --- TaskQueue feature (issue 5: sidecar/src/queue): produce on the local API, consume TaskQueues selecting this pod ---
+    // --- TaskQueue feature (sidecar/src/queue): produce on the local API, consume TaskQueues selecting this pod ---
     if (this.opts.redis) {
       const { createSidecarQueueFeature } = await import('./queue/sidecar-queue-feature.ts');
       this.features.push(createSidecarQueueFeature({
@@ -316,7 +316,7 @@ export class Sidecar {
     }
   }
 
-  /** [issue 7] Operator mode: the leadership of every election, on the discovery stream (dropped while disconnected). */
+  /** Operator mode: the leadership of every election, on the discovery stream (dropped while disconnected). */
   private reportLeadership(): void {
     const leadership = this.features.find((f): f is LeadershipFeature => f instanceof LeadershipFeature);
     if (leadership) this.discovery?.report({ leadership: leadership.status() });
@@ -363,7 +363,7 @@ export class Sidecar {
       this.stopLiveSampling?.();
       const closing: Promise<unknown>[] = [];
       if (this.http) closing.push(this.http.close(graceMs));
-      if (this.grpc) closing.push(this.grpc.close(graceMs)); // gRPC listener (issue 3)
+      if (this.grpc) closing.push(this.grpc.close(graceMs)); // gRPC listener
       for (const f of this.features) if (f.close) closing.push(f.close(graceMs).catch((err: Error) => this.logger.error('feature close failed', { feature: f.name, err })));
       await Promise.all(closing);
       this.engine?.close();

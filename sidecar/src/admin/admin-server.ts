@@ -18,7 +18,7 @@ export function createAdminServer(opts: {
   metrics: SidecarMetrics;
   readiness: () => ReadinessCheck[];
   configView: () => unknown;
-  // The request is passed too (issue 8: the live page's /v1/live reads its Origin for CORS).
+  // The request is passed too (the live page's /v1/live reads its Origin for CORS).
   extraRoutes?: Map<string, (res: import('node:http').ServerResponse, req: import('node:http').IncomingMessage) => void>;
 }): Server {
   return createServer(async (req, res) => {

@@ -45,7 +45,7 @@ export interface DiscoveryClientOptions {
   /** What the periodic health report says (default: the plan version). */
   health?: () => unknown;
   reportIntervalMs?: number;
-  /** [issue 7] Called each time the stream is (re)established (first message received): resend state reports. */
+  /** Called each time the stream is (re)established (first message received): resend state reports. */
   onConnected?: () => void;
   /** The ready endpoints of one Upstream (`namespace/name`), from an endpoint update. */
   onEndpoints?: (upstream: string, addresses: readonly string[]) => void;
@@ -187,7 +187,7 @@ export class DiscoveryClient {
         this.lastError = undefined;
         this.backoff.reset();
         logger.info('connected to operator', { operator: target });
-        // [issue 7] After the ack of this first snapshot (below), so the operator knows the pod.
+        // After the ack of this first snapshot (below), so the operator knows the pod.
         if (this.opts.onConnected) queueMicrotask(() => this.opts.onConnected?.());
       }
       if (msg.snapshot) this.onSnapshot(stream, target, msg.snapshot);

@@ -56,7 +56,7 @@ export class LeadershipFeature {
   private readonly electors = new Map<string, { elector: LeaderElector; off: () => void }>();
   private readonly gauge: Gauge<'election'>;
   private readonly closeListeners = new Set<() => void>();
-  /** [issue 7] Subscribers to every election's changes (the operator report); see onChange(). */
+  /** Subscribers to every election's changes (the operator report); see onChange(). */
   private readonly changeListeners = new Set<(s: LeadershipStatus) => void>();
   private warnedNoNodes = false;
 
@@ -119,7 +119,7 @@ export class LeadershipFeature {
       });
       const offChange = elector.onChange((s) => {
         this.gauge.set({ election: id }, s.leader ? 1 : 0);
-        for (const l of this.changeListeners) l(s); // [issue 7]
+        for (const l of this.changeListeners) l(s);
       });
       const offRelease = (this.notifier as ReleaseNotifier).onRelease(elector.resource, () => elector.released());
       this.electors.set(id, { elector, off: () => { offChange(); offRelease(); } });
@@ -156,7 +156,7 @@ export class LeadershipFeature {
   }
 
   /**
-   * [issue 7] Calls `listener` on every leadership change of any election (including each
+   * Calls `listener` on every leadership change of any election (including each
    * renewal, which moves validUntil). Returns the unsubscribe function.
    */
   onChange(listener: (s: LeadershipStatus) => void): () => void {
