@@ -3,22 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../../../test/helpers/eventually.ts';
 import { RedisServer } from '../../../test/helpers/redis-server.ts';
 import { startSidecar, type RunningSidecar } from '../../../test/helpers/sidecar.ts';
-import { taskQueueDoc, WORKER_LABELS } from './helpers/queue-harness.ts';
+import { taskQueueDoc, WORKER_LABELS, workerBreakerDoc } from './helpers/queue-harness.ts';
 import { WorkerApp } from './helpers/worker-app.ts';
 
 let redis: RedisServer;
 let app: WorkerApp;
 let sc: RunningSidecar;
 
-const breaker = {
-  apiVersion: 'sluice.dev/v1alpha1',
-  kind: 'CircuitBreakerPolicy',
-  metadata: { name: 'worker', namespace: 'shop' },
-  spec: {
-    selector: { matchLabels: WORKER_LABELS },
-    rules: [{ name: 'tasks', match: { paths: [{ type: 'Exact', value: '/tasks' }] }, trip: { consecutiveFailures: 3 }, openDuration: '1500ms', halfOpen: { maxProbes: 1, successesToClose: 1 } }],
-  },
-};
+const breaker = workerBreakerDoc('1500ms');
 
 beforeAll(async () => {
   redis = await RedisServer.start();

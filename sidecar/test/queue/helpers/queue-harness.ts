@@ -110,3 +110,16 @@ export class QueueHarness {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }
+
+/** A CircuitBreakerPolicy guarding the worker's task deliveries: 3 failures open it for `openDuration`. */
+export function workerBreakerDoc(openDuration: string): Record<string, unknown> {
+  return {
+    apiVersion: 'sluice.dev/v1alpha1',
+    kind: 'CircuitBreakerPolicy',
+    metadata: { name: 'worker', namespace: 'shop' },
+    spec: {
+      selector: { matchLabels: WORKER_LABELS },
+      rules: [{ name: 'tasks', match: { paths: [{ type: 'Exact', value: '/tasks' }] }, trip: { consecutiveFailures: 3 }, openDuration, halfOpen: { maxProbes: 1, successesToClose: 1 } }],
+    },
+  };
+}
