@@ -9,7 +9,7 @@ import { compilePlan } from '../lib/policy/index.ts';
 import type { RateLimitRule } from '../lib/policy/plan.ts';
 import { RedisServer } from '../test/helpers/redis-server.ts';
 import { silentLogger } from '../lib/log.ts';
-import { connectRedis, waitReady } from '../sidecar/src/redis/connection.ts';
+import { connectRedis, waitReady } from '../lib/redis/connection.ts';
 import { createGlobalLimiter, type GlobalMode } from '../sidecar/src/limit/global/index.ts';
 import { GCRA } from '../sidecar/src/limit/global/scripts.ts';
 import { loadScriptsOn } from '../sidecar/src/redis/lua-script.ts';

@@ -8,7 +8,7 @@ import Redlock from 'redlock';
 import type { Redis } from 'ioredis';
 import { systemClock } from '../lib/clock.ts';
 import { startRedisServers } from '../test/helpers/redis-server.ts';
-import { connectRedis, waitReady } from '../sidecar/src/redis/connection.ts';
+import { connectRedis, waitReady } from '../lib/redis/connection.ts';
 import { RedLock } from '../sidecar/src/leader/redlock.ts';
 import { LOCK_SCRIPTS } from '../sidecar/src/leader/lock-scripts.ts';
 import { loadScriptsOn } from '../sidecar/src/redis/lua-script.ts';

@@ -11,7 +11,7 @@ import { AppLocks } from '../sidecar/src/leader/app-locks.ts';
 import { RedLock } from '../sidecar/src/leader/redlock.ts';
 import { ReleaseNotifier } from '../sidecar/src/leader/release-notifier.ts';
 import { GCRA, HEARTBEAT, SLIDING_WINDOW } from '../sidecar/src/limit/global/scripts.ts';
-import { connectRedis, waitReady } from '../sidecar/src/redis/connection.ts';
+import { connectRedis, waitReady } from '../lib/redis/connection.ts';
 import { QueueHarness, taskQueueDoc, testQueueKeys } from '../sidecar/test/queue/helpers/queue-harness.ts';
 import { WorkerApp } from '../sidecar/test/queue/helpers/worker-app.ts';
 import { eventually, sleep } from './helpers/eventually.ts';

@@ -7,7 +7,7 @@
  */
 import type { Redis } from 'ioredis';
 import { electionResource, fenceKey } from '../../lib/redis/key-layout.ts';
-import { connectRedis, redactUrl } from '../../sidecar/src/redis/connection.ts';
+import { connectRedis, redactUrl } from '../../lib/redis/connection.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { LockNodeView } from './plan-leadership.ts';
 

@@ -20,7 +20,7 @@ import { parseDuration } from '../../lib/policy/duration.ts';
 import { compilePlan } from '../../lib/policy/compile.ts';
 import type { TaskQueuePlan } from '../../lib/policy/plan.ts';
 import type { Logger } from '../../lib/log.ts';
-import { connectRedis, redactUrl } from '../../sidecar/src/redis/connection.ts';
+import { connectRedis, redactUrl } from '../../lib/redis/connection.ts';
 import { decideReplicas, type Recommendation } from './autoscale-decision.ts';
 import { isNotFound } from './errors.ts';
 import type { EventRecorder } from './event-recorder.ts';

@@ -15,7 +15,7 @@ import { PolicyEngine } from './policy-engine/engine.ts';
 import type { GlobalConnectionQuotaFactory, GlobalLimiterFactory } from './policy-engine/chain.ts';
 import { splitHostPort } from './websocket/websocket-proxy.ts';
 import { websocketDrainRoute } from './websocket/drain-route.ts';
-import type { RedisHealth } from './redis/connection.ts';
+import type { RedisHealth } from '../../lib/redis/connection.ts';
 import { registerRedisHealthMetrics } from './redis/health-metrics.ts';
 import { LeadershipFeature } from './leader/leadership-feature.ts';
 import type { QueueFeature } from './queue/queue-feature.ts';
@@ -274,7 +274,7 @@ export class Sidecar {
     }
     const lockNodes = this.opts.lockNodes ?? [];
     this.features.push(new LeadershipFeature({
-      lockNodes, connect: lockNodes.length > 0 ? (await import('./redis/connection.ts')).connectRedis : undefined, clock: this.clock, logger: this.logger, registry: this.metrics.registry, holderId: this.opts.id,
+      lockNodes, connect: lockNodes.length > 0 ? (await import('../../lib/redis/connection.ts')).connectRedis : undefined, clock: this.clock, logger: this.logger, registry: this.metrics.registry, holderId: this.opts.id,
       namespace: this.appNamespace(),
     }));
     // --- end Redis features ---

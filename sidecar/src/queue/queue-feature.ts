@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../../../lib/clock.ts';
 import type { Plan, TaskQueuePlan } from '../../../lib/policy/index.ts';
 import { silentLogger, type Logger } from '../../../lib/log.ts';
-import { connectRedis } from '../redis/connection.ts';
+import { connectRedis } from '../../../lib/redis/connection.ts';
 import type { Route } from '../local-api/router.ts';
 import type { Deliverer } from './delivery.ts';
 import { QueueError } from './errors.ts';

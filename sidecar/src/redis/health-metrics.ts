@@ -1,5 +1,5 @@
 import { Gauge, type Registry } from 'prom-client';
-import type { RedisHealth } from './connection.ts';
+import type { RedisHealth } from '../../../lib/redis/connection.ts';
 
 /**
  * `sluice_redis_up{redis}`: 1 while a connection is ready, 0 otherwise. Read at scrape time from

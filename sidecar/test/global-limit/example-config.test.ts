@@ -5,7 +5,7 @@ import { RedisServer } from '../../../test/helpers/redis-server.ts';
 import { spawnSidecar, type SidecarProcess } from '../../../test/helpers/sidecar-process.ts';
 import { startUserService, userServiceClient, type UserServiceClient } from '../../../examples/user-service/user-service.ts';
 import { defaultMaxBatch, lowWater } from '../../src/limit/global/lease.ts';
-import { connectRedis, waitReady } from '../../src/redis/connection.ts';
+import { connectRedis, waitReady } from '../../../lib/redis/connection.ts';
 
 /*
  * The Global rule of the shared API examples as written: `get-user-rpc` (5000 GetUser calls per

@@ -5,7 +5,7 @@ import { systemClock } from '../../../lib/clock.ts';
 import { RedisServer } from '../../../test/helpers/redis-server.ts';
 import { eventually } from '../../../test/helpers/eventually.ts';
 import { silentLogger } from '../../../lib/log.ts';
-import { connectRedis, waitReady } from '../../src/redis/connection.ts';
+import { connectRedis, waitReady } from '../../../lib/redis/connection.ts';
 import { createGlobalLimiter, type GlobalLimiter } from '../../src/limit/global/index.ts';
 import type { Decision } from '../../src/limit/limiter.ts';
 import { globalRule } from './rules.ts';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { RedisServer } from '../../../test/helpers/redis-server.ts';
-import { connectRedis, waitReady } from '../../src/redis/connection.ts';
+import { connectRedis, waitReady } from '../../../lib/redis/connection.ts';
 import { GCRA, SLIDING_WINDOW, gcraAnswer, slidingWindowAnswer } from '../../src/limit/global/scripts.ts';
 import { rateLimitBucketKey as bucketKey } from '../../../lib/redis/key-layout.ts';
 import { sleep } from '../../../test/helpers/eventually.ts';

@@ -5,7 +5,7 @@ import { systemClock } from '../../../lib/clock.ts';
 import type { RateLimitRule } from '../../../lib/policy/plan.ts';
 import { RedisServer } from '../../../test/helpers/redis-server.ts';
 import { silentLogger } from '../../../lib/log.ts';
-import { connectRedis, waitReady } from '../../src/redis/connection.ts';
+import { connectRedis, waitReady } from '../../../lib/redis/connection.ts';
 import { createGlobalLimiter, type GlobalLimiter, type GlobalMode } from '../../src/limit/global/index.ts';
 import { lowWater } from '../../src/limit/global/lease.ts';
 import { drive } from './drive.ts';

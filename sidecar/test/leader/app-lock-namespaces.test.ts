@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { systemClock } from '../../../lib/clock.ts';
 import { appLockResource, fenceKey, legacyAppLockResource } from '../../../lib/redis/key-layout.ts';
 import { startRedisServers, type RedisServer } from '../../../test/helpers/redis-server.ts';
-import { connectRedis, waitReady } from '../../src/redis/connection.ts';
+import { connectRedis, waitReady } from '../../../lib/redis/connection.ts';
 import { AppLocks } from '../../src/leader/app-locks.ts';
 import { RedLock } from '../../src/leader/redlock.ts';
 import { ReleaseNotifier } from '../../src/leader/release-notifier.ts';

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { systemClock } from '../../../lib/clock.ts';
 import { startRedisServers, type RedisServer } from '../../../test/helpers/redis-server.ts';
 import { eventually } from '../../../test/helpers/eventually.ts';
-import { connectRedis, waitReady } from '../../src/redis/connection.ts';
+import { connectRedis, waitReady } from '../../../lib/redis/connection.ts';
 import { createLogger, silentLogger } from '../../../lib/log.ts';
 import { RedLock } from '../../src/leader/redlock.ts';
 import { LeaderElector, type LeadershipStatus } from '../../src/leader/leader-elector.ts';

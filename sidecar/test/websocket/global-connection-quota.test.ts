@@ -10,7 +10,7 @@ import { eventually } from '../../../test/helpers/eventually.ts';
 import { RedisServer } from '../../../test/helpers/redis-server.ts';
 import { spawnSidecar, type SidecarProcess } from '../../../test/helpers/sidecar-process.ts';
 import { startSidecar, type RunningSidecar } from '../../../test/helpers/sidecar.ts';
-import { connectRedis, waitReady } from '../../src/redis/connection.ts';
+import { connectRedis, waitReady } from '../../../lib/redis/connection.ts';
 import { connectionsKey } from '../../../lib/redis/key-layout.ts';
 import { GlobalLimitFeature } from '../../src/limit/global/global-limit-feature.ts';
 

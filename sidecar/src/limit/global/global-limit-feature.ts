@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client';
 import type { Clock } from '../../../../lib/clock.ts';
 import type { RateLimitRule } from '../../../../lib/policy/plan.ts';
 import type { Logger } from '../../../../lib/log.ts';
-import { RedisHealth, connectRedis, redactUrl } from '../../redis/connection.ts';
+import { RedisHealth, connectRedis, redactUrl } from '../../../../lib/redis/connection.ts';
 import { loadScriptsOn } from '../../redis/lua-script.ts';
 import { GlobalLimiter, type GlobalMode } from './global-limiter.ts';
 import { GCRA, HEARTBEAT, SLIDING_WINDOW } from './scripts.ts';
