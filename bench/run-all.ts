@@ -10,6 +10,8 @@ const only = process.argv.slice(2); // optional names to run, e.g. `npm run benc
 const benches = readdirSync(dir)
   .filter((f) => f.endsWith('.bench.ts'))
   .filter((f) => only.length === 0 || only.includes(f.replace(/\.bench\.ts$/, '')))
+  // The before/after comparison needs a second checkout to compare with.
+  .filter((f) => f !== 'regression.bench.ts' || process.env.BENCH_BASE)
   .sort();
 
 if (benches.length === 0) {

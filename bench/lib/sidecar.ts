@@ -17,6 +17,8 @@ export interface SidecarStartOptions {
   nodeArgs?: string[];
   /** Raise the sidecar's soft open-files limit (e.g. for 10k proxied connections). */
   nofile?: number;
+  /** Run the sidecar of another checkout of this repository (for before/after comparisons). */
+  checkout?: string;
 }
 
 export interface SidecarHandle {
@@ -42,7 +44,7 @@ export async function startSidecar(group: ProcessGroup, name: string, opts: Side
   const [httpPort, adminPort, localApiPort, grpcPort] = (await freePorts(4)) as [number, number, number, number];
   const args = [
     ...(opts.nodeArgs ?? []),
-    SIDECAR_BIN,
+    opts.checkout ? resolve(opts.checkout, 'sidecar/bin/sluice-proxy.ts') : SIDECAR_BIN,
     '--config', config,
     '--app-http', opts.appHttp,
     '--listen-http', `127.0.0.1:${httpPort}`,
