@@ -26,6 +26,7 @@ import { Operator } from '../../src/operator.ts';
 import type { OperatorOptions } from '../../src/operator-options.ts';
 import { isNotFound } from '../../src/errors.ts';
 import { KubeClient, type KubeObject } from '../../src/kube-client.ts';
+import { emptyNamespace } from './empty-namespace.ts';
 import { DEFAULT_TOKEN_AUDIENCE } from '../../src/sidecar-auth.ts';
 import { SIDECAR_CONTAINER } from '../../src/pod-selection.ts';
 
@@ -96,10 +97,18 @@ async function removeNamespace(client: KubeClient, name: string): Promise<void> 
   }, { timeoutMs: 90_000, intervalMs: 250 });
 }
 
-/** Deletes a namespace if it exists and waits until it is gone, then creates it afresh. */
+/** An empty namespace `name`: an earlier file's one emptied in place, or a new one. */
 async function freshNamespace(client: KubeClient, name: string): Promise<void> {
-  await removeNamespace(client, name);
-  await client.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  const existing = await client.get(`/api/v1/namespaces/${name}`).catch((err) => {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  });
+  if (existing && !existing.metadata.deletionTimestamp) {
+    await emptyNamespace(client, name, () => releaseFinalizers(client, name));
+  } else {
+    await removeNamespace(client, name);
+    await client.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  }
   // The ServiceAccount admission plugin refuses Pods until the namespace's default account exists.
   await eventually(() => client.get(`/api/v1/namespaces/${name}/serviceaccounts/default`), { timeoutMs: 30_000, intervalMs: 100 });
 }
