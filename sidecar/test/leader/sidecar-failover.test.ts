@@ -28,7 +28,7 @@ async function pair(tag: string): Promise<{ leader: SidecarProcess; standby: Sid
     const [sa, sb] = await Promise.all([a!.leadership(), b!.leadership()]);
     expect(sa.leader !== sb.leader).toBe(true);
     return sa.leader ? a! : b!;
-  });
+  }, { timeoutMs: 30_000 });
   return { leader, standby: leader === a ? b! : a! };
 }
 
