@@ -74,7 +74,7 @@ export class ProxyProcess {
       // Ours, not another process that holds the port while this one dies of EADDRINUSE.
       const { id } = (await res.json()) as { id?: string };
       if (id !== opts.id) throw new Error(`port ${localPort} answers as ${id}, not ${opts.id}`);
-    }, { timeoutMs: 20_000, intervalMs: 50 });
+    }, { timeoutMs: 45_000, intervalMs: 50 }); // a cold start on a loaded machine takes seconds
     return p;
   }
 
