@@ -108,7 +108,7 @@ export class Sidecar {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly metrics = new SidecarMetrics({ defaultMetrics: true });
-  readonly store = new PolicyStore();
+  readonly store: PolicyStore;
   readonly features: Feature[] = [];
   readonly addresses: Addresses = {};
   engine!: PolicyEngine;
@@ -139,6 +139,7 @@ export class Sidecar {
     this.trustedProxies = new TrustedProxies(opts.trustedProxies ?? []);
     this.clock = deps.clock ?? systemClock;
     this.logger = deps.logger ?? createLogger(opts.logLevel, { component: 'sluice-proxy', id: opts.id });
+    this.store = new PolicyStore({ labels: opts.labels, metrics: this.metrics, logger: this.logger });
     this.circuitTransitions = new CircuitTransitionReporter({ logger: this.logger.child({ feature: 'breaker' }), clock: this.clock });
   }
 
@@ -160,7 +161,7 @@ export class Sidecar {
     if (opts.config) {
       // The YAML parser only standalone: in operator mode policies arrive as protobuf.
       const { ConfigFile } = await import('./config/config-file.ts');
-      this.configFile = new ConfigFile({ path: opts.config, labels: opts.labels, store: this.store, logger, metrics: this.metrics });
+      this.configFile = new ConfigFile({ path: opts.config, store: this.store });
       await this.configFile.start();
     }
 
