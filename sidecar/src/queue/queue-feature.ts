@@ -14,7 +14,7 @@ import { QueueMetrics } from './queue-metrics.ts';
 import { readQueueStats, type QueueStats } from '../../../lib/redis/queue-stats.ts';
 import { checkLayoutVersion, migrateQueue } from '../../../lib/redis/queue-migration.ts';
 import { TaskProducer, type Enqueued, type NewTask } from './producer.ts';
-import { queueRoutes } from './queue-routes.ts';
+import { queueRoutes, type QueueApi } from './queue-routes.ts';
 import { whenReady } from './when-ready.ts';
 import { RedriveRunner, startQueueRedrive } from './dead-letter-redrive.ts';
 import { checkRedriveRequest, readRedrive, type RedriveProgress, type RedriveRequest } from '../../../lib/redis/dead-letter-redrive.ts';
@@ -58,7 +58,7 @@ interface Running {
  * every TaskQueue that selects this pod. The sidecar gives it each new plan (`applyPlan`), serves
  * its routes on `--local-api`, and drains it on SIGTERM.
  */
-export class QueueFeature {
+export class QueueFeature implements QueueApi {
   private readonly d: QueueFeatureDeps;
   private readonly clock: Clock;
   private readonly log: Logger;
