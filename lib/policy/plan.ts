@@ -1,8 +1,9 @@
 import type { FencingRule } from './fencing.ts';
 import type { Matcher } from './match.ts';
 import type { UpstreamPlan } from './upstream.ts';
+import type { SluiceResource } from './resource.ts';
 import type {
-  Algorithm, ConnectionKeySource, FailureMode, KeySource, Mode, Protocol, SluiceResource,
+  Algorithm, ConnectionKeySource, FailureMode, KeySource, Mode, Protocol,
   RateLimitRuleSpec, CircuitBreakerRuleSpec, TaskQueueSpec, LeaderElectionSpec,
 } from './types.ts';
 
