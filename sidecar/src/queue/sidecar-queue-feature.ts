@@ -1,10 +1,10 @@
 import type { Registry } from 'prom-client';
 import type { Clock } from '../../../lib/clock.ts';
-import type { CallOutcome } from '../policy-engine/engine.ts';
+import type { CallOutcome, PolicyEngine } from '../policy-engine/engine.ts';
 import type { RequestAttributes } from '../../../lib/policy/match.ts';
 import type { Plan, TaskQueuePlan } from '../../../lib/policy/plan.ts';
 import type { Logger } from '../../../lib/log.ts';
-import type { Feature } from '../sidecar.ts';
+import type { Feature } from '../feature.ts';
 import { QueueFeature } from './queue-feature.ts';
 
 /**
@@ -22,9 +22,8 @@ export function createSidecarQueueFeature(opts: {
   logger: Logger;
   appHttp: string | undefined;
   appGrpc: string | undefined;
-  circuitOpen: (req: RequestAttributes) => boolean;
-  /** Feeds delivery results to the worker's breaker: deliveries bypass the inbound listeners. */
-  recordOutcome?: (req: RequestAttributes, outcome: CallOutcome, durationMs: number) => void;
+  /** The worker's breakers: an open circuit pauses delivery, and delivery results feed them (deliveries bypass the inbound listeners). */
+  breakers: Pick<PolicyEngine, 'circuitOpen' | 'recordOutcome'>;
 }): Feature & { readonly queue: QueueFeature } {
   const queue = new QueueFeature({
     redisUrl: opts.redisUrl,
@@ -35,11 +34,11 @@ export function createSidecarQueueFeature(opts: {
     appHttp: opts.appHttp,
     appGrpc: opts.appGrpc,
     circuit: {
-      isOpen: (q) => opts.circuitOpen(deliveryAttributes(q)),
+      isOpen: (q) => opts.breakers.circuitOpen(deliveryAttributes(q)),
       onResult: (q, r) => {
         if (r.reason === 'aborted') return; // our own drain, not the app's fault
         const outcome: CallOutcome = r.ok ? { status: r.status ?? 200 } : r.reason === 'timeout' ? { timedOut: true } : r.status !== undefined ? { status: r.status } : { connectError: true };
-        opts.recordOutcome?.(deliveryAttributes(q), outcome, r.durationMs);
+        opts.breakers.recordOutcome(deliveryAttributes(q), outcome, r.durationMs);
       },
     },
   });
