@@ -8,6 +8,7 @@ export * from './selector.ts';
 export * from './match.ts';
 export * from './validate.ts';
 export * from './compile.ts';
+export * from './producible.ts';
 export * from './fencing.ts';
 export type * from './plan.ts';
 export * from './upstream.ts';

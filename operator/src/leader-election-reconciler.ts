@@ -11,7 +11,6 @@
  * label when its lease would have ended.
  */
 import type { Clock } from '../../lib/clock.ts';
-import { parseDuration } from '../../lib/policy/duration.ts';
 import type { Logger } from '../../lib/log.ts';
 import { isNotFound } from './errors.ts';
 import type { EventRecorder } from './event-recorder.ts';
@@ -23,7 +22,7 @@ import type { LeaderReports } from './leader-reports.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import type { LockNodeReader } from './lock-node-reader.ts';
 import { planLeadership, type LeaderCandidate, type LeadershipState } from './plan-leadership.ts';
-import { policyRef } from './policy-document.ts';
+import { compiledPolicy, policyRef } from './policy-document.ts';
 import type { PolicyIndex } from './policy-index.ts';
 import type { ProgrammingTracker } from './programming-tracker.ts';
 import { ConditionType, Reason } from './reasons.ts';
@@ -32,7 +31,6 @@ import type { ReconcileResult } from './work-queue.ts';
 
 /** The label a Service selects the leader with. */
 export const LEADER_LABEL = 'sluice.dev/leader';
-const DEFAULT_TTL_MS = 10_000;
 
 export interface LeaderElectionReconcilerOptions {
   kind: PolicyKind;
@@ -100,12 +98,12 @@ export class LeaderElectionReconciler extends KindReconciler<ExtendedStatus> {
       candidates.push({ pod, selected: live !== undefined, claim: current?.claims.get(key) });
     }
     const now = clock.wallNow();
-    const ttlMs = parseDuration(obj.spec?.ttl ?? '') ?? DEFAULT_TTL_MS;
+    const election = verdict.accepted ? compiledPolicy(obj)?.leaderElections[0] : undefined;
     // Only a claim that could start a new term needs the nodes' word; renewals and silence do not.
     const claimsNewTerm = candidates.some((c) => c.claim?.leader && !(c.pod === previous.holder && c.claim.fencingToken === previous.fencingToken));
     const lock = this.opts.lockNodes && claimsNewTerm ? await this.opts.lockNodes.read(namespace, name) : undefined;
-    const leadership = verdict.accepted
-      ? planLeadership({ previous, candidates, now, nowIso: iso(now), graceUntil: this.startedAt + ttlMs, ttlMs, lock })
+    const leadership = election
+      ? planLeadership({ previous, candidates, now, nowIso: iso(now), graceUntil: this.startedAt + election.ttlMs, ttlMs: election.ttlMs, lock })
       : { state: { ...previous, holder: undefined, lastTransitionTime: previous.holder ? iso(now) : previous.lastTransitionTime }, holderChanged: previous.holder !== undefined, ignored: [], recheckAt: undefined };
     for (const i of leadership.ignored) {
       // A made-up token is worth a warning: some pod is trying to take the leader label.

@@ -16,8 +16,6 @@
  */
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../lib/clock.ts';
-import { parseDuration } from '../../lib/policy/duration.ts';
-import { compilePlan } from '../../lib/policy/compile.ts';
 import type { TaskQueuePlan } from '../../lib/policy/plan.ts';
 import type { Logger } from '../../lib/log.ts';
 import { connectRedis, redactUrl } from '../../lib/redis/connection.ts';
@@ -30,7 +28,7 @@ import type { PolicyKind, ResourceType } from './kinds.ts';
 import { objectKey, resourcePath, splitKey, type KubeClient, type KubeObject } from './kube-client.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { planTaskQueueStatus, type RedisObservation, type ScaleObservation } from './plan-task-queue-status.ts';
-import { policyDocument, policyRef } from './policy-document.ts';
+import { compiledPolicy, policyRef } from './policy-document.ts';
 import type { PolicyIndex } from './policy-index.ts';
 import type { ProgrammingTracker } from './programming-tracker.ts';
 import { deleteQueueData, ensureStreamAndGroup, queueStats } from './queue-redis.ts';
@@ -43,8 +41,6 @@ import type { ReconcileResult } from './work-queue.ts';
 
 /** Guards the stream (and its side keys) while deletionPolicy may still have to remove them. */
 export const TASK_QUEUE_FINALIZER = 'sluice.dev/task-queue';
-/** HPA's default downscale stabilisation, also the CRD's default for spec.autoscale.stabilizationWindow. */
-export const DEFAULT_STABILIZATION_WINDOW_MS = 5 * 60_000;
 
 /** The workloads whose /scale the operator may use (RBAC grants exactly these). */
 const SCALABLE: Record<string, ResourceType> = {
@@ -114,7 +110,7 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
     if (!verdict) return;
     const uid = obj.metadata.uid ?? '';
     const generation = obj.metadata.generation ?? 1;
-    const plan = verdict.accepted ? compileQueue(obj) : undefined;
+    const plan = verdict.accepted ? compiledPolicy(obj)?.taskQueues[0] : undefined;
 
     // --- Redis: finalizer before the stream exists, then ensure, then read ---
     let redis: RedisObservation;
@@ -214,7 +210,7 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
   /** Reads the target's /scale, decides, writes it when it differs. */
   private async autoscale(key: string, obj: KubeObject, plan: TaskQueuePlan, redis: RedisObservation): Promise<ScaleObservation> {
     const a = plan.autoscale!;
-    const apiVersion = a.scaleTargetRef.apiVersion ?? 'apps/v1';
+    const apiVersion = a.scaleTargetRef.apiVersion;
     const rt = apiVersion === 'apps/v1' ? SCALABLE[a.scaleTargetRef.kind] : undefined;
     if (!rt) return { state: 'unsupported', kind: a.scaleTargetRef.kind, apiVersion };
     if (redis.state !== 'ok') return { state: 'unknown', why: redis.state === 'unavailable' ? 'Redis is unavailable, so the lag is unknown' : 'no queue numbers' };
@@ -238,12 +234,7 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
     const decision = decideReplicas({
       backlog: (stats.lag ?? 0) + (stats.pending ?? 0),
       currentReplicas: current,
-      spec: {
-        minReplicas: a.minReplicas ?? 1,
-        maxReplicas: a.maxReplicas,
-        targetLagPerReplica: a.targetLagPerReplica,
-        stabilizationWindowMs: (a.stabilizationWindow && parseDuration(a.stabilizationWindow)) || DEFAULT_STABILIZATION_WINDOW_MS,
-      },
+      spec: a,
       history,
       now,
     });
@@ -305,15 +296,6 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
     const { namespace, name } = splitKey(objectKey(obj));
     await this.opts.client.patch(resourcePath(this.kind, namespace, name, 'status'), { status });
     this.opts.metrics.statusWrites.inc({ kind: this.kind.kind });
-  }
-}
-
-/** The TaskQueue as the sidecars compile it (same defaults, same names). */
-function compileQueue(obj: KubeObject): TaskQueuePlan | undefined {
-  try {
-    return compilePlan([policyDocument(obj)]).taskQueues[0];
-  } catch {
-    return undefined;
   }
 }
 

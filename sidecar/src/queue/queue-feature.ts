@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../../../lib/clock.ts';
 import type { Plan, TaskQueuePlan } from '../../../lib/policy/index.ts';
+import { producibleTaskQueues } from '../../../lib/policy/producible.ts';
 import { silentLogger, type Logger } from '../../../lib/log.ts';
 import { connectRedis } from '../../../lib/redis/connection.ts';
 import type { Route } from '../local-api/router.ts';
@@ -95,17 +96,11 @@ export class QueueFeature implements QueueApi {
 
   /**
    * Starts, stops and reconfigures consumers to match `plan.taskQueues` (the queues whose
-   * selector matches this pod). `producible` are the queues the app may post to — by default the
-   * same; in standalone mode pass every TaskQueue of the file (compiled without label filtering),
-   * since producers are usually not the pods a queue selects.
+   * selector matches this pod), and takes tasks for every queue the plan lets the app produce to.
    */
-  applyPlan(plan: Plan, producible: readonly TaskQueuePlan[] = plan.taskQueues): void {
+  applyPlan(plan: Plan): void {
     const byName = new Map<string, TaskQueuePlan[]>();
-    for (const q of [...plan.taskQueues, ...producible]) {
-      const list = byName.get(q.name) ?? [];
-      if (!list.some((x) => x.id === q.id)) list.push(q);
-      byName.set(q.name, list);
-    }
+    for (const q of producibleTaskQueues(plan)) byName.set(q.name, [...(byName.get(q.name) ?? []), q]);
     this.producible = byName;
     if (this.draining) return;
     const wanted = new Map(plan.taskQueues.map((q) => [q.id, q]));

@@ -3,16 +3,15 @@ import type { Clock } from '../../../lib/clock.ts';
 import type { CallOutcome, PolicyEngine } from '../policy-engine/engine.ts';
 import type { RequestAttributes } from '../../../lib/policy/match.ts';
 import type { Plan, TaskQueuePlan } from '../../../lib/policy/plan.ts';
+import { producibleTaskQueues } from '../../../lib/policy/producible.ts';
 import type { Logger } from '../../../lib/log.ts';
 import type { Feature } from '../feature.ts';
 import { QueueFeature } from './queue-feature.ts';
 
 /**
- * Fits the QueueFeature into the sidecar's Feature interface. Two things the sidecar knows and the
- * queue needs:
- * - which queues the app may produce to: those selecting this pod and `plan.producibleTaskQueues`
- *   (the rest of the file standalone, the namespace's in operator mode).
- * - whether the worker's circuit is open for a queue's delivery (the policy engine's breakers).
+ * Fits the QueueFeature into the sidecar's Feature interface, with what the sidecar knows and the
+ * queue needs: whether the worker's circuit is open for a queue's delivery (the policy engine's
+ * breakers).
  */
 export function createSidecarQueueFeature(opts: {
   redisUrl: string;
@@ -47,8 +46,8 @@ export function createSidecarQueueFeature(opts: {
     name: 'queue',
     queue,
     applyPlan: (plan: Plan) => {
-      usesRedis = producible(plan).length > 0;
-      return queue.applyPlan(plan, producible(plan));
+      usesRedis = producibleTaskQueues(plan).length > 0;
+      return queue.applyPlan(plan);
     },
     routes: () => queue.routes(),
     // Ready once Redis has been reached at all; a later outage pauses the queue but must not take
@@ -61,10 +60,6 @@ export function createSidecarQueueFeature(opts: {
       await queue.close();
     },
   };
-}
-
-function producible(plan: Plan): readonly TaskQueuePlan[] {
-  return [...plan.taskQueues, ...(plan.producibleTaskQueues ?? [])];
 }
 
 /** The request a delivery is, as CircuitBreakerPolicy rules match it. */
