@@ -135,19 +135,11 @@ export class LeaderElectionReconciler extends KindReconciler<ExtendedStatus> {
         lastTransitionTime: s.lastTransitionTime ?? null,
       },
     });
-    this.opts.metrics.reconciles.inc({ kind: kind.kind, result: 'ok' });
-    if (plan.changed) {
-      await this.opts.client.patch(resourcePath(this.kind, namespace, name, 'status'), { status: plan.status });
-      this.opts.metrics.statusWrites.inc({ kind: this.kind.kind });
-      this.written.set(key, { uid, status: plan.status });
-      const newLeader = leadership.holderChanged && s.holder !== undefined;
-      for (const t of plan.transitions) {
-        if (newLeader && t.type === ConditionType.Elected) continue; // told by the LeaderChanged Event below
-        this.opts.events.record(obj, t.status === 'False' && t.reason !== Reason.NotAccepted ? 'Warning' : 'Normal', t.reason, `${t.type}: ${t.message}`);
-      }
-      if (newLeader) {
-        this.opts.events.record(obj, 'Normal', Reason.LeaderChanged, `Pod ${s.holder} leads with fencing token ${s.fencingToken} (previous leader: ${previous.holder ?? 'none'}).`);
-      }
+    const newLeader = leadership.holderChanged && s.holder !== undefined;
+    // A new leader is told by the LeaderChanged Event below, which names the previous one too.
+    const written = await this.finish(key, obj, plan, (t) => !(newLeader && t.type === ConditionType.Elected));
+    if (written && newLeader) {
+      this.opts.events.record(obj, 'Normal', Reason.LeaderChanged, `Pod ${s.holder} leads with fencing token ${s.fencingToken} (previous leader: ${previous.holder ?? 'none'}).`);
     }
     if (leadership.recheckAt !== undefined) return { requeueAfter: Math.max(10, leadership.recheckAt - clock.wallNow() + 10) };
   }

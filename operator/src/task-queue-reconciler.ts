@@ -148,14 +148,7 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
     const status = planExtendedStatus({
       generation, existing, verdict, targets, now: isoNow(clock), conditions: parts.conditions, fields: parts.fields,
     });
-    this.opts.metrics.reconciles.inc({ kind: kind.kind, result: 'ok' });
-    if (status.changed) {
-      await this.writeStatus(obj, status.status);
-      this.written.set(key, { uid, status: status.status });
-      for (const t of status.transitions) {
-        this.opts.events.record(obj, t.status === 'False' && t.reason !== Reason.NotAccepted ? 'Warning' : 'Normal', t.reason, `${t.type}: ${t.message}`);
-      }
-    }
+    await this.finish(key, obj, status);
     return plan ? { requeueAfter: this.opts.resyncMs } : undefined;
   }
 
@@ -290,12 +283,6 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
   private forget(key: string): void {
     this.written.delete(key);
     for (const k of this.recommendations.keys()) if (k.startsWith(`${key}/`)) this.recommendations.delete(k);
-  }
-
-  private async writeStatus(obj: KubeObject, status: ExtendedStatus): Promise<void> {
-    const { namespace, name } = splitKey(objectKey(obj));
-    await this.opts.client.patch(resourcePath(this.kind, namespace, name, 'status'), { status });
-    this.opts.metrics.statusWrites.inc({ kind: this.kind.kind });
   }
 }
 
