@@ -30,15 +30,15 @@ import { OperatorMetrics } from './metrics.ts';
 import type { OperatorOptions } from './operator-options.ts';
 import { isTargetPod } from './pod-selection.ts';
 import { PolicyIndex } from './policy-index.ts';
-import { PolicyReconciler } from './policy-reconciler.ts';
+import { PolicyReconciler } from './policy/policy-reconciler.ts';
 import { ProgrammingTracker } from './programming-tracker.ts';
 import { SidecarAuthenticator } from './sidecar-auth.ts';
 // TaskQueue and LeaderElection get reconcilers of their own (stream ensure + autoscale; leader label).
-import { LeaderElectionReconciler } from './leader-election-reconciler.ts';
-import { LeaderReports } from './leader-reports.ts';
-import { LockNodeReader } from './lock-node-reader.ts';
+import { LeaderElectionReconciler } from './leader-election/leader-election-reconciler.ts';
+import { LeaderReports } from './leader-election/leader-reports.ts';
+import { LockNodeReader } from './leader-election/lock-node-reader.ts';
 import { NetworkPolicyReconciler } from './network-policy-reconciler.ts';
-import { TaskQueueReconciler } from './task-queue-reconciler.ts';
+import { TaskQueueReconciler } from './task-queue/task-queue-reconciler.ts';
 
 export interface OperatorAddresses {
   discovery: number;

@@ -15,29 +15,29 @@
  * down is a state (Ready=False RedisUnavailable), never an error that crashes or hot-loops.
  */
 import type { Redis } from 'ioredis';
-import type { Clock } from '../../lib/clock.ts';
-import type { TaskQueuePlan } from '../../lib/policy/plan.ts';
-import type { Logger } from '../../lib/log.ts';
-import { connectRedis, redactUrl } from '../../lib/redis/connection.ts';
+import type { Clock } from '../../../lib/clock.ts';
+import type { TaskQueuePlan } from '../../../lib/policy/plan.ts';
+import type { Logger } from '../../../lib/log.ts';
+import { connectRedis, redactUrl } from '../../../lib/redis/connection.ts';
 import { decideReplicas, type Recommendation } from './autoscale-decision.ts';
-import { isNotFound } from './errors.ts';
-import type { EventRecorder } from './event-recorder.ts';
-import { planExtendedStatus, type ExtendedStatus } from './extended-status.ts';
-import type { Informer } from './informer.ts';
-import type { PolicyKind, ResourceType } from './kinds.ts';
-import { objectKey, resourcePath, splitKey, type KubeClient, type KubeObject } from './kube-client.ts';
-import type { OperatorMetrics } from './metrics.ts';
+import { isNotFound } from '../errors.ts';
+import type { EventRecorder } from '../event-recorder.ts';
+import { planExtendedStatus, type ExtendedStatus } from '../extended-status.ts';
+import type { Informer } from '../informer.ts';
+import type { PolicyKind, ResourceType } from '../kinds.ts';
+import { objectKey, resourcePath, splitKey, type KubeClient, type KubeObject } from '../kube-client.ts';
+import type { OperatorMetrics } from '../metrics.ts';
 import { planTaskQueueStatus, type RedisObservation, type ScaleObservation } from './plan-task-queue-status.ts';
-import { compiledPolicy, policyRef } from './policy-document.ts';
-import type { PolicyIndex } from './policy-index.ts';
-import type { ProgrammingTracker } from './programming-tracker.ts';
+import { compiledPolicy, policyRef } from '../policy-document.ts';
+import type { PolicyIndex } from '../policy-index.ts';
+import type { ProgrammingTracker } from '../programming-tracker.ts';
 import { deleteQueueData, ensureStreamAndGroup, queueStats } from './queue-redis.ts';
-import { Reason } from './reasons.ts';
-import { KindReconciler } from './kind-reconciler.ts';
-import type { RedriveRequestMessage } from '../../lib/proto/discovery.ts';
-import { readRedrive, startRedrive } from '../../lib/redis/dead-letter-redrive.ts';
+import { Reason } from '../reasons.ts';
+import { KindReconciler } from '../kind-reconciler.ts';
+import type { RedriveRequestMessage } from '../../../lib/proto/discovery.ts';
+import { readRedrive, startRedrive } from '../../../lib/redis/dead-letter-redrive.ts';
 import { planRedrive, REDRIVE_ANNOTATION, redriveStatus, type RedriveStatus } from './plan-redrive.ts';
-import type { ReconcileResult } from './work-queue.ts';
+import type { ReconcileResult } from '../work-queue.ts';
 
 /** Guards the stream (and its side keys) while deletionPolicy may still have to remove them. */
 export const TASK_QUEUE_FINALIZER = 'sluice.dev/task-queue';
