@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { Pool } from './undici-pool.ts';
 import type { CallOutcome } from '../policy-engine/engine.ts';
 import type { TrustedProxies } from './client-address.ts';
-import { HTTP_CLIENT_ERRORS, type HttpClientErrorCode } from './client-errors.ts';
+import { HTTP_CLIENT_ERRORS, type HttpClientErrorCode } from './http-errors.ts';
 import { forwardedRequestHeaders } from './forwarded-headers.ts';
 import { responseHeaders } from './hop-by-hop.ts';
 import { trailerProblem } from './request-checks.ts';

@@ -8,7 +8,7 @@ import { isRejection, type Permit, type PolicyEngine, type Rejection } from '../
 import { httpRejection } from '../policy-engine/responses.ts';
 import { WebSocketProxy, type WebSocketTuning } from '../websocket/websocket-proxy.ts';
 import { clientAddress, TRUST_NOBODY, type TrustedProxies } from './client-address.ts';
-import { answerAndClose, clientErrorStatus, HTTP_CLIENT_ERRORS, type HttpClientErrorCode } from './client-errors.ts';
+import { answerAndClose, clientErrorStatus, HTTP_CLIENT_ERRORS, type HttpClientErrorCode } from './http-errors.ts';
 import { Forwarder, reply, replyClientError } from './forwarder.ts';
 import { normaliseTarget, type EscapedSlashAction } from './path-normalisation.ts';
 import { HttpRequestAttributes } from './request-attributes.ts';

@@ -2,7 +2,7 @@ import { Agent, request, STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Clock } from '../../../lib/clock.ts';
 import { clientAddress, TRUST_NOBODY, type TrustedProxies } from '../http/client-address.ts';
-import { answerAndClose, HTTP_CLIENT_ERRORS, type HttpClientErrorCode } from '../http/client-errors.ts';
+import { answerAndClose, HTTP_CLIENT_ERRORS, type HttpClientErrorCode } from '../http/http-errors.ts';
 import { forwardedRequestHeaders } from '../http/forwarded-headers.ts';
 import { isHopByHop } from '../http/hop-by-hop.ts';
 import { normaliseTarget, type EscapedSlashAction } from '../http/path-normalisation.ts';
