@@ -168,7 +168,7 @@ export class Operator {
     this.lease.start();
     const admin = (this.admin.address() as AddressInfo).port;
     this.logger.info('operator started', { discovery, discoveryTls: this.discovery.tls, admin, id: this.opts.id, lease: `${this.opts.leaseNamespace}/${this.opts.leaseName}` });
-    // [discovery TLS] Plaintext means sidecar tokens cross the network in clear: say so.
+    // Plaintext means sidecar tokens cross the network in clear: say so.
     if (!this.discovery.tls) this.logger.warn('PolicyDiscovery is served in plaintext: sidecar tokens travel unencrypted (local/test use only)', { insecureFlag: this.opts.discoveryInsecure === true });
     return { discovery, admin };
   }

@@ -112,7 +112,7 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
     const generation = obj.metadata.generation ?? 1;
     const plan = verdict.accepted ? compiledPolicy(obj)?.taskQueues[0] : undefined;
 
-    // --- Redis: finalizer before the stream exists, then ensure, then read ---
+    // The finalizer goes on before the stream exists, so a deletion can never skip its cleanup.
     let redis: RedisObservation;
     if (!plan) redis = { state: 'not-accepted' };
     else if (!this.redis) redis = { state: 'not-configured' };
@@ -126,16 +126,13 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
       }
     }
 
-    // --- dead-letter redrive asked for with kubectl annotate ---
     const memo0 = this.written.get(key);
     const before = ((memo0 && memo0.uid === uid ? memo0.status : obj.status) as { redrive?: RedriveStatus } | undefined)?.redrive;
     let redrive: RedriveStatus | undefined = before;
     if (plan && this.redis && redis.state === 'ok') redrive = await this.redrive(key, obj, plan, before).catch(() => before);
 
-    // --- autoscaling ---
     const scale = plan?.autoscale ? await this.autoscale(key, obj, plan, redis) : ({ state: 'disabled' } as const);
 
-    // --- status ---
     const ref = policyRef(obj);
     const targets = index.targetsOf(obj).map((pod) => {
       const podKey = objectKey(pod);

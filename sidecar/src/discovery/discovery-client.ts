@@ -9,7 +9,7 @@
  * - Before the first snapshot the store holds the empty plan and /readyz says config waiting.
  * - The snapshot's producible TaskQueues (every accepted one of the namespace) are delivered with
  *   it: the app may post to them; only the selected ones are consumed.
- * - [discovery TLS] With `tls` (the operator's CA bundle, `--operator-ca`) the channel is TLS and
+ * - With `tls` (the operator's CA bundle, `--operator-ca`) the channel is TLS and
  *   verifies the operator's certificate against that CA and the target's host name (or
  *   `serverName`); plaintext is then never used. Without it the channel is plaintext and a
  *   warning says the token travels in clear (standalone/dev operators only). A handshake failure
@@ -44,7 +44,7 @@ export interface DiscoveryClientOptions {
   onEndpoints?: (upstream: string, addresses: readonly string[]) => void;
   /** The operator hands this worker a dead-letter redrive to start (the TaskQueue's sluice.dev/redrive annotation). */
   onRedrive?: (request: RedriveRequestMessage) => void;
-  /** [discovery TLS] Verify the operator with this CA bundle (PEM); serverName overrides the name checked (targets given as IPs). */
+  /** Verify the operator with this CA bundle (PEM); serverName overrides the name checked (targets given as IPs). */
   tls?: { caPem: string; serverName?: string };
 }
 
@@ -70,12 +70,12 @@ export class DiscoveryClient {
     // Capped at 5s: an operator restart (new pod, lease takeover) takes seconds, and sidecars
     // should be back soon after; jitter keeps thousands of them from reconnecting in lockstep.
     this.backoff = new Backoff(opts.backoff ?? { baseMs: 250, capMs: 5_000 });
-    // [discovery TLS] Fail at start on an unusable CA rather than retrying forever.
+    // Fail at start on an unusable CA rather than retrying forever.
     if (opts.tls && !/-----BEGIN CERTIFICATE-----/.test(opts.tls.caPem)) throw new RangeError('the operator CA must be PEM certificates');
     if (!opts.tls) opts.logger.warn('no operator CA (--operator-ca): the discovery stream is plaintext and the pod token travels in clear', { operator: opts.targets.join(',') });
   }
 
-  /** [discovery TLS] Whether the channel to the operator is TLS. */
+  /** Whether the channel to the operator is TLS. */
   get tls(): boolean {
     return this.opts.tls !== undefined;
   }
