@@ -28,8 +28,6 @@ import { OutboundFeature } from './outbound/outbound-feature.ts';
 import type { GlobalLimitFeature } from './limit/global/global-limit-feature.ts';
 import type { Feature } from './feature.ts';
 
-export type { Feature } from './feature.ts';
-
 export interface SidecarOptions {
   /** Standalone mode: policies from this YAML file, reloaded on change. */
   config?: string;
