@@ -246,12 +246,12 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
   private async finalize(key: string, obj: KubeObject): Promise<void> {
     const finalizers: string[] = (obj.metadata.finalizers as string[] | undefined) ?? [];
     if (!finalizers.includes(TASK_QUEUE_FINALIZER)) return this.forget(key);
-    const policy = obj.spec?.deletionPolicy ?? 'Retain';
-    const stream: string | undefined = obj.spec?.stream;
-    if (policy === 'Delete' && stream) {
+    // A spec that no longer compiles keeps its data: deleting needs a stream named beyond doubt.
+    const queue = compiledPolicy(obj)?.taskQueues[0];
+    if (queue?.deletionPolicy === 'Delete') {
       if (!this.redis) throw new Error(`TaskQueue ${key} has deletionPolicy Delete but the operator runs without --redis; the finalizer stays until it can clean up`);
-      const namespace = obj.metadata.namespace ?? 'default';
-      const removed = await deleteQueueData(this.redis, { namespace, stream, deadLetterStream: obj.spec?.deadLetter?.stream });
+      const stream = queue.stream;
+      const removed = await deleteQueueData(this.redis, { namespace: queue.namespace, stream, deadLetterStream: queue.deadLetterStream });
       this.opts.logger.info('task queue data deleted', { queue: key, stream, keys: removed });
       this.opts.events.record(obj, 'Normal', Reason.StreamDeleted, `deletionPolicy Delete: removed stream ${stream}, its consumer group, dead letters and side keys (${removed} keys).`);
     }
