@@ -7,6 +7,7 @@ import type { ConfigFile } from './config/config-file.ts';
 import { PolicyStore } from './config/policy-store.ts';
 import { TrustedProxies } from './http/client-address.ts';
 import { HttpListener } from './http/http-listener.ts';
+import { replyError } from './http/http-errors.ts';
 import type { EscapedSlashAction } from './http/path-normalisation.ts';
 import { Router, sendJson } from './local-api/router.ts';
 import { createLogger, type Level, type Logger } from '../../lib/log.ts';
@@ -224,8 +225,7 @@ export class Sidecar {
     this.localApi = createServer((req, res) => {
       router.handle(req, res).catch((err: Error) => {
         logger.error('local api handler failed', { err, path: req.url });
-        if (!res.headersSent) sendJson(res, 500, { error: 'internal error', code: 'SLUICE_ERR_INTERNAL' });
-        else res.destroy();
+        replyError(res, 'SLUICE_ERR_INTERNAL');
       });
     });
     // Whole-request deadlines are the router's (60 s), per route: a lock held by a stream keeps its
