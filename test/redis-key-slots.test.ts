@@ -6,7 +6,7 @@ import { compilePlan } from '../lib/policy/index.ts';
 import {
   appLockResource, electionResource, fenceKey, hashSlot, legacyQueueKeys, lockKey, queueKeys, rateLimitBucketKey, rateLimitPresenceKey,
 } from '../lib/redis/key-layout.ts';
-import { deleteQueueData, ensureStreamAndGroup, queueStats } from '../operator/src/queue-redis.ts';
+import { deleteQueueData, ensureStreamAndGroup, queueStats } from '../operator/src/task-queue/queue-redis.ts';
 import { AppLocks } from '../sidecar/src/leader/app-locks.ts';
 import { RedLock } from '../sidecar/src/leader/redlock.ts';
 import { ReleaseNotifier } from '../sidecar/src/leader/release-notifier.ts';

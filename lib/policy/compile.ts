@@ -3,12 +3,14 @@ import { parseDuration } from './duration.ts';
 import { PolicyValidationError, type Issue } from './errors.ts';
 import { compileFencingPolicy } from './fencing.ts';
 import { compileMatch } from './match.ts';
+import { mayProduceTo } from './producible.ts';
 import { selectorMatches } from './selector.ts';
-import { GRPC_CODES, resourceKey, type SluiceResource, type RateLimitPolicy, type CircuitBreakerPolicy, type TaskQueue, type LeaderElection } from './types.ts';
+import type { SluiceResource } from './resource.ts';
+import { GRPC_CODES, resourceKey, type RateLimitPolicy, type CircuitBreakerPolicy, type TaskQueue, type LeaderElection } from './types.ts';
 import { isUnknownKind } from './skew.ts';
 import { validateResource } from './validate.ts';
 import { compileUpstream, upstreamClashes } from './upstream.ts';
-import type { BreakerRule, LeaderElectionPlan, Plan, RateLimitRule, TaskQueuePlan } from './plan.ts';
+import type { AutoscalePlan, BreakerRule, LeaderElectionPlan, Plan, RateLimitRule, TaskQueuePlan } from './plan.ts';
 
 export interface CompileOptions {
   /** The pod's labels; when given, only resources whose selector matches them are compiled. */
@@ -55,7 +57,7 @@ export function compilePlan(docs: readonly unknown[], opts: CompileOptions = {})
   issues.push(...upstreamClashes(selected.filter(isKind('Upstream'))));
   if (issues.length > 0) throw new PolicyValidationError('config', issues);
 
-  const unselectedQueues = resources.filter(isKind('TaskQueue')).filter((q) => !selected.includes(q));
+  const unselectedQueues = resources.filter(isKind('TaskQueue')).filter((q) => !selected.includes(q) && mayProduceTo({ namespace: q.metadata.namespace ?? 'default' }, undefined));
   const plan: Plan = {
     version: opts.version ?? hashResources(selected),
     rateLimits: selected.filter(isKind('RateLimitPolicy')).flatMap(compileRateLimits),
@@ -199,9 +201,23 @@ function compileTaskQueue(q: TaskQueue): TaskQueuePlan {
     deadLetterMaxAgeMs: s.deadLetter?.maxAge === undefined ? undefined : ms(s.deadLetter.maxAge, 0),
     visibilityTimeoutMs: ms(s.visibilityTimeout, 60_000),
     maxLen: s.retention?.maxLen,
-    autoscale: s.autoscale,
+    autoscale: s.autoscale && compileAutoscale(s.autoscale),
     deletionPolicy: s.deletionPolicy ?? 'Retain',
     source: s,
+  };
+}
+
+/** How long scale-down recommendations are remembered before the highest is let go (as the HPA's default). */
+const DEFAULT_STABILIZATION_WINDOW_MS = 5 * 60_000;
+
+function compileAutoscale(a: NonNullable<TaskQueue['spec']['autoscale']>): AutoscalePlan {
+  return {
+    scaleTargetRef: { apiVersion: a.scaleTargetRef.apiVersion ?? 'apps/v1', kind: a.scaleTargetRef.kind, name: a.scaleTargetRef.name },
+    minReplicas: a.minReplicas ?? 1,
+    maxReplicas: a.maxReplicas,
+    targetLagPerReplica: a.targetLagPerReplica,
+    // A zero window keeps the default too: scaling down on every dip would flap the workers.
+    stabilizationWindowMs: ms(a.stabilizationWindow, DEFAULT_STABILIZATION_WINDOW_MS) || DEFAULT_STABILIZATION_WINDOW_MS,
   };
 }
 

@@ -1,8 +1,9 @@
 import type { FencingRule } from './fencing.ts';
 import type { Matcher } from './match.ts';
 import type { UpstreamPlan } from './upstream.ts';
+import type { SluiceResource } from './resource.ts';
 import type {
-  Algorithm, ConnectionKeySource, FailureMode, KeySource, Mode, Protocol, SluiceResource,
+  Algorithm, ConnectionKeySource, FailureMode, KeySource, Mode, Protocol,
   RateLimitRuleSpec, CircuitBreakerRuleSpec, TaskQueueSpec, LeaderElectionSpec,
 } from './types.ts';
 
@@ -25,9 +26,9 @@ export interface Plan {
   readonly resources: readonly SluiceResource[];
   /**
    * TaskQueues the app may produce to without being selected by them: producers are rarely the
-   * workers. Standalone, compilePlan() lists every TaskQueue of the file the pod's labels do not
-   * select; in operator mode the discovery client adds the snapshot's (every accepted TaskQueue
-   * of the namespace). Producing only — consumption follows `taskQueues`.
+   * workers (which ones: producible.ts). Standalone, compilePlan() lists those of the file the
+   * pod's labels do not select; in operator mode the policy store adds the snapshot's. Producing
+   * only — consumption follows `taskQueues`; read both through producibleTaskQueues().
    */
   readonly producibleTaskQueues?: readonly TaskQueuePlan[];
   /** What a skew-tolerant compile left out (unknown kinds, unknown fields), one line each. */
@@ -92,6 +93,15 @@ export interface BreakerRule extends RuleBase {
   readonly source: CircuitBreakerRuleSpec;
 }
 
+/** A TaskQueue's autoscaling with its defaults applied: what the operator's TaskQueue reconciler reads. */
+export interface AutoscalePlan {
+  readonly scaleTargetRef: { readonly apiVersion: string; readonly kind: string; readonly name: string };
+  readonly minReplicas: number;
+  readonly maxReplicas: number;
+  readonly targetLagPerReplica: number;
+  readonly stabilizationWindowMs: number;
+}
+
 export interface TaskQueuePlan {
   readonly id: string;
   readonly name: string;
@@ -122,7 +132,7 @@ export interface TaskQueuePlan {
   readonly deadLetterMaxAgeMs: number | undefined;
   readonly visibilityTimeoutMs: number;
   readonly maxLen: number | undefined;
-  readonly autoscale: TaskQueueSpec['autoscale'];
+  readonly autoscale: AutoscalePlan | undefined;
   readonly deletionPolicy: 'Retain' | 'Delete';
   readonly source: TaskQueueSpec;
 }

@@ -3,9 +3,6 @@
  * CRDs in crds/ and examples/policies.yaml; validation (validate.ts) turns untrusted input
  * into these types, and compile.ts turns them into the frozen plan the sidecar enforces.
  */
-import type { FencingPolicy } from './fencing.ts';
-import type { Upstream } from './upstream.ts';
-
 export const API_GROUP = 'sluice.dev';
 export const API_VERSION = 'sluice.dev/v1alpha1';
 
@@ -168,8 +165,6 @@ export type RateLimitPolicy = Resource<'RateLimitPolicy', RateLimitPolicySpec>;
 export type CircuitBreakerPolicy = Resource<'CircuitBreakerPolicy', CircuitBreakerPolicySpec>;
 export type TaskQueue = Resource<'TaskQueue', TaskQueueSpec>;
 export type LeaderElection = Resource<'LeaderElection', LeaderElectionSpec>;
-export type SluiceResource = RateLimitPolicy | CircuitBreakerPolicy | TaskQueue | LeaderElection | FencingPolicy | Upstream;
-export type { FencingPolicy } from './fencing.ts';
 
 /** `namespace/name`, the key resources are known by in logs, metrics and Redis keys. */
 export function resourceKey(r: { metadata: ObjectMeta }): string {

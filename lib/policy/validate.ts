@@ -5,8 +5,9 @@ import { checkUpstreamSpec } from './upstream.ts';
 import {
   API_VERSION, GRPC_CODES, KINDS,
   type CircuitBreakerPolicy, type Kind, type LabelSelector, type LeaderElection, type RateLimitPolicy,
-  type RouteMatch, type SluiceResource, type TaskQueue,
+  type RouteMatch, type TaskQueue,
 } from './types.ts';
+import type { SluiceResource } from './resource.ts';
 
 type Obj = Record<string, unknown>;
 

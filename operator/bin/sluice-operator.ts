@@ -27,7 +27,7 @@ let injection: Injection | undefined;
 try {
   // On when the chart sets SLUICE_OPERATOR_INJECTION_CONFIG; every replica serves the webhook.
   const injectionOptions = injectionOptionsFromEnv(process.env, operator.client, operator.logger, operator.metrics.registry);
-  // [discovery TLS] The webhook's certificate manager also secures PolicyDiscovery (unless
+  // The webhook's certificate manager also secures PolicyDiscovery (unless
   // --discovery-insecure). It starts first, so discovery is never bound in plaintext in a cluster:
   // the first certificate reaches the server before operator.start() binds it.
   if (injectionOptions && !options.discoveryInsecure) {

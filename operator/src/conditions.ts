@@ -1,4 +1,4 @@
-import type { ConditionType, Reason } from './reasons.ts';
+import { Reason, type ConditionType } from './reasons.ts';
 
 /** metav1.Condition as the API stores it. */
 export interface Condition {
@@ -57,4 +57,20 @@ export function transitions(before: readonly Condition[] | undefined, after: rea
       return !prev || prev.status !== c.status || prev.reason !== c.reason;
     })
     .map(({ type, status, reason, message }) => ({ type, status, reason, message }));
+}
+
+/**
+ * False, yet nothing for a person to act on: the change is still rolling out (Pending), nothing is
+ * selected yet (NoTargets, as when policies are applied before their pods), or the cause was
+ * already told as a Warning on Accepted (NotAccepted).
+ */
+const NORMAL_WHEN_FALSE = new Set<string>([Reason.Pending, Reason.NoTargets, Reason.NotAccepted]);
+
+/**
+ * The type of the Event a condition transition is told with, the same for every kind: Warning when
+ * a condition turns False for a reason someone must act on (an invalid or conflicting spec, a
+ * sidecar's NACK, Redis unreachable, a missing scale target, no leader), Normal otherwise.
+ */
+export function eventType(t: Transition): 'Warning' | 'Normal' {
+  return t.status === 'False' && !NORMAL_WHEN_FALSE.has(t.reason) ? 'Warning' : 'Normal';
 }

@@ -6,7 +6,7 @@
  * Pure: no I/O.
  */
 import { setConditions, transitions, type DesiredCondition, type Transition } from './conditions.ts';
-import { planPolicyStatus, type PolicyStatus, type StatusInput } from './plan-policy-status.ts';
+import { planPolicyStatus, type PolicyStatus, type StatusInput } from './policy/plan-policy-status.ts';
 
 export type ExtendedStatus = PolicyStatus & Record<string, unknown>;
 

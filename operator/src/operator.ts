@@ -30,15 +30,15 @@ import { OperatorMetrics } from './metrics.ts';
 import type { OperatorOptions } from './operator-options.ts';
 import { isTargetPod } from './pod-selection.ts';
 import { PolicyIndex } from './policy-index.ts';
-import { PolicyReconciler } from './policy-reconciler.ts';
+import { PolicyReconciler } from './policy/policy-reconciler.ts';
 import { ProgrammingTracker } from './programming-tracker.ts';
 import { SidecarAuthenticator } from './sidecar-auth.ts';
 // TaskQueue and LeaderElection get reconcilers of their own (stream ensure + autoscale; leader label).
-import { LeaderElectionReconciler } from './leader-election-reconciler.ts';
-import { LeaderReports } from './leader-reports.ts';
-import { LockNodeReader } from './lock-node-reader.ts';
+import { LeaderElectionReconciler } from './leader-election/leader-election-reconciler.ts';
+import { LeaderReports } from './leader-election/leader-reports.ts';
+import { LockNodeReader } from './leader-election/lock-node-reader.ts';
 import { NetworkPolicyReconciler } from './network-policy-reconciler.ts';
-import { TaskQueueReconciler } from './task-queue-reconciler.ts';
+import { TaskQueueReconciler } from './task-queue/task-queue-reconciler.ts';
 
 export interface OperatorAddresses {
   discovery: number;
@@ -168,7 +168,7 @@ export class Operator {
     this.lease.start();
     const admin = (this.admin.address() as AddressInfo).port;
     this.logger.info('operator started', { discovery, discoveryTls: this.discovery.tls, admin, id: this.opts.id, lease: `${this.opts.leaseNamespace}/${this.opts.leaseName}` });
-    // [discovery TLS] Plaintext means sidecar tokens cross the network in clear: say so.
+    // Plaintext means sidecar tokens cross the network in clear: say so.
     if (!this.discovery.tls) this.logger.warn('PolicyDiscovery is served in plaintext: sidecar tokens travel unencrypted (local/test use only)', { insecureFlag: this.opts.discoveryInsecure === true });
     return { discovery, admin };
   }

@@ -1,3 +1,5 @@
+import { compilePlan } from '../../lib/policy/compile.ts';
+import type { Plan } from '../../lib/policy/plan.ts';
 import type { KubeObject } from './kube-client.ts';
 
 /**
@@ -23,3 +25,16 @@ export function policyDocument(obj: KubeObject): KubeObject {
 
 /** `Kind/namespace/name`: how a policy is referred to across kinds (snapshots, ACK tracking). */
 export const policyRef = (o: KubeObject): string => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`;
+
+/**
+ * A policy object compiled on its own, as its sidecars compile it: the reconcilers read settings
+ * (TTLs, autoscaling) from here, so a default is applied in lib/policy once and means the same in
+ * the operator and the sidecar. Undefined when the object does not compile (not accepted).
+ */
+export function compiledPolicy(obj: KubeObject): Plan | undefined {
+  try {
+    return compilePlan([policyDocument(obj)]);
+  } catch {
+    return undefined;
+  }
+}

@@ -10,6 +10,7 @@
  * generation is no longer known and it is left out until fixed (documented in operator/README.md).
  */
 import { selectorMatches } from '../../lib/policy/selector.ts';
+import { mayProduceTo } from '../../lib/policy/producible.ts';
 import { acceptPolicies, type Verdict } from './accept-policies.ts';
 import type { PolicyKind } from './kinds.ts';
 import type { KubeObject } from './kube-client.ts';
@@ -58,9 +59,9 @@ export class PolicyIndex {
   }
 
   /**
-   * The TaskQueues a pod's app may produce to: every TaskQueue of its namespace that goes into
-   * snapshots (accepted, or its last accepted generation), whatever its selector — producers are
-   * usually not the workers a queue selects. Producing only: consumption follows resourcesFor().
+   * The TaskQueues a pod's app may produce to (lib/policy/producible.ts says which) among those
+   * that go into snapshots (accepted, or their last accepted generation). Producing only:
+   * consumption follows resourcesFor().
    */
   producibleFor(pod: KubeObject): KubeObject[] {
     const ns = pod.metadata.namespace as string;
@@ -70,7 +71,7 @@ export class PolicyIndex {
     const out: KubeObject[] = [];
     for (const obj of this.view.policies(kind, ns)) {
       const effective = this.effective(kind, obj);
-      if (effective) out.push(effective);
+      if (effective && mayProduceTo({ namespace: obj.metadata.namespace as string }, ns)) out.push(effective);
     }
     return out.sort((a, b) => policyRef(a).localeCompare(policyRef(b)));
   }

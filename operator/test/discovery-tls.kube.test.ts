@@ -1,5 +1,5 @@
 /**
- * [discovery TLS] PolicyDiscovery over TLS: real kube-apiserver (test/cluster), in-process operator with a
+ * PolicyDiscovery over TLS: real kube-apiserver (test/cluster), in-process operator with a
  * certificate from the operator's own CA code (the webhook's, with the discovery Service in its
  * SANs), in-process sidecars with real app servers.
  *   - a sidecar given the CA connects, verifies the discovery Service name, gets snapshots;

@@ -1,4 +1,4 @@
-/** [discovery TLS] The operator's discovery transport flags. */
+/** The operator's discovery transport flags. */
 import { describe, expect, it } from 'vitest';
 import { parseOperatorOptions } from '../src/operator-options.ts';
 

@@ -11,8 +11,8 @@ import { compilePlan } from '../../lib/policy/compile.ts';
 import { BASELINE_KINDS } from '../../lib/policy/skew.ts';
 import { silentLogger } from '../../lib/log.ts';
 import { eventually } from '../../test/helpers/eventually.ts';
-import { PolicyStore } from '../../sidecar/src/config/policy-store.ts';
-import { DiscoveryClient, type CompileSnapshot } from '../../sidecar/src/discovery/discovery-client.ts';
+import { PolicyStore, type CompileSnapshot } from '../../sidecar/src/config/policy-store.ts';
+import { DiscoveryClient } from '../../sidecar/src/discovery/discovery-client.ts';
 import type { KubeObject } from '../src/kube-client.ts';
 import { condition, rateLimitPolicy, startOperator, TestCluster, type StartedOperator } from './helpers/cluster.ts';
 
@@ -39,11 +39,11 @@ const strictFor = (kinds: readonly string[]): CompileSnapshot => (resources, ver
 };
 
 async function connect(pod: KubeObject, supportedKinds: readonly string[], compile: CompileSnapshot) {
-  const store = new PolicyStore();
+  const store = new PolicyStore({ compileSnapshot: compile });
   const client = new DiscoveryClient({
     targets: [op.address],
     identity: { namespace: 'skew', name: pod.metadata.name, tokenFile: await cluster.tokenFileFor(pod) },
-    sidecarId: `skew-${pod.metadata.name}`, store, logger: silentLogger, supportedKinds, compile,
+    sidecarId: `skew-${pod.metadata.name}`, store, logger: silentLogger, supportedKinds,
     backoff: { baseMs: 50, capMs: 500 },
   });
   clients.push(client);

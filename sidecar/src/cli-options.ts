@@ -9,8 +9,8 @@ import type { SidecarOptions } from './sidecar.ts';
 const FLAGS = {
   config: { type: 'string' },
   operator: { type: 'string' },
-  'operator-ca': { type: 'string' }, // [discovery TLS]
-  'operator-server-name': { type: 'string' }, // [discovery TLS]
+  'operator-ca': { type: 'string' },
+  'operator-server-name': { type: 'string' },
   'app-http': { type: 'string' },
   'app-grpc': { type: 'string' },
   'listen-http': { type: 'string', default: ':15080' },
@@ -111,7 +111,7 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
   } catch (err) {
     throw new UsageError(`--labels: ${(err as Error).message}`);
   }
-  const operatorCa = readOperatorCa(get('operator-ca')); // [discovery TLS]
+  const operatorCa = readOperatorCa(get('operator-ca'));
   const operatorServerName = get('operator-server-name');
   if ((operatorCa || operatorServerName) && !operator) throw new UsageError('--operator-ca and --operator-server-name need --operator');
   if (operatorServerName && !operatorCa) throw new UsageError('--operator-server-name needs --operator-ca');
@@ -165,7 +165,7 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
   };
 }
 
-/** [discovery TLS] `--operator-ca`: a PEM file, or the PEM itself (the injector sets it inline). */
+/** `--operator-ca`: a PEM file, or the PEM itself (the injector sets it inline). */
 function readOperatorCa(value: string | undefined): string | undefined {
   if (!value) return undefined;
   let pem = value;

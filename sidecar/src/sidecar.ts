@@ -2,30 +2,32 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { systemClock, type Clock } from '../../lib/clock.ts';
 import type { Plan } from '../../lib/policy/plan.ts';
-import { createAdminServer, type ReadinessCheck } from './admin/admin-server.ts';
+import { createAdminServer } from './admin/admin-server.ts';
 import type { ConfigFile } from './config/config-file.ts';
 import { PolicyStore } from './config/policy-store.ts';
 import { TrustedProxies } from './http/client-address.ts';
 import { HttpListener } from './http/http-listener.ts';
+import { replyError } from './http/http-errors.ts';
 import type { EscapedSlashAction } from './http/path-normalisation.ts';
-import { Router, sendJson, type Route } from './local-api/router.ts';
+import { Router, sendJson } from './local-api/router.ts';
 import { createLogger, type Level, type Logger } from '../../lib/log.ts';
 import { SidecarMetrics } from './metrics.ts';
 import { PolicyEngine } from './policy-engine/engine.ts';
 import type { GlobalConnectionQuotaFactory, GlobalLimiterFactory } from './policy-engine/chain.ts';
 import { splitHostPort } from './websocket/websocket-proxy.ts';
 import { websocketDrainRoute } from './websocket/drain-route.ts';
-import type { RedisHealth } from '../../lib/redis/connection.ts';
 import { registerRedisHealthMetrics } from './redis/health-metrics.ts';
 import { LeadershipFeature } from './leader/leadership-feature.ts';
 import type { QueueFeature } from './queue/queue-feature.ts';
-import type { GrpcProxy } from './grpc/grpc-proxy.ts'; // gRPC listener
-import type { DiscoveryClient } from './discovery/discovery-client.ts'; // operator mode
-import { resolvePodIdentity } from './discovery/pod-identity.ts'; // operator mode
-import { livePageRoutes, startLiveSampling } from './admin/live-page.ts'; // live page: GET /ui, /v1/live
+import type { GrpcProxy } from './grpc/grpc-proxy.ts';
+import type { DiscoveryClient } from './discovery/discovery-client.ts';
+import { resolvePodIdentity } from './discovery/pod-identity.ts';
+import { livePageRoutes, startLiveSampling } from './admin/live-page.ts';
 import { LiveHistory } from './admin/live-history.ts';
 import { CircuitTransitionReporter } from './breaker/circuit-transition-reporter.ts';
 import { OutboundFeature } from './outbound/outbound-feature.ts';
+import type { GlobalLimitFeature } from './limit/global/global-limit-feature.ts';
+import type { Feature } from './feature.ts';
 
 export interface SidecarOptions {
   /** Standalone mode: policies from this YAML file, reloaded on change. */
@@ -36,9 +38,9 @@ export interface SidecarOptions {
   podName?: string;
   podNamespace?: string;
   tokenFile?: string;
-  /** [discovery TLS] Operator mode: CA bundle (PEM) the operator's certificate must chain to; none = plaintext. */
+  /** Operator mode: CA bundle (PEM) the operator's certificate must chain to; none = plaintext. */
   operatorCa?: string;
-  /** [discovery TLS] Name checked in the operator's certificate (default: the --operator host). */
+  /** Name checked in the operator's certificate (default: the --operator host), for operators addressed by IP. */
   operatorServerName?: string;
   appHttp?: string;
   appGrpc?: string;
@@ -80,21 +82,6 @@ export interface SidecarOptions {
   grpcMaxConnectionAgeGraceMs?: number;
 }
 
-/**
- * A part of the sidecar that follows the plan: queues, leadership, gRPC listener... Each gets
- * every new plan, may serve routes on the local API, reports readiness, and is closed on shutdown.
- */
-export interface Feature {
-  readonly name: string;
-  applyPlan?(plan: Plan): void | Promise<void>;
-  routes?(): Route[];
-  readiness?(): ReadinessCheck;
-  status?(): unknown;
-  /** Redis connections this feature holds, for `sluice_redis_up`. */
-  redisHealths?(): readonly RedisHealth[];
-  close?(graceMs: number): Promise<void>;
-}
-
 export interface Addresses {
   http?: AddressInfo;
   grpc?: AddressInfo;
@@ -108,15 +95,19 @@ export class Sidecar {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly metrics = new SidecarMetrics({ defaultMetrics: true });
-  readonly store = new PolicyStore();
+  readonly store: PolicyStore;
   readonly features: Feature[] = [];
   readonly addresses: Addresses = {};
   engine!: PolicyEngine;
   http: HttpListener | undefined;
-  grpc: GrpcProxy | undefined; // gRPC listener
+  grpc: GrpcProxy | undefined;
   private configFile: ConfigFile | undefined;
   /** Operator mode: the PolicyDiscovery client; features may send it reports. */
   discovery: DiscoveryClient | undefined;
+  /** Leader elections and app locks (always there; without --lock-nodes it refuses them). */
+  leadership!: LeadershipFeature;
+  /** Task queues, with --redis. */
+  queue: QueueFeature | undefined;
   private admin: Server | undefined;
   private localApi: Server | undefined;
   private stopping: Promise<void> | undefined;
@@ -125,9 +116,11 @@ export class Sidecar {
   private stopLiveSampling: (() => void) | undefined;
   /** The outbound listeners (Upstreams); operator endpoint updates are delivered to it. */
   outbound: OutboundFeature | undefined;
-  /** Set by the Redis feature when --redis is given; Global rules use it. */
+  /** Set by the global-limit feature when --redis is given; Global rules use it. */
   globalLimiter: GlobalLimiterFactory | undefined;
   globalConnections: GlobalConnectionQuotaFactory | undefined;
+  /** Global rate limits, with --redis (tests wait for its connection). */
+  globalLimits: GlobalLimitFeature | undefined;
   /** Circuit state changes: a log line each, and (operator mode) a report the operator turns into an Event. */
   readonly circuitTransitions: CircuitTransitionReporter;
 
@@ -139,6 +132,7 @@ export class Sidecar {
     this.trustedProxies = new TrustedProxies(opts.trustedProxies ?? []);
     this.clock = deps.clock ?? systemClock;
     this.logger = deps.logger ?? createLogger(opts.logLevel, { component: 'sluice-proxy', id: opts.id });
+    this.store = new PolicyStore({ labels: opts.labels, metrics: this.metrics, logger: this.logger });
     this.circuitTransitions = new CircuitTransitionReporter({ logger: this.logger.child({ feature: 'breaker' }), clock: this.clock });
   }
 
@@ -146,26 +140,19 @@ export class Sidecar {
     const { opts, logger } = this;
     if (!opts.config && !opts.operator) throw new Error('either --config (standalone) or --operator is required');
 
-    // --- features that depend on optional infrastructure (Redis, lock nodes, gRPC app) ---
     await this.createFeatures();
     registerRedisHealthMetrics(this.metrics.registry, () => this.features.flatMap((f) => f.redisHealths?.() ?? []));
-
-    const fence = this.features.find((f): f is LeadershipFeature => f instanceof LeadershipFeature)?.tokenFence;
-    this.engine = new PolicyEngine(this.store.current, {
-      clock: this.clock, metrics: this.metrics, globalLimiter: this.globalLimiter, globalConnections: this.globalConnections,
-      onCircuitChange: (rule, change) => this.circuitTransitions.record(rule, change), fence,
-    });
     this.store.subscribe((plan) => this.onPlan(plan));
 
     if (opts.config) {
       // The YAML parser only standalone: in operator mode policies arrive as protobuf.
       const { ConfigFile } = await import('./config/config-file.ts');
-      this.configFile = new ConfigFile({ path: opts.config, labels: opts.labels, store: this.store, logger, metrics: this.metrics });
+      this.configFile = new ConfigFile({ path: opts.config, store: this.store });
       await this.configFile.start();
     }
 
-    // --- operator mode: snapshots from the operator's PolicyDiscovery stream. Until the
-    // first one arrives the store holds the empty plan and /readyz says config waiting. ---
+    // Operator mode: until the first snapshot arrives the store holds the empty plan and /readyz
+    // says config waiting.
     if (opts.operator) {
       // Loaded only here: the gRPC client and proto loader cost a standalone sidecar memory for nothing.
       const { DiscoveryClient } = await import('./discovery/discovery-client.ts');
@@ -175,17 +162,17 @@ export class Sidecar {
         sidecarId: opts.id,
         store: this.store,
         logger: logger.child({ feature: 'discovery' }),
-        onConnected: () => this.reportLeadership(), // leadership reports to the operator
+        // A new operator replica knows nothing of this pod's leadership until told.
+        onConnected: () => this.reportLeadership(),
         onEndpoints: (upstream, addresses) => this.outbound?.setEndpoints(upstream, addresses),
-        // The queue feature is added after this client; a redrive arrives only once both run.
-        onRedrive: (r) => this.features.find((f): f is Feature & { queue: QueueFeature } => f.name === 'queue' && 'queue' in f)?.queue.redriveFromOperator(r),
-        ...(opts.operatorCa ? { tls: { caPem: opts.operatorCa, ...(opts.operatorServerName ? { serverName: opts.operatorServerName } : {}) } } : {}), // [discovery TLS]
+        onRedrive: (r) => void this.queue?.redriveFromOperator(r),
+        ...(opts.operatorCa ? { tls: { caPem: opts.operatorCa, ...(opts.operatorServerName ? { serverName: opts.operatorServerName } : {}) } } : {}),
       });
       this.features.push(this.discovery);
       const discovery = this.discovery;
       this.circuitTransitions.send = (t) => discovery.sendCircuitTransition(t);
-      // leadership reports: on every change (and renewal) of any election, and on (re)connect.
-      this.features.find((f): f is LeadershipFeature => f instanceof LeadershipFeature)?.onChange(() => this.reportLeadership());
+      // The operator labels the leader pod from these reports: on every change (and renewal) of any election.
+      this.leadership.onChange(() => this.reportLeadership());
       this.discovery.start();
     }
 
@@ -204,7 +191,6 @@ export class Sidecar {
       this.addresses.http = { address: a.host, port: a.port, family: '' };
     }
 
-    // --- gRPC listener (sidecar/src/grpc): h2c on --listen-grpc, forwarded to --app-grpc ---
     if (opts.appGrpc) {
       const { GrpcProxy } = await import('./grpc/grpc-proxy.ts');
       this.grpc = new GrpcProxy({
@@ -216,7 +202,6 @@ export class Sidecar {
       const [host, port] = splitHostPort(opts.listenGrpc);
       this.addresses.grpc = await this.grpc.listen(host, port);
     }
-    // --- end gRPC listener ---
 
     this.admin = createAdminServer({
       store: this.store,
@@ -224,9 +209,9 @@ export class Sidecar {
       readiness: () => this.features.flatMap((f) => (f.readiness ? [f.readiness()] : [])),
       configView: () => this.configView(),
       extraRoutes: new Map([
-        ['/v1/leadership', (res) => sendJson(res, 200, this.features.find((f) => f.name === 'leadership')?.status?.() ?? { elections: [] })],
+        ['/v1/leadership', (res) => sendJson(res, 200, this.leadership.status())],
         ['/v1/status', (res) => sendJson(res, 200, this.status())],
-        ...livePageRoutes(this, this.liveHistory), // live page: GET /ui and its JSON, GET /v1/live
+        ...livePageRoutes(this, this.liveHistory),
       ]),
     });
     this.stopLiveSampling = startLiveSampling(this, this.liveHistory, this.clock);
@@ -240,8 +225,7 @@ export class Sidecar {
     this.localApi = createServer((req, res) => {
       router.handle(req, res).catch((err: Error) => {
         logger.error('local api handler failed', { err, path: req.url });
-        if (!res.headersSent) sendJson(res, 500, { error: 'internal error', code: 'SLUICE_ERR_INTERNAL' });
-        else res.destroy();
+        replyError(res, 'SLUICE_ERR_INTERNAL');
       });
     });
     // Whole-request deadlines are the router's (60 s), per route: a lock held by a stream keeps its
@@ -257,40 +241,46 @@ export class Sidecar {
     return this.addresses;
   }
 
+  /**
+   * Builds the features in the order they need each other: global limits and leadership give the
+   * engine its Redis limiters and fencing; the queue and outbound features then get the engine
+   * (their deliveries and calls go through its breakers and limits). Each Redis-backed feature is
+   * imported only when configured: a sidecar without Redis never loads the Redis client.
+   */
   private async createFeatures(): Promise<void> {
-    // Feature wiring: each block constructs one feature from the options it needs.
-    // (gRPC listener, Redis-backed global limits, leadership and locks, task queues.)
-    // --- Redis features: Global rate limits (--redis), LeaderElection and app locks (--lock-nodes) ---
-    // Each is imported only when configured: a sidecar without Redis never loads the Redis client.
     if (this.opts.redis) {
       const { GlobalLimitFeature } = await import('./limit/global/global-limit-feature.ts');
-      const global = new GlobalLimitFeature({
+      this.globalLimits = new GlobalLimitFeature({
         url: this.opts.redis, clock: this.clock, logger: this.logger, registry: this.metrics.registry, sidecarId: this.opts.id, commandTimeoutMs: this.opts.redisTimeoutMs,
         connectionLeaseMs: this.opts.websocketQuotaLeaseMs,
       });
-      this.globalLimiter = global.factory;
-      this.globalConnections = global.connectionQuotaFactory;
-      this.features.push(global);
+      this.globalLimiter = this.globalLimits.factory;
+      this.globalConnections = this.globalLimits.connectionQuotaFactory;
+      this.features.push(this.globalLimits);
     }
     const lockNodes = this.opts.lockNodes ?? [];
-    this.features.push(new LeadershipFeature({
+    this.leadership = new LeadershipFeature({
       lockNodes, connect: lockNodes.length > 0 ? (await import('../../lib/redis/connection.ts')).connectRedis : undefined, clock: this.clock, logger: this.logger, registry: this.metrics.registry, holderId: this.opts.id,
       namespace: this.appNamespace(),
-    }));
-    // --- end Redis features ---
-    // --- TaskQueue feature (sidecar/src/queue): produce on the local API, consume TaskQueues selecting this pod ---
+    });
+    this.features.push(this.leadership);
+
+    this.engine = new PolicyEngine(this.store.current, {
+      clock: this.clock, metrics: this.metrics, globalLimiter: this.globalLimiter, globalConnections: this.globalConnections,
+      onCircuitChange: (rule, change) => this.circuitTransitions.record(rule, change), fence: this.leadership.tokenFence,
+    });
+
     if (this.opts.redis) {
       const { createSidecarQueueFeature } = await import('./queue/sidecar-queue-feature.ts');
-      this.features.push(createSidecarQueueFeature({
+      const queue = createSidecarQueueFeature({
         redisUrl: this.opts.redis, consumerName: this.opts.id, registry: this.metrics.registry, clock: this.clock, logger: this.logger,
-        appHttp: this.opts.appHttp, appGrpc: this.opts.appGrpc,
-        circuitOpen: (req) => this.engine?.circuitOpen(req) ?? false,
-        recordOutcome: (req, outcome, durationMs) => this.engine?.recordOutcome(req, outcome, durationMs),
-      }));
+        appHttp: this.opts.appHttp, appGrpc: this.opts.appGrpc, breakers: this.engine,
+      });
+      this.queue = queue.queue;
+      this.features.push(queue);
     }
-    // --- end TaskQueue feature ---
-    // Outbound: one loopback listener per Upstream selecting this pod (no flags: the plan decides).
-    this.outbound = new OutboundFeature({ registry: this.metrics.registry, clock: this.clock, logger: this.logger, engine: () => this.engine });
+    // One loopback listener per Upstream selecting this pod (no flags: the plan decides).
+    this.outbound = new OutboundFeature({ registry: this.metrics.registry, clock: this.clock, logger: this.logger, engine: this.engine });
     this.features.push(this.outbound);
   }
 
@@ -318,8 +308,7 @@ export class Sidecar {
 
   /** Operator mode: the leadership of every election, on the discovery stream (dropped while disconnected). */
   private reportLeadership(): void {
-    const leadership = this.features.find((f): f is LeadershipFeature => f instanceof LeadershipFeature);
-    if (leadership) this.discovery?.report({ leadership: leadership.status() });
+    this.discovery?.report({ leadership: this.leadership.status() });
   }
 
   configView(): unknown {
@@ -363,7 +352,7 @@ export class Sidecar {
       this.stopLiveSampling?.();
       const closing: Promise<unknown>[] = [];
       if (this.http) closing.push(this.http.close(graceMs));
-      if (this.grpc) closing.push(this.grpc.close(graceMs)); // gRPC listener
+      if (this.grpc) closing.push(this.grpc.close(graceMs));
       for (const f of this.features) if (f.close) closing.push(f.close(graceMs).catch((err: Error) => this.logger.error('feature close failed', { feature: f.name, err })));
       await Promise.all(closing);
       this.engine?.close();

@@ -100,7 +100,7 @@ describe('helm template', () => {
       SLUICE_OPERATOR_WEBHOOK_CONFIG: 'sluice-sidecar-injector',
       SLUICE_OPERATOR_DISCOVERY: ':15010',
       SLUICE_OPERATOR_ADMIN: ':15011',
-      // [discovery TLS] the certificate's SANs name the discovery Service; TLS unless told otherwise.
+      // The certificate's SANs name the discovery Service; TLS unless told otherwise.
       SLUICE_OPERATOR_DISCOVERY_SERVICE: 'sluice-discovery',
     });
     expect(env.SLUICE_OPERATOR_DISCOVERY_SERVICE).toBe(find(docs, 'Service', 'sluice-discovery').metadata.name);
@@ -109,7 +109,7 @@ describe('helm template', () => {
     expect(find(docs, 'Deployment').spec.template.metadata.annotations['checksum/injection']).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  it('[discovery TLS] operator.discoveryInsecure=true turns discovery plaintext (explicitly)', async () => {
+  it('operator.discoveryInsecure=true turns discovery plaintext (explicitly)', async () => {
     const rendered = await renderChart(['operator.discoveryInsecure=true']);
     const env = Object.fromEntries(find(rendered, 'Deployment').spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]));
     expect(env.SLUICE_OPERATOR_DISCOVERY_INSECURE).toBe('true');

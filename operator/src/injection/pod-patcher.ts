@@ -34,7 +34,7 @@ export interface PatcherInput {
   namespaceOptedIn: boolean;
   config: InjectionConfig;
   /**
-   * [discovery TLS] The operator's CA bundle (PEM) at admission time: the sidecar gets it as
+   * The operator's CA bundle (PEM) at admission time: the sidecar gets it as
    * SLUICE_OPERATOR_CA and speaks TLS only. Absent: the operator serves discovery in plaintext.
    */
   operatorCaPem?: string;

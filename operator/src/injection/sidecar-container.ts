@@ -12,7 +12,7 @@
  *  - the projected token has its own audience and a short life, and is mounted even when the pod
  *    turns off `automountServiceAccountToken`: it proves the pod's identity to the operator's
  *    discovery stream (TokenReview) and is worthless to the API server for anything else.
- *  - [discovery TLS] the operator's CA bundle is an env var (SLUICE_OPERATOR_CA, PEM inline),
+ *  - the operator's CA bundle is an env var (SLUICE_OPERATOR_CA, PEM inline),
  *    not a mounted ConfigMap: writing a ConfigMap into every injected namespace would need
  *    cluster-wide ConfigMap write RBAC. The price: the value is fixed at pod creation, so a pod
  *    created before a CA rotation (every ~3.3 years: 2/3 of a 5-year CA) cannot verify the new
@@ -36,7 +36,7 @@ export interface SidecarFacts {
   /** App ports found by port-name takeover; each taken-over name becomes the sidecar's port name. */
   appPorts: { http?: number; grpc?: number };
   resources: { requests: Partial<Record<ResourceName, string>>; limits: Partial<Record<ResourceName, string>> };
-  /** [discovery TLS] The CA bundle the sidecar verifies the operator with (see the header). */
+  /** The CA bundle the sidecar verifies the operator with (see the header). */
   operatorCaPem?: string;
 }
 
@@ -45,7 +45,7 @@ const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fiel
 export function sidecarContainer(cfg: InjectionConfig, facts: SidecarFacts): Record<string, unknown> {
   const env: Record<string, unknown>[] = [
     { name: 'SLUICE_OPERATOR', value: cfg.operatorAddress },
-    // [discovery TLS] Right after the address it belongs to; plaintext discovery when absent.
+    // Right after the address it belongs to; plaintext discovery when absent.
     ...(facts.operatorCaPem ? [{ name: 'SLUICE_OPERATOR_CA', value: facts.operatorCaPem }] : []),
     // The pod name is the sidecar's identity in Redis (queue consumer, lock holder) and to the operator.
     fieldEnv('SLUICE_ID', 'metadata.name'),

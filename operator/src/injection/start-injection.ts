@@ -9,7 +9,7 @@
  * The chart sets the env vars below; without SLUICE_OPERATOR_INJECTION_CONFIG injection is off
  * (e.g. an operator run from a laptop against a cluster).
  *
- * [discovery TLS] With `discovery` set, the same certificate also secures PolicyDiscovery: its
+ * With `discovery` set, the same certificate also secures PolicyDiscovery: its
  * SANs gain the discovery Service's names, every certificate (first and rotated) is handed to
  * `discovery.onCertificate`, and injected sidecars get the live CA bundle in SLUICE_OPERATOR_CA.
  */
@@ -46,7 +46,7 @@ export interface StartInjectionOptions {
    * the certificate's names, as an iPAddress name when it is an address.
    */
   webhookUrl?: string;
-  /** [discovery TLS] Serve PolicyDiscovery with this certificate too (see the header). */
+  /** Serve PolicyDiscovery with this certificate too (see the header). */
   discovery?: {
     /** The discovery Service (in `namespace`), e.g. sluice-discovery. */
     serviceName: string;
@@ -83,7 +83,7 @@ export async function startInjection(o: StartInjectionOptions): Promise<Injectio
     }),
     onCertificate: (c) => {
       server?.setCertificate(c);
-      // [discovery TLS] A rebind failure is logged; the next pass (or rotation) tries again.
+      // A rebind failure is logged; the next pass (or rotation) tries again.
       if (o.discovery) Promise.resolve(o.discovery.onCertificate(c)).catch((err: unknown) => logger.error('discovery certificate not applied', { err }));
     },
     ...(o.resyncMs !== undefined ? { resyncMs: o.resyncMs } : {}),
@@ -96,7 +96,7 @@ export async function startInjection(o: StartInjectionOptions): Promise<Injectio
       ...(o.registry ? { registry: o.registry } : {}),
       ready: () => certs.current !== undefined,
       namespaceCpu: (ns) => readNamespaceCpuRules(o.client, ns),
-      // [discovery TLS] Sidecars trust the CA bundle current when their pod is created.
+      // Sidecars trust the CA bundle current when their pod is created.
       ...(o.discovery ? { operatorCa: () => certs.current?.caBundlePem } : {}),
     });
   } catch (err) {

@@ -35,7 +35,7 @@ export interface WebhookServerOptions {
   registry?: Registry;
   /** Readiness beyond "listening" (e.g. the caBundle is patched). */
   ready?: () => boolean;
-  /** [discovery TLS] The CA bundle sidecars must trust for PolicyDiscovery (undefined: plaintext discovery). */
+  /** The CA bundle sidecars must trust for PolicyDiscovery (undefined: plaintext discovery). */
   operatorCa?: () => string | undefined;
   /**
    * Admission requests handled at once; more are answered 429 at once (the API server retries per

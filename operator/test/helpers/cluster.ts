@@ -246,7 +246,7 @@ export async function startOperator(
   { certificate }: { certificate?: { certPem: string; keyPem: string } } = {},
 ): Promise<StartedOperator> {
   const operator = new Operator(operatorOptions(cluster, overrides));
-  // [discovery TLS] Set before start: the discovery port is bound with TLS from the first moment.
+  // Set before start: the discovery port is bound with TLS from the first moment.
   if (certificate) await operator.discovery.setCertificate(certificate);
   const a = await operator.start();
   return { operator, address: `127.0.0.1:${a.discovery}`, admin: `http://127.0.0.1:${a.admin}` };

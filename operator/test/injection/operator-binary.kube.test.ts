@@ -3,7 +3,7 @@
  * it issues its certificate, patches the caBundle, and a pod created through the API server
  * comes back injected — through the real kube-apiserver, the operator acting as the chart's
  * service account. SIGTERM stops it cleanly. This is the wiring in operator/bin, tested.
- * [discovery TLS] The same certificate secures PolicyDiscovery: the injected sidecar carries the
+ * The same certificate secures PolicyDiscovery: the injected sidecar carries the
  * CA bundle in SLUICE_OPERATOR_CA, and a sidecar started with exactly that env connects over TLS.
  */
 import { X509Certificate } from 'node:crypto';
@@ -72,7 +72,7 @@ describe('sluice-operator with injection on', () => {
     injectedPod = pod;
   });
 
-  it('[discovery TLS] serves PolicyDiscovery with TLS; an injected sidecar trusts the CA and connects', { timeout: 30_000 }, async () => {
+  it('serves PolicyDiscovery with TLS; an injected sidecar trusts the CA and connects', { timeout: 30_000 }, async () => {
     const started = await eventually(() => {
       const line = stderr.split('\n').find((l) => l.includes('"operator started"'));
       expect(line).toBeDefined();

@@ -261,7 +261,7 @@ describe('planInjection: resource annotations', () => {
   });
 });
 
-// [discovery TLS] The operator's CA bundle reaches the sidecar as SLUICE_OPERATOR_CA (inline PEM),
+// The operator's CA bundle reaches the sidecar as SLUICE_OPERATOR_CA (inline PEM),
 // from the live CA at admission time; no volume, no ConfigMap in the pod's namespace.
 describe('planInjection: the operator CA (discovery TLS)', () => {
   const CA = '-----BEGIN CERTIFICATE-----\nMIIBnew\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nMIIBold\n-----END CERTIFICATE-----\n';

@@ -3,15 +3,11 @@ import { readFile, stat } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { compilePlan } from '../../../lib/policy/compile.ts';
 import { PolicyValidationError } from '../../../lib/policy/errors.ts';
-import type { Plan } from '../../../lib/policy/plan.ts';
-import type { Logger } from '../../../lib/log.ts';
-import type { SidecarMetrics } from '../metrics.ts';
-import type { PolicyStore } from './policy-store.ts';
+import type { Answer, PolicyStore } from './policy-store.ts';
 
-/** Parses a multi-document YAML file of sluice.dev resources into a plan; throws with line numbers. */
-export function parsePlan(text: string, labels: Readonly<Record<string, string>> | undefined): Plan {
+/** Reads a multi-document YAML file of sluice.dev resources into documents; throws with line numbers. */
+export function parseDocuments(text: string): unknown[] {
   const docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
   if (!Array.isArray(docs)) throw new PolicyValidationError('config', [{ path: 'file', message: 'is not a YAML stream' }]);
   const values: unknown[] = [];
@@ -22,40 +18,33 @@ export function parsePlan(text: string, labels: Readonly<Record<string, string>>
     const v = doc.toJS({ maxAliasCount: 100 });
     if (v !== null && v !== undefined) values.push(v);
   }
-  const version = createHash('sha256').update(text).digest('hex').slice(0, 12);
-  return compilePlan(values, { labels, version });
+  return values;
 }
 
 /**
  * Standalone mode: policies from a YAML file, reloaded when it changes. The directory is watched
  * (editors and ConfigMap mounts replace files by rename, which a watch on the file itself misses),
- * and a slow poll backs the watch up on filesystems that do not deliver events.
+ * and a slow poll backs the watch up on filesystems that do not deliver events. It only reads:
+ * the store validates, compiles and reports.
  */
 export class ConfigFile {
   private readonly path: string;
-  private readonly labels: Readonly<Record<string, string>> | undefined;
   private readonly store: PolicyStore;
-  private readonly logger: Logger;
-  private readonly metrics: SidecarMetrics;
   private watcher: FSWatcher | undefined;
   private poll: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
-  private lastText: string | undefined;
   private lastMtime = 0;
   private loading: Promise<void> = Promise.resolve();
 
-  constructor(opts: { path: string; labels?: Readonly<Record<string, string>>; store: PolicyStore; logger: Logger; metrics: SidecarMetrics }) {
+  constructor(opts: { path: string; store: PolicyStore }) {
     this.path = resolve(opts.path);
-    this.labels = opts.labels;
     this.store = opts.store;
-    this.logger = opts.logger;
-    this.metrics = opts.metrics;
   }
 
   /** Loads once (throws if the first load fails: a sidecar must not start without its policies). */
   async start({ pollMs = 1000 }: { pollMs?: number } = {}): Promise<void> {
-    const ok = await this.load();
-    if (!ok) throw new Error(`config ${this.path} is invalid: ${this.store.lastRejected?.reason ?? 'unreadable'}`);
+    const answer = await this.load();
+    if (!answer.ack) throw new Error(`config ${this.path} is invalid: ${answer.reason}`);
     const name = basename(this.path);
     this.watcher = watch(dirname(this.path), (_event, file) => {
       if (file === null || file === name || file.startsWith(`..`)) this.schedule();
@@ -92,42 +81,15 @@ export class ConfigFile {
     await this.reload();
   }
 
-  private async load(): Promise<boolean> {
+  private async load(): Promise<Answer> {
     let text: string;
     try {
       text = await readFile(this.path, 'utf8');
       this.lastMtime = (await stat(this.path)).mtimeMs;
     } catch (err) {
-      this.refuse(undefined, `cannot read ${this.path}: ${(err as Error).message}`);
-      return false;
+      return this.store.refuse({ source: 'file', version: undefined }, `cannot read ${this.path}: ${(err as Error).message}`);
     }
-    if (text === this.lastText) {
-      this.metrics.configReloads.labels('unchanged').inc();
-      return true;
-    }
-    let plan: Plan;
-    try {
-      plan = parsePlan(text, this.labels);
-    } catch (err) {
-      this.refuse(createHash('sha256').update(text).digest('hex').slice(0, 12), (err as Error).message);
-      return false;
-    }
-    this.lastText = text;
-    const previous = this.store.current.version;
-    this.store.apply(plan, `file:${this.path}`);
-    this.metrics.configVersion.reset();
-    this.metrics.configVersion.labels(plan.version, 'file').set(1);
-    this.metrics.configReloads.labels('applied').inc();
-    this.logger.info('config applied', {
-      version: plan.version, previous, rateLimitRules: plan.rateLimits.length, breakerRules: plan.breakers.length,
-      taskQueues: plan.taskQueues.length, leaderElections: plan.leaderElections.length,
-    });
-    return true;
-  }
-
-  private refuse(version: string | undefined, reason: string): void {
-    this.store.reject(version, reason);
-    this.metrics.configReloads.labels('rejected').inc();
-    this.logger.error('config rejected; the last good config stays in force', { version, reason, active: this.store.current.version });
+    const version = createHash('sha256').update(text).digest('hex').slice(0, 12);
+    return this.store.offer({ source: 'file', origin: this.path, version, read: () => parseDocuments(text) });
   }
 }

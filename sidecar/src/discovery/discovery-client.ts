@@ -1,16 +1,15 @@
 /**
  * The sidecar's side of sluice.v1.PolicyDiscovery (operator mode, `--operator host:port[,host:port]`).
  *
- * - Identifies its pod (Hello with the projected token), then answers every snapshot: compile it
- *   into a Plan (lib/policy, all or nothing) and swap it into the PolicyStore → ACK; or keep the
- *   plan in force and NACK with the validation error.
- * - The snapshot is only a transport: the hot path keeps reading the Plan from the store.
+ * - Identifies its pod (Hello with the projected token), then offers every snapshot to the
+ *   PolicyStore, which validates, compiles and swaps it in, and sends back the store's answer: ACK,
+ *   or NACK with the validation error while the plan in force stays. This client never compiles.
  * - When the stream breaks it reconnects with capped, jittered backoff, trying the next address
  *   (a follower replica refuses with UNAVAILABLE); meanwhile the last snapshot stays in force.
  * - Before the first snapshot the store holds the empty plan and /readyz says config waiting.
- * - The snapshot's producible TaskQueues (every accepted one of the namespace) ride along in the
- *   Plan as `producibleTaskQueues`: the app may post to them; only `taskQueues` are consumed.
- * - [discovery TLS] With `tls` (the operator's CA bundle, `--operator-ca`) the channel is TLS and
+ * - The snapshot's producible TaskQueues (every accepted one of the namespace) are delivered with
+ *   it: the app may post to them; only the selected ones are consumed.
+ * - With `tls` (the operator's CA bundle, `--operator-ca`) the channel is TLS and
  *   verifies the operator's certificate against that CA and the target's host name (or
  *   `serverName`); plaintext is then never used. Without it the channel is plaintext and a
  *   warning says the token travels in clear (standalone/dev operators only). A handshake failure
@@ -19,16 +18,12 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { Backoff } from '../../../lib/backoff.ts';
-import { compilePlan } from '../../../lib/policy/compile.ts';
 import { SUPPORTED_KINDS } from '../../../lib/policy/skew.ts';
-import type { Plan, TaskQueuePlan } from '../../../lib/policy/plan.ts';
 import { policyDiscovery, type CircuitTransition, type DiscoveryResponse, type DiscoveryStream, type EndpointUpdate, type PolicyDiscoveryClient, type RedriveRequestMessage, type Snapshot } from '../../../lib/proto/discovery.ts';
 import type { ReadinessCheck } from '../admin/admin-server.ts';
 import type { PolicyStore } from '../config/policy-store.ts';
 import type { Logger } from '../../../lib/log.ts';
 import { readToken, type PodIdentity } from './pod-identity.ts';
-
-export type CompileSnapshot = (resources: unknown[], version: string) => Plan;
 
 export interface DiscoveryClientOptions {
   /** Operator addresses (host:port), tried in turn. */
@@ -39,8 +34,6 @@ export interface DiscoveryClientOptions {
   logger: Logger;
   /** The kinds named in the Hello (default: SUPPORTED_KINDS); [] plays a sidecar older than negotiation. */
   supportedKinds?: readonly string[];
-  /** How a snapshot becomes a Plan (default: compilePlan); injectable to simulate version skew. */
-  compile?: CompileSnapshot;
   backoff?: { baseMs: number; capMs: number };
   /** What the periodic health report says (default: the plan version). */
   health?: () => unknown;
@@ -51,14 +44,13 @@ export interface DiscoveryClientOptions {
   onEndpoints?: (upstream: string, addresses: readonly string[]) => void;
   /** The operator hands this worker a dead-letter redrive to start (the TaskQueue's sluice.dev/redrive annotation). */
   onRedrive?: (request: RedriveRequestMessage) => void;
-  /** [discovery TLS] Verify the operator with this CA bundle (PEM); serverName overrides the name checked (targets given as IPs). */
+  /** Verify the operator with this CA bundle (PEM); serverName overrides the name checked (targets given as IPs). */
   tls?: { caPem: string; serverName?: string };
 }
 
 export class DiscoveryClient {
   readonly name = 'discovery';
   private readonly opts: DiscoveryClientOptions;
-  private readonly compile: CompileSnapshot;
   private readonly backoff: Backoff;
   private readonly clients = new Map<string, PolicyDiscoveryClient>();
   private stream: DiscoveryStream | undefined;
@@ -75,17 +67,15 @@ export class DiscoveryClient {
   constructor(opts: DiscoveryClientOptions) {
     if (opts.targets.length === 0) throw new RangeError('at least one operator address is needed');
     this.opts = opts;
-    // Snapshots come from the operator, which may be a version ahead (lib/policy/skew.ts).
-    this.compile = opts.compile ?? ((resources, version) => compilePlan(resources, { version, tolerateSkew: true }));
     // Capped at 5s: an operator restart (new pod, lease takeover) takes seconds, and sidecars
     // should be back soon after; jitter keeps thousands of them from reconnecting in lockstep.
     this.backoff = new Backoff(opts.backoff ?? { baseMs: 250, capMs: 5_000 });
-    // [discovery TLS] Fail at start on an unusable CA rather than retrying forever.
+    // Fail at start on an unusable CA rather than retrying forever.
     if (opts.tls && !/-----BEGIN CERTIFICATE-----/.test(opts.tls.caPem)) throw new RangeError('the operator CA must be PEM certificates');
     if (!opts.tls) opts.logger.warn('no operator CA (--operator-ca): the discovery stream is plaintext and the pod token travels in clear', { operator: opts.targets.join(',') });
   }
 
-  /** [discovery TLS] Whether the channel to the operator is TLS. */
+  /** Whether the channel to the operator is TLS. */
   get tls(): boolean {
     return this.opts.tls !== undefined;
   }
@@ -215,47 +205,14 @@ export class DiscoveryClient {
   }
 
   private onSnapshot(stream: DiscoveryStream, target: string, snapshot: Snapshot): void {
-    const { store, logger } = this.opts;
     this.snapshots++;
-    if (store.source.startsWith('operator:') && store.current.version === snapshot.version) {
-      stream.write({ ack: { version: snapshot.version } });
-      return;
-    }
-    let plan: Plan;
-    try {
-      const resources = snapshot.resources.map((r) => JSON.parse(r.json) as unknown);
-      plan = this.compile(resources, snapshot.version);
-      const producible = this.producible(snapshot);
-      if (producible.length > 0) plan = Object.freeze({ ...plan, producibleTaskQueues: producible });
-    } catch (err) {
-      const reason = (err as Error).message;
-      store.reject(snapshot.version, reason);
-      logger.error('snapshot refused; keeping the last good plan', { version: snapshot.version, current: store.current.version, reason });
-      stream.write({ nack: { version: snapshot.version, error: reason } });
-      return;
-    }
-    store.apply(plan, `operator:${target}`);
-    logger.info('snapshot applied', { version: snapshot.version, resources: snapshot.resources.length });
-    if (plan.warnings) logger.warn('snapshot from a newer operator: parts ignored', { version: snapshot.version, warnings: plan.warnings });
-    stream.write({ ack: { version: snapshot.version, ...(plan.warnings ? { warnings: [...plan.warnings] } : {}) } });
-  }
-
-  /**
-   * The TaskQueues the app may produce to without being selected (snapshot field
-   * producible_task_queues). Each is compiled on its own and one that does not compile is left
-   * out with a warning instead of refusing the snapshot: the pod does not enforce these queues,
-   * so a NACK would blame the policies it does enforce; producing to that queue answers 404.
-   */
-  private producible(snapshot: Snapshot): TaskQueuePlan[] {
-    const out: TaskQueuePlan[] = [];
-    for (const r of snapshot.producibleTaskQueues ?? []) {
-      try {
-        out.push(...this.compile([JSON.parse(r.json) as unknown], snapshot.version).taskQueues);
-      } catch (err) {
-        this.opts.logger.warn('producible TaskQueue refused; the app cannot post to it', { queue: `${r.namespace}/${r.name}`, version: snapshot.version, reason: (err as Error).message });
-      }
-    }
-    return out;
+    const answer = this.opts.store.offer({
+      source: 'operator', origin: target, version: snapshot.version,
+      read: () => snapshot.resources.map((r) => JSON.parse(r.json) as unknown),
+      producible: (snapshot.producibleTaskQueues ?? []).map((r) => ({ ref: `${r.namespace}/${r.name}`, read: () => JSON.parse(r.json) as unknown })),
+    });
+    if (answer.ack) stream.write({ ack: { version: snapshot.version, ...(answer.warnings ? { warnings: [...answer.warnings] } : {}) } });
+    else stream.write({ nack: { version: snapshot.version, error: answer.reason } });
   }
 
   private retry(why: string): void {

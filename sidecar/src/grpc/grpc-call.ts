@@ -98,7 +98,8 @@ export class ForwardedCall {
     down.on('end', this.onDownEnd);
   }
 
-  // ---- client → app -------------------------------------------------------------------------
+  // Client to app: frames are scanned as they pass, never buffered, so an oversized or malformed
+  // message is answered by the proxy before the app has it whole.
 
   private readonly onDownData = (chunk: Buffer): void => {
     if (this.settled) return; // answered already: the rest of the request is discarded
@@ -140,7 +141,8 @@ export class ForwardedCall {
     this.ctx.method.finish(GRPC_STATUS.CANCELLED, this.elapsedSeconds());
   };
 
-  // ---- app → client -------------------------------------------------------------------------
+  // App to client: the app's headers, messages and trailers are relayed as they come; the
+  // trailers tell the breaker how the call went.
 
   private readonly onResponse = (headers: IncomingHttpHeaders, flags: number): void => {
     if (this.settled) return;
@@ -233,8 +235,6 @@ export class ForwardedCall {
     const breaker = this.ctx.deadline?.bound === 'breaker';
     this.fail(breaker ? 'SLUICE_ERR_GRPC_BREAKER_TIMEOUT' : 'SLUICE_ERR_GRPC_DEADLINE', { timedOut: breaker });
   };
-
-  // ---- endings ------------------------------------------------------------------------------
 
   /**
    * The proxy answers the call itself: trailers-only if nothing was sent yet, else trailers after

@@ -168,7 +168,8 @@ export class GrpcProxy {
     await stopped;
   }
 
-  // ---- connections ----------------------------------------------------------------------------
+  // A connection is sniffed before node:http2 sees it, so HTTP/1 and garbage on the port are
+  // answered (505, closed) rather than left to a session that would only see a protocol error.
 
   private readonly onConnection = (socket: Socket): void => {
     if (this.closing) return void socket.destroy();
@@ -235,7 +236,7 @@ export class GrpcProxy {
     session.once('close', () => clearTimeout(age));
   }
 
-  // ---- calls ----------------------------------------------------------------------------------
+  // A stream is one call: checked against the policy, then forwarded by a ForwardedCall.
 
   private readonly onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void => {
     const startedAt = this.clock.now();

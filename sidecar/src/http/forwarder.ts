@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { Pool } from './undici-pool.ts';
 import type { CallOutcome } from '../policy-engine/engine.ts';
 import type { TrustedProxies } from './client-address.ts';
-import { HTTP_CLIENT_ERRORS, type HttpClientErrorCode } from './client-errors.ts';
+import { replyError } from './http-errors.ts';
 import { forwardedRequestHeaders } from './forwarded-headers.ts';
 import { responseHeaders } from './hop-by-hop.ts';
 import { trailerProblem } from './request-checks.ts';
@@ -79,7 +79,7 @@ export class Forwarder {
       if (seen > this.maxBodyBytes) {
         over = true;
         parts.length = 0;
-        reply(res, 413, 'SLUICE_ERR_BODY_TOO_LARGE', 'request body too large', true);
+        replyError(res, 'SLUICE_ERR_BODY_TOO_LARGE');
         handler.finishEarly('body_too_large');
         return;
       }
@@ -97,7 +97,7 @@ export class Forwarder {
       if (over) return;
       const problem = trailerProblem(req.trailers);
       if (problem) {
-        replyClientError(res, problem);
+        replyError(res, problem);
         handler.finishEarly('client_error');
         return;
       }
@@ -195,16 +195,16 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') {
       // undici refused the request before sending anything: the client's fault, not the app's.
-      replyClientError(res, 'SLUICE_ERR_BAD_REQUEST');
+      replyError(res, 'SLUICE_ERR_BAD_REQUEST');
       this.finish({}, 'client_error');
     } else if (this.timedOut || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
-      reply(res, 504, 'SLUICE_ERR_UPSTREAM_TIMEOUT', 'upstream timed out', false);
+      replyError(res, 'SLUICE_ERR_UPSTREAM_TIMEOUT');
       this.finish({ timedOut: true }, 'timeout');
     } else if (isConnectError(code)) {
-      reply(res, 502, 'SLUICE_ERR_UPSTREAM_CONNECT', 'upstream unreachable', false);
+      replyError(res, 'SLUICE_ERR_UPSTREAM_CONNECT');
       this.finish({ connectError: true }, 'connect_error');
     } else {
-      reply(res, 502, 'SLUICE_ERR_UPSTREAM_RESET', 'upstream failed', false);
+      replyError(res, 'SLUICE_ERR_UPSTREAM_RESET');
       this.finish({ connectError: true }, 'connect_error');
     }
   }
@@ -220,21 +220,4 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 function isConnectError(code: string | undefined): boolean {
   return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ENOTFOUND' ||
     code === 'UND_ERR_SOCKET' || code === 'EPIPE' || code === 'UND_ERR_CLOSED';
-}
-
-export function replyClientError(res: ServerResponse, code: HttpClientErrorCode): void {
-  const e = HTTP_CLIENT_ERRORS[code];
-  reply(res, e.status, code, e.message, true);
-}
-
-export function reply(res: ServerResponse, status: number, code: string, error: string, close: boolean): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = JSON.stringify({ error, code });
-  const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
-  if (close) headers.connection = 'close';
-  res.writeHead(status, headers);
-  res.end(body);
 }

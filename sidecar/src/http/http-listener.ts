@@ -8,8 +8,8 @@ import { isRejection, type Permit, type PolicyEngine, type Rejection } from '../
 import { httpRejection } from '../policy-engine/responses.ts';
 import { WebSocketProxy, type WebSocketTuning } from '../websocket/websocket-proxy.ts';
 import { clientAddress, TRUST_NOBODY, type TrustedProxies } from './client-address.ts';
-import { answerAndClose, clientErrorStatus, HTTP_CLIENT_ERRORS, type HttpClientErrorCode } from './client-errors.ts';
-import { Forwarder, reply, replyClientError } from './forwarder.ts';
+import { answerAndClose, HTTP_ERRORS, parserErrorCode, replyError, type HttpErrorCode } from './http-errors.ts';
+import { Forwarder } from './forwarder.ts';
 import { normaliseTarget, type EscapedSlashAction } from './path-normalisation.ts';
 import { HttpRequestAttributes } from './request-attributes.ts';
 import { requestProblem } from './request-checks.ts';
@@ -89,14 +89,13 @@ export class HttpListener {
     });
     this.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
       this.metrics.clientErrors.labels('http', '405').inc();
-      const e = HTTP_CLIENT_ERRORS.SLUICE_ERR_METHOD_CONNECT;
-      answerAndClose(socket, e.status, '', 'SLUICE_ERR_METHOD_CONNECT', e.message);
+      answerAndClose(socket, 'SLUICE_ERR_METHOD_CONNECT');
     });
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (err.code === 'ECONNRESET' || !socket.writable) return socket.destroy();
-      const status = clientErrorStatus(err.code);
-      this.metrics.clientErrors.labels('http', String(status)).inc();
-      answerBetweenResponses(socket, status);
+      const code = parserErrorCode(err.code);
+      this.metrics.clientErrors.labels('http', String(HTTP_ERRORS[code].status)).inc();
+      answerBetweenResponses(socket, code);
     });
   }
 
@@ -114,7 +113,7 @@ export class HttpListener {
     const cl = req.headers['content-length'];
     if (cl !== undefined && Number(cl) > this.forwarder.maxBodyBytes) {
       this.metrics.clientErrors.labels('http', '413').inc();
-      return reply(res, 413, 'SLUICE_ERR_BODY_TOO_LARGE', 'request body too large', true);
+      return replyError(res, 'SLUICE_ERR_BODY_TOO_LARGE');
     }
     const problem = requestProblem(req);
     if (problem) return this.refuse(res, problem);
@@ -124,15 +123,15 @@ export class HttpListener {
     const verdict = this.engine.check(new HttpRequestAttributes(req, 'http', target.path), remote);
     const path = target.query === '' ? target.path : target.path + target.query;
     if (verdict instanceof Promise) {
-      verdict.then((v) => this.proceed(req, res, path, v), () => reply(res, 500, 'SLUICE_ERR_INTERNAL', 'policy evaluation failed', false));
+      verdict.then((v) => this.proceed(req, res, path, v), () => replyError(res, 'SLUICE_ERR_INTERNAL'));
     } else {
       this.proceed(req, res, path, verdict);
     }
   }
 
-  private refuse(res: ServerResponse, code: HttpClientErrorCode): void {
-    this.metrics.clientErrors.labels('http', String(HTTP_CLIENT_ERRORS[code].status)).inc();
-    replyClientError(res, code);
+  private refuse(res: ServerResponse, code: HttpErrorCode): void {
+    this.metrics.clientErrors.labels('http', String(HTTP_ERRORS[code].status)).inc();
+    replyError(res, code);
   }
 
   private proceed(req: IncomingMessage, res: ServerResponse, path: string, verdict: Permit | Rejection): void {
@@ -203,11 +202,11 @@ export class HttpListener {
  * connection in `socket._httpMessage`. When the error is inside that request's own body, the
  * 400 is its answer — unless the app's response has begun, and then the connection just closes.
  */
-function answerBetweenResponses(socket: Socket, status: number): void {
+function answerBetweenResponses(socket: Socket, code: HttpErrorCode): void {
   const current = (socket as Socket & { _httpMessage?: ServerResponse & { req?: IncomingMessage } })._httpMessage;
   if (current && !current.writableFinished && !current.destroyed) {
     if (current.req?.complete) {
-      current.once('finish', () => answerBetweenResponses(socket, status));
+      current.once('finish', () => answerBetweenResponses(socket, code));
       current.once('close', () => {
         if (!current.writableFinished) socket.destroy();
       });
@@ -218,5 +217,5 @@ function answerBetweenResponses(socket: Socket, status: number): void {
       return;
     }
   }
-  answerAndClose(socket, status);
+  answerAndClose(socket, code);
 }

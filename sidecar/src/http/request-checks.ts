@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { HttpClientErrorCode } from './client-errors.ts';
+import type { HttpClientErrorCode } from './http-errors.ts';
 
 /**
  * Requests that parsed but must not be forwarded, because the app could read them differently

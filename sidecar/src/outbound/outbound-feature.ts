@@ -4,7 +4,7 @@ import type { Logger } from '../../../lib/log.ts';
 import type { Plan } from '../../../lib/policy/plan.ts';
 import type { UpstreamPlan } from '../../../lib/policy/upstream.ts';
 import type { ReadinessCheck } from '../admin/admin-server.ts';
-import type { Feature } from '../sidecar.ts';
+import type { Feature } from '../feature.ts';
 import type { PolicyEngine } from '../policy-engine/engine.ts';
 import type { Random } from './load-balancer.ts';
 import { OutboundGrpcListener } from './outbound-grpc.ts';
@@ -37,10 +37,10 @@ export class OutboundFeature implements Feature {
   private readonly logger: Logger;
   private readonly random: Random | undefined;
 
-  private readonly engine: () => PolicyEngine | undefined;
+  private readonly engine: PolicyEngine | undefined;
 
-  constructor(opts: { registry: Registry; clock: Clock; logger: Logger; random?: Random; engine?: () => PolicyEngine | undefined }) {
-    this.engine = opts.engine ?? (() => undefined);
+  constructor(opts: { registry: Registry; clock: Clock; logger: Logger; random?: Random; engine?: PolicyEngine }) {
+    this.engine = opts.engine;
     this.clock = opts.clock;
     this.logger = opts.logger.child({ feature: 'outbound' });
     this.random = opts.random;
@@ -85,7 +85,7 @@ export class OutboundFeature implements Feature {
       const u = r.source.match?.upstream;
       if (u !== undefined) guarded.add(`${r.policy.slice(0, r.policy.indexOf('/'))}/${u}`);
     }
-    for (const [id, s] of this.served) s.runtime.guard = guarded.has(id) ? this.engine() : undefined;
+    for (const [id, s] of this.served) s.runtime.guard = guarded.has(id) ? this.engine : undefined;
   }
 
   /** Operator mode: the ready endpoints of an Upstream's Service (`namespace/name`). */

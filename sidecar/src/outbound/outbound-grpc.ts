@@ -203,7 +203,7 @@ class OutboundGrpcCall {
     this.attempt();
   }
 
-  // ---- tries ------------------------------------------------------------------------------
+  // Each try picks an endpoint not tried yet, with what is left of the call's deadline.
 
   private attempt(): void {
     this.backoffTimer = undefined;
@@ -377,8 +377,6 @@ class OutboundGrpcCall {
     this.tryFailed(t, { kind: 'reset' }, 'reset');
   }
 
-  // ---- the app's side -----------------------------------------------------------------------
-
   private readonly onDownData = (chunk: Buffer): void => {
     if (this.settled) return;
     if (this.buffer) {
@@ -425,8 +423,6 @@ class OutboundGrpcCall {
     if (this.committed) return this.failCommitted(undefined, GRPC_STATUS.DEADLINE_EXCEEDED, 'SLUICE_ERR_OUTBOUND_TIMEOUT', detail);
     this.fail('SLUICE_ERR_OUTBOUND_TIMEOUT', detail);
   };
-
-  // ---- endings ------------------------------------------------------------------------------
 
   private relayTrailersOnly(headers: IncomingHttpHeaders | Record<string, string>): void {
     const code = parseGrpcStatus(headers['grpc-status']);

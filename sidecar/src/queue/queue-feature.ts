@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../../../lib/clock.ts';
 import type { Plan, TaskQueuePlan } from '../../../lib/policy/index.ts';
+import { producibleTaskQueues } from '../../../lib/policy/producible.ts';
 import { silentLogger, type Logger } from '../../../lib/log.ts';
 import { connectRedis } from '../../../lib/redis/connection.ts';
 import type { Route } from '../local-api/router.ts';
@@ -14,7 +15,7 @@ import { QueueMetrics } from './queue-metrics.ts';
 import { readQueueStats, type QueueStats } from '../../../lib/redis/queue-stats.ts';
 import { checkLayoutVersion, migrateQueue } from '../../../lib/redis/queue-migration.ts';
 import { TaskProducer, type Enqueued, type NewTask } from './producer.ts';
-import { queueRoutes } from './queue-routes.ts';
+import { queueRoutes, type QueueApi } from './queue-routes.ts';
 import { whenReady } from './when-ready.ts';
 import { RedriveRunner, startQueueRedrive } from './dead-letter-redrive.ts';
 import { checkRedriveRequest, readRedrive, type RedriveProgress, type RedriveRequest } from '../../../lib/redis/dead-letter-redrive.ts';
@@ -58,7 +59,7 @@ interface Running {
  * every TaskQueue that selects this pod. The sidecar gives it each new plan (`applyPlan`), serves
  * its routes on `--local-api`, and drains it on SIGTERM.
  */
-export class QueueFeature {
+export class QueueFeature implements QueueApi {
   private readonly d: QueueFeatureDeps;
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -95,17 +96,11 @@ export class QueueFeature {
 
   /**
    * Starts, stops and reconfigures consumers to match `plan.taskQueues` (the queues whose
-   * selector matches this pod). `producible` are the queues the app may post to — by default the
-   * same; in standalone mode pass every TaskQueue of the file (compiled without label filtering),
-   * since producers are usually not the pods a queue selects.
+   * selector matches this pod), and takes tasks for every queue the plan lets the app produce to.
    */
-  applyPlan(plan: Plan, producible: readonly TaskQueuePlan[] = plan.taskQueues): void {
+  applyPlan(plan: Plan): void {
     const byName = new Map<string, TaskQueuePlan[]>();
-    for (const q of [...plan.taskQueues, ...producible]) {
-      const list = byName.get(q.name) ?? [];
-      if (!list.some((x) => x.id === q.id)) list.push(q);
-      byName.set(q.name, list);
-    }
+    for (const q of producibleTaskQueues(plan)) byName.set(q.name, [...(byName.get(q.name) ?? []), q]);
     this.producible = byName;
     if (this.draining) return;
     const wanted = new Map(plan.taskQueues.map((q) => [q.id, q]));

@@ -2,8 +2,26 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody, sendJson, type Route } from '../local-api/router.ts';
 import { parseBatch, parseSingleTask, MAX_BATCH } from './enqueue-request.ts';
 import { QueueError } from './errors.ts';
-import type { QueueFeature } from './queue-feature.ts';
+import type { TaskQueuePlan } from '../../../lib/policy/plan.ts';
+import type { QueueStats } from '../../../lib/redis/queue-stats.ts';
+import type { RedriveProgress, RedriveRequest } from '../../../lib/redis/dead-letter-redrive.ts';
+import type { Enqueued, NewTask } from './producer.ts';
 import { parseRedriveRequest } from './redrive-request.ts';
+
+/**
+ * What the routes ask of the queues (the QueueFeature serves them). Declared here so that the
+ * routes depend on what they use, and the feature on its routes, not each on the other.
+ */
+export interface QueueApi {
+  /** The producible TaskQueue named so (a QueueError when none, or ambiguous without a namespace). */
+  resolve(name: string, namespace?: string): TaskQueuePlan;
+  enqueue(queue: TaskQueuePlan, tasks: readonly NewTask[]): Promise<Enqueued[]>;
+  stats(queue: TaskQueuePlan): Promise<QueueStats>;
+  redrive(queue: TaskQueuePlan, req: RedriveRequest): Promise<RedriveProgress>;
+  redriveProgress(queue: TaskQueuePlan): Promise<RedriveProgress | undefined>;
+  readonly maxTaskBytes: number;
+  readonly wallNow: number;
+}
 
 /**
  * The queue's part of the local API (`--local-api`, for the app beside the sidecar):
@@ -14,7 +32,7 @@ import { parseRedriveRequest } from './redrive-request.ts';
  *   GET  /v1/queues/{name}/dead-letters:redrive  the latest redrive's progress (404 when none)
  * `{name}` is the TaskQueue's metadata.name; `?namespace=` picks one when the name is in several.
  */
-export function queueRoutes(feature: QueueFeature): Route[] {
+export function queueRoutes(feature: QueueApi): Route[] {
   return [
     {
       method: 'POST',

@@ -1,18 +1,17 @@
 import type { Registry } from 'prom-client';
 import type { Clock } from '../../../lib/clock.ts';
-import type { CallOutcome } from '../policy-engine/engine.ts';
+import type { CallOutcome, PolicyEngine } from '../policy-engine/engine.ts';
 import type { RequestAttributes } from '../../../lib/policy/match.ts';
 import type { Plan, TaskQueuePlan } from '../../../lib/policy/plan.ts';
+import { producibleTaskQueues } from '../../../lib/policy/producible.ts';
 import type { Logger } from '../../../lib/log.ts';
-import type { Feature } from '../sidecar.ts';
+import type { Feature } from '../feature.ts';
 import { QueueFeature } from './queue-feature.ts';
 
 /**
- * Fits the QueueFeature into the sidecar's Feature interface. Two things the sidecar knows and the
- * queue needs:
- * - which queues the app may produce to: those selecting this pod and `plan.producibleTaskQueues`
- *   (the rest of the file standalone, the namespace's in operator mode).
- * - whether the worker's circuit is open for a queue's delivery (the policy engine's breakers).
+ * Fits the QueueFeature into the sidecar's Feature interface, with what the sidecar knows and the
+ * queue needs: whether the worker's circuit is open for a queue's delivery (the policy engine's
+ * breakers).
  */
 export function createSidecarQueueFeature(opts: {
   redisUrl: string;
@@ -22,9 +21,8 @@ export function createSidecarQueueFeature(opts: {
   logger: Logger;
   appHttp: string | undefined;
   appGrpc: string | undefined;
-  circuitOpen: (req: RequestAttributes) => boolean;
-  /** Feeds delivery results to the worker's breaker: deliveries bypass the inbound listeners. */
-  recordOutcome?: (req: RequestAttributes, outcome: CallOutcome, durationMs: number) => void;
+  /** The worker's breakers: an open circuit pauses delivery, and delivery results feed them (deliveries bypass the inbound listeners). */
+  breakers: Pick<PolicyEngine, 'circuitOpen' | 'recordOutcome'>;
 }): Feature & { readonly queue: QueueFeature } {
   const queue = new QueueFeature({
     redisUrl: opts.redisUrl,
@@ -35,11 +33,11 @@ export function createSidecarQueueFeature(opts: {
     appHttp: opts.appHttp,
     appGrpc: opts.appGrpc,
     circuit: {
-      isOpen: (q) => opts.circuitOpen(deliveryAttributes(q)),
+      isOpen: (q) => opts.breakers.circuitOpen(deliveryAttributes(q)),
       onResult: (q, r) => {
         if (r.reason === 'aborted') return; // our own drain, not the app's fault
         const outcome: CallOutcome = r.ok ? { status: r.status ?? 200 } : r.reason === 'timeout' ? { timedOut: true } : r.status !== undefined ? { status: r.status } : { connectError: true };
-        opts.recordOutcome?.(deliveryAttributes(q), outcome, r.durationMs);
+        opts.breakers.recordOutcome(deliveryAttributes(q), outcome, r.durationMs);
       },
     },
   });
@@ -48,8 +46,8 @@ export function createSidecarQueueFeature(opts: {
     name: 'queue',
     queue,
     applyPlan: (plan: Plan) => {
-      usesRedis = producible(plan).length > 0;
-      return queue.applyPlan(plan, producible(plan));
+      usesRedis = producibleTaskQueues(plan).length > 0;
+      return queue.applyPlan(plan);
     },
     routes: () => queue.routes(),
     // Ready once Redis has been reached at all; a later outage pauses the queue but must not take
@@ -62,10 +60,6 @@ export function createSidecarQueueFeature(opts: {
       await queue.close();
     },
   };
-}
-
-function producible(plan: Plan): readonly TaskQueuePlan[] {
-  return [...plan.taskQueues, ...(plan.producibleTaskQueues ?? [])];
 }
 
 /** The request a delivery is, as CircuitBreakerPolicy rules match it. */

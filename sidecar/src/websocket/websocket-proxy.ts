@@ -2,7 +2,7 @@ import { Agent, request, STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Clock } from '../../../lib/clock.ts';
 import { clientAddress, TRUST_NOBODY, type TrustedProxies } from '../http/client-address.ts';
-import { answerAndClose, HTTP_CLIENT_ERRORS, type HttpClientErrorCode } from '../http/client-errors.ts';
+import { answerAndClose, HTTP_ERRORS, writeAndClose, type HttpErrorCode } from '../http/http-errors.ts';
 import { forwardedRequestHeaders } from '../http/forwarded-headers.ts';
 import { isHopByHop } from '../http/hop-by-hop.ts';
 import { normaliseTarget, type EscapedSlashAction } from '../http/path-normalisation.ts';
@@ -11,7 +11,7 @@ import { requestProblem } from '../http/request-checks.ts';
 import type { Logger } from '../../../lib/log.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 import { isRejection, type Permit, type PolicyEngine, type Rejection, type WebSocketAdmission } from '../policy-engine/engine.ts';
-import { httpRejection, WS_CLOSE } from '../policy-engine/responses.ts';
+import { httpRejection, REJECTION_CODES, WS_CLOSE } from '../policy-engine/responses.ts';
 import { closeFrame, FrameInspector } from './frame-inspector.ts';
 import { drainWindowMs, staggeredDrain } from './drain.ts';
 import { DEFAULT_HEARTBEAT, heartbeatAction, PING_FRAME, PING_PAYLOAD, sweepEveryMs, type HeartbeatSettings, type Liveness } from './heartbeat.ts';
@@ -178,10 +178,10 @@ export class WebSocketProxy {
 
   handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     socket.on('error', destroySelf);
-    if (this.closing) return answerAndClose(socket, 503);
+    if (this.closing) return answerAndClose(socket, 'SLUICE_ERR_SHUTTING_DOWN');
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       this.metrics.clientErrors.labels('websocket', '400').inc();
-      return answerAndClose(socket, 400);
+      return answerAndClose(socket, 'SLUICE_ERR_NOT_WEBSOCKET');
     }
     const problem = requestProblem(req);
     if (problem) return this.refuse(socket, problem);
@@ -197,7 +197,7 @@ export class WebSocketProxy {
         if ('reason' in a) return rejectUpgrade(socket, a);
         if (socket.destroyed) return a.release();
         this.checkLimits(req, socket, head, attrs, remote, path, a);
-      }, () => answerAndClose(socket, 500));
+      }, () => answerAndClose(socket, 'SLUICE_ERR_INTERNAL'));
       return;
     }
     if ('reason' in ws) return rejectUpgrade(socket, ws);
@@ -209,17 +209,16 @@ export class WebSocketProxy {
     if (verdict instanceof Promise) {
       verdict.then((v) => this.admitted(req, socket, head, path, ws, v), () => {
         ws.release();
-        answerAndClose(socket, 500);
+        answerAndClose(socket, 'SLUICE_ERR_INTERNAL');
       });
     } else {
       this.admitted(req, socket, head, path, ws, verdict);
     }
   }
 
-  private refuse(socket: Socket, code: HttpClientErrorCode): void {
-    const e = HTTP_CLIENT_ERRORS[code];
-    this.metrics.clientErrors.labels('websocket', String(e.status)).inc();
-    answerAndClose(socket, e.status, '', code, e.message);
+  private refuse(socket: Socket, code: HttpErrorCode): void {
+    this.metrics.clientErrors.labels('websocket', String(HTTP_ERRORS[code].status)).inc();
+    answerAndClose(socket, code);
   }
 
   private admitted(req: IncomingMessage, socket: Socket, head: Buffer, path: string, ws: WebSocketAdmission, verdict: Permit | Rejection): void {
@@ -242,16 +241,16 @@ export class WebSocketProxy {
       timeout: Math.min(permit.timeoutMs ?? Infinity, this.handshakeTimeoutMs),
     });
     let settled = false;
-    const fail = (status: number, outcome: Parameters<Permit['done']>[0]) => {
+    const fail = (code: HttpErrorCode, outcome: Parameters<Permit['done']>[0]) => {
       if (settled) return;
       settled = true;
       ws.release();
       permit.done(outcome);
       upstream.destroy();
-      answerAndClose(socket, status);
+      answerAndClose(socket, code);
     };
-    upstream.on('timeout', () => fail(504, { timedOut: true }));
-    upstream.on('error', () => fail(502, { connectError: true }));
+    upstream.on('timeout', () => fail('SLUICE_ERR_UPSTREAM_TIMEOUT', { timedOut: true }));
+    upstream.on('error', () => fail('SLUICE_ERR_UPSTREAM_CONNECT', { connectError: true }));
     const onEarlyClose = () => {
       if (!settled) {
         settled = true;
@@ -427,11 +426,11 @@ const UPGRADE_AGENT = new Agent({ keepAlive: false });
 function rejectUpgrade(socket: Socket, r: Rejection | { reason: 'rate_limited'; retryAfterMs: number }): void {
   if (!('decision' in r) && r.reason === 'rate_limited') {
     // maxConnections / connectionsPerSecond: no request quota to describe, just when to retry.
-    return answerAndClose(socket, 429, `retry-after: ${Math.max(1, Math.ceil(r.retryAfterMs / 1000))}\r\n`);
+    return writeAndClose(socket, 429, `retry-after: ${Math.max(1, Math.ceil(r.retryAfterMs / 1000))}\r\n`, JSON.stringify({ error: 'rate limited', code: REJECTION_CODES.rate_limited }));
   }
-  const { status, headers } = httpRejection(r as Rejection);
+  const { status, headers, body } = httpRejection(r as Rejection);
   const extra = Object.entries(headers).filter(([k]) => k !== 'content-type').map(([k, v]) => `${k}: ${v}\r\n`).join('');
-  answerAndClose(socket, status, extra);
+  writeAndClose(socket, status, extra, body);
 }
 
 export function splitHostPort(hostPort: string): [string, number] {

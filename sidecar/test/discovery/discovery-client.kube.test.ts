@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PolicyValidationError } from '../../../lib/policy/errors.ts';
 import { compilePlan } from '../../../lib/policy/compile.ts';
 import { eventually } from '../../../test/helpers/eventually.ts';
-import { PolicyStore } from '../../src/config/policy-store.ts';
-import { DiscoveryClient, type CompileSnapshot } from '../../src/discovery/discovery-client.ts';
+import { PolicyStore, type CompileSnapshot } from '../../src/config/policy-store.ts';
+import { DiscoveryClient } from '../../src/discovery/discovery-client.ts';
 import { silentLogger } from '../../../lib/log.ts';
 import { condition, rateLimitPolicy, startOperator, TestCluster, type StartedOperator } from '../../../operator/test/helpers/cluster.ts';
 import type { KubeObject } from '../../../operator/src/kube-client.ts';
@@ -28,14 +28,13 @@ afterAll(async () => {
 });
 
 async function connect(pod: KubeObject, opts: { tokenFile?: string; compile?: CompileSnapshot; targets?: string[] } = {}) {
-  const store = new PolicyStore();
+  const store = new PolicyStore(opts.compile ? { compileSnapshot: opts.compile } : {});
   const client = new DiscoveryClient({
     targets: opts.targets ?? [op.address],
     identity: { namespace: pod.metadata.namespace as string, name: pod.metadata.name, tokenFile: opts.tokenFile ?? (await cluster.tokenFileFor(pod)) },
     sidecarId: `test-${pod.metadata.name}`,
     store,
     logger: silentLogger,
-    ...(opts.compile ? { compile: opts.compile } : {}),
     backoff: { baseMs: 50, capMs: 500 },
   });
   clients.push(client);

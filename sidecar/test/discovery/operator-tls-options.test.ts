@@ -1,5 +1,5 @@
 /**
- * [discovery TLS] `--operator-ca` / SLUICE_OPERATOR_CA and `--operator-server-name`: a PEM file or
+ * `--operator-ca` / SLUICE_OPERATOR_CA and `--operator-server-name`: a PEM file or
  * the PEM inline (as the injector sets it); with a CA the discovery client is TLS-only.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';

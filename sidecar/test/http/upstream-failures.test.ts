@@ -22,6 +22,16 @@ describe('when the app misbehaves', () => {
     expect(((await res.json()) as { code: string }).code).toBe('SLUICE_ERR_UPSTREAM_CONNECT');
   });
 
+  it('a WebSocket upgrade to an unreachable app gets the same answer from the same error table', async () => {
+    sc = await startSidecar('', { appHttp: `127.0.0.1:${await freePort()}` });
+    const { rawRequest, statusOf } = await import('../../../test/helpers/raw-http.ts');
+    const raw = await rawRequest(Number(new URL(sc.url).port), [
+      'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    ]);
+    expect(statusOf(raw)).toBe(502);
+    expect(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { code: string }).toMatchObject({ code: 'SLUICE_ERR_UPSTREAM_CONNECT' });
+  });
+
   it('no answer within --upstream-timeout → 504', async () => {
     app = await startApp(() => true); // never answers
     sc = await startSidecar('', { appHttp: app.hostPort, upstreamTimeoutMs: 200 });

@@ -12,7 +12,6 @@ import { spawnSidecar, type SidecarProcess } from '../../../test/helpers/sidecar
 import { startSidecar, type RunningSidecar } from '../../../test/helpers/sidecar.ts';
 import { connectRedis, waitReady } from '../../../lib/redis/connection.ts';
 import { connectionsKey } from '../../../lib/redis/key-layout.ts';
-import { GlobalLimitFeature } from '../../src/limit/global/global-limit-feature.ts';
 
 /*
  * A Global maxConnectionsPerKey: sidecars share one count per key in a real redis-server, and the
@@ -71,7 +70,7 @@ function open(base: string, user: string): Promise<WebSocket> {
 /** A sidecar decides without Redis until its connection is up (failureMode): tests start after. */
 async function started(sc: Promise<RunningSidecar>): Promise<RunningSidecar> {
   const running = await sc;
-  await waitReady(running.sidecar.features.find((f): f is GlobalLimitFeature => f instanceof GlobalLimitFeature)!.redis);
+  await waitReady(running.sidecar.globalLimits!.redis);
   return running;
 }
 async function processReady(p: SidecarProcess): Promise<void> {

@@ -66,8 +66,7 @@ export class QueueHarness {
       logger: createLogger(process.env.SLUICE_TEST_LOG === '1' ? 'debug' : 'silent'),
       ...opts.deps,
     });
-    const all = compilePlan(opts.docs);
-    feature.applyPlan(compilePlan(opts.docs, { labels: opts.labels ?? WORKER_LABELS }), all.taskQueues);
+    feature.applyPlan(compilePlan(opts.docs, { labels: opts.labels ?? WORKER_LABELS }));
     await feature.ready();
     const router = new Router();
     for (const r of feature.routes()) router.add(r);

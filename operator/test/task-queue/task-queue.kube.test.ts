@@ -6,12 +6,12 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually } from '../../test/helpers/eventually.ts';
-import { RedisServer } from '../../test/helpers/redis-server.ts';
-import { queueKeys } from '../../lib/redis/key-layout.ts';
-import { isNotFound } from '../src/errors.ts';
-import { TASK_QUEUE_FINALIZER } from '../src/task-queue-reconciler.ts';
-import { condition, startOperator, TestCluster, type StartedOperator } from './helpers/cluster.ts';
+import { eventually } from '../../../test/helpers/eventually.ts';
+import { RedisServer } from '../../../test/helpers/redis-server.ts';
+import { queueKeys } from '../../../lib/redis/key-layout.ts';
+import { isNotFound } from '../../src/errors.ts';
+import { TASK_QUEUE_FINALIZER } from '../../src/task-queue/task-queue-reconciler.ts';
+import { condition, startOperator, TestCluster, type StartedOperator } from '../helpers/cluster.ts';
 
 let cluster: TestCluster;
 let redis: RedisServer;

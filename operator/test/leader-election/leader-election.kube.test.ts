@@ -3,10 +3,10 @@
  * it dies the other takes over, sidecars follow it, and status keeps telling the truth.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { eventually } from '../../test/helpers/eventually.ts';
-import { condition, rateLimitPolicy, startPodWithSidecar, statuses, TestCluster, type PodWithSidecar } from './helpers/cluster.ts';
-import { OPERATOR_RELEASE } from '../../test/cluster/cluster-info.ts';
-import { spawnOperator, type OperatorProcess } from './helpers/operator-process.ts';
+import { eventually } from '../../../test/helpers/eventually.ts';
+import { condition, rateLimitPolicy, startPodWithSidecar, statuses, TestCluster, type PodWithSidecar } from '../helpers/cluster.ts';
+import { OPERATOR_RELEASE } from '../../../test/cluster/cluster-info.ts';
+import { spawnOperator, type OperatorProcess } from '../helpers/operator-process.ts';
 
 let cluster: TestCluster;
 const pods: PodWithSidecar[] = [];

@@ -6,10 +6,10 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, sleep } from '../../test/helpers/eventually.ts';
-import { RedisServer } from '../../test/helpers/redis-server.ts';
-import { queueKeys } from '../../lib/redis/key-layout.ts';
-import { startOperator, startPodWithSidecar, TestCluster, type PodWithSidecar, type StartedOperator } from './helpers/cluster.ts';
+import { eventually, sleep } from '../../../test/helpers/eventually.ts';
+import { RedisServer } from '../../../test/helpers/redis-server.ts';
+import { queueKeys } from '../../../lib/redis/key-layout.ts';
+import { startOperator, startPodWithSidecar, TestCluster, type PodWithSidecar, type StartedOperator } from '../helpers/cluster.ts';
 
 let cluster: TestCluster;
 let redis: RedisServer;

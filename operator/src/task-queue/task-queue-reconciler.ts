@@ -15,36 +15,32 @@
  * down is a state (Ready=False RedisUnavailable), never an error that crashes or hot-loops.
  */
 import type { Redis } from 'ioredis';
-import type { Clock } from '../../lib/clock.ts';
-import { parseDuration } from '../../lib/policy/duration.ts';
-import { compilePlan } from '../../lib/policy/compile.ts';
-import type { TaskQueuePlan } from '../../lib/policy/plan.ts';
-import type { Logger } from '../../lib/log.ts';
-import { connectRedis, redactUrl } from '../../lib/redis/connection.ts';
+import type { Clock } from '../../../lib/clock.ts';
+import type { TaskQueuePlan } from '../../../lib/policy/plan.ts';
+import type { Logger } from '../../../lib/log.ts';
+import { connectRedis, redactUrl } from '../../../lib/redis/connection.ts';
 import { decideReplicas, type Recommendation } from './autoscale-decision.ts';
-import { isNotFound } from './errors.ts';
-import type { EventRecorder } from './event-recorder.ts';
-import { planExtendedStatus, type ExtendedStatus } from './extended-status.ts';
-import type { Informer } from './informer.ts';
-import type { PolicyKind, ResourceType } from './kinds.ts';
-import { objectKey, resourcePath, splitKey, type KubeClient, type KubeObject } from './kube-client.ts';
-import type { OperatorMetrics } from './metrics.ts';
+import { isNotFound } from '../errors.ts';
+import type { EventRecorder } from '../event-recorder.ts';
+import { planExtendedStatus, type ExtendedStatus } from '../extended-status.ts';
+import type { Informer } from '../informer.ts';
+import type { PolicyKind, ResourceType } from '../kinds.ts';
+import { objectKey, resourcePath, splitKey, type KubeClient, type KubeObject } from '../kube-client.ts';
+import type { OperatorMetrics } from '../metrics.ts';
 import { planTaskQueueStatus, type RedisObservation, type ScaleObservation } from './plan-task-queue-status.ts';
-import { policyDocument, policyRef } from './policy-document.ts';
-import type { PolicyIndex } from './policy-index.ts';
-import type { ProgrammingTracker } from './programming-tracker.ts';
+import { compiledPolicy, policyRef } from '../policy-document.ts';
+import type { PolicyIndex } from '../policy-index.ts';
+import type { ProgrammingTracker } from '../programming-tracker.ts';
 import { deleteQueueData, ensureStreamAndGroup, queueStats } from './queue-redis.ts';
-import { Reason } from './reasons.ts';
-import { KindReconciler } from './kind-reconciler.ts';
-import type { RedriveRequestMessage } from '../../lib/proto/discovery.ts';
-import { readRedrive, startRedrive } from '../../lib/redis/dead-letter-redrive.ts';
+import { Reason } from '../reasons.ts';
+import { KindReconciler } from '../kind-reconciler.ts';
+import type { RedriveRequestMessage } from '../../../lib/proto/discovery.ts';
+import { readRedrive, startRedrive } from '../../../lib/redis/dead-letter-redrive.ts';
 import { planRedrive, REDRIVE_ANNOTATION, redriveStatus, type RedriveStatus } from './plan-redrive.ts';
-import type { ReconcileResult } from './work-queue.ts';
+import type { ReconcileResult } from '../work-queue.ts';
 
 /** Guards the stream (and its side keys) while deletionPolicy may still have to remove them. */
 export const TASK_QUEUE_FINALIZER = 'sluice.dev/task-queue';
-/** HPA's default downscale stabilisation, also the CRD's default for spec.autoscale.stabilizationWindow. */
-export const DEFAULT_STABILIZATION_WINDOW_MS = 5 * 60_000;
 
 /** The workloads whose /scale the operator may use (RBAC grants exactly these). */
 const SCALABLE: Record<string, ResourceType> = {
@@ -114,9 +110,9 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
     if (!verdict) return;
     const uid = obj.metadata.uid ?? '';
     const generation = obj.metadata.generation ?? 1;
-    const plan = verdict.accepted ? compileQueue(obj) : undefined;
+    const plan = verdict.accepted ? compiledPolicy(obj)?.taskQueues[0] : undefined;
 
-    // --- Redis: finalizer before the stream exists, then ensure, then read ---
+    // The finalizer goes on before the stream exists, so a deletion can never skip its cleanup.
     let redis: RedisObservation;
     if (!plan) redis = { state: 'not-accepted' };
     else if (!this.redis) redis = { state: 'not-configured' };
@@ -130,16 +126,13 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
       }
     }
 
-    // --- dead-letter redrive asked for with kubectl annotate ---
     const memo0 = this.written.get(key);
     const before = ((memo0 && memo0.uid === uid ? memo0.status : obj.status) as { redrive?: RedriveStatus } | undefined)?.redrive;
     let redrive: RedriveStatus | undefined = before;
     if (plan && this.redis && redis.state === 'ok') redrive = await this.redrive(key, obj, plan, before).catch(() => before);
 
-    // --- autoscaling ---
     const scale = plan?.autoscale ? await this.autoscale(key, obj, plan, redis) : ({ state: 'disabled' } as const);
 
-    // --- status ---
     const ref = policyRef(obj);
     const targets = index.targetsOf(obj).map((pod) => {
       const podKey = objectKey(pod);
@@ -152,14 +145,7 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
     const status = planExtendedStatus({
       generation, existing, verdict, targets, now: isoNow(clock), conditions: parts.conditions, fields: parts.fields,
     });
-    this.opts.metrics.reconciles.inc({ kind: kind.kind, result: 'ok' });
-    if (status.changed) {
-      await this.writeStatus(obj, status.status);
-      this.written.set(key, { uid, status: status.status });
-      for (const t of status.transitions) {
-        this.opts.events.record(obj, t.status === 'False' && t.reason !== Reason.NotAccepted ? 'Warning' : 'Normal', t.reason, `${t.type}: ${t.message}`);
-      }
-    }
+    await this.finish(key, obj, status);
     return plan ? { requeueAfter: this.opts.resyncMs } : undefined;
   }
 
@@ -214,7 +200,7 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
   /** Reads the target's /scale, decides, writes it when it differs. */
   private async autoscale(key: string, obj: KubeObject, plan: TaskQueuePlan, redis: RedisObservation): Promise<ScaleObservation> {
     const a = plan.autoscale!;
-    const apiVersion = a.scaleTargetRef.apiVersion ?? 'apps/v1';
+    const apiVersion = a.scaleTargetRef.apiVersion;
     const rt = apiVersion === 'apps/v1' ? SCALABLE[a.scaleTargetRef.kind] : undefined;
     if (!rt) return { state: 'unsupported', kind: a.scaleTargetRef.kind, apiVersion };
     if (redis.state !== 'ok') return { state: 'unknown', why: redis.state === 'unavailable' ? 'Redis is unavailable, so the lag is unknown' : 'no queue numbers' };
@@ -238,12 +224,7 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
     const decision = decideReplicas({
       backlog: (stats.lag ?? 0) + (stats.pending ?? 0),
       currentReplicas: current,
-      spec: {
-        minReplicas: a.minReplicas ?? 1,
-        maxReplicas: a.maxReplicas,
-        targetLagPerReplica: a.targetLagPerReplica,
-        stabilizationWindowMs: (a.stabilizationWindow && parseDuration(a.stabilizationWindow)) || DEFAULT_STABILIZATION_WINDOW_MS,
-      },
+      spec: a,
       history,
       now,
     });
@@ -265,12 +246,12 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
   private async finalize(key: string, obj: KubeObject): Promise<void> {
     const finalizers: string[] = (obj.metadata.finalizers as string[] | undefined) ?? [];
     if (!finalizers.includes(TASK_QUEUE_FINALIZER)) return this.forget(key);
-    const policy = obj.spec?.deletionPolicy ?? 'Retain';
-    const stream: string | undefined = obj.spec?.stream;
-    if (policy === 'Delete' && stream) {
+    // A spec that no longer compiles keeps its data: deleting needs a stream named beyond doubt.
+    const queue = compiledPolicy(obj)?.taskQueues[0];
+    if (queue?.deletionPolicy === 'Delete') {
       if (!this.redis) throw new Error(`TaskQueue ${key} has deletionPolicy Delete but the operator runs without --redis; the finalizer stays until it can clean up`);
-      const namespace = obj.metadata.namespace ?? 'default';
-      const removed = await deleteQueueData(this.redis, { namespace, stream, deadLetterStream: obj.spec?.deadLetter?.stream });
+      const stream = queue.stream;
+      const removed = await deleteQueueData(this.redis, { namespace: queue.namespace, stream, deadLetterStream: queue.deadLetterStream });
       this.opts.logger.info('task queue data deleted', { queue: key, stream, keys: removed });
       this.opts.events.record(obj, 'Normal', Reason.StreamDeleted, `deletionPolicy Delete: removed stream ${stream}, its consumer group, dead letters and side keys (${removed} keys).`);
     }
@@ -299,21 +280,6 @@ export class TaskQueueReconciler extends KindReconciler<ExtendedStatus> {
   private forget(key: string): void {
     this.written.delete(key);
     for (const k of this.recommendations.keys()) if (k.startsWith(`${key}/`)) this.recommendations.delete(k);
-  }
-
-  private async writeStatus(obj: KubeObject, status: ExtendedStatus): Promise<void> {
-    const { namespace, name } = splitKey(objectKey(obj));
-    await this.opts.client.patch(resourcePath(this.kind, namespace, name, 'status'), { status });
-    this.opts.metrics.statusWrites.inc({ kind: this.kind.kind });
-  }
-}
-
-/** The TaskQueue as the sidecars compile it (same defaults, same names). */
-function compileQueue(obj: KubeObject): TaskQueuePlan | undefined {
-  try {
-    return compilePlan([policyDocument(obj)]).taskQueues[0];
-  } catch {
-    return undefined;
   }
 }
 

@@ -7,7 +7,7 @@
  * again, change the value (any field, or an extra space).
  */
 import { createHash } from 'node:crypto';
-import { checkRedriveRequest, type RedriveProgress, type RedriveRequest } from '../../lib/redis/dead-letter-redrive.ts';
+import { checkRedriveRequest, type RedriveProgress, type RedriveRequest } from '../../../lib/redis/dead-letter-redrive.ts';
 
 export const REDRIVE_ANNOTATION = 'sluice.dev/redrive';
 

@@ -5,10 +5,10 @@
  * reading come from lib/redis, the same code the sidecars run, so the two can never disagree.
  */
 import type { Redis } from 'ioredis';
-import type { TaskQueuePlan } from '../../lib/policy/plan.ts';
-import { queueKeys, type QueueIdentity } from '../../lib/redis/key-layout.ts';
-import { checkLayoutVersion, migrateQueue } from '../../lib/redis/queue-migration.ts';
-import { readQueueStats, type QueueStats } from '../../lib/redis/queue-stats.ts';
+import type { TaskQueuePlan } from '../../../lib/policy/plan.ts';
+import { queueKeys, type QueueIdentity } from '../../../lib/redis/key-layout.ts';
+import { checkLayoutVersion, migrateQueue } from '../../../lib/redis/queue-migration.ts';
+import { readQueueStats, type QueueStats } from '../../../lib/redis/queue-stats.ts';
 
 export type { QueueStats };
 

@@ -9,12 +9,12 @@ import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, sleep } from '../../test/helpers/eventually.ts';
-import { startRedisServers, type RedisServer } from '../../test/helpers/redis-server.ts';
-import { policyDiscovery, type PolicyDiscoveryClient } from '../../lib/proto/discovery.ts';
-import { electionResource, fenceKey } from '../../lib/redis/key-layout.ts';
-import { LEADER_LABEL } from '../src/leader-election-reconciler.ts';
-import { startOperator, TestCluster, type StartedOperator } from './helpers/cluster.ts';
+import { eventually, sleep } from '../../../test/helpers/eventually.ts';
+import { startRedisServers, type RedisServer } from '../../../test/helpers/redis-server.ts';
+import { policyDiscovery, type PolicyDiscoveryClient } from '../../../lib/proto/discovery.ts';
+import { electionResource, fenceKey } from '../../../lib/redis/key-layout.ts';
+import { LEADER_LABEL } from '../../src/leader-election/leader-election-reconciler.ts';
+import { startOperator, TestCluster, type StartedOperator } from '../helpers/cluster.ts';
 
 let cluster: TestCluster;
 let nodes: RedisServer[];

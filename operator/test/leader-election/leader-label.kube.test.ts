@@ -6,11 +6,11 @@
  * shows no holder.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually } from '../../test/helpers/eventually.ts';
-import { startRedisServers, type RedisServer } from '../../test/helpers/redis-server.ts';
-import { spawnSidecar, type SidecarProcess } from '../../test/helpers/sidecar-process.ts';
-import { LEADER_LABEL } from '../src/leader-election-reconciler.ts';
-import { condition, startOperator, TestCluster, type StartedOperator } from './helpers/cluster.ts';
+import { eventually } from '../../../test/helpers/eventually.ts';
+import { startRedisServers, type RedisServer } from '../../../test/helpers/redis-server.ts';
+import { spawnSidecar, type SidecarProcess } from '../../../test/helpers/sidecar-process.ts';
+import { LEADER_LABEL } from '../../src/leader-election/leader-election-reconciler.ts';
+import { condition, startOperator, TestCluster, type StartedOperator } from '../helpers/cluster.ts';
 
 let cluster: TestCluster;
 let nodes: RedisServer[];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { ElectionClaim } from '../src/leader-reports.ts';
-import { parseLeadershipReport } from '../src/leader-reports.ts';
-import { planLeadership, type LeaderCandidate, type LeadershipState } from '../src/plan-leadership.ts';
+import type { ElectionClaim } from '../../src/leader-election/leader-reports.ts';
+import { parseLeadershipReport } from '../../src/leader-election/leader-reports.ts';
+import { planLeadership, type LeaderCandidate, type LeadershipState } from '../../src/leader-election/plan-leadership.ts';
 
 const NOW = 1_700_000_000_000;
 const T0 = '2023-11-14T22:13:20Z';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planRedrive, redriveId } from '../src/plan-redrive.ts';
+import { planRedrive, redriveId } from '../../src/task-queue/plan-redrive.ts';
 
 describe('planRedrive (the sluice.dev/redrive annotation)', () => {
   it('no annotation and nothing running: nothing to do', () => {

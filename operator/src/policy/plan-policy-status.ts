@@ -4,10 +4,10 @@
  * what the selected pods' sidecars acknowledged, so `kubectl get` reports what is actually
  * enforced, not what was merely sent.
  */
-import type { Verdict } from './accept-policies.ts';
-import { setConditions, transitions, type Condition, type DesiredCondition, type Transition } from './conditions.ts';
-import type { PodProgramState } from './programming-tracker.ts';
-import { ConditionType, Reason } from './reasons.ts';
+import type { Verdict } from '../accept-policies.ts';
+import { setConditions, transitions, type Condition, type DesiredCondition, type Transition } from '../conditions.ts';
+import type { PodProgramState } from '../programming-tracker.ts';
+import { ConditionType, Reason } from '../reasons.ts';
 
 export interface PolicyStatus {
   observedGeneration: number;

@@ -1,4 +1,4 @@
-import { systemClock, type Clock } from '../../lib/clock.ts';
+import { systemClock, type Clock } from '../../../lib/clock.ts';
 
 /**
  * The latest leadership report of each sidecar, as sent on its PolicyDiscovery stream

@@ -9,22 +9,19 @@
  * leader-election-reconciler.ts) that write the same Accepted/Programmed/targets plus their own
  * fields, so each kind's status keeps a single writer.
  */
-import type { Clock } from '../../lib/clock.ts';
-import type { Logger } from '../../lib/log.ts';
-import type { EventRecorder } from './event-recorder.ts';
-import type { Informer } from './informer.ts';
-import type { PolicyKind } from './kinds.ts';
-import { objectKey, resourcePath, splitKey, type KubeClient, type KubeObject } from './kube-client.ts';
-import type { OperatorMetrics } from './metrics.ts';
+import type { Clock } from '../../../lib/clock.ts';
+import type { Logger } from '../../../lib/log.ts';
+import type { EventRecorder } from '../event-recorder.ts';
+import type { Informer } from '../informer.ts';
+import type { PolicyKind } from '../kinds.ts';
+import { objectKey, type KubeClient } from '../kube-client.ts';
+import type { OperatorMetrics } from '../metrics.ts';
 import { planPolicyStatus, type PolicyStatus } from './plan-policy-status.ts';
-import { policyRef } from './policy-document.ts';
-import type { PolicyIndex } from './policy-index.ts';
-import type { ProgrammingTracker } from './programming-tracker.ts';
-import { Reason } from './reasons.ts';
-import { KindReconciler } from './kind-reconciler.ts';
-import type { ReconcileResult } from './work-queue.ts';
-
-const WARNING_REASONS = new Set<string>([Reason.Invalid, Reason.Conflicted, Reason.Rejected]);
+import { policyRef } from '../policy-document.ts';
+import type { PolicyIndex } from '../policy-index.ts';
+import type { ProgrammingTracker } from '../programming-tracker.ts';
+import { KindReconciler } from '../kind-reconciler.ts';
+import type { ReconcileResult } from '../work-queue.ts';
 
 export interface PolicyReconcilerOptions {
   kind: PolicyKind;
@@ -65,20 +62,6 @@ export class PolicyReconciler extends KindReconciler<PolicyStatus> {
     const memo = this.written.get(key);
     const existing = memo && memo.uid === uid ? memo.status : (obj.status as Partial<PolicyStatus> | undefined);
     const plan = planPolicyStatus({ generation, existing, verdict, targets, now: new Date(this.opts.clock.wallNow()).toISOString().replace(/\.\d+Z$/, 'Z') });
-    this.opts.metrics.reconciles.inc({ kind: kind.kind, result: 'ok' });
-    if (!plan.changed) return;
-    await this.writeStatus(obj, plan.status);
-    this.written.set(key, { uid, status: plan.status });
-    for (const t of plan.transitions) {
-      this.opts.events.record(obj, t.status === 'False' && WARNING_REASONS.has(t.reason) ? 'Warning' : 'Normal', t.reason, `${t.type}: ${t.message}`);
-    }
-  }
-
-  private async writeStatus(obj: KubeObject, status: PolicyStatus): Promise<void> {
-    const { namespace, name } = splitKey(objectKey(obj));
-    // A merge patch replaces `conditions` whole (it is a list) and needs no resourceVersion: only
-    // the leader writes status, so there is no other writer to lose an update to.
-    await this.opts.client.patch(resourcePath(this.kind, namespace, name, 'status'), { status });
-    this.opts.metrics.statusWrites.inc({ kind: this.kind.kind });
+    await this.finish(key, obj, plan);
   }
 }

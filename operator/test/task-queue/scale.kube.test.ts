@@ -6,13 +6,13 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeConfig } from '@kubernetes/client-node';
-import { silentLogger } from '../../lib/log.ts';
-import { auditEntries } from '../../test/cluster/control-plane.ts';
-import { eventually } from '../../test/helpers/eventually.ts';
-import { Informer } from '../src/informer.ts';
-import { KubeClient, type KubeObject } from '../src/kube-client.ts';
-import { DEFAULT_TOKEN_AUDIENCE, SidecarAuthenticator } from '../src/sidecar-auth.ts';
-import { requestToken, TestCluster } from './helpers/cluster.ts';
+import { silentLogger } from '../../../lib/log.ts';
+import { auditEntries } from '../../../test/cluster/control-plane.ts';
+import { eventually } from '../../../test/helpers/eventually.ts';
+import { Informer } from '../../src/informer.ts';
+import { KubeClient, type KubeObject } from '../../src/kube-client.ts';
+import { DEFAULT_TOKEN_AUDIENCE, SidecarAuthenticator } from '../../src/sidecar-auth.ts';
+import { requestToken, TestCluster } from '../helpers/cluster.ts';
 
 let cluster: TestCluster;
 let operatorClient: KubeClient;

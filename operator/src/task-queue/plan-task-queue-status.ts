@@ -2,9 +2,9 @@
  * A TaskQueue's own status — the queue's numbers and the Ready / Autoscaling conditions — from
  * what the reconciler observed in Redis and on the scale target. Pure: no I/O.
  */
-import type { DesiredCondition } from './conditions.ts';
+import type { DesiredCondition } from '../conditions.ts';
 import type { QueueStats } from './queue-redis.ts';
-import { ConditionType, Reason } from './reasons.ts';
+import { ConditionType, Reason } from '../reasons.ts';
 
 export type RedisObservation =
   | { state: 'not-accepted' }

@@ -10,29 +10,27 @@
  * reconciler requeues itself at the holder's validUntil, so a holder that went silent loses the
  * label when its lease would have ended.
  */
-import type { Clock } from '../../lib/clock.ts';
-import { parseDuration } from '../../lib/policy/duration.ts';
-import type { Logger } from '../../lib/log.ts';
-import { isNotFound } from './errors.ts';
-import type { EventRecorder } from './event-recorder.ts';
-import { planExtendedStatus, type ExtendedStatus } from './extended-status.ts';
-import type { Informer } from './informer.ts';
-import { PODS, type PolicyKind } from './kinds.ts';
-import { objectKey, resourcePath, splitKey, type KubeClient, type KubeObject } from './kube-client.ts';
+import type { Clock } from '../../../lib/clock.ts';
+import type { Logger } from '../../../lib/log.ts';
+import { isNotFound } from '../errors.ts';
+import type { EventRecorder } from '../event-recorder.ts';
+import { planExtendedStatus, type ExtendedStatus } from '../extended-status.ts';
+import type { Informer } from '../informer.ts';
+import { PODS, type PolicyKind } from '../kinds.ts';
+import { objectKey, resourcePath, splitKey, type KubeClient, type KubeObject } from '../kube-client.ts';
 import type { LeaderReports } from './leader-reports.ts';
-import type { OperatorMetrics } from './metrics.ts';
+import type { OperatorMetrics } from '../metrics.ts';
 import type { LockNodeReader } from './lock-node-reader.ts';
 import { planLeadership, type LeaderCandidate, type LeadershipState } from './plan-leadership.ts';
-import { policyRef } from './policy-document.ts';
-import type { PolicyIndex } from './policy-index.ts';
-import type { ProgrammingTracker } from './programming-tracker.ts';
-import { ConditionType, Reason } from './reasons.ts';
-import { KindReconciler } from './kind-reconciler.ts';
-import type { ReconcileResult } from './work-queue.ts';
+import { compiledPolicy, policyRef } from '../policy-document.ts';
+import type { PolicyIndex } from '../policy-index.ts';
+import type { ProgrammingTracker } from '../programming-tracker.ts';
+import { ConditionType, Reason } from '../reasons.ts';
+import { KindReconciler } from '../kind-reconciler.ts';
+import type { ReconcileResult } from '../work-queue.ts';
 
 /** The label a Service selects the leader with. */
 export const LEADER_LABEL = 'sluice.dev/leader';
-const DEFAULT_TTL_MS = 10_000;
 
 export interface LeaderElectionReconcilerOptions {
   kind: PolicyKind;
@@ -100,12 +98,12 @@ export class LeaderElectionReconciler extends KindReconciler<ExtendedStatus> {
       candidates.push({ pod, selected: live !== undefined, claim: current?.claims.get(key) });
     }
     const now = clock.wallNow();
-    const ttlMs = parseDuration(obj.spec?.ttl ?? '') ?? DEFAULT_TTL_MS;
+    const election = verdict.accepted ? compiledPolicy(obj)?.leaderElections[0] : undefined;
     // Only a claim that could start a new term needs the nodes' word; renewals and silence do not.
     const claimsNewTerm = candidates.some((c) => c.claim?.leader && !(c.pod === previous.holder && c.claim.fencingToken === previous.fencingToken));
     const lock = this.opts.lockNodes && claimsNewTerm ? await this.opts.lockNodes.read(namespace, name) : undefined;
-    const leadership = verdict.accepted
-      ? planLeadership({ previous, candidates, now, nowIso: iso(now), graceUntil: this.startedAt + ttlMs, ttlMs, lock })
+    const leadership = election
+      ? planLeadership({ previous, candidates, now, nowIso: iso(now), graceUntil: this.startedAt + election.ttlMs, ttlMs: election.ttlMs, lock })
       : { state: { ...previous, holder: undefined, lastTransitionTime: previous.holder ? iso(now) : previous.lastTransitionTime }, holderChanged: previous.holder !== undefined, ignored: [], recheckAt: undefined };
     for (const i of leadership.ignored) {
       // A made-up token is worth a warning: some pod is trying to take the leader label.
@@ -137,19 +135,11 @@ export class LeaderElectionReconciler extends KindReconciler<ExtendedStatus> {
         lastTransitionTime: s.lastTransitionTime ?? null,
       },
     });
-    this.opts.metrics.reconciles.inc({ kind: kind.kind, result: 'ok' });
-    if (plan.changed) {
-      await this.opts.client.patch(resourcePath(this.kind, namespace, name, 'status'), { status: plan.status });
-      this.opts.metrics.statusWrites.inc({ kind: this.kind.kind });
-      this.written.set(key, { uid, status: plan.status });
-      const newLeader = leadership.holderChanged && s.holder !== undefined;
-      for (const t of plan.transitions) {
-        if (newLeader && t.type === ConditionType.Elected) continue; // told by the LeaderChanged Event below
-        this.opts.events.record(obj, t.status === 'False' && t.reason !== Reason.NotAccepted ? 'Warning' : 'Normal', t.reason, `${t.type}: ${t.message}`);
-      }
-      if (newLeader) {
-        this.opts.events.record(obj, 'Normal', Reason.LeaderChanged, `Pod ${s.holder} leads with fencing token ${s.fencingToken} (previous leader: ${previous.holder ?? 'none'}).`);
-      }
+    const newLeader = leadership.holderChanged && s.holder !== undefined;
+    // A new leader is told by the LeaderChanged Event below, which names the previous one too.
+    const written = await this.finish(key, obj, plan, (t) => !(newLeader && t.type === ConditionType.Elected));
+    if (written && newLeader) {
+      this.opts.events.record(obj, 'Normal', Reason.LeaderChanged, `Pod ${s.holder} leads with fencing token ${s.fencingToken} (previous leader: ${previous.holder ?? 'none'}).`);
     }
     if (leadership.recheckAt !== undefined) return { requeueAfter: Math.max(10, leadership.recheckAt - clock.wallNow() + 10) };
   }

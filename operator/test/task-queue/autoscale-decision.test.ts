@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideReplicas, recommendReplicas, type AutoscaleSpec, type Recommendation } from '../src/autoscale-decision.ts';
+import { decideReplicas, recommendReplicas, type AutoscaleSpec, type Recommendation } from '../../src/task-queue/autoscale-decision.ts';
 
 const spec: AutoscaleSpec = { minReplicas: 1, maxReplicas: 10, targetLagPerReplica: 100, stabilizationWindowMs: 60_000 };
 

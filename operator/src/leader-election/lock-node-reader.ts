@@ -6,9 +6,9 @@
  * node, and needs a majority of answers to say anything.
  */
 import type { Redis } from 'ioredis';
-import { electionResource, fenceKey } from '../../lib/redis/key-layout.ts';
-import { connectRedis, redactUrl } from '../../lib/redis/connection.ts';
-import type { Logger } from '../../lib/log.ts';
+import { electionResource, fenceKey } from '../../../lib/redis/key-layout.ts';
+import { connectRedis, redactUrl } from '../../../lib/redis/connection.ts';
+import type { Logger } from '../../../lib/log.ts';
 import type { LockNodeView } from './plan-leadership.ts';
 
 export class LockNodeReader {

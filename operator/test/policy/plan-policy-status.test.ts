@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planPolicyStatus, type StatusInput } from '../src/plan-policy-status.ts';
+import { planPolicyStatus, type StatusInput } from '../../src/policy/plan-policy-status.ts';
 
 const NOW = '2026-11-24T12:00:00Z';
 const LATER = '2026-11-24T12:05:00Z';
