@@ -162,6 +162,10 @@ export class Sidecar {
       const { ConfigFile } = await import('./config/config-file.ts');
       this.configFile = new ConfigFile({ path: opts.config, labels: opts.labels, store: this.store, logger, metrics: this.metrics });
       await this.configFile.start();
+      // A listen port taken is a config error like any other: the sidecar does not start half-served.
+      await this.outbound?.settled();
+      const unbound = this.outbound?.bindErrors() ?? [];
+      if (unbound.length > 0) throw new Error(`config ${opts.config} cannot be put in place: ${unbound.map((e) => e.error).join('; ')}`);
     }
 
     // --- operator mode: snapshots from the operator's PolicyDiscovery stream. Until the
@@ -177,6 +181,11 @@ export class Sidecar {
         logger: logger.child({ feature: 'discovery' }),
         onConnected: () => this.reportLeadership(), // leadership reports to the operator
         onEndpoints: (upstream, addresses) => this.outbound?.setEndpoints(upstream, addresses),
+        // An Upstream whose listen port is taken is named in the ACK, so its status says why.
+        resourceErrors: async () => {
+          await this.outbound?.settled();
+          return this.outbound?.bindErrors() ?? [];
+        },
         // The queue feature is added after this client; a redrive arrives only once both run.
         onRedrive: (r) => this.features.find((f): f is Feature & { queue: QueueFeature } => f.name === 'queue' && 'queue' in f)?.queue.redriveFromOperator(r),
         ...(opts.operatorCa ? { tls: { caPem: opts.operatorCa, ...(opts.operatorServerName ? { serverName: opts.operatorServerName } : {}) } } : {}), // [discovery TLS]
@@ -330,6 +339,8 @@ export class Sidecar {
       appliedAt: this.store.appliedAt,
       labels: this.opts.labels ?? null,
       lastRejected: this.store.lastRejected ?? null,
+      // Resources of the plan in force that could not be put in place (an Upstream's port taken).
+      notInPlace: this.outbound?.bindErrors().map((e) => e.error) ?? [],
       warnings: this.engine?.warnings ?? [],
       rules: {
         rateLimits: plan.rateLimits.map((r) => r.id),
