@@ -12,6 +12,7 @@ import { breakerOutcome, OUTBOUND_ERRORS, type OutboundErrorCode } from './outbo
 import { isRejection, type Permit, type Rejection } from '../policy-engine/engine.ts';
 import { grpcRejection } from '../policy-engine/responses.ts';
 import { decideRetry, type TryOutcome } from './retry-decision.ts';
+import { disarm, FixedDelayTimers, type Armed } from './fixed-delay-timers.ts';
 import type { TryResult, UpstreamRuntime } from './upstream-runtime.ts';
 
 /** What a call may hold for replay; past it the call is committed to its current try (gRFC A6). */
@@ -34,10 +35,18 @@ export class OutboundGrpcListener {
   private readonly sessions = new Set<Http2Session>();
   private readonly pools = new Map<string, UpstreamSessions>();
   private closing = false;
+  /**
+   * Timers shared by the calls (fixed-delay-timers.ts): the header hold, and the timeouts that
+   * have the Upstream's fixed delays — a call bound by the plan's timeout, a try by perTryTimeout.
+   */
+  readonly holds: FixedDelayTimers<Try>;
+  private callTimeouts: FixedDelayTimers<OutboundGrpcCall> | undefined;
+  private tryTimeouts: FixedDelayTimers<Try> | undefined;
 
   constructor(rt: UpstreamRuntime, logger: Logger) {
     this.rt = rt;
     this.logger = logger;
+    this.holds = new FixedDelayTimers<Try>(HEADERS_HOLD_MS, rt.clock, (t) => t.call.commit(t));
     this.server = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
     this.server.on('session', (s: Http2Session) => {
       this.sessions.add(s);
@@ -50,6 +59,19 @@ export class OutboundGrpcListener {
   listen(): Promise<AddressInfo> {
     const { host, port } = this.rt.plan.listen;
     return listenOn(this.server, host, port);
+  }
+
+  /** Expiries after the plan's `timeout` (re-made when a new generation changes it). */
+  callTimeoutTimers(): FixedDelayTimers<OutboundGrpcCall> {
+    const ms = this.rt.plan.timeoutMs;
+    if (this.callTimeouts?.delayMs !== ms) this.callTimeouts = new FixedDelayTimers<OutboundGrpcCall>(ms, this.rt.clock, (c) => c.onDeadline());
+    return this.callTimeouts;
+  }
+
+  /** Expiries after `retry.perTryTimeout`. */
+  tryTimeoutTimers(ms: number): FixedDelayTimers<Try> {
+    if (this.tryTimeouts?.delayMs !== ms) this.tryTimeouts = new FixedDelayTimers<Try>(ms, this.rt.clock, (t) => t.call.onTryTimeout(t));
+    return this.tryTimeouts;
   }
 
   /** The connections to one endpoint (dialled on first use). */
@@ -98,16 +120,47 @@ export class OutboundGrpcListener {
 }
 
 interface Try {
+  readonly call: OutboundGrpcCall;
   readonly ep: Endpoint;
   readonly n: number;
   readonly startedAt: number;
-  up: ClientHttp2Stream | undefined;
+  up: TryStream | undefined;
   session: ClientHttp2Session | undefined;
   pool: UpstreamSessions;
   error: Error | undefined;
   trailers: IncomingHttpHeaders | undefined;
-  timer: NodeJS.Timeout | undefined;
+  timer: Armed<Try> | undefined;
   over: boolean;
+}
+
+/**
+ * A try's stream knows its try, so its listeners are the functions below, shared by every try,
+ * instead of six closures made per try.
+ */
+const TRY = Symbol('try');
+type TryStream = ClientHttp2Stream & { [TRY]: Try };
+
+function onTryResponse(this: TryStream, headers: IncomingHttpHeaders, flags: number): void {
+  const t = this[TRY];
+  t.call.onResponse(t, headers, flags);
+}
+function onTryTrailers(this: TryStream, trailers: IncomingHttpHeaders): void {
+  this[TRY].trailers = trailers;
+}
+function onTryData(this: TryStream, chunk: Buffer): void {
+  const t = this[TRY];
+  t.call.onUpData(t, chunk);
+}
+function onTryEnd(this: TryStream): void {
+  const t = this[TRY];
+  t.call.onUpEnd(t);
+}
+function onTryClose(this: TryStream): void {
+  const t = this[TRY];
+  t.call.onUpClose(t);
+}
+function onTryError(this: TryStream, err: Error): void {
+  this[TRY].error = err;
 }
 
 /**
@@ -128,15 +181,19 @@ class OutboundGrpcCall {
   private readonly startedAt: number;
   private readonly deadlineAt: number;
   private readonly deadlineBound: 'client' | 'upstream';
-  private readonly tried = new Set<Endpoint>();
-  private buffer: Buffer[] | undefined = [];
+  /** Endpoints tried so far, made at the first retry (most calls have one try). */
+  private tried: Set<Endpoint> | undefined;
+  private firstTried: Endpoint | undefined;
+  /** The request's bytes kept for replay; made at the first chunk, undefined once past the limit. */
+  private buffer: Buffer[] | undefined;
+  private replayable = true;
   private buffered = 0;
   private downEnded = false;
   private current: Try | undefined;
   private tries = 0;
   private committed = false;
   private settled = false;
-  private deadlineTimer: NodeJS.Timeout | undefined;
+  private deadlineTimer: NodeJS.Timeout | Armed<OutboundGrpcCall> | undefined;
   private backoffTimer: NodeJS.Timeout | undefined;
   private upTrailersOut: Record<string, string | string[] | number> | undefined;
 
@@ -196,10 +253,15 @@ class OutboundGrpcCall {
     this.rt.callStarted();
     const down = this.down;
     down.on('close', this.onDownClose);
-    down.on('wantTrailers', () => down.sendTrailers(this.upTrailersOut ?? { 'grpc-status': String(GRPC_STATUS.INTERNAL), 'grpc-message': 'no status (SLUICE_ERR_OUTBOUND_PROTOCOL)' }));
+    down.on('wantTrailers', this.onWantTrailers);
     down.on('data', this.onDownData);
     down.on('end', this.onDownEnd);
-    this.deadlineTimer = setTimeout(this.onDeadline, Math.max(0, this.deadlineAt - this.rt.clock.now()));
+    const left = this.deadlineAt - this.rt.clock.now();
+    // Bound by the plan's timeout and not held up by a policy decision: the shared timer, which
+    // fires within a millisecond of this call's own deadline. A caller's deadline varies per call.
+    this.deadlineTimer = this.deadlineBound === 'upstream' && left > this.rt.plan.timeoutMs - 1
+      ? this.listener.callTimeoutTimers().arm(this)
+      : setTimeout(this.onDeadline, Math.max(0, left));
     this.attempt();
   }
 
@@ -208,38 +270,42 @@ class OutboundGrpcCall {
   private attempt(): void {
     this.backoffTimer = undefined;
     if (this.settled) return;
+    if (this.tries === 1) this.tried = new Set([this.firstTried as Endpoint]);
     const ep = this.rt.pick(this.tried);
     if (!ep) {
       if (this.tries === 0) return this.fail('SLUICE_ERR_OUTBOUND_NO_ENDPOINTS', `upstream ${this.rt.plan.id} has no ready endpoint`);
       return this.fail('SLUICE_ERR_OUTBOUND_CONNECT');
     }
-    this.tried.add(ep);
+    if (this.tried) this.tried.add(ep);
+    else this.firstTried = ep;
     this.tries++;
     const now = this.rt.clock.now();
     const left = this.deadlineAt - now;
     const perTry = this.rt.plan.retry.perTryTimeoutMs;
     const tryMs = perTry !== undefined && perTry < left ? perTry : left;
-    const t: Try = { ep, n: this.tries, startedAt: now, up: undefined, session: undefined, pool: this.listener.pool(ep), error: undefined, trailers: undefined, timer: undefined, over: false };
+    const t: Try = { call: this, ep, n: this.tries, startedAt: now, up: undefined, session: undefined, pool: this.listener.pool(ep), error: undefined, trailers: undefined, timer: undefined, over: false };
     this.current = t;
     this.rt.tryStarted(ep);
     const headers = upstreamRequestHeaders(this.headers, this.head.path, formatGrpcTimeout(tryMs));
     if (t.n > 1) headers['grpc-previous-rpc-attempts'] = String(t.n - 1);
+    let up: TryStream;
     try {
       t.session = t.pool.session();
-      t.up = t.session.request(headers, { endStream: false });
+      up = t.session.request(headers, { endStream: false }) as TryStream;
     } catch (err) {
       t.error = err as Error;
       return this.tryFailed(t, { kind: 'connect-failure' }, 'connect_failure');
     }
-    const up = t.up;
-    up.on('response', (h: IncomingHttpHeaders, flags: number) => this.onResponse(t, h, flags));
-    up.on('trailers', (tr: IncomingHttpHeaders) => { t.trailers = tr; });
-    up.on('data', (chunk: Buffer) => this.onUpData(t, chunk));
-    up.on('end', () => this.onUpEnd(t));
-    up.on('close', () => this.onUpClose(t));
-    up.on('error', (err: Error) => { t.error = err; });
-    if (perTry !== undefined && perTry < left) t.timer = setTimeout(() => this.onTryTimeout(t), perTry);
-    for (const chunk of this.buffer ?? []) up.write(chunk);
+    up[TRY] = t;
+    t.up = up;
+    up.on('response', onTryResponse);
+    up.on('trailers', onTryTrailers);
+    up.on('data', onTryData);
+    up.on('end', onTryEnd);
+    up.on('close', onTryClose);
+    up.on('error', onTryError);
+    if (perTry !== undefined && perTry < left) t.timer = this.listener.tryTimeoutTimers(perTry).arm(t);
+    if (this.buffer) for (const chunk of this.buffer) up.write(chunk);
     if (this.downEnded) up.end();
     else this.down.resume();
   }
@@ -250,7 +316,7 @@ class OutboundGrpcCall {
     this.endTry(t, result);
     const decision = decideRetry(this.rt.plan.retry, outcome, {
       tries: this.tries,
-      replayable: this.buffer !== undefined,
+      replayable: this.replayable,
       idempotent: true,
       timeLeftMs: this.deadlineAt - this.rt.clock.now(),
     }, this.rt.random);
@@ -271,25 +337,27 @@ class OutboundGrpcCall {
   private endTry(t: Try, result: TryResult, latencyMs?: number): void {
     if (t.over) return;
     t.over = true;
-    if (t.timer) clearTimeout(t.timer);
+    disarm(t.timer);
     if (t.up && !t.up.closed && result !== 'ok' && result !== 'failure') t.up.close(h2.NGHTTP2_CANCEL);
     this.rt.tryEnded(t.ep, result, latencyMs);
   }
 
   private dropHeld(): void {
-    if (this.holdTimer) clearTimeout(this.holdTimer);
+    disarm(this.holdTimer);
     this.holdTimer = undefined;
     this.heldHeaders = undefined;
   }
 
-  private readonly onTryTimeout = (t: Try): void => {
+  /** @internal the try's perTryTimeout passed (a shared timer calls it). */
+  onTryTimeout(t: Try): void {
     t.timer = undefined;
     if (t.over || this.committed) return;
     this.dropHeld();
     this.tryFailed(t, { kind: 'try-timeout' }, 'timeout');
-  };
+  }
 
-  private onResponse(t: Try, headers: IncomingHttpHeaders, flags: number): void {
+  /** @internal the try's response headers (its stream's listener calls it). */
+  onResponse(t: Try, headers: IncomingHttpHeaders, flags: number): void {
     if (t.over || this.settled) return;
     const latency = this.rt.clock.now() - t.startedAt;
     const status = Number(headers[':status'] ?? 0);
@@ -313,30 +381,29 @@ class OutboundGrpcCall {
     // app has seen nothing of that try.
     this.tryLatency = latency;
     this.heldHeaders = headers;
-    t.up?.once('end', noop);
-    this.holdTimer = setTimeout(() => this.commit(t), HEADERS_HOLD_MS);
+    this.holdTimer = this.listener.holds.arm(t);
   }
 
   private tryLatency: number | undefined;
   private heldHeaders: IncomingHttpHeaders | undefined;
-  private holdTimer: NodeJS.Timeout | undefined;
+  private holdTimer: Armed<Try> | undefined;
 
-  /** This try is the call's now: its headers go to the app, and nothing more is retried. */
-  private commit(t: Try): void {
+  /** @internal This try is the call's now: its headers go to the app, and nothing more is retried. */
+  commit(t: Try): void {
     if (this.committed || t.over || this.settled || !this.heldHeaders) return;
-    if (this.holdTimer) clearTimeout(this.holdTimer);
+    disarm(this.holdTimer);
     this.holdTimer = undefined;
     this.committed = true;
     this.buffer = undefined;
-    if (t.timer) {
-      clearTimeout(t.timer);
-      t.timer = undefined;
-    }
+    this.replayable = false;
+    disarm(t.timer);
+    t.timer = undefined;
     if (this.canRespond()) this.down.respond(relayedHeaders(this.heldHeaders, 200), { waitForTrailers: true });
     this.heldHeaders = undefined;
   }
 
-  private onUpData(t: Try, chunk: Buffer): void {
+  /** @internal */
+  onUpData(t: Try, chunk: Buffer): void {
     if (t.over || this.settled) return;
     if (!this.committed) this.commit(t);
     if (!this.committed) return;
@@ -346,7 +413,8 @@ class OutboundGrpcCall {
     }
   }
 
-  private onUpEnd(t: Try): void {
+  /** @internal */
+  onUpEnd(t: Try): void {
     if (t.over || this.settled) return;
     if (!this.committed) this.commit(t);
     if (!this.committed) return;
@@ -359,7 +427,8 @@ class OutboundGrpcCall {
     this.settle(grpcCodeName(code).toLowerCase(), code);
   }
 
-  private onUpClose(t: Try): void {
+  /** @internal */
+  onUpClose(t: Try): void {
     if (t.over || this.settled) return;
     if (t.up?.rstCode === h2.NGHTTP2_NO_ERROR && t.trailers) return this.onUpEnd(t);
     if (this.committed) {
@@ -381,19 +450,20 @@ class OutboundGrpcCall {
 
   private readonly onDownData = (chunk: Buffer): void => {
     if (this.settled) return;
-    if (this.buffer) {
+    if (this.replayable) {
       if (this.buffered + chunk.length <= GRPC_REPLAY_BUFFER_BYTES) {
-        this.buffer.push(chunk);
+        (this.buffer ??= []).push(chunk);
         this.buffered += chunk.length;
       } else {
         this.buffer = undefined; // too large to replay: committed to the current try
+        this.replayable = false;
       }
     }
     const up = this.current && !this.current.over ? this.current.up : undefined;
     if (!up) {
       // Between tries the stream is paused; a chunk that still slipped in past the buffer
       // cannot be replayed, so the call ends rather than send half a request.
-      if (!this.buffer) this.fail('SLUICE_ERR_OUTBOUND_RESET', 'the request outgrew the replay buffer between tries');
+      if (!this.replayable) this.fail('SLUICE_ERR_OUTBOUND_RESET', 'the request outgrew the replay buffer between tries');
       return;
     }
     if (!up.write(chunk)) {
@@ -416,7 +486,12 @@ class OutboundGrpcCall {
     this.settle('cancelled');
   };
 
-  private readonly onDeadline = (): void => {
+  private readonly onWantTrailers = (): void => {
+    this.down.sendTrailers(this.upTrailersOut ?? { 'grpc-status': String(GRPC_STATUS.INTERNAL), 'grpc-message': 'no status (SLUICE_ERR_OUTBOUND_PROTOCOL)' });
+  };
+
+  /** @internal the call's deadline passed (its own timer or the shared one calls it). */
+  readonly onDeadline = (): void => {
     this.deadlineTimer = undefined;
     if (this.settled) return;
     const t = this.current;
@@ -459,10 +534,15 @@ class OutboundGrpcCall {
       if (outcome === 'cancelled') this.permit.cancel();
       else this.permit.done(breakerOutcome(outcome, grpcCode));
     }
-    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    const deadline = this.deadlineTimer;
+    if (deadline !== undefined) {
+      if ('target' in deadline) disarm(deadline);
+      else clearTimeout(deadline);
+    }
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
     this.dropHeld();
     this.buffer = undefined;
+    this.replayable = false;
     this.rt.callEnded(outcome, (this.rt.clock.now() - this.startedAt) / 1000);
     const down = this.down;
     if (!down.readableEnded && !down.closed) {
