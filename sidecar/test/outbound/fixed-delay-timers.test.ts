@@ -3,7 +3,7 @@ import { FixedDelayTimers, disarm } from '../../src/outbound/fixed-delay-timers.
 
 describe('FixedDelayTimers: one timer for many expiries of one delay', () => {
   let now = 0;
-  const clock = { now: () => now };
+  const clock = { now: () => now, wallNow: () => now };
   const advance = (ms: number) => {
     for (let i = 0; i < ms; i++) {
       now++;
