@@ -81,8 +81,8 @@ function triesByEndpoint(text: string, upstreamId: string): Map<string, number> 
 async function main(): Promise<void> {
   const group = new ProcessGroup();
   try {
-    const ports = await freePorts(9);
-    const [e0, e1, e2, s0, s1, s2, lrHealthy, lrSlow, rrSlow] = ports as number[] as [number, number, number, number, number, number, number, number, number];
+    const ports = await freePorts(10);
+    const [e0, e1, e2, s0, s1, s2, lrHealthy, lrSlow, rrSlow, single] = ports as number[] as [number, number, number, number, number, number, number, number, number, number];
     const start = (port: number, delay: number) => group.start(`UserService :${port}`, NODE, [resolve(ROOT, 'examples/user-service/server.ts'), '--port', String(port)], { env: { ...process.env, DELAY_MS: String(delay) } });
     for (const port of [e0, e1, e2, s0, s1]) start(port, DELAY_MS);
     start(s2, DELAY_MS * 10);
@@ -94,6 +94,8 @@ async function main(): Promise<void> {
       upstream('healthy', `127.0.0.1:${lrHealthy}`, healthy, 'LeastRequest'),
       upstream('slow-lr', `127.0.0.1:${lrSlow}`, withSlow, 'LeastRequest'),
       upstream('slow-rr', `127.0.0.1:${rrSlow}`, withSlow, 'RoundRobin'),
+      // The inbound path's own endpoint alone: what an outbound call costs without the spreading.
+      upstream('single', `127.0.0.1:${single}`, [healthy[0] as string], 'LeastRequest'),
     ].join('\n---\n');
     const sidecar = await startSidecar(group, 'sluice-proxy', {
       configYaml: config,
@@ -152,17 +154,23 @@ async function main(): Promise<void> {
     // (c) sidecar CPU per call, outbound vs inbound, same endpoint process; rounds alternate.
     if (PARTS.includes('c')) {
       const inbound = one(`127.0.0.1:${inboundGrpc}`);
-      clients.push(inbound);
+      const toOne = one(`127.0.0.1:${single}`);
+      clients.push(inbound, toOne);
       await warm([inbound]);
+      await warm([toOne]);
       const outs: number[] = [];
       const ins: number[] = [];
-      const rates = { out: 0, in: 0 };
+      const ones: number[] = [];
+      const rates = { out: 0, in: 0, one: 0 };
       const sys = { out: 0, in: 0, outAll: 0, inAll: 0 };
       // BENCH_ONLY=out|in drives one direction only: a profile of the sidecar then shows that path alone.
       const only = process.env.BENCH_ONLY;
       for (let r = 0; r < ROUNDS; r++) {
         const cpuOut = await cpuDuring(sidecar.pid, () => drive(only === 'in' ? [] : [through], only === 'in' ? 0 : CALLS));
         const cpuIn = await cpuDuring(sidecar.pid, () => drive(only === 'out' ? [] : [inbound], only === 'out' ? 0 : CALLS));
+        const cpuOne = await cpuDuring(sidecar.pid, () => drive(only ? [] : [toOne], only ? 0 : CALLS));
+        ones.push((cpuOne.cpuSeconds * 1e6) / CALLS);
+        rates.one = Math.round(CALLS / cpuOne.result.seconds);
         outs.push((cpuOut.cpuSeconds * 1e6) / CALLS);
         ins.push((cpuIn.cpuSeconds * 1e6) / CALLS);
         rates.out = Math.round(CALLS / cpuOut.result.seconds);
@@ -175,12 +183,16 @@ async function main(): Promise<void> {
       const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
       const usOut = median(outs);
       const usIn = median(ins);
+      const usOne = median(ones);
       const pct = (part: number, all: number) => (all > 0 ? `${Math.round((100 * part) / all)} %` : '-');
       printTable(`(c) sidecar CPU per call (median of ${ROUNDS} alternating round${ROUNDS > 1 ? 's' : ''}: out ${outs.map((x) => x.toFixed(0)).join('/')}, in ${ins.map((x) => x.toFixed(0)).join('/')})`, ['direction', 'µs CPU / call', 'of it kernel', 'calls/s (last round)'], [
         ['outbound (Upstream, 3 endpoints)', usOut.toFixed(1), pct(sys.out, sys.outAll), rates.out],
         ['inbound (policy chain off: no policies)', usIn.toFixed(1), pct(sys.in, sys.inAll), rates.in],
+        ['outbound to the inbound\'s endpoint alone', usOne.toFixed(1), '', rates.one],
       ]);
+      console.log(`outbound / inbound per round: ${outs.map((o, i) => (o / (ins[i] as number)).toFixed(2)).join(' ')}; one endpoint / inbound: ${ones.map((o, i) => (o / (ins[i] as number)).toFixed(2)).join(' ')}`);
       aims.push({ name: 'sidecar CPU per outbound call / per inbound call', value: usOut / usIn, kind: 'atMost', target: 1.0 });
+      aims.push({ name: '  the same, outbound to the inbound\'s one endpoint', value: usOne / usIn, kind: 'atMost', target: 1.0 });
     }
 
     printAims('Aims', aims);
