@@ -12,7 +12,6 @@ import { breakerOutcome, OUTBOUND_ERRORS, type OutboundErrorCode } from './outbo
 import { isRejection, type Permit, type Rejection } from '../policy-engine/engine.ts';
 import { grpcRejection } from '../policy-engine/responses.ts';
 import { decideRetry, type TryOutcome } from './retry-decision.ts';
-import { disarm, FixedDelayTimers, type Armed } from './fixed-delay-timers.ts';
 import type { TryResult, UpstreamRuntime } from './upstream-runtime.ts';
 
 /** What a call may hold for replay; past it the call is committed to its current try (gRFC A6). */
@@ -35,18 +34,10 @@ export class OutboundGrpcListener {
   private readonly sessions = new Set<Http2Session>();
   private readonly pools = new Map<string, UpstreamSessions>();
   private closing = false;
-  /**
-   * Timers shared by the calls (fixed-delay-timers.ts): the header hold, and the timeouts that
-   * have the Upstream's fixed delays — a call bound by the plan's timeout, a try by perTryTimeout.
-   */
-  readonly holds: FixedDelayTimers<Try>;
-  private callTimeouts: FixedDelayTimers<OutboundGrpcCall> | undefined;
-  private tryTimeouts: FixedDelayTimers<Try> | undefined;
 
   constructor(rt: UpstreamRuntime, logger: Logger) {
     this.rt = rt;
     this.logger = logger;
-    this.holds = new FixedDelayTimers<Try>(HEADERS_HOLD_MS, rt.clock, (t) => t.call.commit(t));
     this.server = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
     this.server.on('session', (s: Http2Session) => {
       this.sessions.add(s);
@@ -59,19 +50,6 @@ export class OutboundGrpcListener {
   listen(): Promise<AddressInfo> {
     const { host, port } = this.rt.plan.listen;
     return listenOn(this.server, host, port);
-  }
-
-  /** Expiries after the plan's `timeout` (re-made when a new generation changes it). */
-  callTimeoutTimers(): FixedDelayTimers<OutboundGrpcCall> {
-    const ms = this.rt.plan.timeoutMs;
-    if (this.callTimeouts?.delayMs !== ms) this.callTimeouts = new FixedDelayTimers<OutboundGrpcCall>(ms, this.rt.clock, (c) => c.onDeadline());
-    return this.callTimeouts;
-  }
-
-  /** Expiries after `retry.perTryTimeout`. */
-  tryTimeoutTimers(ms: number): FixedDelayTimers<Try> {
-    if (this.tryTimeouts?.delayMs !== ms) this.tryTimeouts = new FixedDelayTimers<Try>(ms, this.rt.clock, (t) => t.call.onTryTimeout(t));
-    return this.tryTimeouts;
   }
 
   /** The connections to one endpoint (dialled on first use). */
@@ -129,7 +107,7 @@ interface Try {
   pool: UpstreamSessions;
   error: Error | undefined;
   trailers: IncomingHttpHeaders | undefined;
-  timer: Armed<Try> | undefined;
+  timer: NodeJS.Timeout | undefined;
   over: boolean;
 }
 
@@ -162,6 +140,15 @@ function onTryClose(this: TryStream): void {
 function onTryError(this: TryStream, err: Error): void {
   this[TRY].error = err;
 }
+function onTryTimer(t: Try): void {
+  t.call.onTryTimeout(t);
+}
+function onHoldTimer(t: Try): void {
+  t.call.commit(t);
+}
+function armHold(t: Try): void {
+  t.call.armHold(t);
+}
 
 /**
  * One call from the app: tries in turn until one's response starts (then it is relayed, bytes
@@ -193,7 +180,7 @@ class OutboundGrpcCall {
   private tries = 0;
   private committed = false;
   private settled = false;
-  private deadlineTimer: NodeJS.Timeout | Armed<OutboundGrpcCall> | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
   private backoffTimer: NodeJS.Timeout | undefined;
   private upTrailersOut: Record<string, string | string[] | number> | undefined;
 
@@ -256,12 +243,10 @@ class OutboundGrpcCall {
     down.on('wantTrailers', this.onWantTrailers);
     down.on('data', this.onDownData);
     down.on('end', this.onDownEnd);
-    const left = this.deadlineAt - this.rt.clock.now();
-    // Bound by the plan's timeout and not held up by a policy decision: the shared timer, which
-    // fires within a millisecond of this call's own deadline. A caller's deadline varies per call.
-    this.deadlineTimer = this.deadlineBound === 'upstream' && left > this.rt.plan.timeoutMs - 1
-      ? this.listener.callTimeoutTimers().arm(this)
-      : setTimeout(this.onDeadline, Math.max(0, left));
+    // Node keeps timers of one duration in one list behind one OS timer, so a timer per call with
+    // the plan's timeout is an append and an unlink; a shared queue re-armed for each next expiry
+    // cost more (a new duration each time), as the profile in bench/README.md shows.
+    this.deadlineTimer = setTimeout(this.onDeadline, Math.max(0, this.deadlineAt - this.rt.clock.now()));
     this.attempt();
   }
 
@@ -304,7 +289,7 @@ class OutboundGrpcCall {
     up.on('end', onTryEnd);
     up.on('close', onTryClose);
     up.on('error', onTryError);
-    if (perTry !== undefined && perTry < left) t.timer = this.listener.tryTimeoutTimers(perTry).arm(t);
+    if (perTry !== undefined && perTry < left) t.timer = setTimeout(onTryTimer, perTry, t);
     if (this.buffer) for (const chunk of this.buffer) up.write(chunk);
     if (this.downEnded) up.end();
     else this.down.resume();
@@ -337,18 +322,18 @@ class OutboundGrpcCall {
   private endTry(t: Try, result: TryResult, latencyMs?: number): void {
     if (t.over) return;
     t.over = true;
-    disarm(t.timer);
+    if (t.timer) clearTimeout(t.timer);
     if (t.up && !t.up.closed && result !== 'ok' && result !== 'failure') t.up.close(h2.NGHTTP2_CANCEL);
     this.rt.tryEnded(t.ep, result, latencyMs);
   }
 
   private dropHeld(): void {
-    disarm(this.holdTimer);
+    if (this.holdTimer) clearTimeout(this.holdTimer);
     this.holdTimer = undefined;
     this.heldHeaders = undefined;
   }
 
-  /** @internal the try's perTryTimeout passed (a shared timer calls it). */
+  /** @internal the try's perTryTimeout passed. */
   onTryTimeout(t: Try): void {
     t.timer = undefined;
     if (t.over || this.committed) return;
@@ -381,23 +366,33 @@ class OutboundGrpcCall {
     // app has seen nothing of that try.
     this.tryLatency = latency;
     this.heldHeaders = headers;
-    this.holdTimer = this.listener.holds.arm(t);
+    // A unary answer's message and trailers mostly come in the same read as its headers, so the
+    // call usually commits before the next tick: only then is the hold's timer worth arming.
+    process.nextTick(armHold, t);
+  }
+
+  /** @internal still holding the try's headers a tick later: wait HEADERS_HOLD_MS at most. */
+  armHold(t: Try): void {
+    if (this.committed || t.over || this.settled || !this.heldHeaders || this.holdTimer) return;
+    this.holdTimer = setTimeout(onHoldTimer, HEADERS_HOLD_MS, t);
   }
 
   private tryLatency: number | undefined;
   private heldHeaders: IncomingHttpHeaders | undefined;
-  private holdTimer: Armed<Try> | undefined;
+  private holdTimer: NodeJS.Timeout | undefined;
 
   /** @internal This try is the call's now: its headers go to the app, and nothing more is retried. */
   commit(t: Try): void {
     if (this.committed || t.over || this.settled || !this.heldHeaders) return;
-    disarm(this.holdTimer);
+    if (this.holdTimer) clearTimeout(this.holdTimer);
     this.holdTimer = undefined;
     this.committed = true;
     this.buffer = undefined;
     this.replayable = false;
-    disarm(t.timer);
-    t.timer = undefined;
+    if (t.timer) {
+      clearTimeout(t.timer);
+      t.timer = undefined;
+    }
     if (this.canRespond()) this.down.respond(relayedHeaders(this.heldHeaders, 200), { waitForTrailers: true });
     this.heldHeaders = undefined;
   }
@@ -490,8 +485,7 @@ class OutboundGrpcCall {
     this.down.sendTrailers(this.upTrailersOut ?? { 'grpc-status': String(GRPC_STATUS.INTERNAL), 'grpc-message': 'no status (SLUICE_ERR_OUTBOUND_PROTOCOL)' });
   };
 
-  /** @internal the call's deadline passed (its own timer or the shared one calls it). */
-  readonly onDeadline = (): void => {
+  private readonly onDeadline = (): void => {
     this.deadlineTimer = undefined;
     if (this.settled) return;
     const t = this.current;
@@ -534,11 +528,7 @@ class OutboundGrpcCall {
       if (outcome === 'cancelled') this.permit.cancel();
       else this.permit.done(breakerOutcome(outcome, grpcCode));
     }
-    const deadline = this.deadlineTimer;
-    if (deadline !== undefined) {
-      if ('target' in deadline) disarm(deadline);
-      else clearTimeout(deadline);
-    }
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
     this.dropHeld();
     this.buffer = undefined;
