@@ -5,7 +5,8 @@
 //   (b) one endpoint of 3 slow (10×): p99 through LeastRequest, through RoundRobin, and with no
 //       balancing (calls spread evenly over 3 pinned connections, as kube-proxy spreads clients);
 //       the all-healthy p99 through LeastRequest is the yardstick;
-//   (c) sidecar CPU per outbound call against per inbound call (same sidecar, same endpoint).
+//   (c) sidecar CPU per outbound call against per inbound call (same sidecar, same endpoint
+//       process), and per outbound call to that one endpoint alone: what spreading itself costs.
 // Endpoints are the example UserService (examples/user-service/server.ts) in their own processes.
 //
 // Environment knobs: BENCH_CALLS=3000 calls per measurement, BENCH_CONCURRENCY=16 in flight,
