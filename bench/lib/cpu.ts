@@ -11,7 +11,14 @@ const CLOCK_TICKS = Number(process.env.BENCH_CLK_TCK ?? 100);
  * machine competes for the cores: a stolen time slice slows a run down but costs it no CPU.
  */
 export function groupCpuSeconds(pgid: number): number {
-  let ticks = 0;
+  const t = groupCpuTimes(pgid);
+  return t.user + t.system;
+}
+
+/** User and system (kernel) CPU seconds of process group `pgid`, apart. */
+export function groupCpuTimes(pgid: number): { user: number; system: number } {
+  let user = 0;
+  let system = 0;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     let stat: string;
@@ -23,14 +30,18 @@ export function groupCpuSeconds(pgid: number): number {
     // Fields after "(comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     if (Number(fields[2]) !== pgid) continue;
-    ticks += Number(fields[11]) + Number(fields[12]);
+    user += Number(fields[11]);
+    system += Number(fields[12]);
   }
-  return ticks / CLOCK_TICKS;
+  return { user: user / CLOCK_TICKS, system: system / CLOCK_TICKS };
 }
 
 /** Measures the CPU seconds process group `pgid` spends while `work` runs. */
-export async function cpuDuring<T>(pgid: number, work: () => Promise<T>): Promise<{ result: T; cpuSeconds: number }> {
-  const before = groupCpuSeconds(pgid);
+export async function cpuDuring<T>(pgid: number, work: () => Promise<T>): Promise<{ result: T; cpuSeconds: number; userSeconds: number; systemSeconds: number }> {
+  const before = groupCpuTimes(pgid);
   const result = await work();
-  return { result, cpuSeconds: groupCpuSeconds(pgid) - before };
+  const after = groupCpuTimes(pgid);
+  const userSeconds = after.user - before.user;
+  const systemSeconds = after.system - before.system;
+  return { result, cpuSeconds: userSeconds + systemSeconds, userSeconds, systemSeconds };
 }

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatDuration, parseDuration } from '../../lib/policy/duration.ts';
 import { Processes } from './processes.ts';
-import { backgroundTraffic, circuitBreaker, leaderFailover, rateLimits, statusLine, taskQueue, type SceneContext } from './scenes.ts';
+import { backgroundTraffic, circuitBreaker, leaderFailover, rateLimits, serviceToService, statusLine, taskQueue, type SceneContext } from './scenes.ts';
 import { startStack, type Stack } from './stack.ts';
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
@@ -110,7 +110,7 @@ async function main(): Promise<void> {
   out('  policies  examples/demo/sluice.yaml: the documents of examples/policies.yaml, with durations');
   out('            shortened for the demo (openDuration 30s → 3s, election ttl 10s → 4s; see the file)');
   out(`  logs      ${logDir}`);
-  out('\nStarting 4 redis-servers, 4 apps and 4 sidecars…');
+  out('\nStarting 4 redis-servers, 7 apps and 5 sidecars…');
   stack = await startStack(procs, runDir, { failRate: FAIL_RATE });
   const s = stack;
   const row = (what: string, pid: number, where: string) => out(`  ${what.padEnd(34)} pid ${String(pid).padEnd(8)} ${where}`);
@@ -122,8 +122,11 @@ async function main(): Promise<void> {
     row(`${h.name} app (WebSocket)`, h.app.pid, `127.0.0.1:${h.port}`);
     row('  its sluice-proxy', h.sidecar.child.pid, `ws://127.0.0.1:${h.sidecar.ports.http}/ws · admin ${h.sidecar.admin}`);
   }
+  for (const r of s.userReplicas.slice(1)) row(`${r.name} app (gRPC replica)`, r.app.pid, `127.0.0.1:${r.port}`);
   row('order-worker app (HTTP)', s.orderWorker.app.pid, `127.0.0.1:${s.orderWorker.port}`);
   row('  its sluice-proxy', s.orderWorker.sidecar.child.pid, `local API ${s.orderWorker.sidecar.localApi} · admin ${s.orderWorker.sidecar.admin}`);
+  row('order-api app (HTTP, the producer)', s.orderApi.app.pid, `127.0.0.1:${s.orderApi.port}`);
+  row('  its sluice-proxy', s.orderApi.sidecar.child.pid, `Upstream user-service ${s.orderApi.upstream} · admin ${s.orderApi.sidecar.admin}`);
   const [first, ...others] = s.sidecars;
   out(`\nlive page: ${first!.admin}/ui?peers=${others.map((o) => o.admin).join(',')}`);
   out('           (every sidecar on one page: the last five minutes plotted, refreshed each second;');
@@ -141,12 +144,14 @@ async function main(): Promise<void> {
   const breaker = await circuitBreaker(ctx);
   const leader = await leaderFailover(ctx);
   const tasks = await taskQueue(ctx, FAIL_RATE);
+  const s2s = await serviceToService(ctx);
 
   out('\nSummary');
   out(`  rate limits      GetUser admitted ${limits.admitted}, limited ${limits.limited}; a WebSocket flood closed with 1008`);
   out(`  circuit breaker  ${breaker.opened ? 'opened' : 'did not open'} while the app failed, ${breaker.closed ? 'closed' : 'did not close'} after it recovered`);
   out(`  leader election  ${leader.from} (token ${leader.fromToken}) → ${leader.to} (token ${leader.toToken})`);
   out(`  task queue       completed ${tasks.completed}, retried ${tasks.retried}, dead-lettered ${tasks.dead}`);
+  out(`  upstream         ${s2s.orders} GetUser calls over ${s2s.perReplica.length} replicas (${s2s.perReplica.map((r) => r.calls).join(' / ')}), ${s2s.failed} failed after ${s2s.killed} was killed`);
   out(`  live             ${await statusLine(s)}`);
 
   if (holdMs! > 0) {

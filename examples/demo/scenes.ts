@@ -247,6 +247,93 @@ export async function taskQueue(ctx: SceneContext, failRate: number): Promise<{ 
   return { completed, retried, dead };
 }
 
+/** Sums a counter of a sidecar's /metrics by one label, over the series whose labels include every `where`. */
+async function counterBy(sidecar: Sidecar, metric: string, by: string, ...where: string[]): Promise<Map<string, number>> {
+  const text = await (await fetch(`${sidecar.admin}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(new RegExp(`^${metric}\\{([^}]*)\\} (\\S+)$`, 'gm'))) {
+    const labels = m[1] as string;
+    if (!where.every((w) => labels.includes(w))) continue;
+    const key = new RegExp(`${by}="([^"]*)"`).exec(labels)?.[1] ?? '';
+    out.set(key, (out.get(key) ?? 0) + Number(m[2]));
+  }
+  return out;
+}
+
+export interface ServiceToServiceResult {
+  orders: number;
+  /** GetUser calls that failed: the order API answered 503 USER_LOOKUP_FAILED. */
+  failed: number;
+  /** Answers other than 202 that were not a failed lookup (the queue side). */
+  other: number;
+  /** Successful GetUser calls per replica, in stack order: in all, before the kill, after it. */
+  perReplica: { name: string; calls: number; before: number; after: number }[];
+  retries: number;
+  killed: string;
+}
+
+/**
+ * 5. The order API checks each order's customer with the user-service through its sidecar's
+ * Upstream: one loopback port, calls spread per request over three replicas; one replica is
+ * killed under load, and no lookup fails.
+ */
+export async function serviceToService(ctx: SceneContext, orders = 900): Promise<ServiceToServiceResult> {
+  const { say } = ctx;
+  const { orderApi, userReplicas } = ctx.stack;
+  const victim = userReplicas[userReplicas.length - 1]!;
+  const where = 'upstream="shop/user-service"';
+  say('\n5. Service to service (Upstream user-service: the order API dials one loopback port, its sidecar picks a replica per call)');
+  say(`   ${userReplicas.length} user-service replicas (${userReplicas.map((r) => `${r.name} :${r.port}`).join(', ')}); the order API looks up each order's customer`);
+  say(`   with GetUser at ${orderApi.upstream} before queueing it — ${orders} orders, 16 at a time; ${victim.name} is killed (kill -9) a third of the way in`);
+  const beforeOk = await counterBy(orderApi.sidecar, 'sluice_outbound_tries_total', 'endpoint', where, 'outcome="ok"');
+  const retriesBefore = (await counterBy(orderApi.sidecar, 'sluice_outbound_retries_total', 'upstream', where)).get('shop/user-service') ?? 0;
+  let next = 0;
+  let answered = 0;
+  let failed = 0;
+  let other = 0;
+  let killing: Promise<Map<string, number>> | undefined;
+  const firstFailures: string[] = [];
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    while (next < orders) {
+      const i = next++;
+      const res = await fetch(`http://127.0.0.1:${orderApi.port}/orders`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ orderId: `s2s-${Date.now().toString(36)}-${i}`, sku: `SKU-${(i % 7) + 1}`, qty: 1, customerId: String(i % 100) }),
+      });
+      const body = (await res.json()) as { code?: string; error?: string };
+      if (res.status === 503 && body.code === 'USER_LOOKUP_FAILED') {
+        failed++;
+        if (firstFailures.length < 3) firstFailures.push(body.error ?? '');
+      } else if (res.status !== 202) other++;
+      if (++answered === Math.floor(orders / 3)) {
+        // What each replica had answered when the kill came, then the kill.
+        killing = counterBy(orderApi.sidecar, 'sluice_outbound_tries_total', 'endpoint', where, 'outcome="ok"').then(async (m) => {
+          await ctx.procs.stop(victim.app, 'SIGKILL');
+          return m;
+        });
+      }
+    }
+  }));
+  const atKill = (await killing) ?? beforeOk;
+  const afterOk = await counterBy(orderApi.sidecar, 'sluice_outbound_tries_total', 'endpoint', where, 'outcome="ok"');
+  const retries = ((await counterBy(orderApi.sidecar, 'sluice_outbound_retries_total', 'upstream', where)).get('shop/user-service') ?? 0) - retriesBefore;
+  const perReplica = userReplicas.map((r) => {
+    const ep = `127.0.0.1:${r.port}`;
+    const at = atKill.get(ep) ?? 0;
+    const start = beforeOk.get(ep) ?? 0;
+    const end = afterOk.get(ep) ?? 0;
+    return { name: r.name, calls: end - start, before: at - start, after: end - at };
+  });
+  const beforeTotal = perReplica.reduce((a, r) => a + r.before, 0) || 1;
+  say(`   orders ${orders}: customer looked up and order queued ${orders - failed - other} · failed lookups (unary GetUser) ${failed}${other ? ` · other answers ${other}` : ''}`);
+  for (const f of firstFailures) say(`     e.g. ${f}`);
+  say(`   GetUser answered per replica, before the kill: ${perReplica.map((r) => `${r.name} ${r.before} (${Math.round((100 * r.before) / beforeTotal)} %)`).join(' · ')}`);
+  say(`                                  after the kill: ${perReplica.map((r) => `${r.name} ${r.after}`).join(' · ')}`);
+  say(`   calls that were on ${victim.name} or reached it after the kill were retried on another replica: ${retries} retries (budget: 20 % of calls + 10/s)`);
+  await ctx.pause();
+  return { orders, failed, other, perReplica, retries, killed: victim.name };
+}
+
 /** Light traffic while the demo stays up, so the page keeps moving. */
 export function backgroundTraffic(ctx: SceneContext): () => void {
   const client = grpcClient(ctx);

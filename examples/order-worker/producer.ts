@@ -6,12 +6,17 @@
 // With --serve PORT it instead stays up as a tiny order API (the `order-api` pods of k8s/): each
 // `POST /orders` with an order as JSON is posted to the sidecar, and the sidecar's answer (202
 // with the task id, `duplicate` on a re-post) is relayed. It listens on 127.0.0.1 only: in a pod
-// its sidecar's inbound HTTP port is the way in.
+// its sidecar's inbound HTTP port is the way in. With --user-service host:port, an order that names
+// its customer (`customerId`) is first checked with UserService/GetUser at that address — the
+// loopback port of an `Upstream` its sidecar serves, which spreads the calls over the
+// user-service's pods, retries and times out (k8s/upstream.yaml): the app itself dials one port.
 //
-//   npx node examples/order-worker/producer.ts --serve 8080 --sidecar http://127.0.0.1:15020
+//   npx node examples/order-worker/producer.ts --serve 8080 --sidecar http://127.0.0.1:15020 [--user-service 127.0.0.1:16001]
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
+import { status as grpcStatus } from '@grpc/grpc-js';
+import { userServiceClient, type UserServiceClient } from '../user-service/user-service.ts';
 import type { Order } from './worker.ts';
 
 export interface Posted {
@@ -47,14 +52,29 @@ export async function postOrders(opts: { sidecar: string; orders: number; invali
 export interface OrderApi {
   readonly server: Server;
   readonly port: number;
+  /** Customer lookups through the user-service: answered, and failed (the order was refused 503). */
+  readonly lookups: { ok: number; failed: number };
   close(): Promise<void>;
+}
+
+/** How long a customer lookup may take, whatever the sidecar's Upstream allows. */
+const LOOKUP_DEADLINE_MS = 5_000;
+
+function lookUpCustomer(client: UserServiceClient, id: string): Promise<string | undefined> {
+  return new Promise((resolve) => client.GetUser({ id }, { deadline: Date.now() + LOOKUP_DEADLINE_MS }, (err) => {
+    resolve(err ? `${grpcStatus[err.code] ?? err.code}: ${err.details}` : undefined);
+  }));
 }
 
 /**
  * The order API: `POST /orders` (an order as JSON) → a task on the queue through the sidecar;
  * `GET /healthz` → 200. A body that is not an order is answered 400 and never reaches the queue.
+ * With `userService`, an order's `customerId` is looked up first; a failed lookup is answered 503
+ * (`USER_LOOKUP_FAILED`) and the order is not queued.
  */
-export async function serveOrders(opts: { sidecar: string; port?: number; host?: string; queue?: string }): Promise<OrderApi> {
+export async function serveOrders(opts: { sidecar: string; port?: number; host?: string; queue?: string; userService?: string }): Promise<OrderApi> {
+  const users = opts.userService ? userServiceClient(opts.userService) : undefined;
+  const lookups = { ok: 0, failed: 0 };
   const server = createServer(async (req, res) => {
     const reply = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     if (req.method === 'GET' && req.url === '/healthz') return reply(200, { ok: true });
@@ -65,11 +85,20 @@ export async function serveOrders(opts: { sidecar: string; port?: number; host?:
     try {
       order = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Order;
       if (typeof order?.orderId !== 'string' || order.orderId === '' || typeof order.sku !== 'string' || typeof order.qty !== 'number') throw new Error('not an order');
+      if (order.customerId !== undefined && typeof order.customerId !== 'string') throw new Error('not an order');
     } catch {
-      return reply(400, { error: 'expected {"orderId": string, "sku": string, "qty": number}' });
+      return reply(400, { error: 'expected {"orderId": string, "sku": string, "qty": number, "customerId"?: string}' });
+    }
+    if (users && order.customerId !== undefined) {
+      const failure = await lookUpCustomer(users, order.customerId);
+      if (failure) {
+        lookups.failed++;
+        return reply(503, { error: `customer ${order.customerId} could not be looked up: ${failure}`, code: 'USER_LOOKUP_FAILED' });
+      }
+      lookups.ok++;
     }
     try {
-      const { status, body } = await enqueueOrder(opts.sidecar, { orderId: order.orderId, sku: order.sku, qty: order.qty }, { queue: opts.queue });
+      const { status, body } = await enqueueOrder(opts.sidecar, { orderId: order.orderId, sku: order.sku, qty: order.qty, ...(order.customerId !== undefined ? { customerId: order.customerId } : {}) }, { queue: opts.queue });
       reply(status, body);
     } catch (err) {
       reply(502, { error: `the sidecar did not answer: ${(err as Error).message}` });
@@ -82,7 +111,11 @@ export async function serveOrders(opts: { sidecar: string; port?: number; host?:
   return {
     server,
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    lookups,
+    close: () => new Promise<void>((resolve) => {
+      users?.close();
+      server.close(() => resolve());
+    }),
   };
 }
 
@@ -94,11 +127,12 @@ if (import.meta.main) {
       invalid: { type: 'string', default: '0' },
       delay: { type: 'string' },
       serve: { type: 'string' },
+      'user-service': { type: 'string' },
     },
   });
   if (values.serve !== undefined) {
-    const api = await serveOrders({ sidecar: values.sidecar, port: Number(values.serve) });
-    console.log(`order API on 127.0.0.1:${api.port}: POST /orders → ${values.sidecar}`);
+    const api = await serveOrders({ sidecar: values.sidecar, port: Number(values.serve), userService: values['user-service'] });
+    console.log(`order API on 127.0.0.1:${api.port}: POST /orders → ${values.sidecar}${values['user-service'] ? `, customers looked up at ${values['user-service']}` : ''}`);
     process.once('SIGTERM', () => void api.close().then(() => process.exit(0)));
   } else {
     const posted = await postOrders({ sidecar: values.sidecar, orders: Number(values.orders), invalid: Number(values.invalid), delay: values.delay });

@@ -10,6 +10,8 @@ export interface Order {
   readonly orderId: string;
   readonly sku: string;
   readonly qty: number;
+  /** The customer, checked with the user-service by the order API when it is given. */
+  readonly customerId?: string;
 }
 
 export interface OrderWorker {

@@ -25,8 +25,9 @@ function issuesOf(doc: unknown): { path: string; message: string }[] {
 
 describe('Upstream', () => {
   it('compiles the example with the values its comments give and the defaults filled in', () => {
-    const plan = compilePlan(examples, { labels: { app: 'order-worker' } });
+    const plan = compilePlan(examples, { labels: { app: 'order-api' } });
     expect(plan.upstreams).toHaveLength(1);
+    expect(compilePlan(examples, { labels: { app: 'order-worker' } }).upstreams).toEqual([]);
     const u = plan.upstreams[0]!;
     expect(u).toMatchObject({
       id: 'shop/user-service', protocol: 'grpc', listen: { host: '127.0.0.1', port: 16001 },

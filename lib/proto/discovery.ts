@@ -19,7 +19,9 @@ export interface Hello {
   supportedKinds?: string[];
 }
 /** `warnings`: what a skew-tolerant compile left out of the accepted snapshot. */
-export interface Ack { version: string; warnings?: string[] }
+export interface Ack { version: string; warnings?: string[]; resourceErrors?: ResourceError[] }
+/** A resource of an accepted snapshot that the sidecar could not put in place, and why. */
+export interface ResourceError { kind: string; namespace: string; name: string; error: string }
 export interface Nack { version: string; error: string }
 export interface Report { json: string }
 /** A breaker rule's circuit changed state in the sidecar (a narrative: the operator records an Event). */

@@ -333,7 +333,9 @@ export class DiscoveryServer {
           metrics.acks.inc({ result: 'ack-with-warnings' });
           logger.warn('sidecar accepted snapshot but ignored parts it does not know', { pod: conn.podKey, version: msg.ack.version, warnings: msg.ack.warnings.slice(0, 20) });
         }
-        this.progress(conn.podKey, tracker.ack(conn.podKey, msg.ack.version));
+        const errors = new Map((msg.ack.resourceErrors ?? []).map((e) => [`${e.kind}/${e.namespace}/${e.name}`, e.error]));
+        if (errors.size > 0) logger.warn('sidecar could not program resources of its snapshot', { pod: conn.podKey, version: msg.ack.version, errors: [...errors].slice(0, 20) });
+        this.progress(conn.podKey, tracker.ack(conn.podKey, msg.ack.version, errors));
       } else if ('nack' in msg && msg.nack) {
         metrics.acks.inc({ result: 'nack' });
         logger.warn('sidecar refused snapshot', { pod: conn.podKey, version: msg.nack.version, error: msg.nack.error });

@@ -13,14 +13,16 @@ export type PodProgramState =
   | { state: 'programmed' }
   | { state: 'pending' }
   | { state: 'disconnected' }
-  | { state: 'rejected'; error: string };
+  | { state: 'rejected'; error: string }
+  /** The pod enforces the snapshot, but could not put this resource in place (an Upstream's port taken). */
+  | { state: 'failed'; error: string };
 
 interface PodProgress {
   podUid: string;
   connected: boolean;
   /** Versions sent and not yet answered (a few, newest last). */
   sent: Map<string, SnapshotContents>;
-  acked?: { version: string; contents: SnapshotContents };
+  acked?: { version: string; contents: SnapshotContents; errors?: ReadonlyMap<string, string> };
   nacked?: { version: string; contents: SnapshotContents; error: string };
   /** Policies left out of this pod's snapshots because its sidecar does not know their kind (version skew). */
   unsupported?: ReadonlyMap<string, string>;
@@ -61,12 +63,15 @@ export class ProgrammingTracker {
     while (p.sent.size > KEEP_SENT) p.sent.delete(p.sent.keys().next().value as string);
   }
 
-  /** Records an ACK; returns the contents it covers (undefined for a version never sent). */
-  ack(podKey: string, version: string): SnapshotContents | undefined {
+  /**
+   * Records an ACK, with the resources (by ref) the sidecar could not program; returns the
+   * contents it covers (undefined for a version never sent).
+   */
+  ack(podKey: string, version: string, errors?: ReadonlyMap<string, string>): SnapshotContents | undefined {
     const p = this.pods.get(podKey);
     const contents = p?.sent.get(version);
     if (!p || !contents) return undefined;
-    p.acked = { version, contents };
+    p.acked = { version, contents, ...(errors && errors.size > 0 ? { errors } : {}) };
     if (p.nacked && p.nacked.version !== version) p.nacked = undefined;
     return contents;
   }
@@ -97,7 +102,10 @@ export class ProgrammingTracker {
       const e = c?.get(ref);
       return e !== undefined && e.uid === uid && e.generation === generation;
     };
-    if (has(p.acked?.contents)) return { state: 'programmed' };
+    if (has(p.acked?.contents)) {
+      const error = p.acked?.errors?.get(ref);
+      return error === undefined ? { state: 'programmed' } : { state: 'failed', error };
+    }
     if (p.nacked && has(p.nacked.contents)) return { state: 'rejected', error: p.nacked.error };
     const unsupported = p.unsupported?.get(ref);
     if (unsupported !== undefined) return { state: 'rejected', error: unsupported };

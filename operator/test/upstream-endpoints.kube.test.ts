@@ -4,6 +4,7 @@
  * Upstream's status. (The API refuses loopback addresses in EndpointSlices, so this asserts what
  * reaches the sidecar, with documentation addresses; traffic is tested in standalone mode.)
  */
+import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../lib/net.ts';
 import { eventually } from '../../test/helpers/eventually.ts';
@@ -105,5 +106,36 @@ describe('endpoint updates on the discovery stream', () => {
     expect(condition(after, 'Programmed')).toEqual(condition(status, 'Programmed'));
     const table = await cluster.kubectl('get', 'upstreams', '-n', 'shop');
     expect(table).toMatch(new RegExp(`user-service\\s+user-service\\s+grpc\\s+127\\.0\\.0\\.1:${port}\\s+True\\s+True`));
+  });
+
+  it('a listen port taken on the pod: the ACK names the Upstream, its status says why, the rest stays programmed; freed, it binds', async () => {
+    // A real port held open by another listener, where the calling pod's sidecar must listen.
+    const holder = createServer((c) => c.destroy());
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as { port: number }).port;
+    const blocked = (timeout: string) => upstream(port).replace('name: user-service, namespace', 'name: blocked, namespace').replace('protocol: grpc', `protocol: grpc\n  timeout: ${timeout}`);
+    try {
+      await cluster.apply(blocked('2s'));
+      await eventually(async () => {
+        const s = await cluster.getStatus('upstreams', 'shop', 'blocked');
+        expect(condition(s, 'Accepted')).toMatchObject({ status: 'True' });
+        expect(condition(s, 'Programmed')).toMatchObject({ status: 'False', reason: 'Rejected', observedGeneration: 1 });
+        expect(condition(s, 'Programmed')?.message).toContain(`Upstream shop/blocked: spec.listen: cannot listen on 127.0.0.1:${port}: the port is already in use by another process or listener (EADDRINUSE)`);
+        expect(s.targets).toEqual({ selected: 1, programmed: 0 });
+      }, { timeoutMs: 15_000 });
+      // The other Upstream of the same snapshot is in place, and says so.
+      const other = await cluster.getStatus('upstreams', 'shop', 'user-service');
+      expect(condition(other, 'Programmed')).toMatchObject({ status: 'True' });
+      expect(caller.sidecar.outbound!.bindErrors().map((e) => e.name)).toEqual(['blocked']);
+    } finally {
+      await new Promise<void>((resolve) => holder.close(() => resolve()));
+    }
+    // Port free; the next generation is bound and programmed.
+    await cluster.apply(blocked('3s'));
+    await eventually(async () => {
+      const s = await cluster.getStatus('upstreams', 'shop', 'blocked');
+      expect(condition(s, 'Programmed')).toMatchObject({ status: 'True', observedGeneration: 2 });
+    }, { timeoutMs: 15_000 });
+    expect(caller.sidecar.outbound!.bindErrors()).toEqual([]);
   });
 });

@@ -149,6 +149,10 @@ export class Sidecar {
       const { ConfigFile } = await import('./config/config-file.ts');
       this.configFile = new ConfigFile({ path: opts.config, store: this.store });
       await this.configFile.start();
+      // A listen port taken is a config error like any other: the sidecar does not start half-served.
+      await this.outbound?.settled();
+      const unbound = this.outbound?.bindErrors() ?? [];
+      if (unbound.length > 0) throw new Error(`config ${opts.config} cannot be put in place: ${unbound.map((e) => e.error).join('; ')}`);
     }
 
     // Operator mode: until the first snapshot arrives the store holds the empty plan and /readyz
@@ -165,6 +169,11 @@ export class Sidecar {
         // A new operator replica knows nothing of this pod's leadership until told.
         onConnected: () => this.reportLeadership(),
         onEndpoints: (upstream, addresses) => this.outbound?.setEndpoints(upstream, addresses),
+        // An Upstream whose listen port is taken is named in the ACK, so its status says why.
+        resourceErrors: async () => {
+          await this.outbound?.settled();
+          return this.outbound?.bindErrors() ?? [];
+        },
         onRedrive: (r) => void this.queue?.redriveFromOperator(r),
         ...(opts.operatorCa ? { tls: { caPem: opts.operatorCa, ...(opts.operatorServerName ? { serverName: opts.operatorServerName } : {}) } } : {}),
       });
@@ -319,6 +328,8 @@ export class Sidecar {
       appliedAt: this.store.appliedAt,
       labels: this.opts.labels ?? null,
       lastRejected: this.store.lastRejected ?? null,
+      // Resources of the plan in force that could not be put in place (an Upstream's port taken).
+      notInPlace: this.outbound?.bindErrors().map((e) => e.error) ?? [],
       warnings: this.engine?.warnings ?? [],
       rules: {
         rateLimits: plan.rateLimits.map((r) => r.id),

@@ -61,16 +61,16 @@ afterAll(() => {
 });
 
 describe('npm run demo', () => {
-  it('shows limits, a breaker opening and closing, a leader failing over and tasks retried and dead-lettered; Ctrl-C leaves nothing running', async () => {
+  it('shows limits, a breaker opening and closing, a leader failing over, tasks retried and dead-lettered, and calls through an Upstream surviving a killed replica; Ctrl-C leaves nothing running', async () => {
     demo = spawn(process.execPath, ['examples/demo/demo.ts', '--fast', '--duration', '5m'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     demo.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     demo.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => demo!.once('exit', (code, signal) => resolve({ code, signal })));
 
-    await eventually(() => expect(output).toMatch(/\n {2}live {13}.*\n/), { timeoutMs: 75_000, intervalMs: 200 });
+    await eventually(() => expect(output).toMatch(/\n {2}live {13}.*\n/), { timeoutMs: 110_000, intervalMs: 200 });
     descendants = descendantsOf(demo.pid as number);
-    // 4 redis-servers, 4 apps, 4 sidecars (one of them restarted after the failover).
-    expect(descendants.length).toBeGreaterThanOrEqual(12);
+    // 4 redis-servers, 6 apps (a seventh, a user-service replica, was killed), 5 sidecars (one restarted after the failover).
+    expect(descendants.length).toBeGreaterThanOrEqual(15);
 
     // 1. limits: GetUser past the Global limit, and a WebSocket flood.
     const [, admitted, limited] = match(/admitted (\d+) · limited (\d+) \(RESOURCE_EXHAUSTED/).map(Number);
@@ -94,6 +94,24 @@ describe('npm run demo', () => {
     expect(retried).toBeGreaterThan(0);
     expect(dead).toBe(3);
     expect(output).toMatch(/a dead letter: task \S+ after 1 attempt\(s\): http 422/);
+    // 5. the order API's GetUser calls through its sidecar's Upstream: one user-service replica
+    // killed under load, not one unary call failed, and the calls spread over the replicas.
+    const [, orders, queued, failedLookups] = match(/orders (\d+): customer looked up and order queued (\d+) · failed lookups \(unary GetUser\) (\d+)/).map(Number);
+    expect(failedLookups).toBe(0);
+    expect(queued).toBe(orders);
+    expect(orders).toBeGreaterThanOrEqual(900);
+    const perReplica = (line: string) => [...line.matchAll(/(user-service(?:-\d)?) (\d+)/g)].map((m) => [m[1], Number(m[2])] as const);
+    const before = perReplica(match(/per replica, before the kill: (.*)\n/)[1] as string);
+    const after = perReplica(match(/after the kill: (.*)\n/)[1] as string);
+    expect(before.map(([name]) => name)).toEqual(['user-service', 'user-service-1', 'user-service-2']);
+    // Before the kill every replica answered a share of the calls (LeastRequest weighs latency, so
+    // the shares need not be equal); after it, the killed one answered none, the others the rest.
+    for (const [name, calls] of before) expect(calls, name).toBeGreaterThan(0);
+    const total = before.reduce((a, [, n]) => a + n, 0) + after.reduce((a, [, n]) => a + n, 0);
+    expect(total).toBe(orders);
+    expect(after.find(([name]) => name === 'user-service-2')?.[1]).toBeLessThanOrEqual(16); // at most the calls in flight at the kill
+    for (const [name, calls] of after.filter(([n]) => n !== 'user-service-2')) expect(calls, name).toBeGreaterThan(0);
+    expect(output).toMatch(/upstream {9}\d+ GetUser calls over 3 replicas \(\d+ \/ \d+ \/ \d+\), 0 failed after user-service-2 was killed/);
 
     // The live page and its JSON, from the URL the demo printed.
     const pageUrl = match(/live page: (http:\/\/\S+)/)[1] as string;
@@ -104,7 +122,7 @@ describe('npm run demo', () => {
     expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href=/); // no external assets
     const rendered = await renderPage(html, pageUrl);
     if (process.env.SHOW_PAGE) console.log(rendered);
-    for (const id of ['user-service-0', 'push-hub-a', 'push-hub-b', 'order-worker-0', 'LEADER', 'shop/user-api/backend', 'dead_lettered']) expect(rendered).toContain(id);
+    for (const id of ['user-service-0', 'push-hub-a', 'push-hub-b', 'order-worker-0', 'order-api-0', 'LEADER', 'shop/user-api/backend', 'dead_lettered']) expect(rendered).toContain(id);
 
     const admin = new URL(pageUrl).origin;
     const liveRes = await fetch(`${admin}/v1/live`, { headers: { origin: 'http://127.0.0.1:9' } });
@@ -126,7 +144,7 @@ describe('npm run demo', () => {
     const stillRunning = descendants.filter(alive);
     expect(stillRunning).toEqual([]);
     expect(descendantsOf(demo.pid as number)).toEqual([]);
-  }, 120_000);
+  }, 160_000);
 });
 
 /**

@@ -67,6 +67,15 @@ function programmedCondition({ verdict, targets, generation }: StatusInput, prog
         + `pod ${first.pod} said: ${first.error}`,
     };
   }
+  const failed = targets.flatMap((t) => (t.state.state === 'failed' ? [{ pod: t.pod, error: t.state.error }] : []));
+  if (failed.length > 0) {
+    const first = failed[0] as { pod: string; error: string };
+    return {
+      type, status: 'False', reason: Reason.Rejected,
+      message: `${failed.length} of ${targets.length} sidecars took generation ${generation} but could not put it in place; `
+        + `pod ${first.pod} said: ${first.error}`,
+    };
+  }
   if (programmed === targets.length) {
     return {
       type, status: 'True', reason: Reason.Programmed,

@@ -12,6 +12,7 @@ describe('planPolicyStatus', () => {
     ['one waiting', [{ pod: 'shop/a', state: { state: 'programmed' } }, { pod: 'shop/b', state: { state: 'pending' } }], 'False', 'Pending', { selected: 2, programmed: 1 }],
     ['one sidecar not connected', [{ pod: 'shop/a', state: { state: 'disconnected' } }], 'False', 'Pending', { selected: 1, programmed: 0 }],
     ['one NACK', [{ pod: 'shop/a', state: { state: 'rejected', error: 'bad' } }, { pod: 'shop/b', state: { state: 'programmed' } }], 'False', 'Rejected', { selected: 2, programmed: 1 }],
+    ['one ACK naming it as not in place (a listen port taken)', [{ pod: 'shop/a', state: { state: 'failed', error: 'port taken' } }, { pod: 'shop/b', state: { state: 'programmed' } }], 'False', 'Rejected', { selected: 2, programmed: 1 }],
     ['no targets', [], 'False', 'NoTargets', { selected: 0, programmed: 0 }],
   ] as const)('%s', (_t, targets, status, reason, counts) => {
     const plan = planPolicyStatus({ ...base, targets: targets as StatusInput['targets'] });
@@ -27,6 +28,8 @@ describe('planPolicyStatus', () => {
     expect(cond(pending, 'Programmed')?.message).toContain('shop/a (sidecar not connected)');
     const rejected = planPolicyStatus({ ...base, targets: [{ pod: 'shop/a', state: { state: 'rejected', error: 'spec.mode: unsupported' } }] });
     expect(cond(rejected, 'Programmed')?.message).toContain('pod shop/a said: spec.mode: unsupported');
+    const failed = planPolicyStatus({ ...base, targets: [{ pod: 'shop/a', state: { state: 'failed', error: 'Upstream shop/u: spec.listen: cannot listen on 127.0.0.1:16001' } }] });
+    expect(cond(failed, 'Programmed')?.message).toBe('1 of 1 sidecars took generation 3 but could not put it in place; pod shop/a said: Upstream shop/u: spec.listen: cannot listen on 127.0.0.1:16001');
   });
 
   it('a refused spec is Accepted=False with the verdict, and Programmed=False NotAccepted', () => {

@@ -19,7 +19,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Backoff } from '../../../lib/backoff.ts';
 import { SUPPORTED_KINDS } from '../../../lib/policy/skew.ts';
-import { policyDiscovery, type CircuitTransition, type DiscoveryResponse, type DiscoveryStream, type EndpointUpdate, type PolicyDiscoveryClient, type RedriveRequestMessage, type Snapshot } from '../../../lib/proto/discovery.ts';
+import { policyDiscovery, type CircuitTransition, type DiscoveryRequest, type DiscoveryResponse, type DiscoveryStream, type EndpointUpdate, type PolicyDiscoveryClient, type RedriveRequestMessage, type ResourceError, type Snapshot } from '../../../lib/proto/discovery.ts';
 import type { ReadinessCheck } from '../admin/admin-server.ts';
 import type { PolicyStore } from '../config/policy-store.ts';
 import type { Logger } from '../../../lib/log.ts';
@@ -44,9 +44,17 @@ export interface DiscoveryClientOptions {
   onEndpoints?: (upstream: string, addresses: readonly string[]) => void;
   /** The operator hands this worker a dead-letter redrive to start (the TaskQueue's sluice.dev/redrive annotation). */
   onRedrive?: (request: RedriveRequestMessage) => void;
+  /**
+   * Once a plan is applied: the resources of it this sidecar could not put in place (an Upstream
+   * whose port is taken), sent with the ACK. Awaited, at most ANSWER_WAIT_MS, before the ACK.
+   */
+  resourceErrors?: () => Promise<ResourceError[]>;
   /** Verify the operator with this CA bundle (PEM); serverName overrides the name checked (targets given as IPs). */
   tls?: { caPem: string; serverName?: string };
 }
+
+/** How long an ACK waits for the plan's listeners to bind before it goes without their outcome. */
+const ANSWER_WAIT_MS = 10_000;
 
 export class DiscoveryClient {
   readonly name = 'discovery';
@@ -58,6 +66,8 @@ export class DiscoveryClient {
   private timer: NodeJS.Timeout | undefined;
   private reportTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Answers to snapshots go out in the order the snapshots came, each after its plan is in place. */
+  private answering: Promise<void> = Promise.resolve();
   connected = false;
   lastError: string | undefined;
   snapshots = 0;
@@ -211,8 +221,31 @@ export class DiscoveryClient {
       read: () => snapshot.resources.map((r) => JSON.parse(r.json) as unknown),
       producible: (snapshot.producibleTaskQueues ?? []).map((r) => ({ ref: `${r.namespace}/${r.name}`, read: () => JSON.parse(r.json) as unknown })),
     });
-    if (answer.ack) stream.write({ ack: { version: snapshot.version, ...(answer.warnings ? { warnings: [...answer.warnings] } : {}) } });
-    else stream.write({ nack: { version: snapshot.version, error: answer.reason } });
+    if (answer.ack) this.answer(stream, { ack: { version: snapshot.version, ...(answer.warnings ? { warnings: [...answer.warnings] } : {}) } });
+    else this.answer(stream, { nack: { version: snapshot.version, error: answer.reason } });
+  }
+
+  /**
+   * Sends an ACK or NACK in snapshot order. An ACK waits for the plan's listeners and names the
+   * resources that could not be put in place (the operator shows them on their status).
+   */
+  private answer(stream: DiscoveryStream, msg: DiscoveryRequest): void {
+    const errorsOf = this.opts.resourceErrors;
+    this.answering = this.answering.then(async () => {
+      if ('ack' in msg && msg.ack && errorsOf) {
+        let timer: NodeJS.Timeout | undefined;
+        const errors = await Promise.race([
+          errorsOf().catch(() => []),
+          new Promise<ResourceError[]>((resolve) => (timer = setTimeout(() => resolve([]), ANSWER_WAIT_MS))),
+        ]);
+        clearTimeout(timer);
+        if (errors.length > 0) {
+          msg.ack.resourceErrors = errors;
+          this.opts.logger.error('snapshot applied, but some of it is not in place', { version: msg.ack.version, errors: errors.map((e) => e.error) });
+        }
+      }
+      if (this.stream === stream) stream.write(msg);
+    });
   }
 
   private retry(why: string): void {

@@ -56,12 +56,36 @@ export class OutboundFeature implements Feature {
     }
   }
 
-  async applyPlan(plan: Plan): Promise<void> {
+  /** The last plan's listeners bound or failed: what `bindErrors` reports is about that plan. */
+  private applying: Promise<void> = Promise.resolve();
+
+  applyPlan(plan: Plan): Promise<void> {
+    const run = this.applying.then(() => this.follow(plan));
+    this.applying = run.catch(() => {});
+    return run;
+  }
+
+  /** Resolves once every plan given so far has its listeners bound or failed. */
+  settled(): Promise<void> {
+    return this.applying;
+  }
+
+  /**
+   * The Upstreams of the plan in force that this sidecar could not put in place (their listen
+   * port is taken), one line each: what the ACK reports to the operator and what a standalone
+   * sidecar refuses to start with.
+   */
+  bindErrors(): { kind: 'Upstream'; namespace: string; name: string; error: string }[] {
+    return [...this.served.values()].flatMap((s) => (s.state === 'failed' ? [{ kind: 'Upstream' as const, namespace: s.runtime.plan.namespace, name: s.runtime.plan.name, error: s.error ?? 'cannot listen' }] : []));
+  }
+
+  private async follow(plan: Plan): Promise<void> {
     const wanted = new Map((plan.upstreams ?? []).map((u) => [u.id, u]));
     const closing: Promise<void>[] = [];
     for (const [id, s] of this.served) {
       const next = wanted.get(id);
-      if (!next || !sameSocket(s.runtime.plan, next)) {
+      // A listener that failed to bind is tried again with each plan: the port may be free now.
+      if (!next || !sameSocket(s.runtime.plan, next) || s.state === 'failed') {
         this.served.delete(id);
         closing.push(this.stopServing(s));
       }
@@ -139,8 +163,8 @@ export class OutboundFeature implements Feature {
       },
       (err: Error & { code?: string }) => {
         s.state = 'failed';
-        s.error = `cannot listen on ${u.listen.host}:${u.listen.port}: ${err.code ?? err.message}`;
-        log.error('outbound listener failed to bind', { listen: `${u.listen.host}:${u.listen.port}`, err });
+        s.error = `Upstream ${u.id}: spec.listen: cannot listen on ${u.listen.host}:${u.listen.port}: ${bindReason(err)}`;
+        log.error('outbound listener failed to bind; the Upstream is not served', { listen: `${u.listen.host}:${u.listen.port}`, error: s.error });
       },
     );
     return s;
@@ -164,4 +188,14 @@ export class OutboundFeature implements Feature {
 
 function sameSocket(a: UpstreamPlan, b: UpstreamPlan): boolean {
   return a.protocol === b.protocol && a.listen.host === b.listen.host && a.listen.port === b.listen.port;
+}
+
+/** Why a listener could not bind, in words a user can act on. */
+function bindReason(err: Error & { code?: string }): string {
+  switch (err.code) {
+    case 'EADDRINUSE': return 'the port is already in use by another process or listener (EADDRINUSE); choose another port or stop what holds it';
+    case 'EADDRNOTAVAIL': return 'the address is not on this host (EADDRNOTAVAIL)';
+    case 'EACCES': return 'permission denied (EACCES): ports below 1024 need privileges the sidecar does not have';
+    default: return err.code ?? err.message;
+  }
 }

@@ -98,16 +98,56 @@ export class OutboundGrpcListener {
 }
 
 interface Try {
+  readonly call: OutboundGrpcCall;
   readonly ep: Endpoint;
   readonly n: number;
   readonly startedAt: number;
-  up: ClientHttp2Stream | undefined;
+  up: TryStream | undefined;
   session: ClientHttp2Session | undefined;
   pool: UpstreamSessions;
   error: Error | undefined;
   trailers: IncomingHttpHeaders | undefined;
   timer: NodeJS.Timeout | undefined;
   over: boolean;
+}
+
+/**
+ * A try's stream knows its try, so its listeners are the functions below, shared by every try,
+ * instead of six closures made per try.
+ */
+const TRY = Symbol('try');
+type TryStream = ClientHttp2Stream & { [TRY]: Try };
+
+function onTryResponse(this: TryStream, headers: IncomingHttpHeaders, flags: number): void {
+  const t = this[TRY];
+  t.call.onResponse(t, headers, flags);
+}
+function onTryTrailers(this: TryStream, trailers: IncomingHttpHeaders): void {
+  this[TRY].trailers = trailers;
+}
+function onTryData(this: TryStream, chunk: Buffer): void {
+  const t = this[TRY];
+  t.call.onUpData(t, chunk);
+}
+function onTryEnd(this: TryStream): void {
+  const t = this[TRY];
+  t.call.onUpEnd(t);
+}
+function onTryClose(this: TryStream): void {
+  const t = this[TRY];
+  t.call.onUpClose(t);
+}
+function onTryError(this: TryStream, err: Error): void {
+  this[TRY].error = err;
+}
+function onTryTimer(t: Try): void {
+  t.call.onTryTimeout(t);
+}
+function onHoldTimer(t: Try): void {
+  t.call.commit(t);
+}
+function armHold(t: Try): void {
+  t.call.armHold(t);
 }
 
 /**
@@ -128,8 +168,12 @@ class OutboundGrpcCall {
   private readonly startedAt: number;
   private readonly deadlineAt: number;
   private readonly deadlineBound: 'client' | 'upstream';
-  private readonly tried = new Set<Endpoint>();
-  private buffer: Buffer[] | undefined = [];
+  /** Endpoints tried so far, made at the first retry (most calls have one try). */
+  private tried: Set<Endpoint> | undefined;
+  private firstTried: Endpoint | undefined;
+  /** The request's bytes kept for replay; made at the first chunk, undefined once past the limit. */
+  private buffer: Buffer[] | undefined;
+  private replayable = true;
   private buffered = 0;
   private downEnded = false;
   private current: Try | undefined;
@@ -196,9 +240,12 @@ class OutboundGrpcCall {
     this.rt.callStarted();
     const down = this.down;
     down.on('close', this.onDownClose);
-    down.on('wantTrailers', () => down.sendTrailers(this.upTrailersOut ?? { 'grpc-status': String(GRPC_STATUS.INTERNAL), 'grpc-message': 'no status (SLUICE_ERR_OUTBOUND_PROTOCOL)' }));
+    down.on('wantTrailers', this.onWantTrailers);
     down.on('data', this.onDownData);
     down.on('end', this.onDownEnd);
+    // Node keeps timers of one duration in one list behind one OS timer, so a timer per call with
+    // the plan's timeout is an append and an unlink; a shared queue re-armed for each next expiry
+    // cost more (a new duration each time), as the profile in bench/README.md shows.
     this.deadlineTimer = setTimeout(this.onDeadline, Math.max(0, this.deadlineAt - this.rt.clock.now()));
     this.attempt();
   }
@@ -208,38 +255,42 @@ class OutboundGrpcCall {
   private attempt(): void {
     this.backoffTimer = undefined;
     if (this.settled) return;
+    if (this.tries === 1) this.tried = new Set([this.firstTried as Endpoint]);
     const ep = this.rt.pick(this.tried);
     if (!ep) {
       if (this.tries === 0) return this.fail('SLUICE_ERR_OUTBOUND_NO_ENDPOINTS', `upstream ${this.rt.plan.id} has no ready endpoint`);
       return this.fail('SLUICE_ERR_OUTBOUND_CONNECT');
     }
-    this.tried.add(ep);
+    if (this.tried) this.tried.add(ep);
+    else this.firstTried = ep;
     this.tries++;
     const now = this.rt.clock.now();
     const left = this.deadlineAt - now;
     const perTry = this.rt.plan.retry.perTryTimeoutMs;
     const tryMs = perTry !== undefined && perTry < left ? perTry : left;
-    const t: Try = { ep, n: this.tries, startedAt: now, up: undefined, session: undefined, pool: this.listener.pool(ep), error: undefined, trailers: undefined, timer: undefined, over: false };
+    const t: Try = { call: this, ep, n: this.tries, startedAt: now, up: undefined, session: undefined, pool: this.listener.pool(ep), error: undefined, trailers: undefined, timer: undefined, over: false };
     this.current = t;
     this.rt.tryStarted(ep);
     const headers = upstreamRequestHeaders(this.headers, this.head.path, formatGrpcTimeout(tryMs));
     if (t.n > 1) headers['grpc-previous-rpc-attempts'] = String(t.n - 1);
+    let up: TryStream;
     try {
       t.session = t.pool.session();
-      t.up = t.session.request(headers, { endStream: false });
+      up = t.session.request(headers, { endStream: false }) as TryStream;
     } catch (err) {
       t.error = err as Error;
       return this.tryFailed(t, { kind: 'connect-failure' }, 'connect_failure');
     }
-    const up = t.up;
-    up.on('response', (h: IncomingHttpHeaders, flags: number) => this.onResponse(t, h, flags));
-    up.on('trailers', (tr: IncomingHttpHeaders) => { t.trailers = tr; });
-    up.on('data', (chunk: Buffer) => this.onUpData(t, chunk));
-    up.on('end', () => this.onUpEnd(t));
-    up.on('close', () => this.onUpClose(t));
-    up.on('error', (err: Error) => { t.error = err; });
-    if (perTry !== undefined && perTry < left) t.timer = setTimeout(() => this.onTryTimeout(t), perTry);
-    for (const chunk of this.buffer ?? []) up.write(chunk);
+    up[TRY] = t;
+    t.up = up;
+    up.on('response', onTryResponse);
+    up.on('trailers', onTryTrailers);
+    up.on('data', onTryData);
+    up.on('end', onTryEnd);
+    up.on('close', onTryClose);
+    up.on('error', onTryError);
+    if (perTry !== undefined && perTry < left) t.timer = setTimeout(onTryTimer, perTry, t);
+    if (this.buffer) for (const chunk of this.buffer) up.write(chunk);
     if (this.downEnded) up.end();
     else this.down.resume();
   }
@@ -250,7 +301,7 @@ class OutboundGrpcCall {
     this.endTry(t, result);
     const decision = decideRetry(this.rt.plan.retry, outcome, {
       tries: this.tries,
-      replayable: this.buffer !== undefined,
+      replayable: this.replayable,
       idempotent: true,
       timeLeftMs: this.deadlineAt - this.rt.clock.now(),
     }, this.rt.random);
@@ -282,14 +333,16 @@ class OutboundGrpcCall {
     this.heldHeaders = undefined;
   }
 
-  private readonly onTryTimeout = (t: Try): void => {
+  /** @internal the try's perTryTimeout passed. */
+  onTryTimeout(t: Try): void {
     t.timer = undefined;
     if (t.over || this.committed) return;
     this.dropHeld();
     this.tryFailed(t, { kind: 'try-timeout' }, 'timeout');
-  };
+  }
 
-  private onResponse(t: Try, headers: IncomingHttpHeaders, flags: number): void {
+  /** @internal the try's response headers (its stream's listener calls it). */
+  onResponse(t: Try, headers: IncomingHttpHeaders, flags: number): void {
     if (t.over || this.settled) return;
     const latency = this.rt.clock.now() - t.startedAt;
     const status = Number(headers[':status'] ?? 0);
@@ -313,21 +366,29 @@ class OutboundGrpcCall {
     // app has seen nothing of that try.
     this.tryLatency = latency;
     this.heldHeaders = headers;
-    t.up?.once('end', noop);
-    this.holdTimer = setTimeout(() => this.commit(t), HEADERS_HOLD_MS);
+    // A unary answer's message and trailers mostly come in the same read as its headers, so the
+    // call usually commits before the next tick: only then is the hold's timer worth arming.
+    process.nextTick(armHold, t);
+  }
+
+  /** @internal still holding the try's headers a tick later: wait HEADERS_HOLD_MS at most. */
+  armHold(t: Try): void {
+    if (this.committed || t.over || this.settled || !this.heldHeaders || this.holdTimer) return;
+    this.holdTimer = setTimeout(onHoldTimer, HEADERS_HOLD_MS, t);
   }
 
   private tryLatency: number | undefined;
   private heldHeaders: IncomingHttpHeaders | undefined;
   private holdTimer: NodeJS.Timeout | undefined;
 
-  /** This try is the call's now: its headers go to the app, and nothing more is retried. */
-  private commit(t: Try): void {
+  /** @internal This try is the call's now: its headers go to the app, and nothing more is retried. */
+  commit(t: Try): void {
     if (this.committed || t.over || this.settled || !this.heldHeaders) return;
     if (this.holdTimer) clearTimeout(this.holdTimer);
     this.holdTimer = undefined;
     this.committed = true;
     this.buffer = undefined;
+    this.replayable = false;
     if (t.timer) {
       clearTimeout(t.timer);
       t.timer = undefined;
@@ -336,7 +397,8 @@ class OutboundGrpcCall {
     this.heldHeaders = undefined;
   }
 
-  private onUpData(t: Try, chunk: Buffer): void {
+  /** @internal */
+  onUpData(t: Try, chunk: Buffer): void {
     if (t.over || this.settled) return;
     if (!this.committed) this.commit(t);
     if (!this.committed) return;
@@ -346,7 +408,8 @@ class OutboundGrpcCall {
     }
   }
 
-  private onUpEnd(t: Try): void {
+  /** @internal */
+  onUpEnd(t: Try): void {
     if (t.over || this.settled) return;
     if (!this.committed) this.commit(t);
     if (!this.committed) return;
@@ -359,7 +422,8 @@ class OutboundGrpcCall {
     this.settle(grpcCodeName(code).toLowerCase(), code);
   }
 
-  private onUpClose(t: Try): void {
+  /** @internal */
+  onUpClose(t: Try): void {
     if (t.over || this.settled) return;
     if (t.up?.rstCode === h2.NGHTTP2_NO_ERROR && t.trailers) return this.onUpEnd(t);
     if (this.committed) {
@@ -379,19 +443,20 @@ class OutboundGrpcCall {
 
   private readonly onDownData = (chunk: Buffer): void => {
     if (this.settled) return;
-    if (this.buffer) {
+    if (this.replayable) {
       if (this.buffered + chunk.length <= GRPC_REPLAY_BUFFER_BYTES) {
-        this.buffer.push(chunk);
+        (this.buffer ??= []).push(chunk);
         this.buffered += chunk.length;
       } else {
         this.buffer = undefined; // too large to replay: committed to the current try
+        this.replayable = false;
       }
     }
     const up = this.current && !this.current.over ? this.current.up : undefined;
     if (!up) {
       // Between tries the stream is paused; a chunk that still slipped in past the buffer
       // cannot be replayed, so the call ends rather than send half a request.
-      if (!this.buffer) this.fail('SLUICE_ERR_OUTBOUND_RESET', 'the request outgrew the replay buffer between tries');
+      if (!this.replayable) this.fail('SLUICE_ERR_OUTBOUND_RESET', 'the request outgrew the replay buffer between tries');
       return;
     }
     if (!up.write(chunk)) {
@@ -412,6 +477,10 @@ class OutboundGrpcCall {
     const t = this.current;
     if (t && !t.over) this.endTry(t, 'cancelled');
     this.settle('cancelled');
+  };
+
+  private readonly onWantTrailers = (): void => {
+    this.down.sendTrailers(this.upTrailersOut ?? { 'grpc-status': String(GRPC_STATUS.INTERNAL), 'grpc-message': 'no status (SLUICE_ERR_OUTBOUND_PROTOCOL)' });
   };
 
   private readonly onDeadline = (): void => {
@@ -459,6 +528,7 @@ class OutboundGrpcCall {
     if (this.backoffTimer) clearTimeout(this.backoffTimer);
     this.dropHeld();
     this.buffer = undefined;
+    this.replayable = false;
     this.rt.callEnded(outcome, (this.rt.clock.now() - this.startedAt) / 1000);
     const down = this.down;
     if (!down.readableEnded && !down.closed) {
