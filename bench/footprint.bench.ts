@@ -268,18 +268,18 @@ async function main(): Promise<void> {
     // HTTP only (no --app-grpc): what an HTTP app's pod pays.
     const httpOnly = await startSluice(group, 'sluice-proxy (one local rule, HTTP)', ONE_LOCAL_RULE, dir, { http: app.http });
     await sleep(IDLE_SETTLE_MS);
-    const sluiceIdle = groupMemory(httpOnly.child.pid);
-    idle.push({ name: 'sluice-proxy, one local rule, HTTP only', mem: sluiceIdle });
+    idle.push({ name: 'sluice-proxy, one local rule, HTTP only, .ts sources', mem: groupMemory(httpOnly.child.pid) });
     await group.stop(httpOnly.child);
 
-    // The same, built as JavaScript ahead of time (scripts/build-sidecar.ts): what type stripping at
-    // start-up costs.
+    // The same, built as JavaScript ahead of time (scripts/build-sidecar.ts), as the image runs it;
+    // the difference is what type stripping at start-up costs.
     const built = join(dir, 'built');
     execFileSync(NODE, [resolve(ROOT, 'scripts/build-sidecar.ts'), built], { cwd: ROOT, stdio: 'inherit' });
     symlinkSync(resolve(ROOT, 'node_modules'), join(built, 'node_modules'));
     const js = await startSluice(group, 'sluice-proxy (built JS)', ONE_LOCAL_RULE, dir, { http: app.http }, [], { cwd: built, bin: 'sidecar/bin/sluice-proxy.js' });
     await sleep(IDLE_SETTLE_MS);
-    idle.push({ name: 'sluice-proxy, one local rule, HTTP only, built JS', mem: groupMemory(js.child.pid) });
+    const sluiceIdle = groupMemory(js.child.pid);
+    idle.push({ name: 'sluice-proxy, one local rule, HTTP only, built JS (the image)', mem: sluiceIdle });
     await group.stop(js.child);
 
     // The one the loads go through: HTTP and gRPC listeners.
@@ -294,7 +294,7 @@ async function main(): Promise<void> {
     console.log(`\n  sluice (one rule) / bare node: RSS ${(sluiceIdle.rss / floor.rss).toFixed(2)}×, anonymous ${(sluiceIdle.anon / floor.anon).toFixed(2)}×`);
     printMarkdownTable(['process', 'RSS MiB', 'anonymous MiB'], idleRows);
 
-    const aims = [{ name: 'idle RSS, one local rule, HTTP only (MiB)', value: sluiceIdle.rss / MiB, kind: 'atMost' as const, target: 60, format: (v: number) => v.toFixed(1) }];
+    const aims = [{ name: 'idle RSS, one local rule, HTTP only, as the image runs it (MiB)', value: sluiceIdle.rss / MiB, kind: 'atMost' as const, target: 60, format: (v: number) => v.toFixed(1) }];
     if (IDLE_ONLY) {
       printAims('Aims', aims);
       return;
@@ -302,13 +302,13 @@ async function main(): Promise<void> {
 
     // Fixed-rate loads, one contender at a time, the client in its own process.
     const runs: { name: string; f: LoadFigures }[] = [];
-    const empty: LoadFigures = { peakRss: NaN, peakAnon: NaN, cpuSeconds: NaN, done: NaN, errors: NaN, seconds: NaN };
+    const skipped: LoadFigures = { peakRss: NaN, peakAnon: NaN, cpuSeconds: NaN, done: NaN, errors: NaN, seconds: NaN };
     const http = LOADS.has('http');
     const grpc = LOADS.has('grpc');
-    runs.push({ name: 'HTTP  sluice-proxy', f: http ? await httpLoad(group, sluice.child.pid, sluice.ports.http) : empty });
-    runs.push({ name: 'HTTP  nginx', f: http ? await httpLoad(group, nginx.child.pid, nginx.http) : empty });
-    runs.push({ name: 'gRPC  sluice-proxy', f: grpc ? await grpcLoad(group, sluice.child.pid, sluice.ports.grpc) : empty });
-    runs.push({ name: 'gRPC  nginx (grpc_pass)', f: grpc ? await grpcLoad(group, nginx.child.pid, nginx.grpc) : empty });
+    runs.push({ name: 'HTTP  sluice-proxy', f: http ? await httpLoad(group, sluice.child.pid, sluice.ports.http) : skipped });
+    runs.push({ name: 'HTTP  nginx', f: http ? await httpLoad(group, nginx.child.pid, nginx.http) : skipped });
+    runs.push({ name: 'gRPC  sluice-proxy', f: grpc ? await grpcLoad(group, sluice.child.pid, sluice.ports.grpc) : skipped });
+    runs.push({ name: 'gRPC  nginx (grpc_pass)', f: grpc ? await grpcLoad(group, nginx.child.pid, nginx.grpc) : skipped });
     const loadRows: Cell[][] = runs.map(({ name, f }) => {
       const rate = f.done / f.seconds;
       return [name, rate, f.errors, f.peakRss / MiB, f.peakAnon / MiB, (f.cpuSeconds / f.seconds) / (rate / 1000), (f.cpuSeconds * 1e6) / Math.max(1, f.done)];

@@ -1,4 +1,5 @@
-import { Counter, Histogram } from 'prom-client';
+import { Counter, Histogram } from '../prom-client.ts';
+import type { Counter as PromCounter } from 'prom-client';
 import type { SidecarMetrics } from '../metrics.ts';
 import type { ConnectionErrorCode, GrpcProxyErrorCode } from './grpc-errors.ts';
 import { grpcCodeName } from './grpc-status.ts';
@@ -27,7 +28,7 @@ export class GrpcMetrics {
   private readonly duration: Histogram<'method'>;
   private readonly errors: Counter<'error'>;
   private readonly methods = new Map<string, MethodMetrics>();
-  private readonly errorChildren = new Map<string, Counter.Internal>();
+  private readonly errorChildren = new Map<string, PromCounter.Internal>();
   private readonly maxMethods: number;
   private readonly upstream: SidecarMetrics['upstreamDuration'];
   /** sluice_upstream_duration_seconds{protocol="grpc",outcome}, bound once per outcome for every method. */
@@ -63,7 +64,7 @@ export class GrpcMetrics {
     let m = this.methods.get(name);
     if (m) return m;
     if (this.methods.size >= this.maxMethods && name !== OTHER_METHOD) return this.method(OTHER_METHOD);
-    const counters: Array<Counter.Internal | undefined> = [];
+    const counters: Array<PromCounter.Internal | undefined> = [];
     const duration = this.duration.labels(name);
     const requests = this.requests;
     const upstream = this.upstream;
