@@ -1,8 +1,9 @@
 /**
  * What the sidecar image runs, run here: the sources built as JavaScript by the image's own build
  * script (scripts/build-sidecar.ts), beside a node_modules cut down the way the image's deps stage
- * cuts it (scripts/image-packages.ts sidecar), started with type stripping turned off so that not
- * one .ts module can load — then real HTTP requests and gRPC calls through a limit. The rest of
+ * cuts it (scripts/image-packages.ts sidecar), started with the NODE_OPTIONS the injector gives a
+ * sidecar with the default 256Mi limit and with type stripping turned off so that not one .ts
+ * module can load — then real HTTP requests and gRPC calls through a limit. The rest of
  * the suite runs the .ts sources; this keeps the build from rotting unseen.
  */
 import { execFileSync } from 'node:child_process';
@@ -10,6 +11,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeOptionsFor, v8HeapSettings } from '../../../operator/src/injection/v8-heap.ts';
 import { packagesToKeep, type PackageLock } from '../../../scripts/image-packages.ts';
 import { startApp, type TestApp } from '../../../test/helpers/app-server.ts';
 import { spawnSidecar, type SidecarProcess } from '../../../test/helpers/sidecar-process.ts';
@@ -83,8 +85,9 @@ describe('the sidecar as its image runs it (built JavaScript, the image\'s packa
     proxy = await spawnSidecar(['--config', join(dir, 'policy.yaml'), '--app-http', app.hostPort, '--app-grpc', echo.address], {
       bin: 'sidecar/bin/sluice-proxy.js',
       cwd: dir,
-      // As the image: production, no compile cache; and no type stripping, so a .ts import fails.
-      env: { NODE_ENV: 'production', NODE_DISABLE_COMPILE_CACHE: '1', NODE_OPTIONS: '--no-experimental-strip-types' },
+      // As the image and the injector run it: production, no compile cache, the heap settings for
+      // the default 256Mi limit; and no type stripping, so a .ts import fails.
+      env: { NODE_ENV: 'production', NODE_DISABLE_COMPILE_CACHE: '1', NODE_OPTIONS: `${nodeOptionsFor(v8HeapSettings(256 * 2 ** 20))} --no-experimental-strip-types` },
     });
     client = echoClient(`127.0.0.1:${proxy.ports.grpc}`);
   }, 240_000);
@@ -132,6 +135,7 @@ describe('the sidecar as its image runs it (built JavaScript, the image\'s packa
 
   it('serves its metrics (prom-client loads from the pruned tree)', async () => {
     const metrics = await (await fetch(`${proxy.admin}/metrics`)).text();
-    expect(metrics).toMatch(/sluice_/);
+    expect(metrics).toMatch(/sluice_requests_total\{[^}]*decision="rate_limited"[^}]*\} 1/);
+    expect(metrics).toMatch(/nodejs_heap_space_size_total_bytes\{space="new"\}/);
   });
 });
