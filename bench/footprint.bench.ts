@@ -4,15 +4,18 @@
 //     election), nginx (1 worker) and a bare Node process running an empty script (the floor);
 //   - peak RSS and CPU per 1,000 requests/s during a fixed-rate load: HTTP through the proxy
 //     (autocannon, paced with overallRate) and gRPC unary calls (a paced grpc-js client).
-// The sidecar runs exactly as its container image runs it (sidecar/Dockerfile): `node
-// sidecar/bin/sluice-proxy.ts` with NODE_ENV=production and NODE_DISABLE_COMPILE_CACHE=1.
+// The sidecar runs exactly as its container image runs it (sidecar/Dockerfile): built as JavaScript
+// by scripts/build-sidecar.ts, `node sidecar/bin/sluice-proxy.js` with NODE_ENV=production and
+// NODE_DISABLE_COMPILE_CACHE=1; the .ts sources (what development runs) are measured idle beside it.
 //
 // Environment knobs (all optional):
 //   BENCH_SECONDS=30  length of each fixed-rate load
 //   BENCH_RATE=1000   requests (or calls) per second
 //   BENCH_IDLE_ONLY=1 only the idle figures (quick before/after runs)
-//   BENCH_LOAD_BUILT=1 the loads go through the built JavaScript sidecar instead of the .ts
+//   BENCH_LOAD_TS=1   the loads go through the .ts sources instead of the built JavaScript
 //   BENCH_SIDECAR_NODE_OPTIONS='--max-semi-space-size=1'  V8 flags for the sidecar under trial
+//   BENCH_SIDECAR_PROF=<dir>  the loaded sidecar writes a V8 CPU profile there (bench/lib/cpuprofile-top.ts)
+//   BENCH_LOADS=http,grpc     which fixed-rate loads to run (nginx runs the same ones)
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -27,7 +30,9 @@ import { RedisServer } from '../test/helpers/redis-server.ts';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
 const RATE = Number(process.env.BENCH_RATE ?? 1000);
 const IDLE_ONLY = process.env.BENCH_IDLE_ONLY === '1';
-const LOAD_BUILT = process.env.BENCH_LOAD_BUILT === '1';
+const LOAD_BUILT = process.env.BENCH_LOAD_TS !== '1';
+const PROF_DIR = process.env.BENCH_SIDECAR_PROF;
+const LOADS = new Set((process.env.BENCH_LOADS ?? 'http,grpc').split(','));
 const ROOT = resolve(import.meta.dirname, '..');
 const SIDECAR_BIN = 'sidecar/bin/sluice-proxy.ts';
 const AUTOCANNON = resolve(ROOT, 'node_modules/autocannon/autocannon.js');
@@ -107,12 +112,12 @@ interface Ports {
   localApi: number;
 }
 
-async function startSluice(group: ProcessGroup, name: string, configYaml: string, dir: string, app: { http: number; grpc?: number }, extra: string[] = [], from: { cwd: string; bin: string } = { cwd: ROOT, bin: SIDECAR_BIN }): Promise<{ child: Child; ports: Ports }> {
+async function startSluice(group: ProcessGroup, name: string, configYaml: string, dir: string, app: { http: number; grpc?: number }, extra: string[] = [], from: { cwd: string; bin: string } = { cwd: ROOT, bin: SIDECAR_BIN }, nodeArgs: string[] = []): Promise<{ child: Child; ports: Ports }> {
   const config = join(dir, `${name}.yaml`);
   writeFileSync(config, configYaml);
   const [http, grpc, admin, localApi] = (await freePorts(4)) as [number, number, number, number];
   const child = group.start(name, NODE, [
-    from.bin, '--config', config,
+    ...nodeArgs, from.bin, '--config', config,
     '--app-http', `127.0.0.1:${app.http}`, ...(app.grpc ? ['--app-grpc', `127.0.0.1:${app.grpc}`] : []),
     '--listen-http', `127.0.0.1:${http}`, '--listen-grpc', `127.0.0.1:${grpc}`,
     '--admin', `127.0.0.1:${admin}`, '--local-api', `127.0.0.1:${localApi}`,
@@ -263,23 +268,23 @@ async function main(): Promise<void> {
     // HTTP only (no --app-grpc): what an HTTP app's pod pays.
     const httpOnly = await startSluice(group, 'sluice-proxy (one local rule, HTTP)', ONE_LOCAL_RULE, dir, { http: app.http });
     await sleep(IDLE_SETTLE_MS);
-    const sluiceIdle = groupMemory(httpOnly.child.pid);
-    idle.push({ name: 'sluice-proxy, one local rule, HTTP only', mem: sluiceIdle });
+    idle.push({ name: 'sluice-proxy, one local rule, HTTP only, .ts sources', mem: groupMemory(httpOnly.child.pid) });
     await group.stop(httpOnly.child);
 
-    // The same, built as JavaScript ahead of time (scripts/build-sidecar.ts): what type stripping at
-    // start-up costs.
+    // The same, built as JavaScript ahead of time (scripts/build-sidecar.ts), as the image runs it;
+    // the difference is what type stripping at start-up costs.
     const built = join(dir, 'built');
     execFileSync(NODE, [resolve(ROOT, 'scripts/build-sidecar.ts'), built], { cwd: ROOT, stdio: 'inherit' });
     symlinkSync(resolve(ROOT, 'node_modules'), join(built, 'node_modules'));
     const js = await startSluice(group, 'sluice-proxy (built JS)', ONE_LOCAL_RULE, dir, { http: app.http }, [], { cwd: built, bin: 'sidecar/bin/sluice-proxy.js' });
     await sleep(IDLE_SETTLE_MS);
-    idle.push({ name: 'sluice-proxy, one local rule, HTTP only, built JS', mem: groupMemory(js.child.pid) });
+    const sluiceIdle = groupMemory(js.child.pid);
+    idle.push({ name: 'sluice-proxy, one local rule, HTTP only, built JS (the image)', mem: sluiceIdle });
     await group.stop(js.child);
 
     // The one the loads go through: HTTP and gRPC listeners.
     const sluice = await startSluice(group, 'sluice-proxy (one local rule)', ONE_LOCAL_RULE, dir, app, [],
-      LOAD_BUILT ? { cwd: built, bin: 'sidecar/bin/sluice-proxy.js' } : undefined);
+      LOAD_BUILT ? { cwd: built, bin: 'sidecar/bin/sluice-proxy.js' } : undefined, PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROF_DIR] : []);
     await sleep(IDLE_SETTLE_MS);
     idle.push({ name: `sluice-proxy, one local rule, HTTP + gRPC${LOAD_BUILT ? ', built JS' : ''}`, mem: groupMemory(sluice.child.pid) });
 
@@ -289,7 +294,7 @@ async function main(): Promise<void> {
     console.log(`\n  sluice (one rule) / bare node: RSS ${(sluiceIdle.rss / floor.rss).toFixed(2)}×, anonymous ${(sluiceIdle.anon / floor.anon).toFixed(2)}×`);
     printMarkdownTable(['process', 'RSS MiB', 'anonymous MiB'], idleRows);
 
-    const aims = [{ name: 'idle RSS, one local rule, HTTP only (MiB)', value: sluiceIdle.rss / MiB, kind: 'atMost' as const, target: 60, format: (v: number) => v.toFixed(1) }];
+    const aims = [{ name: 'idle RSS, one local rule, HTTP only, as the image runs it (MiB)', value: sluiceIdle.rss / MiB, kind: 'atMost' as const, target: 60, format: (v: number) => v.toFixed(1) }];
     if (IDLE_ONLY) {
       printAims('Aims', aims);
       return;
@@ -297,10 +302,13 @@ async function main(): Promise<void> {
 
     // Fixed-rate loads, one contender at a time, the client in its own process.
     const runs: { name: string; f: LoadFigures }[] = [];
-    runs.push({ name: 'HTTP  sluice-proxy', f: await httpLoad(group, sluice.child.pid, sluice.ports.http) });
-    runs.push({ name: 'HTTP  nginx', f: await httpLoad(group, nginx.child.pid, nginx.http) });
-    runs.push({ name: 'gRPC  sluice-proxy', f: await grpcLoad(group, sluice.child.pid, sluice.ports.grpc) });
-    runs.push({ name: 'gRPC  nginx (grpc_pass)', f: await grpcLoad(group, nginx.child.pid, nginx.grpc) });
+    const skipped: LoadFigures = { peakRss: NaN, peakAnon: NaN, cpuSeconds: NaN, done: NaN, errors: NaN, seconds: NaN };
+    const http = LOADS.has('http');
+    const grpc = LOADS.has('grpc');
+    runs.push({ name: 'HTTP  sluice-proxy', f: http ? await httpLoad(group, sluice.child.pid, sluice.ports.http) : skipped });
+    runs.push({ name: 'HTTP  nginx', f: http ? await httpLoad(group, nginx.child.pid, nginx.http) : skipped });
+    runs.push({ name: 'gRPC  sluice-proxy', f: grpc ? await grpcLoad(group, sluice.child.pid, sluice.ports.grpc) : skipped });
+    runs.push({ name: 'gRPC  nginx (grpc_pass)', f: grpc ? await grpcLoad(group, nginx.child.pid, nginx.grpc) : skipped });
     const loadRows: Cell[][] = runs.map(({ name, f }) => {
       const rate = f.done / f.seconds;
       return [name, rate, f.errors, f.peakRss / MiB, f.peakAnon / MiB, (f.cpuSeconds / f.seconds) / (rate / 1000), (f.cpuSeconds * 1e6) / Math.max(1, f.done)];

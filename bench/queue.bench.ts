@@ -11,7 +11,8 @@
 // Diagnostics: BENCH_QUEUE_PROF=<dir> (CPU profiles of every sidecar), BENCH_QUEUE_PRODUCE_ONLY=1,
 // BENCH_QUEUE_DELIVER_ONLY=<batchSize> (with CPU µs per task), BENCH_QUEUE_LATENCY_RATE=<n>,
 // BENCH_QUEUE_PRODUCE_TASKS, BENCH_QUEUE_DELIVER_TASKS, BENCH_QUEUE_WARM, BENCH_QUEUE_ROUNDS,
-// BENCH_QUEUE_ORDERED_ONLY=1 (part 5 alone), BENCH_QUEUE_ORDER_TASKS, BENCH_QUEUE_REDRIVE_TASKS.
+// BENCH_QUEUE_ORDERED_ONLY=1 (part 5 alone), BENCH_QUEUE_ORDER_TASKS, BENCH_QUEUE_REDRIVE_TASKS,
+// BENCH_SIDECAR_NODE_OPTIONS (V8 flags for the sidecars, e.g. the injector's heap settings).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -42,7 +43,8 @@ const LATENCY_RUN_MS = 5_000;
 const LATENCY_WARM_MS = 2_000;
 /** `BENCH_QUEUE_PROF=<dir>`: every sidecar the bench starts writes a V8 CPU profile there (see bench/lib/cpuprofile-top.ts). */
 const PROF_DIR = process.env.BENCH_QUEUE_PROF;
-const nodeArgs = PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROF_DIR] : [];
+/** `BENCH_SIDECAR_NODE_OPTIONS='--max-semi-space-size=2'`: V8 flags for every sidecar, as the injector sets them. */
+const nodeArgs = [...(PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROF_DIR] : []), ...(process.env.BENCH_SIDECAR_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean)];
 
 async function startSidecar(g: ProcessGroup, name: string, opts: SidecarStartOptions): Promise<SidecarHandle> {
   const h = await startSidecarProcess(g, name, opts);

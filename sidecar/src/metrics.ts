@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from './prom-client.ts';
 import { HotCounter, HotHistogram } from './hot-metrics.ts';
 
 /**

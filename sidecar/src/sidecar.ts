@@ -1,4 +1,5 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { createServer } from './http/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { systemClock, type Clock } from '../../lib/clock.ts';
 import type { Plan } from '../../lib/policy/plan.ts';

@@ -24,25 +24,33 @@ export interface SidecarProcess {
  * admin port answers at all — and the answer comes from this process (its `--id`), not from
  * another that holds the port while this one dies of EADDRINUSE; then it starts again on others.
  */
-export async function spawnSidecar(args: string[], opts: { waitReady?: boolean; env?: Record<string, string> } = {}): Promise<SidecarProcess> {
+export async function spawnSidecar(args: string[], opts: SpawnOptions = {}): Promise<SidecarProcess> {
   return retryOnPortClash(() => spawnOnce(args, opts));
+}
+
+export interface SpawnOptions {
+  waitReady?: boolean;
+  env?: Record<string, string>;
+  /** Another build of the CLI (the image's JavaScript), run from `cwd`. Default: the .ts sources. */
+  bin?: string;
+  cwd?: string;
 }
 
 let started = 0;
 
-async function spawnOnce(args: string[], { waitReady = true, env = {} }: { waitReady?: boolean; env?: Record<string, string> }): Promise<SidecarProcess> {
+async function spawnOnce(args: string[], { waitReady = true, env = {}, bin = BIN, cwd }: SpawnOptions): Promise<SidecarProcess> {
   const ports = { http: await freePort(), grpc: await freePort(), admin: await freePort(), localApi: await freePort() };
   const idAt = args.indexOf('--id');
   const id = idAt >= 0 ? (args[idAt + 1] as string) : `test-${process.pid}-${++started}`;
   const proc = spawn(process.execPath, [
-    BIN,
+    bin,
     '--listen-http', `127.0.0.1:${ports.http}`,
     '--listen-grpc', `127.0.0.1:${ports.grpc}`,
     '--admin', `127.0.0.1:${ports.admin}`,
     '--local-api', `127.0.0.1:${ports.localApi}`,
     ...(idAt >= 0 ? [] : ['--id', id]),
     ...args,
-  ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, ...(cwd ? { cwd } : {}) });
   let logs = '';
   proc.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
   proc.stdout!.on('data', (d: Buffer) => (logs += d.toString()));

@@ -22,7 +22,8 @@
  */
 import { SIDECAR_CONTAINER_NAME } from './annotations.ts';
 import type { InjectionConfig } from './injection-config.ts';
-import type { ResourceName } from './quantity.ts';
+import { parseQuantity, type ResourceName } from './quantity.ts';
+import { nodeOptionsFor, v8HeapSettings } from './v8-heap.ts';
 
 export const SIDECAR_PORTS = { admin: 15000, localApi: 15020, http: 15080, grpc: 15081 } as const;
 export const RUN_AS_USER = 65532;
@@ -38,6 +39,12 @@ export interface SidecarFacts {
   resources: { requests: Partial<Record<ResourceName, string>>; limits: Partial<Record<ResourceName, string>> };
   /** The CA bundle the sidecar verifies the operator with (see the header). */
   operatorCaPem?: string;
+}
+
+/** The memory limit in bytes (already validated by the patcher), or undefined without one. */
+function memoryLimitOf(facts: SidecarFacts): number | undefined {
+  const limit = facts.resources.limits.memory;
+  return limit === undefined ? undefined : parseQuantity(limit);
 }
 
 const fieldEnv = (name: string, fieldPath: string) => ({ name, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath } } });
@@ -61,6 +68,8 @@ export function sidecarContainer(cfg: InjectionConfig, facts: SidecarFacts): Rec
     { name: 'SLUICE_ADMIN', value: `:${SIDECAR_PORTS.admin}` },
     { name: 'SLUICE_LOCAL_API', value: `127.0.0.1:${SIDECAR_PORTS.localApi}` },
     { name: 'SLUICE_LOG_LEVEL', value: cfg.logLevel },
+    // V8's heap from this container's memory limit (v8-heap.ts): set here, per pod, not in the image.
+    { name: 'NODE_OPTIONS', value: nodeOptionsFor(v8HeapSettings(memoryLimitOf(facts))) },
   ];
   if (facts.appPorts.http !== undefined) env.push({ name: 'SLUICE_APP_HTTP', value: `127.0.0.1:${facts.appPorts.http}` });
   if (facts.appPorts.grpc !== undefined) env.push({ name: 'SLUICE_APP_GRPC', value: `127.0.0.1:${facts.appPorts.grpc}` });

@@ -232,6 +232,36 @@ describe('planInjection: resource annotations', () => {
     expect(sidecarOf(out).resources).toEqual({ requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '1Gi' } });
   });
 
+  // V8's heap follows the sidecar's memory limit (operator/src/injection/v8-heap.ts): a semi-space
+  // of limit/128 between 1 and 16 MiB, an old space of half the limit but at least 32 MiB.
+  const heap: [string, string | undefined, string][] = [
+    ['the configured 256Mi', undefined, '--max-semi-space-size=2 --max-old-space-size=128'],
+    ['64Mi', '64Mi', '--max-semi-space-size=1 --max-old-space-size=32'],
+    ['128Mi', '128Mi', '--max-semi-space-size=1 --max-old-space-size=64'],
+    ['512Mi', '512Mi', '--max-semi-space-size=4 --max-old-space-size=256'],
+    ['1.5Gi', '1.5Gi', '--max-semi-space-size=12 --max-old-space-size=768'],
+    ['4Gi (young generation at V8\'s ceiling)', '4Gi', '--max-semi-space-size=16 --max-old-space-size=2048'],
+    ['300M (decimal)', '300M', '--max-semi-space-size=2 --max-old-space-size=143'],
+  ];
+  it.each(heap)('sets NODE_OPTIONS from a memory limit of %s', (_, limit, want) => {
+    const p = pod({ containers: [app()] }, limit ? { 'sluice.dev/proxy-memory-limit': limit } : undefined);
+    const out = injected(planInjection({ pod: p, namespaceOptedIn: true, config }), p);
+    expect(envOf(sidecarOf(out)).NODE_OPTIONS).toBe(want);
+    expect(sidecarOf(out).env.filter((e: Obj) => e.name === 'NODE_OPTIONS')).toHaveLength(1);
+  });
+
+  it('sets only the young generation when the sidecar has no memory limit', () => {
+    const unlimited = compileInjectionConfig({
+      image: 'ghcr.io/sluice-dev/sluice-proxy:0.1.0',
+      operatorAddress: 'sluice-discovery.sluice-system.svc:15010',
+      resources: { requests: { cpu: '50m', memory: '64Mi' } },
+    });
+    const p = pod({ containers: [app()] });
+    const out = injected(planInjection({ pod: p, namespaceOptedIn: true, config: unlimited }), p);
+    expect(sidecarOf(out).resources.limits).toBeUndefined();
+    expect(envOf(sidecarOf(out)).NODE_OPTIONS).toBe('--max-semi-space-size=2');
+  });
+
   const hostile: [string, string, RegExp][] = [
     ['sluice.dev/proxy-cpu-request', '100m\n  privileged: true', /is not a Kubernetes quantity/],
     ['sluice.dev/proxy-cpu-request', '1"}, "securityContext": {"privileged": true', /is not a Kubernetes quantity/],

@@ -1,4 +1,5 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { createServer } from '../http/node-http.ts';
 import type { PolicyStore } from '../config/policy-store.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 

@@ -1,8 +1,9 @@
-import { Counter, Histogram } from 'prom-client';
+import { Counter } from '../prom-client.ts';
+import type { Counter as PromCounter } from 'prom-client';
 import type { SidecarMetrics } from '../metrics.ts';
 import type { ConnectionErrorCode, GrpcProxyErrorCode } from './grpc-errors.ts';
 import { grpcCodeName } from './grpc-status.ts';
-import type { HistogramCell } from '../hot-metrics.ts';
+import { HotCounter, HotHistogram, type CounterCell, type HistogramCell } from '../hot-metrics.ts';
 
 /** Method label for calls past the cardinality cap: clients choose paths, so labels must be bounded. */
 export const OTHER_METHOD = '_other';
@@ -21,13 +22,15 @@ export interface MethodMetrics {
  *   sluice_grpc_request_duration_seconds{method}       from headers received to status sent
  *   sluice_grpc_proxy_errors_total{error}              bad input and upstream failures, by stable code
  * `method` is `pkg.Service/Method`; past `maxMethods` distinct names the rest share `_other`.
+ * The two touched by every call are HotCounter/HotHistogram (hot-metrics.ts): a call increments
+ * plain cells instead of going through prom-client's label hashing.
  */
 export class GrpcMetrics {
-  private readonly requests: Counter<'method' | 'code'>;
-  private readonly duration: Histogram<'method'>;
+  private readonly requests: HotCounter;
+  private readonly duration: HotHistogram;
   private readonly errors: Counter<'error'>;
   private readonly methods = new Map<string, MethodMetrics>();
-  private readonly errorChildren = new Map<string, Counter.Internal>();
+  private readonly errorChildren = new Map<string, PromCounter.Internal>();
   private readonly maxMethods: number;
   private readonly upstream: SidecarMetrics['upstreamDuration'];
   /** sluice_upstream_duration_seconds{protocol="grpc",outcome}, bound once per outcome for every method. */
@@ -38,13 +41,13 @@ export class GrpcMetrics {
     this.upstream = metrics.upstreamDuration;
     this.maxMethods = maxMethods;
     // A second GrpcProxy on the same registry (tests, reloads) shares the metrics rather than throwing.
-    this.requests = (metrics.registry.getSingleMetric('sluice_grpc_requests_total') as Counter<'method' | 'code'> | undefined) ?? new Counter({
+    this.requests = (metrics.registry.getSingleMetric('sluice_grpc_requests_total') as HotCounter | undefined) ?? new HotCounter({
       name: 'sluice_grpc_requests_total',
       help: 'gRPC calls through the sidecar by method (pkg.Service/Method) and final status code (OK, RESOURCE_EXHAUSTED, ...).',
       labelNames: ['method', 'code'] as const,
       registers,
     });
-    this.duration = (metrics.registry.getSingleMetric('sluice_grpc_request_duration_seconds') as Histogram<'method'> | undefined) ?? new Histogram({
+    this.duration = (metrics.registry.getSingleMetric('sluice_grpc_request_duration_seconds') as HotHistogram | undefined) ?? new HotHistogram({
       name: 'sluice_grpc_request_duration_seconds',
       help: 'gRPC call duration through the sidecar, from request headers to final status.',
       labelNames: ['method'] as const,
@@ -63,16 +66,17 @@ export class GrpcMetrics {
     let m = this.methods.get(name);
     if (m) return m;
     if (this.methods.size >= this.maxMethods && name !== OTHER_METHOD) return this.method(OTHER_METHOD);
-    const counters: Array<Counter.Internal | undefined> = [];
-    const duration = this.duration.labels(name);
+    const counters: Array<CounterCell | undefined> = [];
+    const duration = this.duration;
+    const durationCell = duration.cell(name);
     const requests = this.requests;
     const upstream = this.upstream;
     const upstreamCells = this.upstreamCells;
     const finish = (code: number, seconds: number) => {
       let c = counters[code];
-      if (!c) c = counters[code] = requests.labels(name, grpcCodeName(code));
-      c.inc();
-      duration.observe(seconds);
+      if (!c) c = counters[code] = requests.cell(name, grpcCodeName(code));
+      c.n++;
+      duration.observe(durationCell, seconds);
     };
     m = {
       finish,

@@ -12,7 +12,8 @@ export function isHopByHop(lowerName: string): boolean {
 
 /** Names listed in a Connection header are hop-by-hop too. */
 export function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
+  // Nearly every request and response says just "keep-alive" or "close": nothing to split.
+  if (value === undefined || value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close') return undefined;
   const tokens = (Array.isArray(value) ? value.join(',') : value).split(',').map((t) => t.trim().toLowerCase()).filter(Boolean);
   const extra = tokens.filter((t) => t !== 'close' && t !== 'keep-alive' && t !== 'upgrade');
   return extra.length > 0 ? new Set(extra) : undefined;

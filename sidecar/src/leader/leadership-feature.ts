@@ -1,4 +1,4 @@
-import { Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from '../prom-client.ts';
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../../lib/clock.ts';
 import type { Plan } from '../../../lib/policy/plan.ts';

@@ -7,7 +7,7 @@ import type { ReadinessCheck } from '../admin/admin-server.ts';
 import type { Feature } from '../feature.ts';
 import type { PolicyEngine } from '../policy-engine/engine.ts';
 import type { Random } from './load-balancer.ts';
-import { OutboundGrpcListener } from './outbound-grpc.ts';
+import type { OutboundGrpcListener } from './outbound-grpc.ts';
 import { OutboundHttpListener } from './outbound-http.ts';
 import { OutboundMetrics } from './outbound-metrics.ts';
 import { StandaloneEndpoints } from './standalone-endpoints.ts';
@@ -36,6 +36,11 @@ export class OutboundFeature implements Feature {
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly random: Random | undefined;
+  /**
+   * Loaded with the first gRPC Upstream: node:http2 and the gRPC framing cost every sidecar
+   * about 10 MiB of memory, and most pods have no gRPC Upstream.
+   */
+  private grpcListener: typeof OutboundGrpcListener | undefined;
 
   private readonly engine: PolicyEngine | undefined;
 
@@ -92,6 +97,9 @@ export class OutboundFeature implements Feature {
     }
     // Old listeners are closed first, so a port moving from one Upstream to another is free.
     await Promise.all(closing);
+    if (!this.grpcListener && [...wanted.values()].some((u) => u.protocol === 'grpc')) {
+      this.grpcListener = (await import('./outbound-grpc.ts')).OutboundGrpcListener;
+    }
     const binding: Promise<void>[] = [];
     for (const [id, u] of wanted) {
       const s = this.served.get(id);
@@ -151,7 +159,7 @@ export class OutboundFeature implements Feature {
       onEndpointRemoved: (ep) => listener?.endpointRemoved(ep),
     });
     const log = this.logger.child({ upstream: u.id });
-    listener = u.protocol === 'grpc' ? new OutboundGrpcListener(runtime, log) : new OutboundHttpListener(runtime, log);
+    listener = u.protocol === 'grpc' ? new this.grpcListener!(runtime, log) : new OutboundHttpListener(runtime, log);
     const s: Served = { runtime, listener, state: 'binding', bound: Promise.resolve() };
     this.served.set(u.id, s);
     this.restartStandalone(s, u);

@@ -1,5 +1,6 @@
 import { listenOn } from '../../../lib/net.ts';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer } from '../http/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';

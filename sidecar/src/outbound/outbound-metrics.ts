@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from '../prom-client.ts';
 
 /**
  * The outbound metric set, per upstream (and per endpoint where an endpoint is the subject).

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from '../prom-client.ts';
 import type { QueueStats } from '../../../lib/redis/queue-stats.ts';
 
 /** Results a task can come to in `sluice_queue_tasks_total{queue,result}`. */

@@ -1,4 +1,4 @@
-import { Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from '../prom-client.ts';
 import type { RedisHealth } from '../../../lib/redis/connection.ts';
 
 /**

@@ -1,4 +1,5 @@
-import { Agent, request, STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { Agent, request, STATUS_CODES } from '../http/node-http.ts';
 import type { Socket } from 'node:net';
 import type { Clock } from '../../../lib/clock.ts';
 import { clientAddress, TRUST_NOBODY, type TrustedProxies } from '../http/client-address.ts';

@@ -1,4 +1,4 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from '../../prom-client.ts';
 
 /**
  * What one Global limiter counts on its hot path: plain numbers, added to the prom-client counters
