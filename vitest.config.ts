@@ -6,7 +6,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
 // Two projects. `unit` is everything that needs no Kubernetes. `kube` is every *.kube.test.ts: they
 // share one real control plane (test/cluster, started by its globalSetup only when such a file
 // runs) and run one file at a time, because each runs an operator that watches every namespace
-// and some change cluster-scoped objects. The projects run side by side.
+// and some change cluster-scoped objects. `unit` runs first, then `kube`.
 const KUBE = '**/*.kube.test.ts';
 const ROOTS = ['lib/**/*.test.ts', 'sidecar/test/**/*.test.ts', 'operator/test/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/*.test.ts'];
 
@@ -17,7 +17,7 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     projects: [
-      { extends: true, test: { name: 'unit', include: ROOTS, exclude: [...configDefaults.exclude, KUBE] } },
+      { extends: true, test: { name: 'unit', include: ROOTS, exclude: [...configDefaults.exclude, KUBE], sequence: { groupOrder: 0 } } },
       {
         extends: true,
         test: {
@@ -28,6 +28,8 @@ export default defineConfig({
           // operator, the sidecar and the Kubernetes client anew cost ~2 s per file. Each file still
           // starts and stops its own operators and sidecars, and TestCluster empties its namespaces.
           isolate: false,
+          // One worker here, two in `unit`: vitest runs such projects one group after the other.
+          sequence: { groupOrder: 1 },
           globalSetup: ['test/cluster/global-setup.ts'],
           hookTimeout: 120_000,
         },
