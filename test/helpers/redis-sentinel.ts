@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, redisAnswers } from '../../lib/net.ts';
+import { freePort } from '../../lib/net.ts';
 import { eventually, sleep } from './eventually.ts';
 import { retryOnPortClash } from './port-retry.ts';
 import { RedisServer } from './redis-server.ts';
@@ -55,7 +55,7 @@ class SentinelProcess {
       proc.once('spawn', () => resolve());
     });
     const deadline = Date.now() + 10_000;
-    while (!(await redisAnswers(this.port))) {
+    while (!(await answers(this.port, password))) {
       if (proc.exitCode !== null) throw new Error(`redis-server --sentinel exited with ${proc.exitCode} on port ${this.port}`);
       if (Date.now() > deadline) throw new Error(`sentinel on port ${this.port} did not answer`);
       await sleep(20);
@@ -70,6 +70,20 @@ class SentinelProcess {
       await exited;
     }
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** True when a sentinel on `port` answers PING (with its password: it refuses PING without). */
+async function answers(port: number, password: string | undefined): Promise<boolean> {
+  const c = new Redis(port, '127.0.0.1', { password, lazyConnect: true, maxRetriesPerRequest: 0, commandTimeout: 500, connectTimeout: 500, retryStrategy: () => null });
+  c.on('error', () => {});
+  try {
+    await c.connect();
+    return (await c.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    c.disconnect();
   }
 }
 
@@ -132,7 +146,11 @@ export class RedisSentinelGroup {
     return Number(port);
   }
 
-  /** SIGKILLs the primary and waits until the sentinels have promoted the replica. */
+  /**
+   * SIGKILLs the primary and waits until the sentinels have promoted the replica; then restarts the
+   * old primary, as its pod would be, and waits until the sentinels have made it the new primary's
+   * replica and it is in sync (until then WAIT has no replica to count).
+   */
   async killPrimaryAndWaitForFailover(timeoutMs = 30_000): Promise<void> {
     const old = this.primary;
     await old.kill();
@@ -140,9 +158,14 @@ export class RedisSentinelGroup {
       if ((await this.currentPrimaryPort()) !== this.replica.port) throw new Error('not failed over yet');
       const role = await this.ask<string>(this.replica.port, undefined, 'INFO', 'replication');
       if (!/role:master/.test(role)) throw new Error('replica not promoted yet');
-    }, { timeoutMs, intervalMs: 200 });
+    }, { timeoutMs, intervalMs: 100 });
     this.primary = this.replica;
     this.replica = old;
+    await old.restart();
+    await eventually(async () => {
+      const info = await this.ask<string>(old.port, undefined, 'INFO', 'replication');
+      if (!new RegExp(`master_port:${this.primary.port}\\b`).test(info) || !/master_link_status:up/.test(info)) throw new Error('old primary not yet a replica in sync');
+    }, { timeoutMs, intervalMs: 100 });
   }
 
   async ask<T = string>(port: number, password: string | undefined, ...args: string[]): Promise<T> {
