@@ -11,7 +11,8 @@ import { globalRule } from '../sidecar/test/global-limit/rules.ts';
 import { QueueHarness, taskQueueDoc, testQueueKeys } from '../sidecar/test/queue/helpers/queue-harness.ts';
 import { WorkerApp } from '../sidecar/test/queue/helpers/worker-app.ts';
 import { eventually, sleep } from './helpers/eventually.ts';
-import { RedisClusterProcesses } from './helpers/redis-cluster.ts';
+import { CLUSTER_NODE_TIMEOUT_MS, RedisClusterProcesses } from './helpers/redis-cluster.ts';
+import { runFailoverLoad } from './helpers/failover-load.ts';
 import type { RedisServer } from './helpers/redis-server.ts';
 
 /**
@@ -221,4 +222,32 @@ describe('Redis Cluster', () => {
     const total = [...allowed.values()].reduce((x, y) => x + y, 0);
     expect(total + fell).toBeGreaterThanOrEqual(partitions.length * 10);
   });
+
+  it('a master killed under load: limits follow failureMode then recover, consumers resume, no Replicated task is lost', async () => {
+    // A replicated queue, an async one and a rule all served by the master that is killed.
+    const slotOf = (queue: string) => hashSlot(testQueueKeys(queue).stream);
+    const victim = await cluster.masterOfSlot(slotOf('cl-replicated'));
+    let asyncQueue = '';
+    for (let i = 0; !asyncQueue; i++) if ((await cluster.masterOfSlot(slotOf(`cl-async-${i}`))) === victim) asyncQueue = `cl-async-${i}`;
+    let rule = '';
+    for (let i = 0; !rule; i++) {
+      if ((await cluster.masterOfSlot(hashSlot(rateLimitBucketKey(globalRule(`cl-fo-${i}`, { requests: 1, per: '1s' }).id, 'k0')))) === victim) rule = `cl-fo-${i}`;
+    }
+    const r = await runFailoverLoad({
+      url: cluster.url,
+      replicatedQueue: 'cl-replicated',
+      asyncQueue,
+      rule,
+      replicatedTarget: 4_000,
+      kill: () => cluster.killMasterAndWaitForFailover(slotOf('cl-replicated'), 3),
+    });
+    console.log('cluster failover:', JSON.stringify({ ...r, asyncLostConfirmedBeforeKillMs: r.asyncLostConfirmedBeforeKillMs.slice(0, 20) }));
+    expect(r.recovered).toBe(true);
+    expect(r.sawRedisDown).toBe(true);
+    expect(r.fallbacks).toBeGreaterThan(0);
+    expect(r.replicatedConfirmed).toBeGreaterThanOrEqual(4_000);
+    expect(r.replicatedLost).toBe(0);
+    // Async: only what was confirmed just before the kill (not yet replicated) can be lost.
+    for (const ms of r.asyncLostConfirmedBeforeKillMs) expect(ms).toBeLessThanOrEqual(CLUSTER_NODE_TIMEOUT_MS);
+  }, 120_000);
 });

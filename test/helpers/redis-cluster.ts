@@ -92,6 +92,28 @@ export class RedisClusterProcesses {
     await node.kill();
   }
 
+  /**
+   * SIGKILLs the master serving `slot`, waits until the cluster has promoted its replica, then
+   * restarts the killed node (its nodes.conf survives, as a pod's volume would) and waits until it
+   * has rejoined as the new master's replica, in sync.
+   */
+  async killMasterAndWaitForFailover(slot: number, masters: number, timeoutMs = 30_000): Promise<void> {
+    const old = await this.masterOfSlot(slot);
+    await this.kill(old);
+    await eventually(async () => {
+      const now = await this.masterOfSlot(slot);
+      if (now === old) throw new Error('not failed over yet');
+    }, { timeoutMs, intervalMs: 100 });
+    await this.waitHealthy(masters, timeoutMs);
+    const promoted = await this.masterOfSlot(slot);
+    await old.restart();
+    this.killed.delete(old);
+    await eventually(async () => {
+      const info = await this.onNode<string>(old, 'INFO', 'replication');
+      if (!new RegExp(`master_port:${promoted.port}\\b`).test(info) || !/master_link_status:up/.test(info)) throw new Error('old master not yet a replica in sync');
+    }, { timeoutMs, intervalMs: 100 });
+  }
+
   /** Waits until every live node reports cluster_state:ok and `masters` masters cover all slots. */
   async waitHealthy(masters: number, timeoutMs: number): Promise<void> {
     await eventually(async () => {
