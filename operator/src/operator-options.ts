@@ -77,7 +77,8 @@ export const USAGE = `Usage: sluice-operator [options]
   --retry-period 2s          how often the leader renews and followers check
   --token-audience AUD       audience of sidecar tokens (default ${DEFAULT_TOKEN_AUDIENCE})
   --log-level info           debug | info | warn | error | silent
-  --redis redis://host:6379  Redis of the task queues (stream + group ensure, lag, autoscaling)
+  --redis redis://host:6379  Redis of the task queues (stream + group ensure, lag, autoscaling);
+                             also redis+cluster://… and redis+sentinel://…/<master> (rediss… for TLS)
   --queue-resync 5s          how often TaskQueue status and autoscaling are refreshed
   --lock-nodes URL,URL,URL   the RedLock nodes, read to check leader claims against the fencing counter
 Every flag can also be set as SLUICE_OPERATOR_<FLAG>, e.g. SLUICE_OPERATOR_KUBECONFIG.`;

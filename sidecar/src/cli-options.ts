@@ -60,7 +60,9 @@ export const USAGE = `Usage: sluice-proxy [options]
   --admin :15000                /healthz /readyz /config /metrics
   --local-api 127.0.0.1:15020   for the app: queues, leadership, locks
   --labels app=user-service     the pod's labels, matched against spec.selector
-  --redis redis://host:6379     global limits and task queues
+  --redis redis://host:6379     global limits and task queues; also redis+cluster://h1:6379,h2:6379
+                                (Redis Cluster seeds) and redis+sentinel://s1:26379,s2:26379/<master>
+                                (rediss… for TLS; docs/redis-topologies.md)
   --redis-timeout 100ms         a global-limit decision waits this long for Redis, then its
                                 failureMode answers
   --lock-nodes redis://a,redis://b,redis://c   independent RedLock nodes

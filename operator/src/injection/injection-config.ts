@@ -3,6 +3,7 @@
  * operator reads at start). Validated and frozen once; the patcher only reads it. A bad value
  * stops the operator at start with a message naming the value, rather than producing broken pods.
  */
+import { redisUrlHasPassword, RedisUrlError } from '../../../lib/redis/redis-topology.ts';
 import { DEFAULT_TOKEN_AUDIENCE } from '../sidecar-auth.ts';
 import { QuantityError, validateQuantity, type ResourceName } from './quantity.ts';
 
@@ -105,9 +106,15 @@ export function compileInjectionConfig(v: InjectionValues): InjectionConfig {
 
   const redisUrl = v.redis?.url || undefined;
   if (redisUrl !== undefined) {
-    if (!SAFE.test(redisUrl) || !/^rediss?:\/\//.test(redisUrl)) fail('redis.url must be a redis:// or rediss:// URL');
-    // Pod specs are readable by anyone who can list pods: a password belongs in urlSecret.
-    if (/^rediss?:\/\/[^/@]*:[^/@]*@/.test(redisUrl)) fail('redis.url must not carry a password; use redis.urlSecret');
+    if (!SAFE.test(redisUrl)) fail('redis.url must be printable text without spaces');
+    try {
+      // Pod specs are readable by anyone who can list pods: a password (the data nodes' or the
+      // sentinels') belongs in urlSecret.
+      if (redisUrlHasPassword(redisUrl)) fail('redis.url must not carry a password; use redis.urlSecret');
+    } catch (err) {
+      if (err instanceof RedisUrlError) fail(`redis.url: ${err.message}`);
+      throw err;
+    }
   }
   const secret = v.redis?.urlSecret;
   if (secret && (!DNS_LABEL.test(String(secret.name)) || !SECRET_KEY.test(String(secret.key)))) fail('redis.urlSecret needs a valid name and key');
