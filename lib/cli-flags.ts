@@ -1,3 +1,4 @@
+import { parseRedisTopology, RedisUrlError } from './redis/redis-topology.ts';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseDuration } from './policy/duration.ts';
 import type { Level } from './log.ts';
@@ -48,4 +49,15 @@ export function readFlags<F extends Flags>(argv: string[], env: NodeJS.ProcessEn
       return level;
     },
   };
+}
+
+/** `--redis`: refused at start with the reason (never the password) instead of failing on first use. */
+export function checkRedisUrl(url: string | undefined): void {
+  if (url === undefined) return;
+  try {
+    parseRedisTopology(url);
+  } catch (err) {
+    if (err instanceof RedisUrlError) throw new UsageError(`--redis: ${err.message}`);
+    throw err;
+  }
 }

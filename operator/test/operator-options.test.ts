@@ -28,3 +28,13 @@ describe('--lock-nodes', () => {
     expect(none.lockNodes).toBeUndefined();
   });
 });
+
+describe('--redis', () => {
+  it('takes any topology and refuses a bad URL at start, with the reason and without the password', () => {
+    const o = parseOperatorOptions(['--id', 'x', '--lease-namespace', 'ns', '--redis', 'redis+sentinel://s1:26379,s2:26379/mymaster'], {});
+    if (o === 'help') throw new Error('unreachable');
+    expect(o.redis).toBe('redis+sentinel://s1:26379,s2:26379/mymaster');
+    expect(() => parseOperatorOptions(['--id', 'x', '--lease-namespace', 'ns'], { SLUICE_OPERATOR_REDIS: 'redis+sentinel://u:hunter2@s1:26379' }))
+      .toThrow(/^--redis: a sentinel URL ends with the master name(?!.*hunter2)/);
+  });
+});
