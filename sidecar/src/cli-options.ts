@@ -65,7 +65,8 @@ export const USAGE = `Usage: sluice-proxy [options]
                                 (rediss… for TLS; docs/redis-topologies.md)
   --redis-timeout 100ms         a global-limit decision waits this long for Redis, then its
                                 failureMode answers
-  --lock-nodes redis://a,redis://b,redis://c   independent RedLock nodes
+  --lock-nodes redis://a,redis://b,redis://c   independent RedLock nodes (single servers, never a
+                                cluster or replicas of one another)
   --id NAME                     identity in Redis and towards the operator (default hostname-pid)
   --pod-name NAME               operator mode: this pod's name (default: hostname; SLUICE_POD_NAME)
   --pod-namespace NS            operator mode: this pod's namespace (SLUICE_POD_NAMESPACE)
