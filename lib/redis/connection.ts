@@ -111,7 +111,20 @@ function clusterClient(t: Extract<RedisTopology, { kind: 'cluster' }>, options: 
       tls: t.tls ? {} : undefined,
     },
   };
-  return new Cluster(t.nodes.map((n) => ({ host: n.host, port: n.port })), clusterOptions);
+  const cluster = new Cluster(t.nodes.map((n) => ({ host: n.host, port: n.port })), clusterOptions);
+  // On an ASK redirection ioredis sends ASKING to the target node and drops the returned promise; with
+  // a command timeout, an ASKING that times out (or meets a closed connection) during a slot migration
+  // would be an unhandled rejection — which ends a Node process. The command that follows it still
+  // reports its own error to its caller.
+  cluster.on('+node', (node: Redis) => {
+    const asking = node.asking.bind(node);
+    node.asking = ((...args: Parameters<Redis['asking']>) => {
+      const p = asking(...args);
+      p.catch(() => {});
+      return p;
+    }) as Redis['asking'];
+  });
+  return cluster;
 }
 
 // Health and URL redaction live apart so that code needing them does not load ioredis.
