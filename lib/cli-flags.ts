@@ -61,3 +61,17 @@ export function checkRedisUrl(url: string | undefined): void {
     throw err;
   }
 }
+
+/** `--lock-nodes`: RedLock needs independent single servers, so cluster and sentinel URLs are refused. */
+export function checkLockNodeUrls(urls: readonly string[] | undefined): void {
+  for (const url of urls ?? []) {
+    let kind: string;
+    try {
+      kind = parseRedisTopology(url).kind;
+    } catch (err) {
+      if (err instanceof RedisUrlError) throw new UsageError(`--lock-nodes: ${err.message}`);
+      throw err;
+    }
+    if (kind !== 'single') throw new UsageError(`--lock-nodes: each lock node is one independent server (redis:// or rediss://), not a ${kind}`);
+  }
+}

@@ -5,7 +5,7 @@
 import { readTrimmed } from '../../lib/files.ts';
 import { hostname } from 'node:os';
 import type { Level } from '../../lib/log.ts';
-import { checkRedisUrl, readFlags, UsageError } from '../../lib/cli-flags.ts';
+import { checkLockNodeUrls, checkRedisUrl, readFlags, UsageError } from '../../lib/cli-flags.ts';
 import { DEFAULT_TOKEN_AUDIENCE } from './sidecar-auth.ts';
 
 export interface OperatorOptions {
@@ -109,6 +109,7 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv = pr
     ...(get('lock-nodes') ? { lockNodes: (get('lock-nodes') as string).split(',').map((u) => u.trim()).filter(Boolean) } : {}),
   };
   checkRedisUrl(opts.redis);
+  checkLockNodeUrls(opts.lockNodes);
   if (!(opts.retryPeriodMs < opts.renewDeadlineMs && opts.renewDeadlineMs < opts.leaseDurationMs)) {
     throw new UsageError('durations must satisfy --retry-period < --renew-deadline < --lease-duration');
   }

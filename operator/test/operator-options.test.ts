@@ -36,5 +36,7 @@ describe('--redis', () => {
     expect(o.redis).toBe('redis+sentinel://s1:26379,s2:26379/mymaster');
     expect(() => parseOperatorOptions(['--id', 'x', '--lease-namespace', 'ns'], { SLUICE_OPERATOR_REDIS: 'redis+sentinel://u:hunter2@s1:26379' }))
       .toThrow(/^--redis: a sentinel URL ends with the master name(?!.*hunter2)/);
+    expect(() => parseOperatorOptions(['--id', 'x', '--lease-namespace', 'ns', '--lock-nodes', 'redis://a:6379,redis+cluster://b:6379'], {}))
+      .toThrow(/--lock-nodes: .*independent server/);
   });
 });

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { checkRedisUrl, readFlags, UsageError } from '../../lib/cli-flags.ts';
+import { checkLockNodeUrls, checkRedisUrl, readFlags, UsageError } from '../../lib/cli-flags.ts';
 import { parseLabels } from '../../lib/policy/selector.ts';
 import { TrustedProxies } from './http/client-address.ts';
 import { ESCAPED_SLASH_ACTIONS, type EscapedSlashAction } from './http/path-normalisation.ts';
@@ -130,6 +130,7 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
   }
   const lockNodes = get('lock-nodes')?.split(',').map((s) => s.trim()).filter(Boolean);
   checkRedisUrl(get('redis'));
+  checkLockNodeUrls(lockNodes);
   return {
     config,
     operator,
