@@ -11,6 +11,7 @@ import { globalRule } from '../sidecar/test/global-limit/rules.ts';
 import { QueueHarness, taskQueueDoc, testQueueKeys } from '../sidecar/test/queue/helpers/queue-harness.ts';
 import { WorkerApp } from '../sidecar/test/queue/helpers/worker-app.ts';
 import { eventually, sleep } from './helpers/eventually.ts';
+import { deleteQueueData, ensureStreamAndGroup, queueStats } from '../operator/src/queue-redis.ts';
 import { CLUSTER_NODE_TIMEOUT_MS, RedisClusterProcesses } from './helpers/redis-cluster.ts';
 import { runFailoverLoad } from './helpers/failover-load.ts';
 import type { RedisServer } from './helpers/redis-server.ts';
@@ -146,6 +147,21 @@ describe('Redis Cluster', () => {
     const redrive = await fetch(`${h.api}/v1/queues/cl-a/dead-letters:redrive`, { method: 'POST', body: '{"perSecond": 100}' });
     expect(redrive.status).toBe(202);
     await eventually(() => expect(of('cl-a').filter((d) => d.body.includes('perm')).length).toBe(2), { timeoutMs: 15_000 });
+  });
+
+  it('the operator’s queue work (ensure group, stats, delete) on the cluster, through the same connection', async () => {
+    const operator = connectRedis({ url: cluster.url, name: 'operator-task-queues', commandTimeoutMs: 1_000, connectTimeoutMs: 1_000 });
+    stops.push(() => operator.disconnect());
+    await waitReady(operator, 10_000);
+    const plans = compilePlan(['cl-op-a', 'cl-op-b', 'cl-op-c', 'cl-op-d'].map((n) => taskQueueDoc(n))).taskQueues;
+    for (const plan of plans) {
+      expect(await ensureStreamAndGroup(operator, plan)).toBe('created');
+      expect(await ensureStreamAndGroup(operator, plan)).toBe('exists');
+      await operator.xadd(queueKeys(plan).stream, '*', 'p', 'x');
+      expect(await queueStats(operator, plan)).toMatchObject({ length: 1, lag: 1, pending: 0 });
+      expect(await deleteQueueData(operator, plan)).toBeGreaterThan(0);
+      expect(await operator.exists(queueKeys(plan).stream)).toBe(0);
+    }
   });
 
   it('a slot migration while limits are decided and tasks consumed: MOVED / ASK followed, nothing lost or counted twice', async () => {
