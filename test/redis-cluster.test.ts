@@ -10,7 +10,12 @@ import { createGlobalLimiter, type GlobalLimiter } from '../sidecar/src/limit/gl
 import { globalRule } from '../sidecar/test/global-limit/rules.ts';
 import { QueueHarness, taskQueueDoc, testQueueKeys } from '../sidecar/test/queue/helpers/queue-harness.ts';
 import { WorkerApp } from '../sidecar/test/queue/helpers/worker-app.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startApp } from './helpers/app-server.ts';
 import { eventually, sleep } from './helpers/eventually.ts';
+import { spawnSidecar } from './helpers/sidecar-process.ts';
 import { deleteQueueData, ensureStreamAndGroup, queueStats } from '../operator/src/queue-redis.ts';
 import { CLUSTER_NODE_TIMEOUT_MS, RedisClusterProcesses } from './helpers/redis-cluster.ts';
 import { runFailoverLoad } from './helpers/failover-load.ts';
@@ -96,6 +101,46 @@ describe('Redis Cluster', () => {
     expect(allowed).toEqual(rules.map(() => 20));
     expect(await fallbacks(rules[0]![0]!.registry)).toBe(0);
   });
+
+  it('a sluice-proxy process started with --redis redis+cluster:// enforces a Global limit through the cluster', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-cluster-'));
+    stops.push(() => rmSync(dir, { recursive: true, force: true }));
+    const config = join(dir, 'sluice.yaml');
+    writeFileSync(config, `apiVersion: sluice.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: api, namespace: shop}
+spec:
+  selector: {matchLabels: {app: api}}
+  rules:
+    - name: per-user
+      match: {protocol: http, paths: [{type: Prefix, value: /}]}
+      limit: {requests: 20, per: 1h, burst: 20}
+      key: {source: Header, name: x-user}
+      scope: Global
+      failureMode: Closed
+`);
+    const app = await startApp();
+    stops.push(() => app.close());
+    const sidecar = await spawnSidecar(['--config', config, '--labels', 'app=api', '--app-http', app.hostPort, '--redis', cluster.url, '--id', 'cluster-sidecar', '--log-level', 'warn']);
+    stops.push(async () => {
+      sidecar.kill('SIGTERM');
+      await sidecar.exited;
+    });
+    const users = Array.from({ length: 9 }, (_, i) => `user-${i}`);
+    const admitted = await Promise.all(users.map(async (user) => {
+      let ok = 0;
+      for (let i = 0; i < 30; i++) {
+        const res = await fetch(`${sidecar.http}/x`, { headers: { 'x-user': user } });
+        await res.arrayBuffer();
+        expect([200, 429]).toContain(res.status);
+        if (res.status === 200) ok++;
+      }
+      return ok;
+    }));
+    // Closed: a decision Redis could not answer in time is a 429, never an extra admission.
+    for (const n of admitted) expect(n).toBeLessThanOrEqual(20);
+    expect(admitted.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(9 * 20 - 20);
+  }, 60_000);
 
   it('queues spread over the shards: produce, deliver, delay, retry, dead-letter, refresh a claim, order, redrive, trim and stats', async () => {
     const names = ['cl-a', 'cl-b', 'cl-c', 'cl-d', 'cl-e', 'cl-f'];
