@@ -75,3 +75,16 @@ export function checkLockNodeUrls(urls: readonly string[] | undefined): void {
     if (kind !== 'single') throw new UsageError(`--lock-nodes: each lock node is one independent server (redis:// or rediss://), not a ${kind}`);
   }
 }
+
+/**
+ * `--redis-sentinel-password` (SLUICE_REDIS_SENTINEL_PASSWORD, from a Secret of its own): the
+ * sentinels' password, given apart from the URL, joins it as its `sentinelPassword` parameter.
+ */
+export function withSentinelPassword(url: string | undefined, password: string | undefined): string | undefined {
+  if (url === undefined || password === undefined || password === '') return url;
+  checkRedisUrl(url);
+  const t = parseRedisTopology(url);
+  if (t.kind !== 'sentinel') throw new UsageError('--redis-sentinel-password: only for a redis+sentinel:// URL');
+  if (t.sentinelPassword !== undefined) throw new UsageError('--redis-sentinel-password: the URL already has a sentinelPassword');
+  return `${url}${url.includes('?') ? '&' : '?'}sentinelPassword=${encodeURIComponent(password)}`;
+}

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { checkLockNodeUrls, checkRedisUrl, readFlags, UsageError } from '../../lib/cli-flags.ts';
+import { checkLockNodeUrls, checkRedisUrl, readFlags, withSentinelPassword, UsageError } from '../../lib/cli-flags.ts';
 import { parseLabels } from '../../lib/policy/selector.ts';
 import { TrustedProxies } from './http/client-address.ts';
 import { ESCAPED_SLASH_ACTIONS, type EscapedSlashAction } from './http/path-normalisation.ts';
@@ -20,6 +20,7 @@ const FLAGS = {
   labels: { type: 'string' },
   redis: { type: 'string' },
   'redis-timeout': { type: 'string', default: '100ms' },
+  'redis-sentinel-password': { type: 'string' },
   'lock-nodes': { type: 'string' },
   id: { type: 'string' },
   'pod-name': { type: 'string' },
@@ -63,6 +64,8 @@ export const USAGE = `Usage: sluice-proxy [options]
   --redis redis://host:6379     global limits and task queues; also redis+cluster://h1:6379,h2:6379
                                 (Redis Cluster seeds) and redis+sentinel://s1:26379,s2:26379/<master>
                                 (rediss… for TLS; docs/redis-topologies.md)
+  --redis-sentinel-password P   the sentinels' own password, apart from the URL (better as
+                                SLUICE_REDIS_SENTINEL_PASSWORD from a Secret)
   --redis-timeout 100ms         a global-limit decision waits this long for Redis, then its
                                 failureMode answers
   --lock-nodes redis://a,redis://b,redis://c   independent RedLock nodes (single servers, never a
@@ -130,6 +133,7 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
   }
   const lockNodes = get('lock-nodes')?.split(',').map((s) => s.trim()).filter(Boolean);
   checkRedisUrl(get('redis'));
+  const redis = withSentinelPassword(get('redis'), get('redis-sentinel-password'));
   checkLockNodeUrls(lockNodes);
   return {
     config,
@@ -143,7 +147,7 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
     admin: get('admin') as string,
     localApi: get('local-api') as string,
     labels,
-    redis: get('redis'),
+    redis,
     redisTimeoutMs: duration('redis-timeout'),
     lockNodes,
     id: get('id') ?? `${hostname()}-${process.pid}`,

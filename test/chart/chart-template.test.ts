@@ -137,6 +137,12 @@ describe('helm template', () => {
       const rendered = await renderChart([`redis.url=${url.replaceAll(',', '\\,')}`]);
       expect(compileInjectionConfig(JSON.parse(find(rendered, 'ConfigMap', 'sluice-injection').data['injection.json'])).redisUrl).toBe(url);
     }
+    // The sentinels' password from a Secret of its own reaches the injection config and the operator.
+    const withSentinelSecret = await renderChart(['redis.urlSecret.name=redis-url', 'redis.sentinelPasswordSecret.name=sentinel-auth']);
+    expect(compileInjectionConfig(JSON.parse(find(withSentinelSecret, 'ConfigMap', 'sluice-injection').data['injection.json'])).redisSentinelPasswordSecret)
+      .toEqual({ name: 'sentinel-auth', key: 'password' });
+    const env = Object.fromEntries(find(withSentinelSecret, 'Deployment').spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
+    expect(env.SLUICE_OPERATOR_REDIS_SENTINEL_PASSWORD).toEqual({ secretKeyRef: { name: 'sentinel-auth', key: 'password' } });
     const bad = await helmOffline(['template', 'sluice', CHART, '--set', 'redis.url=memcached://m:11211']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/redis[./]url/);

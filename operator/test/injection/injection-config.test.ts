@@ -47,6 +47,7 @@ describe('compileInjectionConfig', () => {
     ['redis not a URL', { redis: { url: 'redis:6379' } }, /redis.url/],
     ['a cluster URL with a password', { redis: { url: 'rediss+cluster://u:hunter2@a:6379,b:6379' } }, /urlSecret/],
     ['a sentinel URL with the sentinels\u2019 password', { redis: { url: 'redis+sentinel://s1,s2/m?sentinelPassword=x' } }, /urlSecret/],
+    ['a sentinel password Secret for a cluster URL', { redis: { url: 'redis+cluster://a:6379', sentinelPasswordSecret: { name: 'sentinel-auth', key: 'password' } } }, /sentinelPasswordSecret/],
     ['a sentinel URL without its master name', { redis: { url: 'redis+sentinel://s1:26379,s2:26379' } }, /redis.url: .*master name/],
     ['lock node with a comma', { lockNodes: ['redis://a,redis://b'] }, /lock node/],
     ['lock node password in the URL', { lockNodes: ['redis://:hunter2@lock-0:6379'] }, /lockNodesSecret/],
