@@ -1,3 +1,4 @@
+import { parseRedisTopology, RedisUrlError } from './redis/redis-topology.ts';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseDuration } from './policy/duration.ts';
 import type { Level } from './log.ts';
@@ -48,4 +49,42 @@ export function readFlags<F extends Flags>(argv: string[], env: NodeJS.ProcessEn
       return level;
     },
   };
+}
+
+/** `--redis`: refused at start with the reason (never the password) instead of failing on first use. */
+export function checkRedisUrl(url: string | undefined): void {
+  if (url === undefined) return;
+  try {
+    parseRedisTopology(url);
+  } catch (err) {
+    if (err instanceof RedisUrlError) throw new UsageError(`--redis: ${err.message}`);
+    throw err;
+  }
+}
+
+/** `--lock-nodes`: RedLock needs independent single servers, so cluster and sentinel URLs are refused. */
+export function checkLockNodeUrls(urls: readonly string[] | undefined): void {
+  for (const url of urls ?? []) {
+    let kind: string;
+    try {
+      kind = parseRedisTopology(url).kind;
+    } catch (err) {
+      if (err instanceof RedisUrlError) throw new UsageError(`--lock-nodes: ${err.message}`);
+      throw err;
+    }
+    if (kind !== 'single') throw new UsageError(`--lock-nodes: each lock node is one independent server (redis:// or rediss://), not a ${kind}`);
+  }
+}
+
+/**
+ * `--redis-sentinel-password` (SLUICE_REDIS_SENTINEL_PASSWORD, from a Secret of its own): the
+ * sentinels' password, given apart from the URL, joins it as its `sentinelPassword` parameter.
+ */
+export function withSentinelPassword(url: string | undefined, password: string | undefined): string | undefined {
+  if (url === undefined || password === undefined || password === '') return url;
+  checkRedisUrl(url);
+  const t = parseRedisTopology(url);
+  if (t.kind !== 'sentinel') throw new UsageError('--redis-sentinel-password: only for a redis+sentinel:// URL');
+  if (t.sentinelPassword !== undefined) throw new UsageError('--redis-sentinel-password: the URL already has a sentinelPassword');
+  return `${url}${url.includes('?') ? '&' : '?'}sentinelPassword=${encodeURIComponent(password)}`;
 }

@@ -85,12 +85,13 @@ export class Checker {
   }
 
   /** A duration string, returned in milliseconds. */
-  duration(v: unknown, path: string, { required = false, minMs = 1 } = {}): number | undefined {
+  duration(v: unknown, path: string, { required = false, minMs = 1, maxMs = Infinity } = {}): number | undefined {
     if (v === undefined || v === null) return required ? this.fail(path, 'is required') : undefined;
     if (typeof v !== 'string') return this.fail(path, `must be a duration string such as "500ms", "1s", "1m" (got ${describe(v)})`);
     const ms = parseDuration(v);
     if (ms === undefined) return this.fail(path, `"${v}" is not a duration (use e.g. "500ms", "1s", "1m", "1h")`);
     if (ms < minMs) return this.fail(path, `must be at least ${minMs}ms (got "${v}")`);
+    if (ms > maxMs) return this.fail(path, `must be at most ${maxMs}ms (got "${v}")`);
     return ms;
   }
 

@@ -203,6 +203,8 @@ function compileTaskQueue(q: TaskQueue): TaskQueuePlan {
     maxLen: s.retention?.maxLen,
     autoscale: s.autoscale && compileAutoscale(s.autoscale),
     deletionPolicy: s.deletionPolicy ?? 'Retain',
+    durability: s.durability ?? 'Async',
+    replicationTimeoutMs: ms(s.replicationTimeout, 1_000),
     source: s,
   };
 }

@@ -134,6 +134,9 @@ export interface TaskQueuePlan {
   readonly maxLen: number | undefined;
   readonly autoscale: AutoscalePlan | undefined;
   readonly deletionPolicy: 'Retain' | 'Delete';
+  readonly durability: 'Async' | 'Replicated';
+  /** How long an enqueue waits for a replica to have it (durability Replicated). */
+  readonly replicationTimeoutMs: number;
   readonly source: TaskQueueSpec;
 }
 

@@ -146,6 +146,12 @@ export interface TaskQueueSpec {
     stabilizationWindow?: string;
   };
   deletionPolicy?: 'Retain' | 'Delete';
+  /**
+   * `Replicated`: an enqueue is confirmed only once a replica of the queue's Redis master has it
+   * (WAIT), within `replicationTimeout`. `Async` (default): confirmed when the master has it.
+   */
+  durability?: 'Async' | 'Replicated';
+  replicationTimeout?: string;
 }
 
 export interface LeaderElectionSpec {

@@ -229,7 +229,7 @@ function checkCircuitBreakerSpec(c: Checker, spec: Obj): CircuitBreakerPolicy['s
 }
 
 function checkTaskQueueSpec(c: Checker, spec: Obj): TaskQueue['spec'] {
-  c.known(spec, 'spec', ['selector', 'stream', 'consumerGroup', 'delivery', 'concurrency', 'rateLimit', 'retry', 'deadLetter', 'visibilityTimeout', 'retention', 'autoscale', 'deletionPolicy']);
+  c.known(spec, 'spec', ['selector', 'stream', 'consumerGroup', 'delivery', 'concurrency', 'rateLimit', 'retry', 'deadLetter', 'visibilityTimeout', 'retention', 'autoscale', 'deletionPolicy', 'durability', 'replicationTimeout']);
   checkSelector(c, spec.selector, 'spec.selector');
   const stream = c.string(spec.stream, 'spec.stream', { required: true, pattern: STREAM_NAME, maxLength: 200 });
   c.string(spec.consumerGroup, 'spec.consumerGroup', { required: true, pattern: STREAM_NAME, maxLength: 200 });
@@ -287,6 +287,10 @@ function checkTaskQueueSpec(c: Checker, spec: Obj): TaskQueue['spec'] {
     c.duration(as.stabilizationWindow, 'spec.autoscale.stabilizationWindow');
   }
   c.string(spec.deletionPolicy, 'spec.deletionPolicy', { oneOf: ['Retain', 'Delete'] });
+  const durability = c.string(spec.durability, 'spec.durability', { oneOf: ['Async', 'Replicated'] });
+  // The bound keeps a producer's wait, and the connection WAIT holds, short.
+  c.duration(spec.replicationTimeout, 'spec.replicationTimeout', { minMs: 10, maxMs: 5_000 });
+  if (spec.replicationTimeout !== undefined && durability !== 'Replicated') c.fail('spec.replicationTimeout', 'only applies with durability: Replicated');
   return spec as unknown as TaskQueue['spec'];
 }
 

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { isCluster } from './connection.ts';
 import { LAYOUT_VERSION, LAYOUT_VERSION_KEY, legacyQueueKeys, queueKeys, type QueueIdentity } from './key-layout.ts';
 
 /**
@@ -40,6 +41,8 @@ export interface MigratingQueue extends QueueIdentity {
 }
 
 const BATCH = 500;
+
+const NOTHING_MOVED: QueueMigrationReport = Object.freeze({ stream: 'none', entries: 0, delayed: 0, deadLetters: 0, idempotencyRecords: 0 });
 
 /** KEYS: old stream, new stream. ARGV: group, batch. Returns {0 none | 1 renamed | 2 merged, entries moved, more}. */
 const STREAM_STEP = `
@@ -178,6 +181,8 @@ export async function checkLayoutVersion(client: Redis): Promise<void> {
 
 /** Moves whatever version-1 data the queue has into its version-2 keys; cheap when there is none. */
 export async function migrateQueue(client: Redis, q: MigratingQueue): Promise<QueueMigrationReport> {
+  // Version 1 could never run on a Redis Cluster (its scripts spanned slots): there is nothing to move.
+  if (isCluster(client)) return NOTHING_MOVED;
   const to = queueKeys(q);
   const from = legacyQueueKeys(q);
   const migratedBefore = (await client.get(to.layout)) !== null;

@@ -1,14 +1,16 @@
 import type { Redis } from 'ioredis';
 
-/** Removes credentials from a Redis URL so it can be logged. */
+/**
+ * Removes credentials from a Redis URL so it can be logged: the data nodes' password and a
+ * Sentinel password in the query. Works on every topology's URL (several hosts are not a WHATWG URL).
+ */
 export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<invalid url>';
-  }
+  const m = /^([a-z+]+:\/\/)(?:([^@/?#]*)@)?([^\s]*)$/i.exec(url.trim());
+  if (!m) return '<invalid url>';
+  const [, scheme, userinfo, rest = ''] = m;
+  const colon = userinfo?.indexOf(':') ?? -1;
+  const user = userinfo === undefined ? '' : colon < 0 ? `${userinfo}@` : `${userinfo.slice(0, colon)}:***@`;
+  return `${scheme}${user}${rest.replace(/([?&]sentinelPassword=)[^&#]*/gi, '$1***')}`;
 }
 
 export type RedisState = 'connecting' | 'ready' | 'down';

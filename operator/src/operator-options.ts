@@ -5,7 +5,7 @@
 import { readTrimmed } from '../../lib/files.ts';
 import { hostname } from 'node:os';
 import type { Level } from '../../lib/log.ts';
-import { readFlags, UsageError } from '../../lib/cli-flags.ts';
+import { checkLockNodeUrls, checkRedisUrl, readFlags, withSentinelPassword, UsageError } from '../../lib/cli-flags.ts';
 import { DEFAULT_TOKEN_AUDIENCE } from './sidecar-auth.ts';
 
 export interface OperatorOptions {
@@ -55,6 +55,7 @@ const FLAGS = {
   'token-audience': { type: 'string', default: DEFAULT_TOKEN_AUDIENCE },
   'log-level': { type: 'string', default: 'info' },
   redis: { type: 'string' },
+  'redis-sentinel-password': { type: 'string' },
   'queue-resync': { type: 'string', default: '5s' },
   'lock-nodes': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -77,7 +78,9 @@ export const USAGE = `Usage: sluice-operator [options]
   --retry-period 2s          how often the leader renews and followers check
   --token-audience AUD       audience of sidecar tokens (default ${DEFAULT_TOKEN_AUDIENCE})
   --log-level info           debug | info | warn | error | silent
-  --redis redis://host:6379  Redis of the task queues (stream + group ensure, lag, autoscaling)
+  --redis redis://host:6379  Redis of the task queues (stream + group ensure, lag, autoscaling);
+                             also redis+cluster://… and redis+sentinel://…/<master> (rediss… for TLS)
+  --redis-sentinel-password P  the sentinels' own password, apart from the URL (from a Secret)
   --queue-resync 5s          how often TaskQueue status and autoscaling are refreshed
   --lock-nodes URL,URL,URL   the RedLock nodes, read to check leader claims against the fencing counter
 Every flag can also be set as SLUICE_OPERATOR_<FLAG>, e.g. SLUICE_OPERATOR_KUBECONFIG.`;
@@ -103,10 +106,12 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv = pr
     retryPeriodMs: duration('retry-period'),
     tokenAudience: get('token-audience') as string,
     logLevel,
-    redis: get('redis') || undefined,
+    redis: withSentinelPassword(get('redis') || undefined, get('redis-sentinel-password')),
     queueResyncMs: duration('queue-resync'),
     ...(get('lock-nodes') ? { lockNodes: (get('lock-nodes') as string).split(',').map((u) => u.trim()).filter(Boolean) } : {}),
   };
+  checkRedisUrl(get('redis') || undefined);
+  checkLockNodeUrls(opts.lockNodes);
   if (!(opts.retryPeriodMs < opts.renewDeadlineMs && opts.renewDeadlineMs < opts.leaseDurationMs)) {
     throw new UsageError('durations must satisfy --retry-period < --renew-deadline < --lease-duration');
   }

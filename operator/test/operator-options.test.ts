@@ -28,3 +28,21 @@ describe('--lock-nodes', () => {
     expect(none.lockNodes).toBeUndefined();
   });
 });
+
+describe('--redis', () => {
+  it('takes any topology and refuses a bad URL at start, with the reason and without the password', () => {
+    const o = parseOperatorOptions(['--id', 'x', '--lease-namespace', 'ns', '--redis', 'redis+sentinel://s1:26379,s2:26379/mymaster'], {});
+    if (o === 'help') throw new Error('unreachable');
+    expect(o.redis).toBe('redis+sentinel://s1:26379,s2:26379/mymaster');
+    expect(() => parseOperatorOptions(['--id', 'x', '--lease-namespace', 'ns'], { SLUICE_OPERATOR_REDIS: 'redis+sentinel://u:hunter2@s1:26379' }))
+      .toThrow(/^--redis: a sentinel URL ends with the master name(?!.*hunter2)/);
+    // The sentinels' password apart from the URL (its own Secret) joins the URL, encoded.
+    const sep = parseOperatorOptions(['--id', 'x', '--lease-namespace', 'ns', '--redis', 'redis+sentinel://s1/m'], { SLUICE_OPERATOR_REDIS_SENTINEL_PASSWORD: 'p&w' });
+    if (sep === 'help') throw new Error('unreachable');
+    expect(sep.redis).toBe('redis+sentinel://s1/m?sentinelPassword=p%26w');
+    expect(() => parseOperatorOptions(['--id', 'x', '--lease-namespace', 'ns', '--redis', 'redis://r:6379', '--redis-sentinel-password', 'x'], {}))
+      .toThrow(/only for a redis\+sentinel/);
+    expect(() => parseOperatorOptions(['--id', 'x', '--lease-namespace', 'ns', '--lock-nodes', 'redis://a:6379,redis+cluster://b:6379'], {}))
+      .toThrow(/--lock-nodes: .*independent server/);
+  });
+});

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { readFlags, UsageError } from '../../lib/cli-flags.ts';
+import { checkLockNodeUrls, checkRedisUrl, readFlags, withSentinelPassword, UsageError } from '../../lib/cli-flags.ts';
 import { parseLabels } from '../../lib/policy/selector.ts';
 import { TrustedProxies } from './http/client-address.ts';
 import { ESCAPED_SLASH_ACTIONS, type EscapedSlashAction } from './http/path-normalisation.ts';
@@ -20,6 +20,7 @@ const FLAGS = {
   labels: { type: 'string' },
   redis: { type: 'string' },
   'redis-timeout': { type: 'string', default: '100ms' },
+  'redis-sentinel-password': { type: 'string' },
   'lock-nodes': { type: 'string' },
   id: { type: 'string' },
   'pod-name': { type: 'string' },
@@ -60,10 +61,15 @@ export const USAGE = `Usage: sluice-proxy [options]
   --admin :15000                /healthz /readyz /config /metrics
   --local-api 127.0.0.1:15020   for the app: queues, leadership, locks
   --labels app=user-service     the pod's labels, matched against spec.selector
-  --redis redis://host:6379     global limits and task queues
+  --redis redis://host:6379     global limits and task queues; also redis+cluster://h1:6379,h2:6379
+                                (Redis Cluster seeds) and redis+sentinel://s1:26379,s2:26379/<master>
+                                (rediss… for TLS; docs/redis-topologies.md)
+  --redis-sentinel-password P   the sentinels' own password, apart from the URL (better as
+                                SLUICE_REDIS_SENTINEL_PASSWORD from a Secret)
   --redis-timeout 100ms         a global-limit decision waits this long for Redis, then its
                                 failureMode answers
-  --lock-nodes redis://a,redis://b,redis://c   independent RedLock nodes
+  --lock-nodes redis://a,redis://b,redis://c   independent RedLock nodes (single servers, never a
+                                cluster or replicas of one another)
   --id NAME                     identity in Redis and towards the operator (default hostname-pid)
   --pod-name NAME               operator mode: this pod's name (default: hostname; SLUICE_POD_NAME)
   --pod-namespace NS            operator mode: this pod's namespace (SLUICE_POD_NAMESPACE)
@@ -126,6 +132,9 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
     throw new UsageError(`--trusted-proxies: ${(err as Error).message}`);
   }
   const lockNodes = get('lock-nodes')?.split(',').map((s) => s.trim()).filter(Boolean);
+  checkRedisUrl(get('redis'));
+  const redis = withSentinelPassword(get('redis'), get('redis-sentinel-password'));
+  checkLockNodeUrls(lockNodes);
   return {
     config,
     operator,
@@ -138,7 +147,7 @@ export function parseCliOptions(argv: string[], env: NodeJS.ProcessEnv = process
     admin: get('admin') as string,
     localApi: get('local-api') as string,
     labels,
-    redis: get('redis'),
+    redis,
     redisTimeoutMs: duration('redis-timeout'),
     lockNodes,
     id: get('id') ?? `${hostname()}-${process.pid}`,

@@ -131,6 +131,23 @@ describe('helm template', () => {
     expect(env.SLUICE_OPERATOR_LOCK_NODES).toBe('redis://l0:6379,redis://l1:6379,redis://l2:6379');
   });
 
+  it('takes a Redis Cluster or Sentinel URL for redis.url, and refuses other schemes', async () => {
+    for (const url of ['redis+cluster://r0.data.svc:6379,r1.data.svc:6379', 'rediss+sentinel://s0.data.svc:26379,s1.data.svc:26379/mymaster']) {
+      // --set splits on commas unless escaped (a values file needs nothing).
+      const rendered = await renderChart([`redis.url=${url.replaceAll(',', '\\,')}`]);
+      expect(compileInjectionConfig(JSON.parse(find(rendered, 'ConfigMap', 'sluice-injection').data['injection.json'])).redisUrl).toBe(url);
+    }
+    // The sentinels' password from a Secret of its own reaches the injection config and the operator.
+    const withSentinelSecret = await renderChart(['redis.urlSecret.name=redis-url', 'redis.sentinelPasswordSecret.name=sentinel-auth']);
+    expect(compileInjectionConfig(JSON.parse(find(withSentinelSecret, 'ConfigMap', 'sluice-injection').data['injection.json'])).redisSentinelPasswordSecret)
+      .toEqual({ name: 'sentinel-auth', key: 'password' });
+    const env = Object.fromEntries(find(withSentinelSecret, 'Deployment').spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
+    expect(env.SLUICE_OPERATOR_REDIS_SENTINEL_PASSWORD).toEqual({ secretKeyRef: { name: 'sentinel-auth', key: 'password' } });
+    const bad = await helmOffline(['template', 'sluice', CHART, '--set', 'redis.url=memcached://m:11211']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/redis[./]url/);
+  });
+
   it('passes the Redis URL and the lock node URLs as Secrets to the injection config when asked', async () => {
     const rendered = await renderChart(['redis.urlSecret.name=redis-auth', 'lockNodesSecret.name=lock-nodes']);
     const cfg = compileInjectionConfig(JSON.parse(find(rendered, 'ConfigMap', 'sluice-injection').data['injection.json']));

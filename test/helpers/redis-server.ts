@@ -17,19 +17,24 @@ export class RedisServer {
   private proc: ChildProcess | undefined;
   private readonly appendonly: boolean;
   private readonly cluster: boolean;
+  private readonly extraArgs: readonly string[];
 
-  private constructor(port: number, appendonly: boolean, cluster: boolean) {
+  private constructor(port: number, appendonly: boolean, cluster: boolean, extraArgs: readonly string[]) {
     this.port = port;
     this.appendonly = appendonly;
     this.cluster = cluster;
+    this.extraArgs = extraArgs;
     this.dir = mkdtempSync(join(tmpdir(), 'sluice-redis-'));
   }
 
-  /** `cluster`: a Redis Cluster node (no slots assigned): it answers CLUSTER KEYSLOT, not data commands. */
-  static async start({ appendonly = false, cluster = false }: { appendonly?: boolean; cluster?: boolean } = {}): Promise<RedisServer> {
+  /**
+   * `cluster`: a Redis Cluster node (no slots assigned): it answers CLUSTER KEYSLOT, not data commands.
+   * `args`: more redis-server options (`--cluster-node-timeout 1000`, `--replicaof host port`).
+   */
+  static async start({ appendonly = false, cluster = false, args = [] }: { appendonly?: boolean; cluster?: boolean; args?: readonly string[] } = {}): Promise<RedisServer> {
     // redis-server exits when its port is taken; it says why only in its own log.
     return retryOnPortClash(async () => {
-      const server = new RedisServer(await freePort(), appendonly, cluster);
+      const server = new RedisServer(await freePort(), appendonly, cluster, args);
       try {
         await server.restart();
         return server;
@@ -56,6 +61,7 @@ export class RedisServer {
       '--save', '', '--appendonly', this.appendonly ? 'yes' : 'no', '--appendfsync', 'always',
       '--protected-mode', 'no', '--daemonize', 'no', '--loglevel', 'warning',
       ...(this.cluster ? ['--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, 'nodes.conf')] : []),
+      ...this.extraArgs,
     ];
     const proc = spawn('redis-server', args, { stdio: 'ignore' });
     this.proc = proc;

@@ -80,5 +80,8 @@ app.kubernetes.io/component: operator
 {{- else if .Values.redis.urlSecret.name -}}
 {{- $_ := set $cfg "redis" (dict "urlSecret" (dict "name" .Values.redis.urlSecret.name "key" .Values.redis.urlSecret.key)) -}}
 {{- end -}}
+{{- if and .Values.redis.sentinelPasswordSecret .Values.redis.sentinelPasswordSecret.name (hasKey $cfg "redis") -}}
+{{- $_ := set (get $cfg "redis") "sentinelPasswordSecret" (dict "name" .Values.redis.sentinelPasswordSecret.name "key" .Values.redis.sentinelPasswordSecret.key) -}}
+{{- end -}}
 {{- toPrettyJson $cfg -}}
 {{- end -}}

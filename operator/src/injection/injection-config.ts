@@ -3,6 +3,7 @@
  * operator reads at start). Validated and frozen once; the patcher only reads it. A bad value
  * stops the operator at start with a message naming the value, rather than producing broken pods.
  */
+import { parseRedisTopology, redisUrlHasPassword, RedisUrlError } from '../../../lib/redis/redis-topology.ts';
 import { DEFAULT_TOKEN_AUDIENCE } from '../sidecar-auth.ts';
 import { QuantityError, validateQuantity, type ResourceName } from './quantity.ts';
 
@@ -24,7 +25,7 @@ export interface InjectionValues {
    */
   cpuLimitWhenRequired?: string;
   /** Plain URL (no password), or a Secret that must exist in each injected namespace. */
-  redis?: { url?: string; urlSecret?: { name: string; key: string } };
+  redis?: { url?: string; urlSecret?: { name: string; key: string }; sentinelPasswordSecret?: { name: string; key: string } };
   lockNodes?: string[];
   /** A Secret (in each injected namespace) whose key holds the lock node URLs, comma-separated, with their passwords. */
   lockNodesSecret?: { name: string; key: string };
@@ -41,6 +42,8 @@ export interface InjectionConfig {
   readonly cpuLimitWhenRequired: string | undefined;
   readonly redisUrl: string | undefined;
   readonly redisUrlSecret: { name: string; key: string } | undefined;
+  /** The sentinels' own password, from a Secret of its own (Sentinel URLs only). */
+  readonly redisSentinelPasswordSecret: { name: string; key: string } | undefined;
   readonly lockNodes: readonly string[];
   readonly lockNodesSecret: { name: string; key: string } | undefined;
   readonly tokenAudience: string;
@@ -105,13 +108,22 @@ export function compileInjectionConfig(v: InjectionValues): InjectionConfig {
 
   const redisUrl = v.redis?.url || undefined;
   if (redisUrl !== undefined) {
-    if (!SAFE.test(redisUrl) || !/^rediss?:\/\//.test(redisUrl)) fail('redis.url must be a redis:// or rediss:// URL');
-    // Pod specs are readable by anyone who can list pods: a password belongs in urlSecret.
-    if (/^rediss?:\/\/[^/@]*:[^/@]*@/.test(redisUrl)) fail('redis.url must not carry a password; use redis.urlSecret');
+    if (!SAFE.test(redisUrl)) fail('redis.url must be printable text without spaces');
+    try {
+      // Pod specs are readable by anyone who can list pods: a password (the data nodes' or the
+      // sentinels') belongs in urlSecret.
+      if (redisUrlHasPassword(redisUrl)) fail('redis.url must not carry a password; use redis.urlSecret');
+    } catch (err) {
+      if (err instanceof RedisUrlError) fail(`redis.url: ${err.message}`);
+      throw err;
+    }
   }
   const secret = v.redis?.urlSecret;
   if (secret && (!DNS_LABEL.test(String(secret.name)) || !SECRET_KEY.test(String(secret.key)))) fail('redis.urlSecret needs a valid name and key');
   if (redisUrl && secret) fail('set redis.url or redis.urlSecret, not both');
+  const sentinelSecret = v.redis?.sentinelPasswordSecret;
+  if (sentinelSecret && (!DNS_LABEL.test(String(sentinelSecret.name)) || !SECRET_KEY.test(String(sentinelSecret.key)))) fail('redis.sentinelPasswordSecret needs a valid name and key');
+  if (sentinelSecret && redisUrl && parseRedisTopology(redisUrl).kind !== 'sentinel') fail('redis.sentinelPasswordSecret only applies to a redis+sentinel:// URL');
 
   const lockNodes = v.lockNodes ?? [];
   for (const n of lockNodes) {
@@ -138,6 +150,7 @@ export function compileInjectionConfig(v: InjectionValues): InjectionConfig {
     cpuLimitWhenRequired,
     redisUrl,
     redisUrlSecret: secret ? { name: secret.name, key: secret.key } : undefined,
+    redisSentinelPasswordSecret: sentinelSecret ? { name: sentinelSecret.name, key: sentinelSecret.key } : undefined,
     lockNodes: Object.freeze([...lockNodes]),
     lockNodesSecret: lockSecret ? { name: lockSecret.name, key: lockSecret.key } : undefined,
     tokenAudience,

@@ -75,6 +75,10 @@ export function sidecarContainer(cfg: InjectionConfig, facts: SidecarFacts): Rec
   if (facts.appPorts.grpc !== undefined) env.push({ name: 'SLUICE_APP_GRPC', value: `127.0.0.1:${facts.appPorts.grpc}` });
   if (cfg.redisUrl) env.push({ name: 'SLUICE_REDIS', value: cfg.redisUrl });
   if (cfg.redisUrlSecret) env.push({ name: 'SLUICE_REDIS', valueFrom: { secretKeyRef: { name: cfg.redisUrlSecret.name, key: cfg.redisUrlSecret.key } } });
+  if (cfg.redisSentinelPasswordSecret) {
+    const ref = cfg.redisSentinelPasswordSecret;
+    env.push({ name: 'SLUICE_REDIS_SENTINEL_PASSWORD', valueFrom: { secretKeyRef: { name: ref.name, key: ref.key } } });
+  }
   if (cfg.lockNodes.length > 0) env.push({ name: 'SLUICE_LOCK_NODES', value: cfg.lockNodes.join(',') });
   if (cfg.lockNodesSecret) env.push({ name: 'SLUICE_LOCK_NODES', valueFrom: { secretKeyRef: { name: cfg.lockNodesSecret.name, key: cfg.lockNodesSecret.key } } });
 

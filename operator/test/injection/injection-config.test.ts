@@ -31,6 +31,12 @@ describe('compileInjectionConfig', () => {
     expect(Object.isFrozen(c)).toBe(true);
   });
 
+  it('accepts every Redis topology', () => {
+    for (const url of ['redis://r:6379', 'rediss://r:6379', 'redis+cluster://a:6379,b:6379', 'rediss+cluster://a:6379', 'redis+sentinel://s1:26379,s2:26379/mymaster', 'rediss+sentinel://s1/mymaster?db=2']) {
+      expect(compileInjectionConfig({ ...base, redis: { url } }).redisUrl).toBe(url);
+    }
+  });
+
   it.each<[string, Partial<InjectionValues>, RegExp]>([
     ['image with a space', { image: 'evil image' }, /image/],
     ['image with a newline', { image: 'a:1\nb' }, /image/],
@@ -39,6 +45,10 @@ describe('compileInjectionConfig', () => {
     ['bad resource', { resources: { requests: { cpu: 'lots' } } }, /resources.requests.cpu/],
     ['redis password in the URL', { redis: { url: 'redis://:hunter2@redis:6379' } }, /password/],
     ['redis not a URL', { redis: { url: 'redis:6379' } }, /redis.url/],
+    ['a cluster URL with a password', { redis: { url: 'rediss+cluster://u:hunter2@a:6379,b:6379' } }, /urlSecret/],
+    ['a sentinel URL with the sentinels\u2019 password', { redis: { url: 'redis+sentinel://s1,s2/m?sentinelPassword=x' } }, /urlSecret/],
+    ['a sentinel password Secret for a cluster URL', { redis: { url: 'redis+cluster://a:6379', sentinelPasswordSecret: { name: 'sentinel-auth', key: 'password' } } }, /sentinelPasswordSecret/],
+    ['a sentinel URL without its master name', { redis: { url: 'redis+sentinel://s1:26379,s2:26379' } }, /redis.url: .*master name/],
     ['lock node with a comma', { lockNodes: ['redis://a,redis://b'] }, /lock node/],
     ['lock node password in the URL', { lockNodes: ['redis://:hunter2@lock-0:6379'] }, /lockNodesSecret/],
     ['lock nodes both listed and from a Secret', { lockNodes: ['redis://lock-0:6379'], lockNodesSecret: { name: 'locks', key: 'nodes' } }, /not both/],

@@ -92,6 +92,17 @@ describe('planInjection: the sidecar', () => {
     const e = envOf(sidecarOf(injected(planInjection({ pod: p, namespaceOptedIn: true, config: fromSecrets }), p)));
     expect(e.SLUICE_REDIS).toEqual({ secretKeyRef: { name: 'redis-auth', key: 'url' } });
     expect(e.SLUICE_LOCK_NODES).toEqual({ secretKeyRef: { name: 'lock-nodes', key: 'nodes' } });
+    expect(e.SLUICE_REDIS_SENTINEL_PASSWORD).toBeUndefined();
+  });
+
+  it('gives the sidecar the sentinels’ own password from its own Secret', () => {
+    const sentinel = compileInjectionConfig({
+      image: config.image, operatorAddress: config.operatorAddress,
+      redis: { url: 'redis+sentinel://s0.data.svc:26379,s1.data.svc:26379/mymaster', sentinelPasswordSecret: { name: 'sentinel-auth', key: 'password' } },
+    });
+    const e = envOf(sidecarOf(injected(planInjection({ pod: p, namespaceOptedIn: true, config: sentinel }), p)));
+    expect(e.SLUICE_REDIS).toBe('redis+sentinel://s0.data.svc:26379,s1.data.svc:26379/mymaster');
+    expect(e.SLUICE_REDIS_SENTINEL_PASSWORD).toEqual({ secretKeyRef: { name: 'sentinel-auth', key: 'password' } });
   });
 
   it('mounts a projected service-account token for the discovery stream', () => {

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { TaskQueuePlan } from '../../../lib/policy/index.ts';
 import { QueueError } from './errors.ts';
 import { queueKeys, type QueueKeys } from '../../../lib/redis/key-layout.ts';
+import type { ReplicaAck } from './replica-ack.ts';
 import { ENQUEUE, runScript } from './scripts.ts';
 import { DEFAULT_CONTENT_TYPE } from './task.ts';
 
@@ -30,6 +31,7 @@ const MAX_JOINED_TASKS = 1_000;
 
 interface Pending {
   readonly queueId: string;
+  readonly replicated: { readonly timeoutMs: number } | undefined;
   readonly keys: QueueKeys;
   readonly tasks: readonly NewTask[];
   readonly resolve: (out: Enqueued[]) => void;
@@ -51,11 +53,14 @@ interface Pending {
 export class TaskProducer {
   private readonly client: Redis;
   private readonly windowMs: number;
+  private readonly replicaAck: (() => ReplicaAck) | undefined;
   private readonly waiting = new Map<string, Pending[]>();
   private scheduled = false;
 
-  constructor(client: Redis, opts: { idempotencyWindowMs?: number } = {}) {
+  /** `replicaAck`: the client for `durability: Replicated` queues, made on first use. */
+  constructor(client: Redis, opts: { idempotencyWindowMs?: number; replicaAck?: () => ReplicaAck } = {}) {
     this.client = client;
+    this.replicaAck = opts.replicaAck;
     this.windowMs = opts.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS;
   }
 
@@ -68,7 +73,8 @@ export class TaskProducer {
         list = [];
         this.waiting.set(keys.stream, list);
       }
-      list.push({ queueId: queue.id, keys, tasks, resolve, reject });
+      const replicated = queue.durability === 'Replicated' ? { timeoutMs: queue.replicationTimeoutMs } : undefined;
+      list.push({ queueId: queue.id, replicated, keys, tasks, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         // After the poll phase: every request read in this turn has had its chance to join.
@@ -117,12 +123,18 @@ export class TaskProducer {
     }
     args[1] = shape;
     let flat: (string | number)[];
+    const replicated = (call[0] as Pending).replicated;
     try {
-      flat = (await runScript(this.client, ENQUEUE, [
+      const ack = replicated && this.replicaAck ? this.replicaAck() : undefined;
+      const conn = ack ? await ack.connectionFor(keys.stream) : this.client;
+      flat = (await runScript(conn, ENQUEUE, [
         keys.stream, keys.delayed, keys.delayedTasks, keys.seq, keys.idempotency, keys.idempotencyExpiry, keys.orderActive, keys.orderWaiting,
       ], args)) as (string | number)[];
+      if (ack && replicated) await ack.confirm(conn, replicated.timeoutMs);
     } catch (err) {
-      for (const p of call) p.reject(new QueueError('SLUICE_ERR_QUEUE_UNAVAILABLE', `could not enqueue to ${p.queueId}: ${(err as Error).message}`, { cause: err }));
+      for (const p of call) {
+        p.reject(err instanceof QueueError ? err : new QueueError('SLUICE_ERR_QUEUE_UNAVAILABLE', `could not enqueue to ${p.queueId}: ${(err as Error).message}`, { cause: err }));
+      }
       return;
     }
     let at = 0;

@@ -5,6 +5,7 @@ import type { Plan, TaskQueuePlan } from '../../../lib/policy/index.ts';
 import { producibleTaskQueues } from '../../../lib/policy/producible.ts';
 import { silentLogger, type Logger } from '../../../lib/log.ts';
 import { connectRedis } from '../../../lib/redis/connection.ts';
+import { ReplicaAck } from './replica-ack.ts';
 import type { Route } from '../local-api/router.ts';
 import type { Deliverer } from './delivery.ts';
 import { QueueError } from './errors.ts';
@@ -83,12 +84,21 @@ export class QueueFeature implements QueueApi {
     this.clock = deps.clock ?? systemClock;
     this.log = (deps.logger ?? silentLogger).child({ feature: 'queue' });
     this.client = connectRedis({ url: deps.redisUrl, name: 'queue', commandTimeoutMs: 2_000 });
-    this.producer = new TaskProducer(this.client, { idempotencyWindowMs: deps.idempotencyWindowMs });
+    this.producer = new TaskProducer(this.client, { idempotencyWindowMs: deps.idempotencyWindowMs, replicaAck: () => this.replicaAck() });
     this.metrics = new QueueMetrics(deps.registry);
     this.metrics.setStatsSource(() => this.allStats());
     this.client.once('ready', () => (this.connectedOnce = true));
     this.sweepTimer = setInterval(() => void this.sweepLegacy(), deps.legacySweepMs ?? 10_000);
     this.sweepTimer.unref();
+  }
+
+  private ack: ReplicaAck | undefined;
+
+  /** The connection of `durability: Replicated` enqueues, opened when the first one is made. */
+  private replicaAck(): ReplicaAck {
+    // The command timeout covers the longest WAIT a TaskQueue may ask for (5 s) and the script before it.
+    this.ack ??= new ReplicaAck(connectRedis({ url: this.d.redisUrl, name: 'queue-replicated', commandTimeoutMs: 7_000 }));
+    return this.ack;
   }
 
   /** True once Redis has answered at least once since start (readiness: the queue can work at all). */
@@ -244,6 +254,7 @@ export class QueueFeature implements QueueApi {
     clearInterval(this.sweepTimer);
     await this.drain(0);
     this.client.disconnect();
+    this.ack?.disconnect();
   }
 
   private startConsumer(plan: TaskQueuePlan): void {

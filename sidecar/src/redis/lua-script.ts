@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * A Lua script run by its SHA (EVALSHA: only 40 bytes on the wire per call) that falls back to
@@ -48,13 +48,21 @@ export function isNoScript(err: unknown): boolean {
 
 /**
  * SCRIPT LOAD of `scripts` now (if connected) and on every reconnect, so that EVALSHA finds them:
- * a restarted server starts with an empty script cache. Best effort — a failed load only means the
- * next call takes the NOSCRIPT → EVAL path once.
+ * a restarted server starts with an empty script cache. On a Redis Cluster every master needs its
+ * own copy (SCRIPT LOAD is not routed by key), including a node that joins later (a promoted
+ * replica). Best effort — a failed load only means the next call takes the NOSCRIPT → EVAL path once.
  */
 export function loadScriptsOn(client: Redis, scripts: readonly LuaScript[]): void {
+  const loadInto = (target: Redis) => {
+    for (const s of scripts) target.script('LOAD', s.source).catch(() => {});
+  };
+  // Type-only ioredis here (this module loads even when no Redis is configured): a cluster client is
+  // the one with nodes().
+  const cluster = typeof (client as unknown as Partial<Cluster>).nodes === 'function' ? (client as unknown as Cluster) : undefined;
   const load = () => {
-    for (const s of scripts) client.script('LOAD', s.source).catch(() => {});
+    for (const target of cluster ? cluster.nodes('master') : [client]) loadInto(target);
   };
   client.on('ready', load);
+  cluster?.on('+node', (node: Redis) => loadInto(node));
   if (client.status === 'ready') load();
 }
