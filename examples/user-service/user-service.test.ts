@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../../test/helpers/eventually.ts';
 import { freePort } from '../../lib/net.ts';
+import { retryOnPortClash } from '../../test/helpers/port-retry.ts';
 import * as grpc from '@grpc/grpc-js';
 import { startUserService, userAdminClient, userServiceClient, type UserServiceClient } from './user-service.ts';
 
@@ -23,24 +24,33 @@ describe('UserService behind sluice-proxy (examples/user-service)', () => {
 
   beforeAll(async () => {
     app = await startUserService();
-    grpcPort = await freePort();
-    adminPort = await freePort();
-    const localApi = await freePort();
-    sidecar = spawn(process.execPath, [
-      'sidecar/bin/sluice-proxy.ts',
-      '--config', 'examples/user-service/sluice.yaml',
-      '--labels', 'app=user-service',
-      '--app-grpc', `127.0.0.1:${app.port}`,
-      '--listen-grpc', `127.0.0.1:${grpcPort}`,
-      '--admin', `127.0.0.1:${adminPort}`,
-      '--local-api', `127.0.0.1:${localApi}`,
-      '--log-level', 'warn',
-    ], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-    sidecar.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    await eventually(async () => {
-      expect(sidecar.exitCode, stderr).toBeNull();
-      expect((await fetch(`http://127.0.0.1:${adminPort}/healthz`)).status).toBe(200);
-    }, { timeoutMs: 20_000, intervalMs: 100 });
+    // A port found free can be taken by another test's process before the sidecar binds it; the
+    // sidecar then exits, and the test must not go on to call whoever holds the port.
+    await retryOnPortClash(async () => {
+      grpcPort = await freePort();
+      adminPort = await freePort();
+      const localApi = await freePort();
+      stderr = '';
+      sidecar = spawn(process.execPath, [
+        'sidecar/bin/sluice-proxy.ts',
+        '--config', 'examples/user-service/sluice.yaml',
+        '--labels', 'app=user-service',
+        '--app-grpc', `127.0.0.1:${app.port}`,
+        '--listen-grpc', `127.0.0.1:${grpcPort}`,
+        '--admin', `127.0.0.1:${adminPort}`,
+        '--local-api', `127.0.0.1:${localApi}`,
+        '--log-level', 'warn',
+      ], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+      sidecar.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      // Ready means every listener is bound; alive is checked on each try so an exit ends the wait.
+      await eventually(async () => {
+        if (sidecar.exitCode !== null) return stderr;
+        expect((await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status).toBe(200);
+        return undefined;
+      }, { timeoutMs: 20_000, intervalMs: 100 }).then((exited) => {
+        if (exited !== undefined) throw new Error(`sluice-proxy exited: ${exited}`);
+      });
+    });
     client = userServiceClient(`127.0.0.1:${grpcPort}`);
   });
 

@@ -17,12 +17,18 @@ export class RedisServer {
   private proc: ChildProcess | undefined;
   private readonly appendonly: boolean;
   private readonly cluster: boolean;
+  /**
+   * A cluster node's bus port, chosen free like the data port. Left to Redis it would be the data
+   * port + 10 000: a port nobody checked, which may be another test's listener (or over 65 535).
+   */
+  private readonly busPort: number;
   private readonly extraArgs: readonly string[];
 
-  private constructor(port: number, appendonly: boolean, cluster: boolean, extraArgs: readonly string[]) {
+  private constructor(port: number, appendonly: boolean, cluster: boolean, busPort: number, extraArgs: readonly string[]) {
     this.port = port;
     this.appendonly = appendonly;
     this.cluster = cluster;
+    this.busPort = busPort;
     this.extraArgs = extraArgs;
     this.dir = mkdtempSync(join(tmpdir(), 'sluice-redis-'));
   }
@@ -34,7 +40,7 @@ export class RedisServer {
   static async start({ appendonly = false, cluster = false, args = [] }: { appendonly?: boolean; cluster?: boolean; args?: readonly string[] } = {}): Promise<RedisServer> {
     // redis-server exits when its port is taken; it says why only in its own log.
     return retryOnPortClash(async () => {
-      const server = new RedisServer(await freePort(), appendonly, cluster, args);
+      const server = new RedisServer(await freePort(), appendonly, cluster, cluster ? await freePort() : 0, args);
       try {
         await server.restart();
         return server;
@@ -60,7 +66,7 @@ export class RedisServer {
       '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir,
       '--save', '', '--appendonly', this.appendonly ? 'yes' : 'no', '--appendfsync', 'always',
       '--protected-mode', 'no', '--daemonize', 'no', '--loglevel', 'warning',
-      ...(this.cluster ? ['--cluster-enabled', 'yes', '--cluster-config-file', join(this.dir, 'nodes.conf')] : []),
+      ...(this.cluster ? ['--cluster-enabled', 'yes', '--cluster-port', String(this.busPort), '--cluster-config-file', join(this.dir, 'nodes.conf')] : []),
       ...this.extraArgs,
     ];
     const proc = spawn('redis-server', args, { stdio: 'ignore' });
