@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Builds the Go and Rust peers that the benchmarks compare Sluice with, from the module and crate
+# versions pinned in bench/peers/<name>/ (go.mod + go.sum, or Cargo.toml + Cargo.lock). Only the
+# small harness programs live in the repository; the peers' code comes from the Go module proxy
+# and crates.io at build time. Binaries land in a cache named by peer version:
+#
+#   ~/.cache/sluice/peers/<name>-<version>/<name>
+#
+# and are rebuilt only when missing or when the harness's own files changed (a stamp of their
+# sha256 sits beside the binary).
+#
+#   bench/peers/build.sh [name...]        build what is missing (default: all), print each binary path
+#   bench/peers/build.sh --print name     print the binary path only (no build; exit 1 if not built)
+#   bench/peers/build.sh --versions       print "<name> <version>" for every peer
+#
+# SLUICE_PEERS_CACHE overrides the cache. Go 1.26 or newer is needed on the PATH; the Rust peer
+# needs cargo (rustup's, 1.80 or newer: Debian bookworm's rustc 1.63 is too old for limitador).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cache=${SLUICE_PEERS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sluice/peers}
+ALL=(goproxy redsync asynq gubernator grpcgo limitador)
+
+log() { printf '[peers build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+# The version that names a peer's cache folder: the pinned module/crate it wraps.
+version_of() {
+  local dir="$here/$1"
+  case "$1" in
+    goproxy) go env GOVERSION ;; # the peer is the standard library's httputil.ReverseProxy
+    redsync) awk '$1 == "github.com/go-redsync/redsync/v4" { print $2 }' "$dir/go.mod" ;;
+    asynq) awk '$1 == "github.com/hibiken/asynq" { print $2 }' "$dir/go.mod" ;;
+    gubernator) awk '$1 == "github.com/gubernator-io/gubernator/v2" { print $2 }' "$dir/go.mod" ;;
+    grpcgo) awk '$1 == "google.golang.org/grpc" { print $2 }' "$dir/go.mod" ;;
+    limitador) sed -n 's/^limitador = { version = "=\([^"]*\)".*/\1/p' "$dir/Cargo.toml" ;;
+    *) die "unknown peer '$1' (known: ${ALL[*]})" ;;
+  esac
+}
+
+stamp_of() {
+  (cd "$here/$1" && find . -path ./target -prune -o -type f -print | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)
+}
+
+find_cargo() {
+  if command -v cargo >/dev/null 2>&1; then command -v cargo; return; fi
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then echo "$HOME/.cargo/bin/cargo"; return; fi
+  die "cargo not found: the limitador peer needs a Rust toolchain (1.80+). Install it with rustup, or skip this peer (the benchmarks then say it was not built)."
+}
+
+build_one() {
+  local name=$1 version out bin stamp
+  version=$(version_of "$name")
+  [ -n "$version" ] || die "$name: no pinned version found in bench/peers/$name"
+  out="$cache/$name-$version"
+  bin="$out/$name"
+  stamp=$(stamp_of "$name")
+  if [ -x "$bin" ] && [ "$(cat "$out/harness.sha" 2>/dev/null)" = "$stamp" ]; then echo "$bin"; return; fi
+  mkdir -p "$out"
+  log "building $name $version into $out"
+  if [ "$name" = limitador ]; then
+    local cargo
+    cargo=$(find_cargo)
+    # Rust builds are heavy on 2 cores: nice it, and keep the target dir in the cache (not the repo).
+    (cd "$here/$name" && CARGO_TARGET_DIR="$out/target" nice -n 10 "$cargo" build --release --locked -j 2 >&2) \
+      || die "$name: cargo build failed (see above)"
+    cp "$out/target/release/limitador-peer" "$bin.tmp"
+  else
+    command -v go >/dev/null 2>&1 || die "go is not on the PATH (Go 1.26 or newer builds the Go peers)"
+    (cd "$here/$name" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false nice -n 10 go build -trimpath -mod=readonly -o "$bin.tmp" . >&2) \
+      || die "$name: go build failed (see above)"
+  fi
+  mv "$bin.tmp" "$bin"
+  echo "$stamp" > "$out/harness.sha"
+  echo "$name $version" > "$out/VERSION"
+  echo "$bin"
+}
+
+case "${1:-}" in
+  --print)
+    name=${2:?usage: build.sh --print <name>}
+    bin="$cache/$name-$(version_of "$name")/$name"
+    [ -x "$bin" ] || exit 1
+    echo "$bin" ;;
+  --versions)
+    for n in "${ALL[@]}"; do echo "$n $(version_of "$n")"; done ;;
+  *)
+    names=("$@")
+    [ ${#names[@]} -gt 0 ] || names=("${ALL[@]}")
+    for n in "${names[@]}"; do build_one "$n"; done ;;
+esac
