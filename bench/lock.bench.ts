@@ -149,6 +149,16 @@ printTable(
   rows,
 );
 
+// Per CPU-second of the client process (the bench process for the Node contenders, the harness
+// process for redsync): what each library costs the app that embeds it.
+const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const perCpuSecond = (name: string) => 1e6 / meanOf(figures[name]?.cpuUs ?? [NaN]);
+if (redsyncPeer) {
+  const r = figures[REDSYNC]!;
+  const sl = figures[sluice.name]!;
+  console.log(`  library per CPU-second: sluice ${Math.round(perCpuSecond(sluice.name))} vs ${REDSYNC} ${Math.round(perCpuSecond(REDSYNC))} acquire+release — ${(perCpuSecond(sluice.name) / perCpuSecond(REDSYNC)).toFixed(2)}× (aim ≥ 1×); throughput ${(meanOf(sl.ops) / meanOf(r.ops)).toFixed(2)}×; p50 ${sl.p50.toFixed(3)} vs ${r.p50.toFixed(3)} ms, p99 ${sl.p99.toFixed(3)} vs ${r.p99.toFixed(3)} ms`);
+}
+
 // Failover: two sidecars elect over the same nodes; kill -9 the leader; time until the standby leads.
 const config = electionConfig(`${TTL_MS}ms`, `${RENEW_MS}ms`, 'bench-election');
 const failovers: number[] = [];
@@ -193,6 +203,63 @@ await app.waitForLine(/^listening/);
 const lockArgs = ['--lock-nodes', nodes.map((n) => n.url).join(',')];
 const unchecked = await startSidecar(group, 'sluice (no fencing rule)', { configYaml: '', appHttp: `127.0.0.1:${appPort}`, extraArgs: lockArgs });
 const checked = await startSidecar(group, 'sluice (FencingPolicy)', { configYaml: FENCING_POLICY, appHttp: `127.0.0.1:${appPort}`, extraArgs: lockArgs });
+// Sluice's locks as an app in any language takes them: POST /v1/locks/{resource} then
+// POST /v1/locks/{resource}/release on the sidecar's local API (keep-alive), same loops as above.
+// Charged CPU: the sidecar process (from /proc) — the app's HTTP client is left out, as the Go
+// and Node contenders' own processes are the whole client there.
+function localCall(port: number, agent: Agent, path: string, body: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+async function localCycle(agent: Agent, resource: string): Promise<void> {
+  const a = await localCall(unchecked.localApiPort, agent, `/v1/locks/${resource}`, '{"ttl":"10s"}');
+  if (a.status !== 200) throw new Error(`local API acquire answered ${a.status}: ${a.text}`);
+  const { lockId } = JSON.parse(a.text) as { lockId: string };
+  const r = await localCall(unchecked.localApiPort, agent, `/v1/locks/${resource}/release`, JSON.stringify({ lockId }));
+  if (r.status !== 200 && r.status !== 204) throw new Error(`local API release answered ${r.status}: ${r.text}`);
+}
+const localRows: (string | number)[][] = [];
+const localPerCpu: number[] = [];
+for (const round of [1, 2]) {
+  const seqAgent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const s = new Samples();
+  for (let i = 0; i < SEQUENTIAL; i++) {
+    const t0 = performance.now();
+    await localCycle(seqAgent, `local-lat-r${round}-${i}`);
+    s.push(performance.now() - t0);
+  }
+  seqAgent.destroy();
+  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  let done = 0;
+  const redisBefore = await redisCpuSeconds();
+  const started = performance.now();
+  const { cpuSeconds } = await cpuDuring(unchecked.pid, () => Promise.all(Array.from({ length: CONCURRENCY }, async (_, w) => {
+    for (let i = 0; performance.now() - started < THROUGHPUT_MS; i++) {
+      await localCycle(agent, `local-tp-r${round}-${w}-${i}`);
+      done++;
+    }
+  })));
+  const seconds = (performance.now() - started) / 1000;
+  const redisUs = ((await redisCpuSeconds()) - redisBefore) * 1e6 / done;
+  agent.destroy();
+  localPerCpu.push(done / cpuSeconds);
+  localRows.push([`sluice local API (round ${round})`, Number(percentile(s.values(), 50).toFixed(3)), Number(percentile(s.values(), 99).toFixed(3)), done / seconds, Number((cpuSeconds * 1e6 / done).toFixed(1)), Number(redisUs.toFixed(1))]);
+}
+printTable(
+  `Locks through the sidecar's local API, 3 lock nodes (sequential ×${SEQUENTIAL}; ${CONCURRENCY} concurrent for ${THROUGHPUT_MS / 1000} s)`,
+  ['contender', 'p50 ms', 'p99 ms', 'acquire+release/s', 'sidecar CPU µs/op', '3 redis CPU µs/op'],
+  localRows,
+);
+if (redsyncPeer) console.log(`  sluice local API: ${localPerCpu.map((x) => Math.round(x)).join(' / ')} acquire+release per sidecar CPU-second (${(Math.min(...localPerCpu) / perCpuSecond(REDSYNC)).toFixed(2)}× redsync's per its process CPU-second)`);
+
 let fenceToken = 1;
 function post(port: number, agent: Agent, token: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -265,61 +332,6 @@ printTable(
   fenceRows,
 );
 
-// Sluice's locks as an app in any language takes them: POST /v1/locks/{resource} then
-// POST /v1/locks/{resource}/release on the sidecar's local API (keep-alive), same loops as above.
-// Charged CPU: the sidecar process (from /proc) — the app's HTTP client is left out, as the Go
-// and Node contenders' own processes are the whole client there.
-function localCall(port: number, agent: Agent, path: string, body: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-async function localCycle(agent: Agent, resource: string): Promise<void> {
-  const a = await localCall(unchecked.localApiPort, agent, `/v1/locks/${resource}`, '{"ttl":"10s"}');
-  if (a.status !== 200) throw new Error(`local API acquire answered ${a.status}: ${a.text}`);
-  const { lockId } = JSON.parse(a.text) as { lockId: string };
-  const r = await localCall(unchecked.localApiPort, agent, `/v1/locks/${resource}/release`, JSON.stringify({ lockId }));
-  if (r.status !== 200 && r.status !== 204) throw new Error(`local API release answered ${r.status}: ${r.text}`);
-}
-const localRows: (string | number)[][] = [];
-const localPerCpu: number[] = [];
-for (const round of [1, 2]) {
-  const seqAgent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const s = new Samples();
-  for (let i = 0; i < SEQUENTIAL; i++) {
-    const t0 = performance.now();
-    await localCycle(seqAgent, `local-lat-r${round}-${i}`);
-    s.push(performance.now() - t0);
-  }
-  seqAgent.destroy();
-  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-  let done = 0;
-  const redisBefore = await redisCpuSeconds();
-  const started = performance.now();
-  const { cpuSeconds } = await cpuDuring(unchecked.pid, () => Promise.all(Array.from({ length: CONCURRENCY }, async (_, w) => {
-    for (let i = 0; performance.now() - started < THROUGHPUT_MS; i++) {
-      await localCycle(agent, `local-tp-r${round}-${w}-${i}`);
-      done++;
-    }
-  })));
-  const seconds = (performance.now() - started) / 1000;
-  const redisUs = ((await redisCpuSeconds()) - redisBefore) * 1e6 / done;
-  agent.destroy();
-  localPerCpu.push(done / cpuSeconds);
-  localRows.push([`sluice local API (round ${round})`, Number(percentile(s.values(), 50).toFixed(3)), Number(percentile(s.values(), 99).toFixed(3)), done / seconds, Number((cpuSeconds * 1e6 / done).toFixed(1)), Number(redisUs.toFixed(1))]);
-}
-printTable(
-  `Locks through the sidecar's local API, 3 lock nodes (sequential ×${SEQUENTIAL}; ${CONCURRENCY} concurrent for ${THROUGHPUT_MS / 1000} s)`,
-  ['contender', 'p50 ms', 'p99 ms', 'acquire+release/s', 'sidecar CPU µs/op', '3 redis CPU µs/op'],
-  localRows,
-);
 await group.stopAll();
 
 const s = figures[sluice.name]!;
@@ -327,12 +339,6 @@ const p = figures[pkg.name]!;
 console.log('\nAims');
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 console.log(`  acquire+release p50 ${s.p50.toFixed(3)} ms (aim ≤ 1 ms); throughput ${(mean(s.ops) / mean(p.ops)).toFixed(2)}× the redlock package over 2 rounds (aim ≥ 1.5×)`);
-const perCpuSecond = (name: string) => 1e6 / mean(figures[name]?.cpuUs ?? [NaN]);
-if (redsyncPeer) {
-  const r = figures[REDSYNC]!;
-  console.log(`  library per CPU-second: sluice ${Math.round(perCpuSecond(sluice.name))} vs ${REDSYNC} ${Math.round(perCpuSecond(REDSYNC))} acquire+release — ${(perCpuSecond(sluice.name) / perCpuSecond(REDSYNC)).toFixed(2)}× (aim ≥ 1×); throughput ${(mean(s.ops) / mean(r.ops)).toFixed(2)}×; p50 ${s.p50.toFixed(3)} vs ${r.p50.toFixed(3)} ms, p99 ${s.p99.toFixed(3)} vs ${r.p99.toFixed(3)} ms`);
-  console.log(`  sluice local API: ${localPerCpu.map((x) => Math.round(x)).join(' / ')} acquire+release per sidecar CPU-second (${(Math.min(...localPerCpu) / perCpuSecond(REDSYNC)).toFixed(2)}× redsync's per its process CPU-second)`);
-}
 console.log(`  failover after kill -9: max ${Math.round(Math.max(...failovers))} ms (aim ≤ ttl + renewEvery = ${TTL_MS + RENEW_MS} ms)`);
 const worst = (xs: number[]) => Math.max(...xs);
 console.log(`  fencing check adds p50 ${fenceFigures.added50.map((x) => Math.round(x)).join(' / ')} µs in rounds 1 / 2 (aim ≤ 500 µs; its round trip alone ${Math.round(percentile(direct.values(), 50) * 1000)} µs), p99 ${Math.round(worst(fenceFigures.added99))} µs; ${Math.round(Math.min(...fenceFigures.perCpu))} checked requests per sidecar CPU-second (${Math.min(...fenceFigures.ratio).toFixed(2)}× the unchecked sidecar's)`);

@@ -67,7 +67,12 @@ build_one() {
     cp "$out/target/release/limitador-peer" "$bin.tmp"
   else
     command -v go >/dev/null 2>&1 || die "go is not on the PATH (Go 1.26 or newer builds the Go peers)"
-    (cd "$here/$name" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false nice -n 10 go build -trimpath -mod=readonly -o "$bin.tmp" . >&2) \
+    # A module that needs a newer Go than the installed one names it in go.mod's toolchain line;
+    # the go command fetches that toolchain from the module proxy (GOTOOLCHAIN may be local here).
+    local toolchain
+    toolchain=$(awk '$1 == "toolchain" { print $2 }' "$here/$name/go.mod")
+    (cd "$here/$name" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN="${toolchain:-${GOTOOLCHAIN:-auto}}" \
+      nice -n 10 go build -trimpath -mod=readonly -o "$bin.tmp" . >&2) \
       || die "$name: go build failed (see above)"
   fi
   mv "$bin.tmp" "$bin"
