@@ -14,7 +14,8 @@
 #   bench/peers/build.sh --versions       print "<name> <version>" for every peer
 #
 # SLUICE_PEERS_CACHE overrides the cache. Go 1.26 or newer is needed on the PATH; the Rust peer
-# needs cargo (rustup's, 1.80 or newer: Debian bookworm's rustc 1.63 is too old for limitador).
+# needs cargo (rustup's, 1.80 or newer: Debian bookworm's rustc 1.63 is too old for limitador), a
+# C++ compiler and libclang (Debian: libclang-dev) for the RocksDB it pulls in.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -61,6 +62,10 @@ build_one() {
   if [ "$name" = limitador ]; then
     local cargo
     cargo=$(find_cargo)
+    # limitador 0.14 needs its disk_storage feature (see Cargo.toml), so RocksDB is compiled and
+    # bindgen needs libclang.
+    compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null || compgen -G '/usr/lib/*/libclang*.so*' >/dev/null || [ -n "${LIBCLANG_PATH:-}" ] \
+      || die "$name: libclang not found (RocksDB's bindings need it): apt-get install libclang-dev, or set LIBCLANG_PATH"
     # Rust builds are heavy on 2 cores: nice it, and keep the target dir in the cache (not the repo).
     (cd "$here/$name" && CARGO_TARGET_DIR="$out/target" nice -n 10 "$cargo" build --release --locked -j 2 >&2) \
       || die "$name: cargo build failed (see above)"
