@@ -25,15 +25,20 @@ ALL=(goproxy redsync asynq gubernator grpcgo limitador)
 log() { printf '[peers build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "$*"; exit 1; }
 
+# The required version of module $1 in go.mod $2 (in a require block or on a one-line require).
+module_version() {
+  awk -v m="$1" '$1 == "require" && $2 == m { print $3; exit } $1 == m { print $2; exit }' "$2"
+}
+
 # The version that names a peer's cache folder: the pinned module/crate it wraps.
 version_of() {
   local dir="$here/$1"
   case "$1" in
     goproxy) go env GOVERSION ;; # the peer is the standard library's httputil.ReverseProxy
-    redsync) awk '$1 == "github.com/go-redsync/redsync/v4" { print $2 }' "$dir/go.mod" ;;
-    asynq) awk '$1 == "github.com/hibiken/asynq" { print $2 }' "$dir/go.mod" ;;
-    gubernator) awk '$1 == "github.com/gubernator-io/gubernator/v2" { print $2 }' "$dir/go.mod" ;;
-    grpcgo) awk '$1 == "google.golang.org/grpc" { print $2 }' "$dir/go.mod" ;;
+    redsync) module_version github.com/go-redsync/redsync/v4 "$dir/go.mod" ;;
+    asynq) module_version github.com/hibiken/asynq "$dir/go.mod" ;;
+    gubernator) module_version github.com/gubernator-io/gubernator/v2 "$dir/go.mod" ;;
+    grpcgo) module_version google.golang.org/grpc "$dir/go.mod" ;;
     limitador) sed -n 's/^limitador = { version = "=\([^"]*\)".*/\1/p' "$dir/Cargo.toml" ;;
     *) die "unknown peer '$1' (known: ${ALL[*]})" ;;
   esac
