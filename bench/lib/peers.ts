@@ -22,10 +22,12 @@ export interface Peer {
  * much longer) and returns it, or undefined after printing why it could not be built.
  */
 export function peer(name: PeerName): Peer | undefined {
-  const r = spawnSync('bash', [BUILD, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 60 * 60_000 });
+  // BENCH_PEERS_NO_BUILD=1: use what is built already, build nothing (a bench run while a peer builds).
+  const noBuild = process.env.BENCH_PEERS_NO_BUILD === '1';
+  const r = spawnSync('bash', noBuild ? [BUILD, '--print', name] : [BUILD, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 60 * 60_000 });
   const bin = r.stdout?.trim().split('\n').pop();
   if (r.status !== 0 || !bin) {
-    console.log(`  peer ${name}: NOT BUILT (bench/peers/build.sh ${name} exited ${r.status ?? r.signal}); its rows are left out`);
+    console.log(`  peer ${name}: NOT BUILT (bench/peers/build.sh ${noBuild ? '--print ' : ''}${name} exited ${r.status ?? r.signal}); its rows are left out`);
     return undefined;
   }
   return { name, bin, version: readFileSync(join(dirname(bin), 'VERSION'), 'utf8').trim() };
