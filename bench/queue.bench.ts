@@ -364,7 +364,7 @@ async function asynqPart(): Promise<void> {
     }
   }
   await group.stop(producer.child);
-  printTable(`6. asynq ${asynqPeer.version} (Go, GOMAXPROCS=1) beside sluice: ${PRODUCE_TASKS} produced, ${DELIVER_TASKS} delivered+acked per run, ${ROUNDS} alternating rounds; CPU µs per task of every process on the path`,
+  printTable(`6. ${asynqPeer.version} (Go, GOMAXPROCS=1) beside sluice: ${PRODUCE_TASKS} produced, ${DELIVER_TASKS} delivered+acked per run, ${ROUNDS} alternating rounds; CPU µs per task of every process on the path`,
     ['run', 'tasks/s', 'CPU µs/task (sum = parts)'], rows);
   printAims('Against asynq (median round; "per CPU" = asynq CPU per task / sluice CPU per task, all processes)', [
     { name: 'produce: sluice batches of 50 / asynq one by one, tasks/s', value: median(ratios.produce), kind: 'atLeast', target: 1.5 },
