@@ -14,8 +14,8 @@
 #   bench/peers/build.sh --versions       print "<name> <version>" for every peer
 #
 # SLUICE_PEERS_CACHE overrides the cache. Go 1.26 or newer is needed on the PATH; the Rust peer
-# needs cargo (rustup's, 1.80 or newer: Debian bookworm's rustc 1.63 is too old for limitador), a
-# C++ compiler and libclang (Debian: libclang-dev) for the RocksDB it pulls in.
+# needs cargo (rustup's, 1.80 or newer: Debian bookworm's rustc 1.63 is too old for limitador);
+# with LIMITADOR_WITH_ROCKSDB=1 also a C++ compiler and libclang (Debian: libclang-dev).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -67,12 +67,32 @@ build_one() {
   if [ "$name" = limitador ]; then
     local cargo
     cargo=$(find_cargo)
-    # limitador 0.14 needs its disk_storage feature (see Cargo.toml), so RocksDB is compiled and
-    # bindgen needs libclang.
-    compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null || compgen -G '/usr/lib/*/libclang*.so*' >/dev/null || [ -n "${LIBCLANG_PATH:-}" ] \
-      || die "$name: libclang not found (RocksDB's bindings need it): apt-get install libclang-dev, or set LIBCLANG_PATH"
-    # Rust builds are heavy on 2 cores: nice it, and keep the target dir in the cache (not the repo).
-    (cd "$here/$name" && CARGO_TARGET_DIR="$out/target" nice -n 10 "$cargo" build --release --locked -j 2 >&2) \
+    if [ "${LIMITADOR_WITH_ROCKSDB:-}" = 1 ]; then
+      # The manifest as committed plus disk_storage: RocksDB is compiled (C++, needs libclang).
+      compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null || compgen -G '/usr/lib/*/libclang*.so*' >/dev/null || [ -n "${LIBCLANG_PATH:-}" ] \
+        || die "$name: libclang not found (RocksDB's bindings need it): apt-get install libclang-dev, or set LIBCLANG_PATH"
+      rm -rf "$out/harness" && cp -r "$here/$name" "$out/harness"
+      sed -i 's/features = \["redis_storage"\]/features = ["redis_storage", "disk_storage"]/' "$out/harness/Cargo.toml"
+    else
+      # The published crate, unpacked from cargo's download of it, with the two cfgs that keep its
+      # Redis storage from compiling without disk_storage widened to redis_storage.
+      # Nothing else changes; the harness builds against it through a [patch] in a copy of its manifest.
+      (cd "$here/$name" && "$cargo" fetch --locked >&2) || die "$name: cargo fetch failed"
+      local crate
+      crate=$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"limitador-$version.crate" 2>/dev/null | head -1)
+      [ -n "$crate" ] || die "$name: limitador-$version.crate not in cargo's cache after cargo fetch"
+      rm -rf "$out/crate" "$out/harness" && mkdir -p "$out/crate"
+      tar -xzf "$crate" -C "$out/crate"
+      local src="$out/crate/limitador-$version/src" f
+      for f in storage/keys.rs counter.rs; do # `mod bin` and the `Counter::variables_for_key` it calls
+        grep -q '^ *#\[cfg(feature = "disk_storage")\]$' "$src/$f" || die "$name: $src/$f no longer has the cfg this script widens; try LIMITADOR_WITH_ROCKSDB=1"
+        sed -i 's/^\( *\)#\[cfg(feature = "disk_storage")\]$/\1#[cfg(any(feature = "disk_storage", feature = "redis_storage"))]/' "$src/$f"
+      done
+      cp -r "$here/$name" "$out/harness"
+      printf '\n[patch.crates-io]\nlimitador = { path = "%s" }\n' "$out/crate/limitador-$version" >> "$out/harness/Cargo.toml"
+    fi
+    # Rust builds are heavy on 2 cores: nice it; the target dir lives in the cache, not the repo.
+    (cd "$out/harness" && CARGO_TARGET_DIR="$out/target" nice -n 10 "$cargo" build --release -j 2 >&2) \
       || die "$name: cargo build failed (see above)"
     cp "$out/target/release/limitador-peer" "$bin.tmp"
   else
