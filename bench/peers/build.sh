@@ -7,7 +7,8 @@
 #   ~/.cache/sluice/peers/<name>-<version>/<name>
 #
 # and are rebuilt only when missing or when the harness's own files changed (a stamp of their
-# sha256 sits beside the binary).
+# sha256 sits beside the binary). limitador 0.14.0 is built from its published source with two
+# cfg gates widened so that its Redis storage compiles without RocksDB (see build_one; bench/README.md).
 #
 #   bench/peers/build.sh [name...]        build what is missing (default: all), print each binary path
 #   bench/peers/build.sh --print name     print the binary path only (no build; exit 1 if not built)
