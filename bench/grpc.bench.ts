@@ -4,6 +4,10 @@
 // The sidecar enforces the example's rules, with the rate limit raised out of reach, so every
 // call runs the whole policy chain (limit, breaker, bulkhead) without being rejected.
 //
+// A second part puts the Go peers in the same run: the UserService served by grpc-go
+// (bench/peers/grpcgo, GOMAXPROCS=1), reached directly, through the sidecar and through nginx's
+// grpc_pass (1 worker) — calls/s and calls per proxy CPU-second.
+//
 // The client alternates between the two targets in short slices (bench/lib/grpc-load.ts), so
 // load from other processes on the machine lands on both sides of each ratio alike.
 //
@@ -17,6 +21,8 @@ import { cpuDuring, groupCpuSeconds } from './lib/cpu.ts';
 import { canConnect, freePorts } from '../lib/net.ts';
 import { NODE, ProcessGroup, waitUntil } from './lib/processes.ts';
 import { startSidecar } from './lib/sidecar.ts';
+import { startNginx } from './lib/nginx.ts';
+import { peer } from './lib/peers.ts';
 import { median, printAims, printMarkdownTable, printTable, type Cell } from './lib/table.ts';
 
 const SLICES = Number(process.env.BENCH_SLICES ?? 6);
@@ -109,10 +115,67 @@ async function main(): Promise<void> {
     ]);
     await group.stop(sidecar.child);
     await group.stop(app);
+    await goPart(group, (c) => (cleanup = chain(cleanup, c)));
   } finally {
     await group.stopAll();
     cleanup();
   }
+}
+
+const chain = (a: () => void, b: () => void) => () => {
+  a();
+  b();
+};
+
+/**
+ * grpc-go as the app; the sidecar and nginx grpc_pass as the proxies in front of it. Two load
+ * processes: direct ↔ through the sidecar (the ratio through / direct), then nginx ↔ the sidecar
+ * (the proxies side by side). CPU of each proxy's process group is read around the run it is in;
+ * each proxy only works in its own slices, so its CPU per call is over its own calls.
+ */
+async function goPart(group: ProcessGroup, onCleanup: (c: () => void) => void): Promise<void> {
+  const grpcgo = peer('grpcgo');
+  if (!grpcgo) return;
+  const [appPort, unusedHttp, grpcPort, nginxPort] = (await freePorts(4)) as [number, number, number, number];
+  const app = group.start('UserService (grpc-go)', grpcgo.bin, [`127.0.0.1:${appPort}`], { env: { ...process.env, GOMAXPROCS: '1' } });
+  await app.waitForLine(/^listening/);
+  const sidecar = await startSidecar(group, 'sluice-proxy → grpc-go', {
+    configYaml: POLICIES,
+    appHttp: `127.0.0.1:${unusedHttp}`,
+    extraArgs: ['--app-grpc', `127.0.0.1:${appPort}`, '--listen-grpc', `127.0.0.1:${grpcPort}`],
+  });
+  onCleanup(sidecar.cleanup);
+  const nginx = await startNginx(group, 'nginx grpc_pass → grpc-go', nginxPort, { grpcPassTo: `127.0.0.1:${appPort}`, keepalive: 64 });
+  onCleanup(nginx.cleanup);
+  const t = { direct: `127.0.0.1:${appPort}`, sluice: `127.0.0.1:${grpcPort}`, nginx: `127.0.0.1:${nginxPort}` };
+  const load = async (a: string, b: string, pids: number[]) => {
+    const before = pids.map(groupCpuSeconds);
+    const child = group.start('grpc-load (Go app)', NODE, [resolve(ROOT, 'bench/lib/grpc-load.ts'), a, b, 'unary', String(CONCURRENCY), String(SLICE_SECONDS), String(SLICES)]);
+    const result = JSON.parse(await child.waitForLine(/^\{/, (SLICES * SLICE_SECONDS * 2 + 30) * 1000)) as LoadResult;
+    if (Object.keys(result.errors).length) throw new Error(`calls to the Go app failed: ${JSON.stringify(result.errors)}`);
+    return { ...result, cpu: pids.map((p, i) => groupCpuSeconds(p) - (before[i] ?? 0)) };
+  };
+  const one = await load(t.direct, t.sluice, [app.pid, sidecar.pid]);
+  const two = await load(t.nginx, t.sluice, [nginx.child.pid, sidecar.pid]);
+  const [direct, throughSluice] = one.rates.map(median) as [number, number];
+  const [throughNginx, throughSluice2] = two.rates.map(median) as [number, number];
+  const appUs = ((one.cpu[0] ?? 0) * 1e6) / (one.totals[0] + one.totals[1]);
+  const sluicePerCpu = [one.totals[1] / (one.cpu[1] ?? NaN), two.totals[1] / (two.cpu[1] ?? NaN)];
+  const nginxPerCpu = two.totals[0] / (two.cpu[0] ?? NaN);
+  const rows: Cell[][] = [
+    ['direct to grpc-go', direct, `app ${appUs.toFixed(0)} µs/call`, ''],
+    ['through sluice-proxy (run 1)', throughSluice, '', Math.round(sluicePerCpu[0] ?? NaN)],
+    ['through nginx grpc_pass, 1 worker (run 2)', throughNginx, '', Math.round(nginxPerCpu)],
+    ['through sluice-proxy (run 2)', throughSluice2, '', Math.round(sluicePerCpu[1] ?? NaN)],
+  ];
+  const headers = ['path', 'GetUser calls/s', 'app CPU', 'calls per proxy CPU-second'];
+  printTable(`gRPC with a Go app: ${grpcgo.version} (GOMAXPROCS=1), ${CONCURRENCY} unary calls in flight from one grpc-js client process; run 1 alternates direct ↔ sluice, run 2 nginx ↔ sluice (median of ${SLICES} ${SLICE_SECONDS}s slices each)`, headers, rows);
+  console.log('\nMarkdown:');
+  printMarkdownTable(headers, rows);
+  console.log('\nRatios (no aims set; reported)');
+  console.log(`  through sluice / direct, calls/s: ${(throughSluice / direct).toFixed(2)}`);
+  console.log(`  sluice / nginx grpc_pass, calls/s (run 2): ${(throughSluice2 / throughNginx).toFixed(2)}`);
+  console.log(`  sluice / nginx grpc_pass, calls per proxy CPU-second: ${((sluicePerCpu[1] ?? NaN) / nginxPerCpu).toFixed(2)} (${Math.round(sluicePerCpu[1] ?? NaN)} vs ${Math.round(nginxPerCpu)})`);
 }
 
 await main();

@@ -1,5 +1,6 @@
 // HTTP benchmark: the same upstream reached directly, through a bare http-proxy, through nginx,
-// and through the sluice sidecar with and without policies — side by side in one run, printed
+// through Go's httputil.ReverseProxy (GOMAXPROCS=1, bench/peers/goproxy), and through the sluice
+// sidecar with and without policies — side by side in one run, printed
 // as req/s, latency and the ratios it aims at. See bench/README.md.
 //
 // Environment knobs (all optional):
@@ -16,6 +17,7 @@ import { cpuDuring } from './lib/cpu.ts';
 import { startNginx } from './lib/nginx.ts';
 import { freePorts } from '../lib/net.ts';
 import { NODE, ProcessGroup, sleep, waitForHttp } from './lib/processes.ts';
+import { peer } from './lib/peers.ts';
 import { EVERY_REQUEST_POLICIES, startSidecar } from './lib/sidecar.ts';
 import { aimMet, formatMicros, median, printAims, printMarkdownTable, printTable, type Aim, type Cell } from './lib/table.ts';
 import { runWrk, type WrkResult } from './lib/wrk.ts';
@@ -41,7 +43,7 @@ async function main(): Promise<void> {
   const group = new ProcessGroup();
   const cleanups: (() => void)[] = [];
   try {
-    const [upstreamPort, baselinePort, nginxPort] = (await freePorts(3)) as [number, number, number];
+    const [upstreamPort, baselinePort, nginxPort, goPort] = (await freePorts(4)) as [number, number, number, number];
     const app = `127.0.0.1:${upstreamPort}`;
 
     // --- the upstream every case reaches ---
@@ -62,6 +64,10 @@ async function main(): Promise<void> {
     await baseline.waitForLine(/^listening/);
     const nginx = await startNginx(group, 'nginx proxy', nginxPort, { proxyTo: app, keepalive: 64 });
     cleanups.push(nginx.cleanup);
+    // One core for the Go proxy, as nginx has one worker and the sidecar one Node thread.
+    const goproxy = peer('goproxy');
+    const goChild = goproxy && group.start('Go httputil.ReverseProxy', goproxy.bin, [`127.0.0.1:${goPort}`, app], { env: { ...process.env, GOMAXPROCS: '1' } });
+    if (goChild) await goChild.waitForLine(/^listening/);
     if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
     const profile = (name: string) => (PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `${name}.cpuprofile`] : []);
     const off = await startSidecar(group, 'sluice (no policies)', { configYaml: '', appHttp: app, nodeArgs: profile('sluice-no-policies') });
@@ -74,6 +80,7 @@ async function main(): Promise<void> {
       { name: 'direct', url: `http://${app}/`, pgid: upstreamPid },
       { name: 'bare http-proxy (keep-alive agent)', url: `http://127.0.0.1:${baselinePort}/`, pgid: baseline.pid },
       { name: 'nginx (1 worker, keep-alive upstream)', url: `http://127.0.0.1:${nginxPort}/`, pgid: nginx.child.pid },
+      ...(goChild ? [{ name: 'Go httputil.ReverseProxy (GOMAXPROCS=1)', url: `http://127.0.0.1:${goPort}/`, pgid: goChild.pid }] : []),
       { name: 'sluice, no policies', url: `http://127.0.0.1:${off.httpPort}/`, pgid: off.pid },
       { name: 'sluice, token bucket + breaker', url: `http://127.0.0.1:${on.httpPort}/`, pgid: on.pid },
     ];
@@ -107,7 +114,9 @@ async function main(): Promise<void> {
       return { name: c.name, loaded: medianOf(r.loaded), unloaded: medianOf(r.unloaded), cpuUsPerRequest: median(r.cpuUs) };
     });
 
-    const [direct, bare, nginxR, sluiceOff, sluiceOn] = results as [CaseResult, CaseResult, CaseResult, CaseResult, CaseResult];
+    const byName = (prefix: string) => results.find((r) => r.name.startsWith(prefix));
+    const [direct, bare, nginxR, sluiceOff, sluiceOn] = ['direct', 'bare http-proxy', 'nginx', 'sluice, no policies', 'sluice, token bucket'].map(byName) as [CaseResult, CaseResult, CaseResult, CaseResult, CaseResult];
+    const goR = byName('Go httputil');
     const headers = ['case', 'req/s', 'p50', 'p99', 'unloaded p50', 'unloaded p99', 'CPU µs/req'];
     const rows: Cell[][] = results.map((r) => [
       r.name, r.loaded.requestsPerSec, formatMicros(r.loaded.p50Us), formatMicros(r.loaded.p99Us),
@@ -138,6 +147,15 @@ async function main(): Promise<void> {
       { name: 'sluice (policies on) / nginx', value: cpu(nginxR) / cpu(sluiceOn), kind: 'atLeast', target: 0.5 },
     ];
     printAims('Same ratios from CPU per request (1 / CPU µs per request of the proxy process)', byCpu);
+    if (goR) {
+      // Requests per CPU-second of the proxy process: what each would do with a core to itself.
+      printAims(`Against Go's httputil.ReverseProxy (${goproxy?.version}, GOMAXPROCS=1)`, [
+        { name: 'sluice (no policies) / Go proxy, requests per CPU-second', value: cpu(goR) / cpu(sluiceOff), kind: 'atLeast', target: 0.7 },
+        { name: 'sluice (policies on) / Go proxy, requests per CPU-second', value: cpu(goR) / cpu(sluiceOn), kind: 'atLeast', target: 0.7 },
+        { name: 'sluice (no policies) / Go proxy, req/s', value: rps(sluiceOff) / rps(goR), kind: 'atLeast', target: 0.7 },
+      ]);
+      console.log(`  (Go proxy: ${(1e6 / cpu(goR)).toFixed(0)} requests per CPU-second, adds ${us(goR.unloaded.p50Us - direct.unloaded.p50Us)} unloaded p50; sluice: ${(1e6 / cpu(sluiceOff)).toFixed(0)} / ${(1e6 / cpu(sluiceOn)).toFixed(0)})`);
+    }
     console.log(`  (for reference: bare http-proxy adds ${us(bare.unloaded.p50Us - direct.unloaded.p50Us)}, nginx adds ${us(nginxR.unloaded.p50Us - direct.unloaded.p50Us)} unloaded p50)`);
 
     console.log('\nMarkdown (for bench/README.md):\n');

@@ -1,7 +1,8 @@
 // Locks on 3 independent redis-servers: Sluice's RedLock engine (with fencing tokens) against the
-// `redlock` package, side by side — acquire+release latency p50/p99 and throughput — the leader
+// `redlock` package and Go's redsync (bench/peers/redsync, GOMAXPROCS=1), side by side — acquire+release latency p50/p99 and throughput — the leader
 // failover time of real sluice-proxy processes after `kill -9`, and what a FencingPolicy check
-// adds at the protected sidecar (same sidecar, same app, with and without the rule). `npm run bench:lock`.
+// adds at the protected sidecar (same sidecar, same app, with and without the rule), and Sluice's
+// locks through the sidecar's local API (what an app in any language calls). `npm run bench:lock`.
 import { cpus } from 'node:os';
 // @ts-expect-error -- redlock@5.0.0-beta.2's ESM export map carries no types; used only here, as the baseline.
 import Redlock from 'redlock';
@@ -22,6 +23,7 @@ import { freePort } from '../lib/net.ts';
 import { TokenFence } from '../sidecar/src/fencing/token-fence.ts';
 import { ACCEPT_TOKEN } from '../sidecar/src/fencing/accept-token-script.ts';
 import { Samples, percentile } from './lib/redis-stats.ts';
+import { peer, type PeerLoadResult } from './lib/peers.ts';
 
 const SEQUENTIAL = 3_000;
 const CONCURRENCY = 32;
@@ -100,26 +102,62 @@ async function throughput(c: Contender, tag: string): Promise<number> {
   return done / seconds;
 }
 
+// Go's redsync runs the same two loops in its own process (GOMAXPROCS=1, like one Node thread):
+// the harness measures its own CPU with getrusage; the 3 redis-servers' CPU is read around it here.
+const redsyncPeer = peer('redsync');
+const REDSYNC = `${redsyncPeer?.version ?? 'redsync'} (Go, go-redis v9)`;
+async function runRedsync(args: string[]): Promise<PeerLoadResult> {
+  const { execFile } = await import('node:child_process');
+  return new Promise((resolve, reject) => {
+    execFile(redsyncPeer!.bin, [...args, ...nodes.map((n) => n.url)], { env: { ...process.env, GOMAXPROCS: '1' }, timeout: 120_000 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`redsync ${args.join(' ')}: ${err.message}\n${stderr}`));
+      resolve(JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as PeerLoadResult);
+    });
+  });
+}
+
 const rows: (string | number)[][] = [];
-const figures: Record<string, { p50: number; p99: number; ops: number[] }> = {};
+const figures: Record<string, { p50: number; p99: number; ops: number[]; cpuUs: number[] }> = {};
+const record = (name: string, round: number, l: { p50: number; p99: number }, ops: number) => {
+  const f = (figures[name] ??= { p50: 0, p99: 0, ops: [], cpuUs: [] });
+  f.p50 = Math.max(f.p50, l.p50);
+  f.p99 = Math.max(f.p99, l.p99);
+  f.ops.push(ops);
+  f.cpuUs.push(lastCpu.nodeUs);
+  rows.push([`${name} (round ${round})`, Number(l.p50.toFixed(3)), Number(l.p99.toFixed(3)), ops, Number(lastCpu.nodeUs.toFixed(1)), Number(lastCpu.redisUs.toFixed(1))]);
+};
 for (const c of [pkg, sluice]) await latency(c, 'warm-up');
-// Two alternating rounds, so that load from other work on a shared machine hits both contenders.
+// Two alternating rounds, so that load from other work on a shared machine hits every contender.
 for (const round of [1, 2]) {
   for (const c of [pkg, sluice]) {
     const l = await latency(c, `r${round}`);
     const ops = await throughput(c, `r${round}`);
-    const f = (figures[c.name] ??= { p50: 0, p99: 0, ops: [] });
-    f.p50 = Math.max(f.p50, l.p50);
-    f.p99 = Math.max(f.p99, l.p99);
-    f.ops.push(ops);
-    rows.push([`${c.name} (round ${round})`, Number(l.p50.toFixed(3)), Number(l.p99.toFixed(3)), ops, Number(lastCpu.nodeUs.toFixed(1)), Number(lastCpu.redisUs.toFixed(1))]);
+    record(c.name, round, l, ops);
+  }
+  if (redsyncPeer) {
+    const l = await runRedsync(['latency', String(SEQUENTIAL), `r${round}`]);
+    const redisBefore = await redisCpuSeconds();
+    const t = await runRedsync(['throughput', String(CONCURRENCY), String(THROUGHPUT_MS / 1000), `r${round}`]);
+    if (Number(t.failed) > 0) console.log(`  WARNING: redsync: ${t.failed} failed cycles in round ${round}`);
+    lastCpu = { nodeUs: (t.cpuSeconds * 1e6) / t.ops, redisUs: ((await redisCpuSeconds()) - redisBefore) * 1e6 / t.ops };
+    record(REDSYNC, round, { p50: l.p50Ms ?? NaN, p99: l.p99Ms ?? NaN }, t.ops / t.seconds);
   }
 }
 printTable(
   `Lock acquire+release on 3 redis-servers (sequential ×${SEQUENTIAL}; throughput with ${CONCURRENCY} concurrent, distinct resources) — ${cpus().length} cores, ${cpus()[0]?.model ?? ''}`,
-  ['contender', 'p50 ms', 'p99 ms', 'acquire+release/s', 'node CPU µs/op', '3 redis CPU µs/op'],
+  ['contender', 'p50 ms', 'p99 ms', 'acquire+release/s', 'client CPU µs/op', '3 redis CPU µs/op'],
   rows,
 );
+
+// Per CPU-second of the client process (the bench process for the Node contenders, the harness
+// process for redsync): what each library costs the app that embeds it.
+const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const perCpuSecond = (name: string) => 1e6 / meanOf(figures[name]?.cpuUs ?? [NaN]);
+if (redsyncPeer) {
+  const r = figures[REDSYNC]!;
+  const sl = figures[sluice.name]!;
+  console.log(`  library per CPU-second: sluice ${Math.round(perCpuSecond(sluice.name))} vs ${REDSYNC} ${Math.round(perCpuSecond(REDSYNC))} acquire+release — ${(perCpuSecond(sluice.name) / perCpuSecond(REDSYNC)).toFixed(2)}× (aim ≥ 1×); throughput ${(meanOf(sl.ops) / meanOf(r.ops)).toFixed(2)}×; p50 ${sl.p50.toFixed(3)} vs ${r.p50.toFixed(3)} ms, p99 ${sl.p99.toFixed(3)} vs ${r.p99.toFixed(3)} ms`);
+}
 
 // Failover: two sidecars elect over the same nodes; kill -9 the leader; time until the standby leads.
 const config = electionConfig(`${TTL_MS}ms`, `${RENEW_MS}ms`, 'bench-election');
@@ -165,6 +203,70 @@ await app.waitForLine(/^listening/);
 const lockArgs = ['--lock-nodes', nodes.map((n) => n.url).join(',')];
 const unchecked = await startSidecar(group, 'sluice (no fencing rule)', { configYaml: '', appHttp: `127.0.0.1:${appPort}`, extraArgs: lockArgs });
 const checked = await startSidecar(group, 'sluice (FencingPolicy)', { configYaml: FENCING_POLICY, appHttp: `127.0.0.1:${appPort}`, extraArgs: lockArgs });
+// Sluice's locks as an app in any language takes them: POST /v1/locks/{resource} then
+// POST /v1/locks/{resource}/release on the sidecar's local API (keep-alive), same loops as above.
+// Charged CPU: the sidecar process (from /proc) — the app's HTTP client is left out, as the Go
+// and Node contenders' own processes are the whole client there.
+function localCall(port: number, agent: Agent, path: string, body: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+let localRefused = 0;
+async function localCycle(agent: Agent, resource: string): Promise<boolean> {
+  const a = await localCall(unchecked.localApiPort, agent, `/v1/locks/${resource}`, '{"ttl":"10s"}');
+  // 409 on a fresh name: a majority of the nodes did not answer in time (seen at load average ~30).
+  if (a.status === 409) {
+    localRefused++;
+    return false;
+  }
+  if (a.status !== 200) throw new Error(`local API acquire answered ${a.status}: ${a.text}`);
+  const { lockId } = JSON.parse(a.text) as { lockId: string };
+  const r = await localCall(unchecked.localApiPort, agent, `/v1/locks/${resource}/release`, JSON.stringify({ lockId }));
+  if (r.status !== 200 && r.status !== 204) throw new Error(`local API release answered ${r.status}: ${r.text}`);
+  return true;
+}
+const localRows: (string | number)[][] = [];
+const localPerCpu: number[] = [];
+for (const round of [1, 2]) {
+  const seqAgent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const s = new Samples();
+  for (let i = 0; i < SEQUENTIAL; i++) {
+    const t0 = performance.now();
+    await localCycle(seqAgent, `local-lat-r${round}-${i}`);
+    s.push(performance.now() - t0);
+  }
+  seqAgent.destroy();
+  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  let done = 0;
+  const redisBefore = await redisCpuSeconds();
+  const started = performance.now();
+  const { cpuSeconds } = await cpuDuring(unchecked.pid, () => Promise.all(Array.from({ length: CONCURRENCY }, async (_, w) => {
+    for (let i = 0; performance.now() - started < THROUGHPUT_MS; i++) {
+      if (await localCycle(agent, `local-tp-r${round}-${w}-${i}`)) done++;
+    }
+  })));
+  const seconds = (performance.now() - started) / 1000;
+  const redisUs = ((await redisCpuSeconds()) - redisBefore) * 1e6 / done;
+  agent.destroy();
+  localPerCpu.push(done / cpuSeconds);
+  localRows.push([`sluice local API (round ${round})`, Number(percentile(s.values(), 50).toFixed(3)), Number(percentile(s.values(), 99).toFixed(3)), done / seconds, Number((cpuSeconds * 1e6 / done).toFixed(1)), Number(redisUs.toFixed(1))]);
+}
+printTable(
+  `Locks through the sidecar's local API, 3 lock nodes (sequential ×${SEQUENTIAL}; ${CONCURRENCY} concurrent for ${THROUGHPUT_MS / 1000} s)`,
+  ['contender', 'p50 ms', 'p99 ms', 'acquire+release/s', 'sidecar CPU µs/op', '3 redis CPU µs/op'],
+  localRows,
+);
+if (localRefused > 0) console.log(`  WARNING: sluice local API: ${localRefused} acquires refused (409) on fresh names`);
+if (redsyncPeer) console.log(`  sluice local API: ${localPerCpu.map((x) => Math.round(x)).join(' / ')} acquire+release per sidecar CPU-second (${(Math.min(...localPerCpu) / perCpuSecond(REDSYNC)).toFixed(2)}× redsync's per its process CPU-second)`);
+
 let fenceToken = 1;
 function post(port: number, agent: Agent, token: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -236,6 +338,7 @@ printTable(
   ['sidecar', 'p50 ms', 'p99 ms', 'requests/s', 'requests per sidecar CPU-second'],
   fenceRows,
 );
+
 await group.stopAll();
 
 const s = figures[sluice.name]!;

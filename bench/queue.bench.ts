@@ -6,6 +6,8 @@
 //   4. p99 enqueue→delivery at half of the measured one-task-per-call maximum;
 //   5. ordering keys: tasks over ORDER_KEYS keys against the same tasks without keys (produce and
 //      drain, the consumer in-process with a no-op delivery), and dead-letter redrive throughput.
+//   6. asynq (Go, bench/peers/asynq, GOMAXPROCS=1) beside both: produce and deliver+ack with CPU
+//      per task of every process that does the work (BENCH_QUEUE_PEERS_ONLY=1 runs this part alone).
 // Producing and deliveries are measured warm (WARM_TASKS first, for both contenders); the latency run discards
 // its first LATENCY_WARM_MS. Prints tables and ratios; never fails on a number.
 // Diagnostics: BENCH_QUEUE_PROF=<dir> (CPU profiles of every sidecar), BENCH_QUEUE_PRODUCE_ONLY=1,
@@ -30,6 +32,8 @@ import { percentile, Samples } from './lib/redis-stats.ts';
 import { startSidecar as startSidecarProcess, type SidecarHandle, type SidecarStartOptions } from './lib/sidecar.ts';
 import { median, printAims, printTable } from './lib/table.ts';
 import { queueKeys } from '../lib/redis/key-layout.ts';
+import { peer, type PeerLoadResult } from './lib/peers.ts';
+import { execFile } from 'node:child_process';
 
 const PRODUCE_TASKS = Number(process.env.BENCH_QUEUE_PRODUCE_TASKS ?? 100_000);
 /** Rounds of the produce and batchSize-50 comparisons; ratios are the median round's. */
@@ -187,7 +191,7 @@ async function produceBull(name: string, total: number, opts: object = {}): Prom
  */
 const WARM_TASKS = Number(process.env.BENCH_QUEUE_WARM ?? 30_000);
 
-async function consumeSluice(batchSize: number): Promise<number> {
+async function consumeSluice(batchSize: number, onFirstDelivery?: () => void): Promise<number> {
   await r.flushall();
   const name = `deliver${batchSize}`;
   const warm = `warm${batchSize}`;
@@ -204,7 +208,10 @@ async function consumeSluice(batchSize: number): Promise<number> {
   app.tasks = 0;
   app.first = 0;
   let cpu0 = [0, 0, 0];
-  app.onFirst = () => (cpu0 = [procCpu(worker.pid), procCpu(worker.pid, true), procCpu(redis.pid)]);
+  app.onFirst = () => {
+    cpu0 = [procCpu(worker.pid), procCpu(worker.pid, true), procCpu(redis.pid)];
+    onFirstDelivery?.();
+  };
   writeFileSync(join(worker.dir, 'sluice.yaml'), config('worker'));
   await waitUntil('all delivered', () => app.tasks >= DELIVER_TASKS, 120_000, 5);
   await waitUntil('all acked', async () => (await pending(`bench.${name}`)) === 0, 30_000, 5);
@@ -261,6 +268,125 @@ async function consumeRaw(): Promise<number> {
   const seconds = (performance.now() - start) / 1000;
   await feature.close();
   return (DELIVER_TASKS * 2) / seconds;
+}
+
+// ── 6. asynq, with CPU per task ──────────────────────────────────────────────────────────────────
+
+/**
+ * Whose CPU counts, per task: for Sluice every process on its path — the producing app's HTTP
+ * client (this process), the sidecar(s) and redis-server; on delivery the worker sidecar, the
+ * no-op app it calls over HTTP (this process) and redis-server. For asynq, the one Go process (the
+ * library is the app: no hop) and redis-server. BullMQ, like asynq, runs in the app's process.
+ */
+interface CpuRun { rate: number; cpuUs: Record<string, number> }
+
+function runAsynq(args: string[]): Promise<PeerLoadResult> {
+  return new Promise((resolve, reject) => {
+    execFile(asynqPeer!.bin, args, { env: { ...process.env, GOMAXPROCS: '1' }, timeout: 600_000 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`asynq ${args.join(' ')}: ${err.message}\n${stderr}`));
+      resolve(JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as PeerLoadResult);
+    });
+  });
+}
+const asynqPeer = peer('asynq');
+const ASYNQ_CONCURRENCY = CONCURRENCY;
+
+async function asynqProduce(tasks: number): Promise<CpuRun> {
+  await r.flushall();
+  const redis0 = procCpu(redis.pid);
+  const res = await runAsynq(['produce', redis.url, String(tasks), String(ASYNQ_CONCURRENCY), 'produce']);
+  const redisCpu = procCpu(redis.pid) - redis0; // includes the harness's connect: a few ms
+  return { rate: res.ops / res.seconds, cpuUs: { 'asynq process': (res.cpuSeconds * 1e6) / res.ops, 'redis-server': (redisCpu * 1e6) / res.ops } };
+}
+
+async function asynqConsume(tasks: number): Promise<CpuRun> {
+  await r.flushall();
+  await runAsynq(['produce', redis.url, String(tasks), String(ASYNQ_CONCURRENCY), 'deliver']);
+  const redis0 = procCpu(redis.pid);
+  const res = await runAsynq(['consume', redis.url, String(tasks), String(ASYNQ_CONCURRENCY), 'deliver']);
+  const redisCpu = procCpu(redis.pid) - redis0;
+  return { rate: res.ops / res.seconds, cpuUs: { 'asynq process': (res.cpuSeconds * 1e6) / res.ops, 'redis-server': (redisCpu * 1e6) / res.ops } };
+}
+
+async function sluiceProduceCpu(producer: SidecarHandle, tasks: number): Promise<CpuRun> {
+  await r.flushall();
+  const c0 = [procCpu(producer.pid), procCpu(redis.pid)];
+  const app0 = process.cpuUsage();
+  const rate = await produceSluice(producer, 'produce', tasks);
+  const app = process.cpuUsage(app0);
+  return { rate, cpuUs: {
+    'app (HTTP client)': (app.user + app.system) / tasks,
+    'producer sidecar': ((procCpu(producer.pid) - (c0[0] ?? 0)) * 1e6) / tasks,
+    'redis-server': ((procCpu(redis.pid) - (c0[1] ?? 0)) * 1e6) / tasks,
+  } };
+}
+
+/** consumeSluice with this process's CPU (the no-op app, plus its own light polling) over the timed part. */
+async function sluiceConsumeCpu(batchSize: number): Promise<CpuRun> {
+  const before = cpuNote.length;
+  const startedAt = { cpu: process.cpuUsage() };
+  const rate = await consumeSluice(batchSize, () => (startedAt.cpu = process.cpuUsage()));
+  const app = process.cpuUsage(startedAt.cpu);
+  const note = cpuNote.splice(before).join(' ');
+  const num = (re: RegExp) => Number(re.exec(note)?.[1] ?? NaN);
+  return { rate, cpuUs: {
+    'app (no-op HTTP server)': (app.user + app.system) / DELIVER_TASKS,
+    'worker sidecar': num(/worker sidecar ([\d.]+) µs/),
+    'redis-server': num(/redis-server ([\d.]+) µs/),
+  } };
+}
+
+const sumCpu = (c: CpuRun) => Object.values(c.cpuUs).reduce((a, b) => a + b, 0);
+const cpuCell = (c: CpuRun) => `${sumCpu(c).toFixed(1)} = ${Object.entries(c.cpuUs).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(' + ')}`;
+
+async function asynqPart(): Promise<void> {
+  if (!asynqPeer) return;
+  const producer = await startSidecar(group, 'producer-peers', { configYaml: queueYaml('produce', 1, 'nobody'), appHttp: '127.0.0.1:1', nodeArgs, extraArgs: ['--labels', 'app=producer', '--redis', redis.url] });
+  await produceSluice(producer, 'produce', WARM_TASKS); // warm-up, as elsewhere
+  const rows: (string | number)[][] = [];
+  const ratios = { produce: [] as number[], produceCpu: [] as number[], deliver: [] as number[], deliverCpu: [] as number[], single: [] as number[], singleCpu: [] as number[] };
+  for (let round = 1; round <= ROUNDS; round++) {
+    const a = await asynqProduce(PRODUCE_TASKS);
+    const s = await sluiceProduceCpu(producer, PRODUCE_TASKS);
+    ratios.produce.push(s.rate / a.rate);
+    ratios.produceCpu.push(sumCpu(a) / sumCpu(s));
+    rows.push([`produce r${round}: asynq Client.Enqueue, ${ASYNQ_CONCURRENCY} goroutines`, a.rate, cpuCell(a)]);
+    rows.push([`produce r${round}: sluice POST …/tasks:batch (${BATCH}), ${IN_FLIGHT_POSTS} in flight`, s.rate, cpuCell(s)]);
+    const ad = await asynqConsume(DELIVER_TASKS);
+    const sd = await sluiceConsumeCpu(BATCH);
+    ratios.deliver.push(sd.rate / ad.rate);
+    ratios.deliverCpu.push(sumCpu(ad) / sumCpu(sd));
+    rows.push([`deliver+ack r${round}: asynq Server, concurrency ${ASYNQ_CONCURRENCY}, no-op handler`, ad.rate, cpuCell(ad)]);
+    rows.push([`deliver+ack r${round}: sluice-proxy → HTTP app, batchSize ${BATCH}`, sd.rate, cpuCell(sd)]);
+    if (round === 1) {
+      const s1 = await sluiceConsumeCpu(1);
+      ratios.single.push(s1.rate / ad.rate);
+      ratios.singleCpu.push(sumCpu(ad) / sumCpu(s1));
+      rows.push(['deliver+ack r1: sluice-proxy → HTTP app, 1 task per call', s1.rate, cpuCell(s1)]);
+    }
+  }
+  await group.stop(producer.child);
+  printTable(`6. ${asynqPeer.version} (Go, GOMAXPROCS=1) beside sluice: ${PRODUCE_TASKS} produced, ${DELIVER_TASKS} delivered+acked per run, ${ROUNDS} alternating rounds; CPU µs per task of every process on the path`,
+    ['run', 'tasks/s', 'CPU µs/task (sum = parts)'], rows);
+  printAims('Against asynq (median round; "per CPU" = asynq CPU per task / sluice CPU per task, all processes)', [
+    { name: 'produce: sluice batches of 50 / asynq one by one, tasks/s', value: median(ratios.produce), kind: 'atLeast', target: 1.5 },
+    { name: 'produce: per CPU', value: median(ratios.produceCpu), kind: 'atLeast', target: 1.5 },
+    { name: 'deliver+ack: sluice batchSize 50 / asynq, tasks/s', value: median(ratios.deliver), kind: 'atLeast', target: 1.5 },
+    { name: 'deliver+ack: sluice batchSize 50 / asynq, per CPU', value: median(ratios.deliverCpu), kind: 'atLeast', target: 1.5 },
+    { name: 'deliver+ack: sluice 1 per call / asynq, tasks/s', value: median(ratios.single), kind: 'atLeast', target: 0.5 },
+    { name: 'deliver+ack: sluice 1 per call / asynq, per CPU', value: median(ratios.singleCpu), kind: 'atLeast', target: 0.5 },
+  ]);
+}
+
+if (process.env.BENCH_QUEUE_PEERS_ONLY === '1') {
+  try {
+    await asynqPart();
+  } finally {
+    r.disconnect();
+    await group.stopAll();
+    await redis.stop();
+  }
+  process.exit(0);
 }
 
 // ── 5. ordering keys and redrive ─────────────────────────────────────────────────────────────────
@@ -489,7 +615,8 @@ if (process.env.BENCH_QUEUE_PRODUCE_ONLY) {
 if (process.env.BENCH_QUEUE_ORDERED_ONLY === '1') {
   try {
     console.log(`TaskQueue ordering keys and redrive — ${cpus().length} cores, ${cpus()[0]?.model ?? ''}`);
-    const o = await orderingPart();
+    await asynqPart();
+  const o = await orderingPart();
     printAims('Aims', [
       { name: 'delivered+acked end to end, ordered (1000 keys) / unordered (median round)', value: o.e2eRatio, kind: 'atLeast', target: 0.5 },
       { name: 'drain, in-process no-op consumer, ordered / unordered (median round)', value: o.ratio, kind: 'atLeast', target: 0.5 },
@@ -561,6 +688,7 @@ try {
     [lat.achieved, lat.n, lat.p50, lat.p99, lat.max],
   ]);
 
+  await asynqPart();
   const o = await orderingPart();
 
   printAims('Aims', [

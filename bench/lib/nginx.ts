@@ -10,7 +10,9 @@ export type NginxRole =
   /** Reverse proxy to `upstream` (host:port) over a keep-alive upstream pool. */
   | { proxyTo: string; keepalive?: number }
   /** Answers every request itself with `body` (200, text/plain). */
-  | { staticBody: string };
+  | { staticBody: string }
+  /** gRPC reverse proxy (`grpc_pass`, HTTP/2 cleartext both sides) to `upstream` (host:port), keep-alive pool. */
+  | { grpcPassTo: string; keepalive?: number };
 
 export interface NginxHandle {
   child: Child;
@@ -26,7 +28,9 @@ export interface NginxHandle {
  */
 export async function startNginx(group: ProcessGroup, name: string, port: number, role: NginxRole): Promise<NginxHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-nginx-'));
-  const location = 'proxyTo' in role
+  const location = 'grpcPassTo' in role
+    ? `grpc_pass grpc://app;`
+    : 'proxyTo' in role
     ? `proxy_pass http://app;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -35,9 +39,10 @@ export async function startNginx(group: ProcessGroup, name: string, port: number
             proxy_buffering on;`
     : `default_type text/plain;
             return 200 ${JSON.stringify(role.staticBody)};`;
-  const upstream = 'proxyTo' in role
+  const target = 'proxyTo' in role ? role.proxyTo : 'grpcPassTo' in role ? role.grpcPassTo : undefined;
+  const upstream = target !== undefined && !('staticBody' in role)
     ? `upstream app {
-        server ${role.proxyTo};
+        server ${target};
         keepalive ${role.keepalive ?? 64};
         keepalive_requests 1000000;
     }`
@@ -61,7 +66,7 @@ http {
     keepalive_timeout 65;
     ${upstream}
     server {
-        listen 127.0.0.1:${port};
+        listen 127.0.0.1:${port}${'grpcPassTo' in role ? ' http2' : ''};
         location / {
             ${location}
         }

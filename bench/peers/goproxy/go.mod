@@ -1,0 +1,3 @@
+module sluice.dev/bench/peers/goproxy
+
+go 1.26
