@@ -10,3 +10,4 @@ export * from './compile.ts';
 export * from './fencing.ts';
 export type * from './plan.ts';
 export * from './upstream.ts';
+export * from './adaptive.ts';

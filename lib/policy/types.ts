@@ -5,6 +5,7 @@
  */
 import type { FencingPolicy } from './fencing.ts';
 import type { Upstream } from './upstream.ts';
+import type { AdaptiveConcurrencySpec, PrioritySpec, TaskQueueAdaptiveSpec, WarmUpSpec } from './adaptive.ts';
 
 export const API_GROUP = 'sluice.dev';
 export const API_VERSION = 'sluice.dev/v1alpha1';
@@ -60,7 +61,9 @@ export type FailureMode = 'Open' | 'Closed';
 export interface RateLimitRuleSpec {
   name: string;
   match?: RouteMatch;
-  limit?: { requests: number; per: string; burst?: number; algorithm?: Algorithm };
+  limit?: { requests: number; per: string; burst?: number; algorithm?: Algorithm; warmUp?: WarmUpSpec };
+  /** Lower levels are refused first as the limit fills; a share is kept for the highest. */
+  priority?: PrioritySpec;
   key?: { source: KeySource; name?: string };
   scope?: Scope;
   failureMode?: FailureMode;
@@ -116,6 +119,9 @@ export interface CircuitBreakerRuleSpec {
   maxOpenDuration?: string;
   halfOpen?: { maxProbes?: number; successesToClose?: number };
   bulkhead?: { maxConcurrentRequests?: number; maxPendingRequests?: number; maxPendingWait?: string };
+  /** The concurrency limit follows the app's latency; the smaller of it and the bulkhead wins. */
+  adaptiveConcurrency?: AdaptiveConcurrencySpec;
+  priority?: PrioritySpec;
 }
 
 export interface CircuitBreakerPolicySpec {
@@ -130,6 +136,8 @@ export interface TaskQueueSpec {
   consumerGroup: string;
   delivery: { protocol?: 'http' | 'grpc'; path?: string; method?: string; timeout?: string; batchSize?: number };
   concurrency?: number;
+  /** Deliveries in flight per pod follow the worker's latency and overload answers, between min and max. */
+  adaptiveConcurrency?: TaskQueueAdaptiveSpec;
   rateLimit?: { requests: number; per: string };
   retry?: {
     maxAttempts?: number;
