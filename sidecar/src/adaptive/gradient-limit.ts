@@ -1,0 +1,91 @@
+import type { AdaptiveConcurrencyPlan } from '../../../lib/policy/adaptive.ts';
+import { percentile, type ConcurrencyLimit } from './concurrency-limit.ts';
+
+/** Calls measured at minLimit to learn the no-load latency (Envoy's min_rtt_calc_params.request_count). */
+export const MIN_RTT_SAMPLES = 25;
+/** The latency percentile a window is judged by: the tail, not the mean, is what queues show first. */
+const SAMPLE_PERCENTILE = 0.9;
+const MIN_GRADIENT = 0.5;
+const MAX_GRADIENT = 2;
+
+/**
+ * The gradient controller of Envoy's adaptive concurrency filter (after Netflix's gradient
+ * limits). Two alternating phases:
+ *  - measuring: the limit is pinned to `minLimit` until MIN_RTT_SAMPLES calls admitted in this
+ *    phase have finished; their median is the no-load latency (minRTT). At that concurrency the
+ *    app has no queue of its own, so the measure is its service time, not its backlog.
+ *  - following: every `sampleWindow` the window's p90 latency is compared with
+ *    minRTT × (1 + tolerance): gradient = clamp(that / p90, 0.5, 2), and
+ *    limit ← limit × gradient + √(limit × gradient) — the square-root headroom keeps a little
+ *    queueing so growth in the app's capacity shows up as no rise in latency.
+ * Every `minRttInterval` (±10 % jitter, so sidecars of one app do not measure together) the
+ * controller measures again. This is how it avoids drift under sustained overload: minRTT is never
+ * an average of what is observed (which queueing would drag upward, and the limit with it); it is
+ * replaced by a fresh measure taken where no queue can form. A window with an overload answer
+ * from the app (429 / 503 / timeout) also caps the new limit at 90 % of the old.
+ */
+export class GradientLimit implements ConcurrencyLimit {
+  private readonly plan: AdaptiveConcurrencyPlan;
+  private readonly random: () => number;
+  private current: number;
+  private minRtt: number | undefined;
+  private measuring: { since: number; samples: number[] } | undefined;
+  private nextMeasure = 0;
+  private windowStart: number;
+  private window: number[] = [];
+  private overloadedInWindow = false;
+
+  constructor(plan: AdaptiveConcurrencyPlan, now: number, random: () => number = Math.random) {
+    this.plan = plan;
+    this.random = random;
+    this.current = plan.initialLimit;
+    this.windowStart = now;
+    this.measuring = { since: now, samples: [] };
+  }
+
+  get limit(): number {
+    return this.measuring ? this.plan.minLimit : this.current;
+  }
+
+  get minRttMs(): number | undefined {
+    return this.minRtt;
+  }
+
+  onSample(now: number, rttMs: number, startedAt: number, overloaded: boolean): void {
+    const m = this.measuring;
+    if (m) {
+      // Only calls admitted at the pinned concurrency tell the no-load latency.
+      if (startedAt < m.since) return;
+      m.samples.push(rttMs);
+      if (m.samples.length < MIN_RTT_SAMPLES) return;
+      this.minRtt = Math.max(0.001, percentile(m.samples, 0.5));
+      this.measuring = undefined;
+      this.nextMeasure = now + this.plan.minRttIntervalMs * (0.9 + 0.2 * this.random());
+      this.startWindow(now);
+      return;
+    }
+    if (startedAt < this.windowStart - this.plan.sampleWindowMs) return; // admitted under an older limit
+    this.window.push(rttMs);
+    if (overloaded) this.overloadedInWindow = true;
+    if (now - this.windowStart < this.plan.sampleWindowMs) return;
+    this.update();
+    if (now >= this.nextMeasure) this.measuring = { since: now, samples: [] };
+    this.startWindow(now);
+  }
+
+  private update(): void {
+    const target = (this.minRtt as number) * (1 + this.plan.tolerance);
+    const sample = percentile(this.window, SAMPLE_PERCENTILE);
+    const gradient = Math.min(MAX_GRADIENT, Math.max(MIN_GRADIENT, target / Math.max(sample, 0.001)));
+    const scaled = this.current * gradient;
+    let next = scaled + Math.sqrt(scaled);
+    if (this.overloadedInWindow) next = Math.min(next, this.current * this.plan.backoff);
+    this.current = Math.min(this.plan.maxLimit, Math.max(this.plan.minLimit, Math.round(next)));
+  }
+
+  private startWindow(now: number): void {
+    this.windowStart = now;
+    this.window = [];
+    this.overloadedInWindow = false;
+  }
+}
