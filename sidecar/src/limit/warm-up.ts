@@ -13,7 +13,9 @@ import type { WarmUpPlan } from '../../../lib/policy/adaptive.ts';
  *    demand has kept pace with the current refill rate;
  *  - SlidingWindow: the window's weighted count is at least `requests / coldFactor`, i.e. demand
  *    exceeds what a cold limit admits (Sentinel's WarmUp rule: below that rate it keeps cooling).
- * A limit whose demand stays below the cold rate never needs warming and stays cold.
+ * Under steady demand the TokenBucket settles where the bucket is in use half the time (a rate
+ * about twice the demand, so a doubling is admitted at once); a SlidingWindow whose demand stays
+ * below the cold limit stays cold, since it never needs more.
  */
 export function nextColdness(cold: number, lastAt: number, now: number, busyUntil: number, periodMs: number): number {
   if (now <= lastAt) return cold;
