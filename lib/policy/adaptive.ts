@@ -65,6 +65,8 @@ export interface AdaptiveConcurrencyPlan {
   readonly initialLimit: number;
   readonly sampleWindowMs: number;
   readonly minRttIntervalMs: number;
+  /** Calls measured at minLimit to learn the no-load latency (Envoy's request_count). */
+  readonly minRttSamples: number;
   readonly tolerance: number;
   readonly latencyThresholdMs: number | undefined;
   readonly backoff: number;
@@ -189,6 +191,7 @@ export function compileAdaptiveConcurrency(a: AdaptiveConcurrencySpec | undefine
     initialLimit: a.initialLimit ?? Math.min(maxLimit, Math.max(minLimit, 20)),
     sampleWindowMs: ms(a.sampleWindow, 100),
     minRttIntervalMs: ms(a.minRttInterval, 30_000),
+    minRttSamples: 25,
     tolerance: (a.tolerancePercent ?? 50) / 100,
     latencyThresholdMs: a.latencyThreshold === undefined ? undefined : ms(a.latencyThreshold, 0),
     backoff: (a.backoffPercent ?? 90) / 100,

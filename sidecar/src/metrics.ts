@@ -130,13 +130,6 @@ export class SidecarMetrics {
     registers: [this.registry],
   });
 
-  readonly taskQueueConcurrency = new Gauge({
-    name: 'sluice_queue_concurrency_limit',
-    help: 'Deliveries a consumer may have at the app at once: the fixed concurrency, or the adaptive limit now.',
-    labelNames: ['queue'] as const,
-    registers: [this.registry],
-  });
-
   private collectAdaptive(read: (s: AdaptiveSource) => number | undefined, gauge: Gauge<'rule'>): void {
     gauge.reset();
     for (const [rule, s] of this.adaptiveSources) {

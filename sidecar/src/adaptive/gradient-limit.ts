@@ -1,8 +1,6 @@
 import type { AdaptiveConcurrencyPlan } from '../../../lib/policy/adaptive.ts';
 import { percentile, type ConcurrencyLimit } from './concurrency-limit.ts';
 
-/** Calls measured at minLimit to learn the no-load latency (Envoy's min_rtt_calc_params.request_count). */
-export const MIN_RTT_SAMPLES = 25;
 /** The latency percentile a window is judged by: the tail, not the mean, is what queues show first. */
 const SAMPLE_PERCENTILE = 0.9;
 const MIN_GRADIENT = 0.5;
@@ -11,7 +9,7 @@ const MAX_GRADIENT = 2;
 /**
  * The gradient controller of Envoy's adaptive concurrency filter (after Netflix's gradient
  * limits). Two alternating phases:
- *  - measuring: the limit is pinned to `minLimit` until MIN_RTT_SAMPLES calls admitted in this
+ *  - measuring: the limit is pinned to `minLimit` until `minRttSamples` calls admitted in this
  *    phase have finished; their median is the no-load latency (minRTT). At that concurrency the
  *    app has no queue of its own, so the measure is its service time, not its backlog.
  *  - following: every `sampleWindow` the window's p90 latency is compared with
@@ -57,7 +55,7 @@ export class GradientLimit implements ConcurrencyLimit {
       // Only calls admitted at the pinned concurrency tell the no-load latency.
       if (startedAt < m.since) return;
       m.samples.push(rttMs);
-      if (m.samples.length < MIN_RTT_SAMPLES) return;
+      if (m.samples.length < this.plan.minRttSamples) return;
       this.minRtt = Math.max(0.001, percentile(m.samples, 0.5));
       this.measuring = undefined;
       this.nextMeasure = now + this.plan.minRttIntervalMs * (0.9 + 0.2 * this.random());

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileAdaptiveConcurrency, compilePriority } from '../../../lib/policy/adaptive.ts';
 import { AimdLimit } from '../../src/adaptive/aimd-limit.ts';
-import { GradientLimit, MIN_RTT_SAMPLES } from '../../src/adaptive/gradient-limit.ts';
+import { GradientLimit } from '../../src/adaptive/gradient-limit.ts';
 import { PriorityGate } from '../../src/adaptive/priority-gate.ts';
 import { Bulkhead } from '../../src/breaker/bulkhead.ts';
 import type { ConcurrencyLimit } from '../../src/adaptive/concurrency-limit.ts';
@@ -68,7 +68,7 @@ describe('GradientLimit', () => {
   it('ignores calls admitted before a measure started, and caps the limit after an overload answer', () => {
     const g = new GradientLimit(gradientPlan, 1000, () => 0.5);
     g.onSample(1010, 500, 900, false); // admitted before: not a no-load sample
-    for (let i = 0; i < MIN_RTT_SAMPLES; i++) g.onSample(1011 + i, 10, 1001 + i, false);
+    for (let i = 0; i < gradientPlan.minRttSamples; i++) g.onSample(1011 + i, 10, 1001 + i, false);
     expect(g.minRttMs).toBe(10);
     expect(g.limit).toBe(50);
     g.onSample(1100, 10, 1090, true);
@@ -121,7 +121,7 @@ describe('priority levels', () => {
     const another = bh.acquire(0);
     await expect(shed).resolves.toBe('priority_shed');
     const order: string[] = [];
-    void waitingDefault.then(() => order.push('default'));
+    void (waitingDefault as Promise<unknown>).then(() => order.push('default'));
     void (waitingCritical as Promise<unknown>).then(() => order.push('critical'));
     void (another as Promise<unknown>).then(() => order.push('critical'));
     bh.release();
