@@ -153,7 +153,7 @@ export function checkPriority(c: Checker, v: unknown, path: string, protocol: st
   });
   const def = c.string(p.default, join(path, 'default'));
   if (def !== undefined && levels.length > 0 && !levels.includes(def)) c.fail(join(path, 'default'), `must be one of the levels (${levels.join(', ')})`);
-  const reserved = c.number(p.reserved, join(path, 'reserved'), { min: 0, max: 90 });
+  const reserved = c.integer(p.reserved, join(path, 'reserved'), { min: 0, max: 90 });
   if (reserved !== undefined && levels.length > 1 && reserved * (levels.length - 1) >= 100) {
     c.fail(join(path, 'reserved'), `leaves nothing for the lowest level: ${levels.length - 1} levels × ${reserved}% ≥ 100%`);
   }
@@ -167,11 +167,8 @@ export function checkTaskQueueAdaptive(c: Checker, spec: Obj): void {
   const min = c.integer(a.min, join(path, 'min'), { min: 1, max: 10_000 });
   const max = c.integer(a.max, join(path, 'max'), { required: true, min: 1, max: 10_000 });
   if (min !== undefined && max !== undefined && min > max) c.fail(join(path, 'min'), `must not exceed max (${max})`);
-  // Beside adaptiveConcurrency, `concurrency` is where the limit starts.
-  const start = typeof spec.concurrency === 'number' ? spec.concurrency : undefined;
-  if (start !== undefined && max !== undefined && (start < (min ?? 1) || start > max)) {
-    c.fail('spec.concurrency', `must lie between adaptiveConcurrency.min (${min ?? 1}) and adaptiveConcurrency.max (${max}): it is where the adaptive limit starts`);
-  }
+  // Beside adaptiveConcurrency, `concurrency` is only where the limit starts (clamped into
+  // [min, max]): the CRD defaults it, so it cannot be refused for lying outside.
 }
 
 const ms = (d: string | undefined, fallback: number): number => (d === undefined ? fallback : (parseDuration(d) as number));
@@ -211,6 +208,11 @@ export function compilePriority(p: PrioritySpec | undefined): PriorityPlan | und
     reservedPercent: reserved,
     ceilings: p.levels.map((_, i) => 1 - (i * reserved) / 100),
   };
+}
+
+/** Where an adaptive TaskQueue limit starts: `concurrency`, clamped into [min, max]. */
+export function adaptiveStart(concurrency: number | undefined, a: TaskQueueAdaptiveSpec): number {
+  return Math.min(a.max, Math.max(a.min ?? 1, concurrency ?? 10));
 }
 
 export function compileTaskQueueAdaptive(a: TaskQueueAdaptiveSpec | undefined): TaskQueueAdaptivePlan | undefined {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { parseDuration } from './duration.ts';
 import { PolicyValidationError, type Issue } from './errors.ts';
-import { compileAdaptiveConcurrency, compilePriority, compileTaskQueueAdaptive, compileWarmUp } from './adaptive.ts';
+import { adaptiveStart, compileAdaptiveConcurrency, compilePriority, compileTaskQueueAdaptive, compileWarmUp } from './adaptive.ts';
 import { compileFencingPolicy } from './fencing.ts';
 import { compileMatch } from './match.ts';
 import { selectorMatches } from './selector.ts';
@@ -190,7 +190,7 @@ function compileTaskQueue(q: TaskQueue): TaskQueuePlan {
       timeoutMs: ms(s.delivery.timeout, 30_000),
       batchSize: s.delivery.batchSize ?? 1,
     },
-    concurrency: s.concurrency ?? (s.adaptiveConcurrency ? Math.min(s.adaptiveConcurrency.max, Math.max(s.adaptiveConcurrency.min ?? 1, 10)) : 10),
+    concurrency: s.adaptiveConcurrency ? adaptiveStart(s.concurrency, s.adaptiveConcurrency) : (s.concurrency ?? 10),
     ...(s.adaptiveConcurrency ? { adaptiveConcurrency: compileTaskQueueAdaptive(s.adaptiveConcurrency) } : {}),
     rateLimit: s.rateLimit && { requests: s.rateLimit.requests, perMs: ms(s.rateLimit.per, 1000) },
     retry: {
