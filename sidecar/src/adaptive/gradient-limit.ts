@@ -1,8 +1,11 @@
 import type { AdaptiveConcurrencyPlan } from '../../../lib/policy/adaptive.ts';
 import { percentile, type ConcurrencyLimit } from './concurrency-limit.ts';
 
-/** The latency percentile a window is judged by: the tail, not the mean, is what queues show first. */
-const SAMPLE_PERCENTILE = 0.9;
+/**
+ * The latency percentile a window is judged by: the median, as Envoy's default. A queue at the app
+ * moves the median as surely as the tail, and the median does not jump with one stalled call.
+ */
+const SAMPLE_PERCENTILE = 0.5;
 const MIN_GRADIENT = 0.5;
 const MAX_GRADIENT = 2;
 
@@ -12,8 +15,8 @@ const MAX_GRADIENT = 2;
  *  - measuring: the limit is pinned to `minLimit` until `minRttSamples` calls admitted in this
  *    phase have finished; their median is the no-load latency (minRTT). At that concurrency the
  *    app has no queue of its own, so the measure is its service time, not its backlog.
- *  - following: every `sampleWindow` the window's p90 latency is compared with
- *    minRTT × (1 + tolerance): gradient = clamp(that / p90, 0.5, 2), and
+ *  - following: every `sampleWindow` the window's median latency is compared with
+ *    minRTT × (1 + tolerance): gradient = clamp(that / median, 0.5, 2), and
  *    limit ← limit × gradient + √(limit × gradient) — the square-root headroom keeps a little
  *    queueing so growth in the app's capacity shows up as no rise in latency.
  * Every `minRttInterval` (±10 % jitter, so sidecars of one app do not measure together) the
