@@ -12,7 +12,7 @@ export class SidecarMetrics {
   // The three metrics touched by every request are HotCounter/HotHistogram (see hot-metrics.ts).
   readonly requests = new HotCounter({
     name: 'sluice_requests_total',
-    help: 'Requests seen by the sidecar, by what it decided (allowed, rate_limited, circuit_open, bulkhead_full, would_limit, would_break, rejected).',
+    help: 'Requests seen by the sidecar, by what it decided (allowed, rate_limited, circuit_open, bulkhead_full, concurrency_limited, priority_shed, would_limit, would_break, rejected).',
     labelNames: ['direction', 'protocol', 'route', 'decision'] as const,
     registers: [this.registry],
   });
