@@ -7,6 +7,12 @@ import { percentile, type ConcurrencyLimit } from './concurrency-limit.ts';
  */
 const SAMPLE_PERCENTILE = 0.5;
 const MIN_GRADIENT = 0.5;
+/**
+ * Each window moves the limit this share of the way to its new value (Netflix gradient2's
+ * smoothing): one window slowed by something other than the app — a GC pause, a stalled host —
+ * moves it a little, while a lasting change moves it all the way within a second or so.
+ */
+const SMOOTHING = 0.25;
 const MAX_GRADIENT = 2;
 
 /**
@@ -18,7 +24,8 @@ const MAX_GRADIENT = 2;
  *  - following: every `sampleWindow` the window's median latency is compared with
  *    minRTT × (1 + tolerance): gradient = clamp(that / median, 0.5, 2), and
  *    limit ← limit × gradient + √(limit × gradient) — the square-root headroom keeps a little
- *    queueing so growth in the app's capacity shows up as no rise in latency.
+ *    queueing so growth in the app's capacity shows up as no rise in latency — moved a quarter
+ *    of the way per window (SMOOTHING).
  * Every `minRttInterval` (±10 % jitter, so sidecars of one app do not measure together) the
  * controller measures again. This is how it avoids drift under sustained overload: minRTT is never
  * an average of what is observed (which queueing would drag upward, and the limit with it); it is
@@ -44,8 +51,9 @@ export class GradientLimit implements ConcurrencyLimit {
     this.measuring = { since: now, samples: [] };
   }
 
+  /** `current` is kept fractional so that small smoothed steps add up; calls are whole. */
   get limit(): number {
-    return this.measuring ? this.plan.minLimit : this.current;
+    return this.measuring ? this.plan.minLimit : Math.max(this.plan.minLimit, Math.round(this.current));
   }
 
   get minRttMs(): number | undefined {
@@ -79,9 +87,10 @@ export class GradientLimit implements ConcurrencyLimit {
     const sample = percentile(this.window, SAMPLE_PERCENTILE);
     const gradient = Math.min(MAX_GRADIENT, Math.max(MIN_GRADIENT, target / Math.max(sample, 0.001)));
     const scaled = this.current * gradient;
-    let next = scaled + Math.sqrt(scaled);
+    let next = this.current * (1 - SMOOTHING) + (scaled + Math.sqrt(scaled)) * SMOOTHING;
+    // The app saying "too busy" is not noise: that backs off at once.
     if (this.overloadedInWindow) next = Math.min(next, this.current * this.plan.backoff);
-    this.current = Math.min(this.plan.maxLimit, Math.max(this.plan.minLimit, Math.round(next)));
+    this.current = Math.min(this.plan.maxLimit, Math.max(this.plan.minLimit, next));
   }
 
   private startWindow(now: number): void {
