@@ -13,6 +13,13 @@ const MIN_GRADIENT = 0.5;
  * moves it a little, while a lasting change moves it all the way within a second or so.
  */
 const SMOOTHING = 0.25;
+/**
+ * Windows in a row at the smallest gradient (latency at least twice the target) after which the
+ * no-load latency is measured again at once: the limit has already been cut as far as each window
+ * allows and the latency has not come down, so the app's service time itself has grown (a slower
+ * dependency, bigger tasks) and the old minRTT would pin the limit near minLimit.
+ */
+const SLOW_WINDOWS_TO_REMEASURE = 10;
 const MAX_GRADIENT = 2;
 
 /**
@@ -29,7 +36,9 @@ const MAX_GRADIENT = 2;
  * Every `minRttInterval` (±10 % jitter, so sidecars of one app do not measure together) the
  * controller measures again. This is how it avoids drift under sustained overload: minRTT is never
  * an average of what is observed (which queueing would drag upward, and the limit with it); it is
- * replaced by a fresh measure taken where no queue can form. A window with an overload answer
+ * replaced by a fresh measure taken where no queue can form. The opposite drift — the app's own
+ * service time grows, and an old minRTT keeps the limit pinned low — ends after ten windows in a
+ * row at the smallest gradient: then it measures again at once. A window with an overload answer
  * from the app (429 / 503 / timeout) also caps the new limit at 90 % of the old.
  */
 export class GradientLimit implements ConcurrencyLimit {
@@ -42,6 +51,7 @@ export class GradientLimit implements ConcurrencyLimit {
   private windowStart: number;
   private window: number[] = [];
   private overloadedInWindow = false;
+  private slowWindows = 0;
 
   constructor(plan: AdaptiveConcurrencyPlan, now: number, random: () => number = Math.random) {
     this.plan = plan;
@@ -78,7 +88,10 @@ export class GradientLimit implements ConcurrencyLimit {
     if (overloaded) this.overloadedInWindow = true;
     if (now - this.windowStart < this.plan.sampleWindowMs) return;
     this.update();
-    if (now >= this.nextMeasure) this.measuring = { since: now, samples: [] };
+    if (now >= this.nextMeasure || this.slowWindows >= SLOW_WINDOWS_TO_REMEASURE) {
+      this.measuring = { since: now, samples: [] };
+      this.slowWindows = 0;
+    }
     this.startWindow(now);
   }
 
@@ -86,6 +99,7 @@ export class GradientLimit implements ConcurrencyLimit {
     const target = (this.minRtt as number) * (1 + this.plan.tolerance);
     const sample = percentile(this.window, SAMPLE_PERCENTILE);
     const gradient = Math.min(MAX_GRADIENT, Math.max(MIN_GRADIENT, target / Math.max(sample, 0.001)));
+    this.slowWindows = gradient === MIN_GRADIENT ? this.slowWindows + 1 : 0;
     const scaled = this.current * gradient;
     let next = this.current * (1 - SMOOTHING) + (scaled + Math.sqrt(scaled)) * SMOOTHING;
     // The app saying "too busy" is not noise: that backs off at once.

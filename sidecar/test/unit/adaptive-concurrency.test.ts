@@ -65,6 +65,15 @@ describe('GradientLimit', () => {
     expect(g.limit).toBeLessThanOrEqual(20);
   });
 
+  it('measures again at once when the app\'s service time itself grows, instead of pinning the limit low', () => {
+    const g = new GradientLimit(gradientPlan, 0, () => 0.5);
+    drive(g, 0, 4_000, { slots: 4, serviceMs: 20 });
+    expect(g.minRttMs).toBe(20);
+    drive(g, 4_000, 10_000, { slots: 4, serviceMs: 80 }); // long before minRttInterval (30 s)
+    expect(g.minRttMs).toBe(80);
+    expect(g.limit).toBeGreaterThanOrEqual(4); // the worker's 4 slots stay busy
+  });
+
   it('ignores calls admitted before a measure started, and caps the limit after an overload answer', () => {
     const g = new GradientLimit(gradientPlan, 1000, () => 0.5);
     g.onSample(1010, 500, 900, false); // admitted before: not a no-load sample
