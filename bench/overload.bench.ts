@@ -14,7 +14,7 @@
 // A queue variant follows: a TaskQueue worker that slows down mid-run, delivered with adaptive
 // concurrency against fixed 16 and 64 — throughput and p99 task latency (enqueue → done).
 //
-// Knobs: SLOTS=4, SERVICE_MS=40, BENCH_SECONDS=5 per level (small rates: the machine is shared).
+// Knobs: SLOTS=8, SERVICE_MS=80 (100 calls/s: small rates, the machine is shared), BENCH_SECONDS=5.
 import { Redis } from 'ioredis';
 import { Pool } from 'undici';
 import { createServer } from 'node:http';
@@ -25,8 +25,8 @@ import { NODE, ProcessGroup, sleep } from './lib/processes.ts';
 import { startSidecar, type SidecarHandle } from './lib/sidecar.ts';
 import { printAims, printTable, type Aim } from './lib/table.ts';
 
-const SLOTS = Number(process.env.SLOTS ?? 4);
-const SERVICE_MS = Number(process.env.SERVICE_MS ?? 40);
+const SLOTS = Number(process.env.SLOTS ?? 8);
+const SERVICE_MS = Number(process.env.SERVICE_MS ?? 80);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CAPACITY = (SLOTS * 1000) / SERVICE_MS; // calls per second
 const SETTLE_S = 1;
