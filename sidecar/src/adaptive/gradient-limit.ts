@@ -14,9 +14,9 @@ const MIN_GRADIENT = 0.5;
  */
 const SMOOTHING = 0.25;
 /**
- * Windows in a row at the smallest gradient (latency at least twice the target) after which the
- * no-load latency is measured again at once: the limit has already been cut as far as each window
- * allows and the latency has not come down, so the app's service time itself has grown (a slower
+ * Windows in a row at the smallest gradient (latency at least twice the target), with the limit
+ * already near minLimit, after which the no-load latency is measured again at once: the limit has
+ * been cut about as far as it goes and the latency has not come down, so the app's service time itself has grown (a slower
  * dependency, bigger tasks) and the old minRTT would pin the limit near minLimit.
  */
 const SLOW_WINDOWS_TO_REMEASURE = 10;
@@ -38,7 +38,7 @@ const MAX_GRADIENT = 2;
  * an average of what is observed (which queueing would drag upward, and the limit with it); it is
  * replaced by a fresh measure taken where no queue can form. The opposite drift — the app's own
  * service time grows, and an old minRTT keeps the limit pinned low — ends after ten windows in a
- * row at the smallest gradient: then it measures again at once. A window with an overload answer
+ * row at the smallest gradient with the limit already near minLimit: then it measures again. A window with an overload answer
  * from the app (429 / 503 / timeout) also caps the new limit at 90 % of the old.
  */
 export class GradientLimit implements ConcurrencyLimit {
@@ -99,7 +99,9 @@ export class GradientLimit implements ConcurrencyLimit {
     const target = (this.minRtt as number) * (1 + this.plan.tolerance);
     const sample = percentile(this.window, SAMPLE_PERCENTILE);
     const gradient = Math.min(MAX_GRADIENT, Math.max(MIN_GRADIENT, target / Math.max(sample, 0.001)));
-    this.slowWindows = gradient === MIN_GRADIENT ? this.slowWindows + 1 : 0;
+    // Only near minLimit: higher up, a slow window is queueing the next cuts will remove, and a
+    // measure taken while the app still holds that queue would read the queue as service time.
+    this.slowWindows = gradient === MIN_GRADIENT && this.current <= 2 * this.plan.minLimit + 1 ? this.slowWindows + 1 : 0;
     const scaled = this.current * gradient;
     let next = this.current * (1 - SMOOTHING) + (scaled + Math.sqrt(scaled)) * SMOOTHING;
     // The app saying "too busy" is not noise: that backs off at once.
