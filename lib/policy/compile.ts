@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { parseDuration } from './duration.ts';
 import { PolicyValidationError, type Issue } from './errors.ts';
+import { adaptiveStart, compileAdaptiveConcurrency, compilePriority, compileTaskQueueAdaptive, compileWarmUp } from './adaptive.ts';
 import { compileFencingPolicy } from './fencing.ts';
 import { compileMatch } from './match.ts';
 import { mayProduceTo } from './producible.ts';
@@ -98,7 +99,9 @@ function compileRateLimits(p: RateLimitPolicy): RateLimitRule[] {
       requests: r.limit.requests,
       perMs: ms(r.limit.per, 1000),
       burst: (r.limit.algorithm ?? 'TokenBucket') === 'TokenBucket' ? (r.limit.burst ?? r.limit.requests) : r.limit.requests,
+      ...(r.limit.warmUp ? { warmUp: compileWarmUp(r.limit.warmUp) } : {}),
     },
+    ...(r.priority ? { priority: compilePriority(r.priority) } : {}),
     key: { source: r.key?.source ?? 'None', name: r.key?.name?.toLowerCase() },
     scope: r.scope ?? 'Local',
     failureMode: r.failureMode ?? 'Open',
@@ -167,6 +170,8 @@ function compileBreakers(p: CircuitBreakerPolicy): BreakerRule[] {
         maxPending: r.bulkhead.maxPendingRequests ?? 0,
         maxPendingWaitMs: ms(r.bulkhead.maxPendingWait, 1_000),
       },
+      ...(r.adaptiveConcurrency ? { adaptiveConcurrency: compileAdaptiveConcurrency(r.adaptiveConcurrency) } : {}),
+      ...(r.priority ? { priority: compilePriority(r.priority) } : {}),
       source: r,
     };
   });
@@ -187,7 +192,8 @@ function compileTaskQueue(q: TaskQueue): TaskQueuePlan {
       timeoutMs: ms(s.delivery.timeout, 30_000),
       batchSize: s.delivery.batchSize ?? 1,
     },
-    concurrency: s.concurrency ?? 10,
+    concurrency: s.adaptiveConcurrency ? adaptiveStart(s.concurrency, s.adaptiveConcurrency) : (s.concurrency ?? 10),
+    ...(s.adaptiveConcurrency ? { adaptiveConcurrency: compileTaskQueueAdaptive(s.adaptiveConcurrency) } : {}),
     rateLimit: s.rateLimit && { requests: s.rateLimit.requests, perMs: ms(s.rateLimit.per, 1000) },
     retry: {
       maxAttempts: s.retry?.maxAttempts ?? 3,

@@ -12,3 +12,4 @@ export * from './producible.ts';
 export * from './fencing.ts';
 export type * from './plan.ts';
 export * from './upstream.ts';
+export * from './adaptive.ts';

@@ -1,3 +1,4 @@
+import type { AdaptiveConcurrencyPlan, PriorityPlan, TaskQueueAdaptivePlan, WarmUpPlan } from './adaptive.ts';
 import type { FencingRule } from './fencing.ts';
 import type { Matcher } from './match.ts';
 import type { UpstreamPlan } from './upstream.ts';
@@ -50,6 +51,8 @@ export interface LimitSpec {
   readonly perMs: number;
   /** Bucket capacity for TokenBucket (defaults to `requests`); equals `requests` for SlidingWindow. */
   readonly burst: number;
+  /** A cold limit ramps from requests / coldFactor to requests over periodMs. */
+  readonly warmUp?: WarmUpPlan;
 }
 
 export interface RateLimitRule extends RuleBase {
@@ -57,6 +60,7 @@ export interface RateLimitRule extends RuleBase {
   readonly key: { readonly source: KeySource; readonly name: string | undefined };
   readonly scope: 'Local' | 'Global';
   readonly failureMode: FailureMode;
+  readonly priority?: PriorityPlan;
   readonly websocket: {
     readonly maxConnections: number | undefined;
     readonly connectionsPerSecond: number | undefined;
@@ -90,6 +94,8 @@ export interface BreakerRule extends RuleBase {
   readonly maxOpenMs: number;
   readonly halfOpen: { readonly maxProbes: number; readonly successesToClose: number };
   readonly bulkhead: { readonly maxConcurrent: number; readonly maxPending: number; readonly maxPendingWaitMs: number } | undefined;
+  readonly adaptiveConcurrency?: AdaptiveConcurrencyPlan;
+  readonly priority?: PriorityPlan;
   readonly source: CircuitBreakerRuleSpec;
 }
 
@@ -116,6 +122,8 @@ export interface TaskQueuePlan {
     readonly batchSize: number;
   };
   readonly concurrency: number;
+  /** When set, `concurrency` is only where the adaptive limit starts. */
+  readonly adaptiveConcurrency?: TaskQueueAdaptivePlan;
   readonly rateLimit: { readonly requests: number; readonly perMs: number } | undefined;
   readonly retry: {
     readonly maxAttempts: number;

@@ -3,6 +3,8 @@
  * CRDs in crds/ and examples/policies.yaml; validation (validate.ts) turns untrusted input
  * into these types, and compile.ts turns them into the frozen plan the sidecar enforces.
  */
+import type { AdaptiveConcurrencySpec, PrioritySpec, TaskQueueAdaptiveSpec, WarmUpSpec } from './adaptive.ts';
+
 export const API_GROUP = 'sluice.dev';
 export const API_VERSION = 'sluice.dev/v1alpha1';
 
@@ -57,7 +59,9 @@ export type FailureMode = 'Open' | 'Closed';
 export interface RateLimitRuleSpec {
   name: string;
   match?: RouteMatch;
-  limit?: { requests: number; per: string; burst?: number; algorithm?: Algorithm };
+  limit?: { requests: number; per: string; burst?: number; algorithm?: Algorithm; warmUp?: WarmUpSpec };
+  /** Lower levels are refused first as the limit fills; a share is kept for the highest. */
+  priority?: PrioritySpec;
   key?: { source: KeySource; name?: string };
   scope?: Scope;
   failureMode?: FailureMode;
@@ -113,6 +117,9 @@ export interface CircuitBreakerRuleSpec {
   maxOpenDuration?: string;
   halfOpen?: { maxProbes?: number; successesToClose?: number };
   bulkhead?: { maxConcurrentRequests?: number; maxPendingRequests?: number; maxPendingWait?: string };
+  /** The concurrency limit follows the app's latency; the smaller of it and the bulkhead wins. */
+  adaptiveConcurrency?: AdaptiveConcurrencySpec;
+  priority?: PrioritySpec;
 }
 
 export interface CircuitBreakerPolicySpec {
@@ -127,6 +134,8 @@ export interface TaskQueueSpec {
   consumerGroup: string;
   delivery: { protocol?: 'http' | 'grpc'; path?: string; method?: string; timeout?: string; batchSize?: number };
   concurrency?: number;
+  /** Deliveries in flight per pod follow the worker's latency and overload answers, between min and max. */
+  adaptiveConcurrency?: TaskQueueAdaptiveSpec;
   rateLimit?: { requests: number; per: string };
   retry?: {
     maxAttempts?: number;

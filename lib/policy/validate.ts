@@ -1,5 +1,6 @@
 import { Checker, join } from './checker.ts';
 import { PolicyValidationError, type Issue } from './errors.ts';
+import { checkAdaptiveConcurrency, checkPriority, checkTaskQueueAdaptive, checkWarmUp } from './adaptive.ts';
 import { checkFencingPolicySpec } from './fencing.ts';
 import { checkUpstreamSpec } from './upstream.ts';
 import {
@@ -128,12 +129,13 @@ function checkRateLimitSpec(c: Checker, spec: Obj): RateLimitPolicy['spec'] {
   checkSelector(c, spec.selector, 'spec.selector');
   c.string(spec.mode, 'spec.mode', { oneOf: ['Enforce', 'DryRun'] });
   checkRules(c, spec, (rule, path) => {
-    c.known(rule, path, ['name', 'match', 'limit', 'key', 'scope', 'failureMode', 'websocket']);
+    c.known(rule, path, ['name', 'match', 'limit', 'key', 'scope', 'failureMode', 'websocket', 'priority']);
     const match = checkMatch(c, rule.match, join(path, 'match'));
     const limit = c.object(rule.limit, join(path, 'limit'));
     if (limit) {
       const lp = join(path, 'limit');
-      c.known(limit, lp, ['requests', 'per', 'burst', 'algorithm']);
+      c.known(limit, lp, ['requests', 'per', 'burst', 'algorithm', 'warmUp']);
+      checkWarmUp(c, limit.warmUp, join(lp, 'warmUp'));
       const requests = c.integer(limit.requests, join(lp, 'requests'), { required: true, min: 1 });
       c.duration(limit.per, join(lp, 'per'), { required: true });
       const burst = c.integer(limit.burst, join(lp, 'burst'), { min: 1 });
@@ -174,6 +176,8 @@ function checkRateLimitSpec(c: Checker, spec: Obj): RateLimitPolicy['spec'] {
       // connections or one connection's messages.
       if (scope === 'Global' && !perKey) c.fail(join(path, 'scope'), 'websocket limits are per sidecar except maxConnectionsPerKey; set websocket.maxConnectionsPerKey or use scope: Local');
     }
+    checkPriority(c, rule.priority, join(path, 'priority'), match?.protocol);
+    if (rule.priority !== undefined && !limit) c.fail(join(path, 'priority'), 'needs a limit to share out');
     if (!limit && !ws) c.fail(path, 'needs a limit, a websocket block, or both');
   });
   return spec as unknown as RateLimitPolicy['spec'];
@@ -184,8 +188,11 @@ function checkCircuitBreakerSpec(c: Checker, spec: Obj): CircuitBreakerPolicy['s
   checkSelector(c, spec.selector, 'spec.selector');
   c.string(spec.mode, 'spec.mode', { oneOf: ['Enforce', 'DryRun'] });
   checkRules(c, spec, (rule, path) => {
-    c.known(rule, path, ['name', 'match', 'failureConditions', 'trip', 'openDuration', 'maxOpenDuration', 'halfOpen', 'bulkhead']);
-    checkMatch(c, rule.match, join(path, 'match'));
+    c.known(rule, path, ['name', 'match', 'failureConditions', 'trip', 'openDuration', 'maxOpenDuration', 'halfOpen', 'bulkhead', 'adaptiveConcurrency', 'priority']);
+    const match = checkMatch(c, rule.match, join(path, 'match'));
+    checkAdaptiveConcurrency(c, rule.adaptiveConcurrency, join(path, 'adaptiveConcurrency'));
+    checkPriority(c, rule.priority, join(path, 'priority'), match?.protocol);
+    if (rule.priority !== undefined && rule.adaptiveConcurrency === undefined && rule.bulkhead === undefined) c.fail(join(path, 'priority'), 'needs adaptiveConcurrency or a bulkhead: it shares out their concurrency limit');
     const fc = c.object(rule.failureConditions, join(path, 'failureConditions'));
     if (fc) {
       const fp = join(path, 'failureConditions');
@@ -229,7 +236,7 @@ function checkCircuitBreakerSpec(c: Checker, spec: Obj): CircuitBreakerPolicy['s
 }
 
 function checkTaskQueueSpec(c: Checker, spec: Obj): TaskQueue['spec'] {
-  c.known(spec, 'spec', ['selector', 'stream', 'consumerGroup', 'delivery', 'concurrency', 'rateLimit', 'retry', 'deadLetter', 'visibilityTimeout', 'retention', 'autoscale', 'deletionPolicy', 'durability', 'replicationTimeout']);
+  c.known(spec, 'spec', ['selector', 'stream', 'consumerGroup', 'delivery', 'concurrency', 'adaptiveConcurrency', 'rateLimit', 'retry', 'deadLetter', 'visibilityTimeout', 'retention', 'autoscale', 'deletionPolicy', 'durability', 'replicationTimeout']);
   checkSelector(c, spec.selector, 'spec.selector');
   const stream = c.string(spec.stream, 'spec.stream', { required: true, pattern: STREAM_NAME, maxLength: 200 });
   c.string(spec.consumerGroup, 'spec.consumerGroup', { required: true, pattern: STREAM_NAME, maxLength: 200 });
@@ -243,6 +250,7 @@ function checkTaskQueueSpec(c: Checker, spec: Obj): TaskQueue['spec'] {
   c.duration(d?.timeout, 'spec.delivery.timeout');
   c.integer(d?.batchSize, 'spec.delivery.batchSize', { min: 1, max: 1000 });
   c.integer(spec.concurrency, 'spec.concurrency', { min: 1, max: 10_000 });
+  checkTaskQueueAdaptive(c, spec);
   const rl = c.object(spec.rateLimit, 'spec.rateLimit');
   c.known(rl, 'spec.rateLimit', ['requests', 'per']);
   if (rl) {

@@ -119,6 +119,15 @@ export function rateLimitBucketKey(ruleId: string, partition: string): string {
   return `sluice:rl:{${ruleId}}:${partition === '' ? '-' : partition}`;
 }
 
+/**
+ * A TokenBucket partition of a rule with warm-up: a hash (tat, coldness, last update) instead of
+ * the plain TAT string, under its own name so that turning warm-up on or off never meets a key of
+ * the other type.
+ */
+export function rateLimitWarmBucketKey(ruleId: string, partition: string): string {
+  return `sluice:rl:{${ruleId}}:~warm:${partition === '' ? '-' : partition}`;
+}
+
 /** The sorted set of live sidecars sharing a rule. */
 export function rateLimitPresenceKey(ruleId: string): string {
   return `sluice:rl:{${ruleId}}:~sidecars`;

@@ -12,7 +12,7 @@ export class SidecarMetrics {
   // The three metrics touched by every request are HotCounter/HotHistogram (see hot-metrics.ts).
   readonly requests = new HotCounter({
     name: 'sluice_requests_total',
-    help: 'Requests seen by the sidecar, by what it decided (allowed, rate_limited, circuit_open, bulkhead_full, would_limit, would_break, rejected).',
+    help: 'Requests seen by the sidecar, by what it decided (allowed, rate_limited, circuit_open, bulkhead_full, concurrency_limited, priority_shed, would_limit, would_break, rejected).',
     labelNames: ['direction', 'protocol', 'route', 'decision'] as const,
     registers: [this.registry],
   });
@@ -93,7 +93,59 @@ export class SidecarMetrics {
     registers: [this.registry],
   });
 
+  /**
+   * The adaptive concurrency limits of the current plan, read when metrics are scraped (the
+   * request path never touches these gauges). The policy engine replaces the map on each reload.
+   */
+  adaptiveSources: ReadonlyMap<string, AdaptiveSource> = new Map();
+
+  readonly adaptiveLimit: Gauge<'rule'> = new Gauge({
+    name: 'sluice_adaptive_concurrency_limit',
+    help: 'The concurrency limit in force per CircuitBreakerPolicy rule with adaptiveConcurrency (the smaller of it and the bulkhead).',
+    labelNames: ['rule'] as const,
+    registers: [this.registry],
+    collect: (): void => this.collectAdaptive((s) => s.limit, this.adaptiveLimit),
+  });
+
+  readonly adaptiveInFlight: Gauge<'rule'> = new Gauge({
+    name: 'sluice_adaptive_concurrency_in_flight',
+    help: 'Calls in flight to the app per rule with adaptiveConcurrency.',
+    labelNames: ['rule'] as const,
+    registers: [this.registry],
+    collect: (): void => this.collectAdaptive((s) => s.inFlight, this.adaptiveInFlight),
+  });
+
+  readonly adaptiveMinRtt: Gauge<'rule'> = new Gauge({
+    name: 'sluice_adaptive_concurrency_min_rtt_seconds',
+    help: 'The measured no-load latency the adaptive limit is judged against (Gradient), or the fastest call seen (AIMD).',
+    labelNames: ['rule'] as const,
+    registers: [this.registry],
+    collect: (): void => this.collectAdaptive((s) => (s.minRttMs === undefined ? undefined : s.minRttMs / 1000), this.adaptiveMinRtt),
+  });
+
+  readonly adaptiveRefusals = new HotCounter({
+    name: 'sluice_adaptive_refusals_total',
+    help: 'Calls refused (or, in DryRun, that would have been) by an adaptive concurrency limit or a priority level, per rule, reason (concurrency_limited, priority_shed) and level.',
+    labelNames: ['rule', 'reason', 'level', 'mode'] as const,
+    registers: [this.registry],
+  });
+
+  private collectAdaptive(read: (s: AdaptiveSource) => number | undefined, gauge: Gauge<'rule'>): void {
+    gauge.reset();
+    for (const [rule, s] of this.adaptiveSources) {
+      const v = read(s);
+      if (v !== undefined) gauge.labels(rule).set(v);
+    }
+  }
+
   constructor({ defaultMetrics = false }: { defaultMetrics?: boolean } = {}) {
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'sluice_process_' });
   }
+}
+
+/** What the adaptive metrics read from one rule's concurrency gate at scrape time. */
+export interface AdaptiveSource {
+  readonly limit: number;
+  readonly inFlight: number;
+  readonly minRttMs: number | undefined;
 }

@@ -51,7 +51,7 @@ function sv(tag, attrs, text) { const e = document.createElementNS(NS, tag); for
 function fmt(v) { if (v === null || v === undefined) return "–"; const a = Math.abs(v); return a >= 1e6 ? (v / 1e6).toFixed(1) + "M" : a >= 1e4 ? (v / 1e3).toFixed(0) + "k" : a >= 100 || Number.isInteger(v) ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : v.toFixed(2); }
 function niceCeil(v) { if (!(v > 0)) return 1; const e = Math.pow(10, Math.floor(Math.log10(v))); for (const m of [1, 2, 2.5, 5, 10]) if (m * e >= v) return m * e; return 10 * e; }
 
-const COLORS = { allowed: "#1a7f37", rate_limited: "#c62828", circuit_open: "#7b1fa2", bulkhead_full: "#6d4c41", would_limit: "#e69500", would_break: "#b26a00", rejected: "#546e7a",
+const COLORS = { allowed: "#1a7f37", rate_limited: "#c62828", circuit_open: "#7b1fa2", bulkhead_full: "#6d4c41", concurrency_limited: "#5d4037", priority_shed: "#8d6e63", would_limit: "#e69500", would_break: "#b26a00", rejected: "#546e7a",
   p50: "#1565c0", p99: "#ef6c00", length: "#1565c0", lag: "#ef6c00", limit: "#1565c0", inFlight: "#ef6c00", ready: "#1a7f37", ejected: "#c62828" };
 const PALETTE = ["#1565c0", "#ef6c00", "#2e7d32", "#6a1b9a", "#00838f", "#ad1457", "#5d4037"];
 const color = (name, i) => COLORS[name] || PALETTE[i % PALETTE.length];
@@ -172,7 +172,7 @@ function table(rows) {
   return t;
 }
 function section(card, title, rows) { if (rows.length) card.append(el("h3", title), table(rows)); }
-const DECISION_CLS = { allowed: "ok", rate_limited: "bad", circuit_open: "bad", bulkhead_full: "bad", would_limit: "warn", would_break: "warn", limited: "bad", OK: "ok" };
+const DECISION_CLS = { allowed: "ok", rate_limited: "bad", circuit_open: "bad", bulkhead_full: "bad", concurrency_limited: "bad", priority_shed: "bad", would_limit: "warn", would_break: "warn", limited: "bad", OK: "ok" };
 // A name (protocol, method, rule) on its own row, then its counts: long names never squeeze the numbers.
 const grouped = (obj) => Object.entries(obj || {}).flatMap(([a, row]) => [{ group: a }, ...Object.entries(row).map(([b, n]) => [{ text: b, cls: "i " + (DECISION_CLS[b] || "") }, n])]);
 for (const peer of peers) { const card = el("div", undefined, "card"); cards.set(peer, card); grid.append(card); }

@@ -13,9 +13,15 @@ export interface Decision {
   readonly resetMs: number;
   /** Milliseconds until one more request would be admitted; 0 when allowed. */
   readonly retryAfterMs: number;
+  /** Refused only to keep a higher priority level's reserve (the request itself would fit). */
+  readonly reserved?: boolean;
 }
 
 export interface Limiter {
-  /** Takes one request from the partition `key`; `now` is the injected monotonic clock in ms. */
-  consume(key: string, now: number): Decision | Promise<Decision>;
+  /**
+   * Takes one request from the partition `key`; `now` is the injected monotonic clock in ms.
+   * `reserve` (priority shedding): how much of the quota must remain after this request; a
+   * limiter that cannot honour it exactly (Global) lets the engine judge from `remaining`.
+   */
+  consume(key: string, now: number, reserve?: number): Decision | Promise<Decision>;
 }

@@ -10,6 +10,7 @@ import { TokenBucket } from './token-bucket.ts';
 export function createLocalLimiter(limit: LimitSpec, opts: { share?: number; maxKeys?: number } = {}): Limiter {
   const share = opts.share ?? 1;
   const requests = Math.max(1, Math.floor(limit.requests * share));
-  if (limit.algorithm === 'SlidingWindow') return new SlidingWindow({ requests, perMs: limit.perMs, maxKeys: opts.maxKeys });
-  return new TokenBucket({ requests, perMs: limit.perMs, burst: Math.max(1, Math.floor(limit.burst * share)), maxKeys: opts.maxKeys });
+  const warmUp = limit.warmUp;
+  if (limit.algorithm === 'SlidingWindow') return new SlidingWindow({ requests, perMs: limit.perMs, maxKeys: opts.maxKeys, warmUp });
+  return new TokenBucket({ requests, perMs: limit.perMs, burst: Math.max(1, Math.floor(limit.burst * share)), maxKeys: opts.maxKeys, warmUp });
 }

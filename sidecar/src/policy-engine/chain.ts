@@ -7,6 +7,10 @@ import type { Limiter } from '../limit/limiter.ts';
 import { createLocalLimiter } from '../limit/local.ts';
 import { TokenBucket } from '../limit/token-bucket.ts';
 import type { CounterCell } from '../hot-metrics.ts';
+import type { ConcurrencyLimit } from '../adaptive/concurrency-limit.ts';
+import { createConcurrencyLimit } from '../adaptive/create-concurrency-limit.ts';
+import { PriorityGate } from '../adaptive/priority-gate.ts';
+import type { AdaptiveSource } from '../metrics.ts';
 import { LocalConnectionQuota, type ConnectionQuota } from '../websocket/connection-quota.ts';
 import type { SidecarMetrics } from '../metrics.ts';
 
@@ -16,12 +20,17 @@ export interface LimitStep {
   readonly enforce: boolean;
   readonly allowed: CounterCell;
   readonly limited: CounterCell;
+  /** Priority levels sharing the limit; the quota they share is the bucket / window size. */
+  readonly priority: PriorityGate | undefined;
 }
 
 export interface BreakerStep {
   readonly rule: BreakerRule;
   readonly breaker: CircuitBreaker;
+  /** The static bulkhead and/or the adaptive limit, with their one queue. */
   readonly bulkhead: Bulkhead | undefined;
+  readonly adaptive: ConcurrencyLimit | undefined;
+  readonly priority: PriorityGate | undefined;
   readonly enforce: boolean;
 }
 
@@ -101,8 +110,10 @@ export class Chain {
         enforce: rule.mode === 'Enforce',
         allowed: m.rateLimitDecisions.cell(rule.id, rule.scope, 'allowed'),
         limited: m.rateLimitDecisions.cell(rule.id, rule.scope, rule.mode === 'Enforce' ? 'limited' : 'would_limit'),
+        priority: rule.priority && new PriorityGate(rule.priority),
       };
     });
+    const adaptiveSources = new Map<string, AdaptiveSource>();
 
     this.breakers = plan.breakers.map((rule) => {
       const gauge = m.circuitState.labels(rule.id);
@@ -123,9 +134,24 @@ export class Chain {
           },
         );
       });
-      const bulkhead = rule.bulkhead && reuse(`bulkhead:${rule.id}:${JSON.stringify(rule.bulkhead)}`, () => new Bulkhead(rule.bulkhead!));
-      return { rule, breaker, bulkhead, enforce: rule.mode === 'Enforce' };
+      const priority = rule.priority && new PriorityGate(rule.priority);
+      const adaptive = rule.adaptiveConcurrency && reuse(`adaptive:${rule.id}:${JSON.stringify(rule.adaptiveConcurrency)}`, () => createConcurrencyLimit(rule.adaptiveConcurrency!, deps.now()));
+      // The adaptive limit shares the bulkhead's queue; without a bulkhead it has no queue at all
+      // (a call over the limit is answered at once, as Envoy's adaptive concurrency filter does).
+      const bulkhead = (rule.bulkhead || adaptive || priority) && reuse(
+        `bulkhead:${rule.id}:${JSON.stringify([rule.bulkhead, rule.adaptiveConcurrency, rule.priority])}`,
+        () => new Bulkhead({
+          maxConcurrent: rule.bulkhead?.maxConcurrent ?? Infinity,
+          maxPending: rule.bulkhead?.maxPending ?? 0,
+          maxPendingWaitMs: rule.bulkhead?.maxPendingWaitMs ?? 0,
+          adaptive,
+          priority,
+        }),
+      );
+      if (adaptive && bulkhead) adaptiveSources.set(rule.id, { get limit() { return bulkhead.limit; }, get inFlight() { return bulkhead.inFlight; }, get minRttMs() { return adaptive.minRttMs; } });
+      return { rule, breaker, bulkhead, adaptive, priority, enforce: rule.mode === 'Enforce' };
     });
+    m.adaptiveSources = adaptiveSources;
 
     this.websockets = plan.rateLimits.filter((r) => r.websocket).map((rule) => {
       const ws = rule.websocket!;

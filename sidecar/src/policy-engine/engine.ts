@@ -6,6 +6,8 @@ import { parseFencingToken, type FencingOutcome } from '../fencing/fencing-decis
 import type { TokenFence } from '../fencing/token-fence.ts';
 import { ADMIT, ADMIT_PROBE, REJECT, type Admission } from '../breaker/circuit-breaker.ts';
 import { boundedPartitionKey } from '../limit/bounded-key.ts';
+import type { PriorityGate } from '../adaptive/priority-gate.ts';
+import type { SlotRefusal } from '../breaker/bulkhead.ts';
 import type { Decision } from '../limit/limiter.ts';
 import type { CounterCell } from '../hot-metrics.ts';
 import type { SidecarMetrics } from '../metrics.ts';
@@ -23,7 +25,17 @@ export interface CallOutcome {
 export type Rejection =
   | { readonly reason: 'rate_limited'; readonly retryAfterMs: number; readonly rule: RateLimitRule; readonly decision: Decision }
   | { readonly reason: 'circuit_open' | 'bulkhead_full'; readonly retryAfterMs: number; readonly rule: BreakerRule }
+  | { readonly reason: 'concurrency_limited'; readonly retryAfterMs: number; readonly rule: BreakerRule }
+  | PriorityRejection
   | FencingRejection;
+
+/** A request of a lower priority level refused to keep the rest of the limit for higher levels. */
+export interface PriorityRejection {
+  readonly reason: 'priority_shed';
+  readonly retryAfterMs: number;
+  readonly rule: RateLimitRule | BreakerRule;
+  readonly level: string;
+}
 
 /** A request a FencingPolicy rule refused; `token` is what it carried, `newest` what the lock nodes hold. */
 export interface FencingRejection {
@@ -64,8 +76,12 @@ export class Permit {
     this.settled = true;
     const step = this.step;
     if (!step) return;
-    if (this.holdsSlot) step.bulkhead!.release();
     const now = this.clock.now();
+    if (this.holdsSlot) {
+      // The limit learns before the slot is freed, so a waiter is admitted against the new limit.
+      step.adaptive?.onSample(now, now - this.start, this.start, isOverload(outcome));
+      step.bulkhead!.release();
+    }
     step.breaker.onResult(now, this.admission, isFailure(step.rule, outcome), now - this.start);
   }
 
@@ -77,6 +93,13 @@ export class Permit {
     if (this.holdsSlot) step.bulkhead!.release();
     step.breaker.onCancel(this.admission);
   }
+}
+
+/** The app said it is too busy (or took too long): what makes an adaptive limit back off. */
+export function isOverload(o: CallOutcome): boolean {
+  if (o.timedOut) return true;
+  if (o.grpcCode !== undefined && o.grpcCode !== 0) return o.grpcCode === 8 || o.grpcCode === 14;
+  return o.status === 503 || o.status === 429;
 }
 
 export function isFailure(rule: BreakerRule, o: CallOutcome): boolean {
@@ -168,9 +191,10 @@ export class PolicyEngine {
     for (let i = 0; i < limits.length; i++) {
       const step = limits[i] as LimitStep;
       if (!step.rule.matches(req)) continue;
-      const d = step.limiter.consume(partitionKey(step.rule, req, remoteAddress), now);
+      const level = step.priority ? levelOf(step.priority, req) : 0;
+      const d = step.limiter.consume(partitionKey(step.rule, req, remoteAddress), now, level > 0 ? step.priority!.reserve(step.rule.limit!.burst, level) : 0);
       if (d instanceof Promise) return this.checkAsync(chain, req, remoteAddress, now, i, d, shadow);
-      const verdict = this.judge(step, d, req);
+      const verdict = this.judge(step, d, req, level);
       if (verdict === SHADOW) shadow ??= step.rule.id;
       else if (verdict) return verdict;
     }
@@ -187,14 +211,15 @@ export class PolicyEngine {
     for (let i = from; i < limits.length; i++) {
       const step = limits[i] as LimitStep;
       let d: Decision | Promise<Decision>;
+      const level = step.priority ? levelOf(step.priority, req) : 0;
       if (pending) {
         d = pending;
         pending = undefined;
       } else {
         if (!step.rule.matches(req)) continue;
-        d = step.limiter.consume(partitionKey(step.rule, req, remote), now);
+        d = step.limiter.consume(partitionKey(step.rule, req, remote), now, level > 0 ? step.priority!.reserve(step.rule.limit!.burst, level) : 0);
       }
-      const verdict = this.judge(step, await d, req);
+      const verdict = this.judge(step, await d, req, level);
       if (verdict === SHADOW) shadow ??= step.rule.id;
       else if (verdict) return verdict;
     }
@@ -254,12 +279,22 @@ export class PolicyEngine {
   }
 
   /** Counts the limiter's decision; SHADOW when a DryRun rule would have rejected. */
-  private judge(step: LimitStep, d: Decision, req: RequestAttributes): Rejection | typeof SHADOW | undefined {
-    if (d.allowed) {
+  private judge(step: LimitStep, d: Decision, req: RequestAttributes, level: number): Rejection | typeof SHADOW | undefined {
+    const gate = step.priority;
+    // A Global limiter cannot keep a reserve in Redis: the level is judged from what remains.
+    const shed = gate !== undefined && level > 0 && (d.reserved === true || (d.allowed && (d.limit - d.remaining) / d.limit > (gate.plan.ceilings[level] as number) + 1e-9));
+    if (d.allowed && !shed) {
       step.allowed.n++;
       return undefined;
     }
     step.limited.n++;
+    if (shed) {
+      const name = gate.plan.levels[level] as string;
+      this.metrics.adaptiveRefusals.cell(step.rule.id, 'priority_shed', name, step.enforce ? 'Enforce' : 'DryRun').n++;
+      if (!step.enforce) return SHADOW;
+      this.count(req.protocol, step.rule.id, 'priority_shed');
+      return { reason: 'priority_shed', retryAfterMs: Math.max(1000, d.retryAfterMs), rule: step.rule, level: name };
+    }
     if (!step.enforce) return SHADOW;
     this.count(req.protocol, step.rule.id, 'rate_limited');
     return { reason: 'rate_limited', retryAfterMs: d.retryAfterMs, rule: step.rule, decision: d };
@@ -292,11 +327,27 @@ export class PolicyEngine {
     }
     const bulkhead = step.bulkhead;
     if (!bulkhead) return this.admit(step, admission, false, now, req, shadow);
-    const slot = bulkhead.acquire();
+    const level = step.priority ? levelOf(step.priority, req) : 0;
+    if (!step.enforce) {
+      // DryRun never queues: the call goes on at once, counted as what an enforced rule would do.
+      const would = bulkhead.acquireShadow(level);
+      if (would !== true) {
+        this.countRefusal(step, would, level, false);
+        shadow ??= `${step.rule.id}\u0000would_limit`;
+      }
+      return this.admit(step, admission, true, now, req, shadow);
+    }
+    const slot = bulkhead.acquire(level);
     if (slot === true) return this.admit(step, admission, true, now, req, shadow);
-    if (slot === false) return this.bulkheadFull(step, admission, now, req, shadow);
+    if (!(slot instanceof Promise)) return this.noSlot(step, admission, req, slot, level);
     const s = step;
-    return slot.then((ok) => (ok ? this.admit(s, admission, true, this.clock.now(), req, shadow) : this.bulkheadFull(s, admission, now, req, shadow)));
+    return slot.then((got) => (got === true ? this.admit(s, admission, true, this.clock.now(), req, shadow) : this.noSlot(s, admission, req, got, level)));
+  }
+
+  private countRefusal(step: BreakerStep, why: SlotRefusal, level: number, enforced: boolean): void {
+    if (why === 'bulkhead_full') return;
+    const name = step.priority ? (step.priority.plan.levels[level] as string) : '';
+    this.metrics.adaptiveRefusals.cell(step.rule.id, why, name, enforced ? 'Enforce' : 'DryRun').n++;
   }
 
   private admit(step: BreakerStep, admission: Admission, holdsSlot: boolean, now: number, req: RequestAttributes, shadow: string | undefined): Permit {
@@ -304,14 +355,16 @@ export class PolicyEngine {
     return new Permit(this.clock, step, admission, holdsSlot, now);
   }
 
-  private bulkheadFull(step: BreakerStep, admission: Admission, now: number, req: RequestAttributes, shadow: string | undefined): Permit | Rejection {
-    if (!step.enforce) {
-      this.countFinal(req.protocol, step.rule.id, shadow ?? `${step.rule.id}\u0000would_limit`);
-      return new Permit(this.clock, step, admission, false, now);
-    }
+  /**
+   * No slot: the static bulkhead, the adaptive limit or the level's share said no. Never a breaker
+   * failure — the app was not called — so a probe slot taken for it is given back.
+   */
+  private noSlot(step: BreakerStep, admission: Admission, req: RequestAttributes, why: SlotRefusal, level: number): Rejection {
     step.breaker.onCancel(admission);
-    this.count(req.protocol, step.rule.id, 'bulkhead_full');
-    return { reason: 'bulkhead_full', retryAfterMs: 1000, rule: step.rule };
+    this.countRefusal(step, why, level, true);
+    this.count(req.protocol, step.rule.id, why);
+    if (why === 'priority_shed') return { reason: why, retryAfterMs: 1000, rule: step.rule, level: step.priority?.plan.levels[level] ?? '' };
+    return { reason: why, retryAfterMs: 1000, rule: step.rule };
   }
 
   /**
@@ -426,7 +479,7 @@ export class PolicyEngine {
 }
 
 const DECISIONS = [
-  'allowed', 'rate_limited', 'circuit_open', 'bulkhead_full', 'would_limit', 'would_break',
+  'allowed', 'rate_limited', 'circuit_open', 'bulkhead_full', 'concurrency_limited', 'priority_shed', 'would_limit', 'would_break',
   'fencing_stale', 'fencing_token_missing', 'fencing_token_malformed', 'fencing_unavailable',
 ] as const;
 type Decision_ = (typeof DECISIONS)[number];
@@ -451,6 +504,11 @@ export function partitionKey(rule: Pick<RateLimitRule, 'key'>, req: RequestAttri
     case 'GrpcMetadata':
       return boundedPartitionKey(req.header(rule.key.name as string) ?? '');
   }
+}
+
+/** A request's priority level from its header or gRPC metadata (the same lookup for both). */
+function levelOf(gate: PriorityGate, req: RequestAttributes): number {
+  return gate.levelOf(req.header(gate.plan.name));
 }
 
 /** A DryRun rule would have rejected: count it, let the call through. */

@@ -11,6 +11,8 @@ export const REJECTION_CODES = {
   rate_limited: 'SLUICE_ERR_RATE_LIMITED',
   circuit_open: 'SLUICE_ERR_CIRCUIT_OPEN',
   bulkhead_full: 'SLUICE_ERR_BULKHEAD_FULL',
+  concurrency_limited: 'SLUICE_ERR_CONCURRENCY_LIMITED',
+  priority_shed: 'SLUICE_ERR_PRIORITY_SHED',
   fencing_stale: 'SLUICE_ERR_FENCING_TOKEN_STALE',
   fencing_token_missing: 'SLUICE_ERR_FENCING_TOKEN_MISSING',
   fencing_token_malformed: 'SLUICE_ERR_FENCING_TOKEN_MALFORMED',
@@ -29,6 +31,21 @@ const FENCING = {
   fencing_token_malformed: { status: 400, grpc: 'INVALID_ARGUMENT', error: 'fencing token must be a decimal integer' },
   fencing_unavailable: { status: 503, grpc: 'UNAVAILABLE', error: 'fencing token could not be checked: no majority of lock nodes answered' },
 } as const;
+
+/**
+ * Load shedding (an adaptive concurrency limit, or a priority level's share used up) tells the
+ * client to come back later: 503 with Retry-After — 429 when a rate-limit rule shed by priority,
+ * since that is still a rate limit — and gRPC RESOURCE_EXHAUSTED with retry pushback (not
+ * UNAVAILABLE: the app is up, the sidecar is choosing not to load it further).
+ */
+const SHEDDING = {
+  concurrency_limited: 'too many concurrent requests for the app\'s current latency',
+  priority_shed: 'shed: the rest of the limit is kept for higher priorities',
+} as const;
+
+function isShedding(r: Rejection): r is Extract<Rejection, { reason: 'concurrency_limited' | 'priority_shed' }> {
+  return r.reason in SHEDDING;
+}
 
 function fencingBody(r: FencingRejection): Record<string, unknown> {
   return {
@@ -49,6 +66,14 @@ export function httpRejection(r: Rejection): { status: number; headers: Record<s
     return { status: FENCING[r.reason].status, headers, body: JSON.stringify(fencingBody(r)) };
   }
   const retryAfter = String(Math.max(1, Math.ceil(r.retryAfterMs / 1000)));
+  if (isShedding(r)) {
+    const level = r.reason === 'priority_shed' ? { level: r.level } : {};
+    return {
+      status: r.reason === 'priority_shed' && !('failure' in r.rule) ? 429 : 503,
+      headers: { 'retry-after': retryAfter, 'content-type': 'application/json' },
+      body: JSON.stringify({ error: SHEDDING[r.reason], code: REJECTION_CODES[r.reason], rule: r.rule.id, ...level }),
+    };
+  }
   if (r.reason === 'rate_limited') {
     const d = r.decision;
     const windowSec = Math.max(1, Math.ceil((r.rule.limit?.perMs ?? 1000) / 1000));
@@ -92,6 +117,13 @@ export function grpcRejection(r: Rejection): { code: number; message: string; he
       code: GRPC_STATUS[f.grpc],
       message: `${f.error}${detail}: ${r.rule.id} (${REJECTION_CODES[r.reason]})`,
       headers: r.reason === 'fencing_unavailable' ? { 'grpc-retry-pushback-ms': String(Math.max(1, Math.ceil(r.retryAfterMs))) } : {},
+    };
+  }
+  if (isShedding(r)) {
+    return {
+      code: GRPC_STATUS.RESOURCE_EXHAUSTED,
+      message: `${SHEDDING[r.reason]}${r.reason === 'priority_shed' ? ` (level ${r.level})` : ''}: ${r.rule.id} (${REJECTION_CODES[r.reason]})`,
+      headers: { 'grpc-retry-pushback-ms': String(Math.max(1, Math.ceil(r.retryAfterMs))) },
     };
   }
   if (r.reason === 'rate_limited') {

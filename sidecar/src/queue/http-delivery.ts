@@ -24,7 +24,7 @@ export class HttpDelivery implements Deliverer {
   constructor(appHttp: string, plan: TaskQueuePlan) {
     const origin = appHttp.includes('://') ? appHttp : `http://${appHttp}`;
     // Enough connections for every call that can be in flight at once, so none waits for a socket.
-    const connections = Math.max(1, Math.ceil(plan.concurrency / plan.delivery.batchSize));
+    const connections = Math.max(1, Math.ceil(Math.max(plan.concurrency, plan.adaptiveConcurrency?.max ?? 0) / plan.delivery.batchSize));
     // delivery.timeout is one timer per call (below) over the whole exchange, so undici's own
     // per-phase timers stay off: re-arming them on every request kept thousands of cleared
     // timers alive until undici's next sweep.

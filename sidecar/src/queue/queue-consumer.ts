@@ -1,5 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../../lib/clock.ts';
+import type { AdaptiveConcurrencyPlan } from '../../../lib/policy/adaptive.ts';
+import { GradientLimit } from '../adaptive/gradient-limit.ts';
+import type { ConcurrencyLimit } from '../adaptive/concurrency-limit.ts';
 import type { TaskQueuePlan } from '../../../lib/policy/index.ts';
 import type { Logger } from '../../../lib/log.ts';
 import { ConsumptionPacer } from './consumption-pacer.ts';
@@ -91,6 +94,8 @@ export class QueueConsumer {
   private readonly counts;
   /** Tasks read and not yet answered by the app: what `concurrency` bounds. */
   private atApp = 0;
+  /** adaptiveConcurrency: the limit that replaces the fixed `concurrency`. */
+  private readonly adaptive: ConcurrencyLimit | undefined;
   private stateValue: ConsumerState = 'starting';
   private stopping = false;
   private timers: NodeJS.Timeout[] = [];
@@ -107,6 +112,7 @@ export class QueueConsumer {
     this.settler = new SettleBatcher(deps.client, deps.plan, deps.consumerName, deps.clock, this.log);
     this.pacer = new ConsumptionPacer(deps.plan.rateLimit, deps.clock);
     this.blockMs = deps.blockMs ?? 1_000;
+    this.adaptive = deps.plan.adaptiveConcurrency && new GradientLimit(queueLimitPlan(deps.plan), deps.clock.now(), deps.random);
     this.keys = queueKeys(deps.plan);
     // Label children bound once: the hot path only increments.
     const t = deps.metrics.tasks;
@@ -127,7 +133,9 @@ export class QueueConsumer {
       trimmed: deps.metrics.trimmed.labels(q),
       trimHeld: deps.metrics.trimHeld.labels(q),
       deadTrimmed: t.labels(q, 'dead_letter_expired'),
+      limit: deps.metrics.concurrencyLimit.labels(q),
     };
+    this.counts.limit.set(this.concurrency);
   }
 
   get state(): ConsumerState {
@@ -187,7 +195,8 @@ export class QueueConsumer {
       consumer: this.d.consumerName,
       state: this.stateValue,
       inFlight: this.inFlight.size,
-      concurrency: this.plan.concurrency,
+      concurrency: this.concurrency,
+      ...(this.adaptive ? { adaptiveConcurrency: { ...this.plan.adaptiveConcurrency, minRttMs: this.adaptive.minRttMs } } : {}),
       settleBacklog: this.settler.backlog,
       groupRecreated: this.groupRecreated,
       lastError: this.lastError,
@@ -320,6 +329,10 @@ export class QueueConsumer {
       const okAll = outcomes.every((o) => o.ok);
       (okAll ? this.counts.ok : first && !first.ok && first.reason === 'timeout' ? this.counts.timeout : this.counts.failed).observe(seconds);
       this.d.circuit?.onResult?.(this.plan, { ok: okAll, durationMs: seconds * 1000, reason: first && !first.ok ? first.reason : undefined, status: first?.status });
+      if (this.adaptive) {
+        this.adaptive.onSample(this.d.clock.now(), seconds * 1000, started, outcomes.some(isOverloadAnswer));
+        this.counts.limit.set(this.adaptive.limit);
+      }
     }
     await this.settle(flights, flights.map((f, i) => this.decide(f.task, outcomes[i] as DeliveryOutcome)));
   }
@@ -523,7 +536,13 @@ export class QueueConsumer {
    * trip; settling tasks are bounded too (one more `concurrency`), so a slow Redis stops reading.
    */
   private freeSlots(): number {
-    return Math.min(this.plan.concurrency - this.atApp, 2 * this.plan.concurrency - this.inFlight.size);
+    const c = this.concurrency;
+    return Math.min(c - this.atApp, 2 * c - this.inFlight.size);
+  }
+
+  /** Deliveries allowed at the app now: fixed, or where the adaptive limit stands. */
+  get concurrency(): number {
+    return this.adaptive ? this.adaptive.limit : this.plan.concurrency;
   }
 
   private circuitOpen(): boolean {
@@ -545,6 +564,33 @@ export class QueueConsumer {
     if (message !== this.lastError) this.log.warn(`queue ${step} failed`, { err });
     this.lastError = message;
   }
+}
+
+/** The worker said it is too busy, or took too long: the adaptive limit backs off. */
+function isOverloadAnswer(o: DeliveryOutcome): boolean {
+  if (o.ok) return false;
+  return o.status === 429 || o.status === 503 || o.reason === 'timeout' || o.reason === 'grpc RESOURCE_EXHAUSTED' || o.reason === 'grpc UNAVAILABLE';
+}
+
+/**
+ * The gradient controller's settings for a worker: between adaptiveConcurrency.min and max,
+ * starting at `concurrency`. Tasks are slower than calls, so the no-load latency is measured
+ * from fewer deliveries and less often.
+ */
+function queueLimitPlan(plan: TaskQueuePlan): AdaptiveConcurrencyPlan {
+  const a = plan.adaptiveConcurrency!;
+  return {
+    algorithm: 'Gradient',
+    minLimit: a.min,
+    maxLimit: a.max,
+    initialLimit: Math.min(a.max, Math.max(a.min, plan.concurrency)),
+    sampleWindowMs: 100,
+    minRttIntervalMs: 60_000,
+    minRttSamples: 5,
+    tolerance: 0.5,
+    latencyThresholdMs: undefined,
+    backoff: 0.9,
+  };
 }
 
 function isNoGroup(err: unknown): boolean {

@@ -27,6 +27,7 @@ export class QueueMetrics {
   readonly deliveryDuration: Histogram<'queue' | 'outcome'>;
   readonly trimmed: Counter<'queue'>;
   readonly trimHeld: Gauge<'queue'>;
+  readonly concurrencyLimit: Gauge<'queue'>;
   private statsSource: () => Promise<readonly QueueStats[]> = async () => [];
   private cached: { at: number; value: Promise<readonly QueueStats[]> } | undefined;
 
@@ -51,6 +52,12 @@ export class QueueMetrics {
       help: 'One delivery call to the app, by outcome (ok, failed, timeout).',
       labelNames: ['queue', 'outcome'] as const,
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.concurrencyLimit = new Gauge({
+      name: 'sluice_queue_concurrency_limit',
+      help: 'Deliveries a consumer may have at the app at once: the fixed concurrency, or where adaptiveConcurrency has it now.',
+      labelNames: ['queue'] as const,
       registers,
     });
     this.trimmed = new Counter({ name: 'sluice_queue_trimmed_total', help: 'Acknowledged entries removed by retention (retention.maxLen).', labelNames: ['queue'] as const, registers });

@@ -122,7 +122,7 @@ describe('Bulkhead', () => {
     expect(bh.acquire()).toBe(true);
     const waiting = bh.acquire();
     expect(waiting).toBeInstanceOf(Promise);
-    expect(bh.acquire()).toBe(false); // queue full
+    expect(bh.acquire()).toBe('bulkhead_full'); // queue full
     bh.release();
     await expect(waiting).resolves.toBe(true);
     expect(bh.inFlight).toBe(2);
@@ -134,7 +134,7 @@ describe('Bulkhead', () => {
   it('gives up on a waiter after maxPendingWait', async () => {
     const bh = new Bulkhead({ maxConcurrent: 1, maxPending: 5, maxPendingWaitMs: 20 });
     bh.acquire();
-    await expect(bh.acquire()).resolves.toBe(false);
+    await expect(bh.acquire()).resolves.toBe('bulkhead_full');
     expect(bh.pending).toBe(0);
   });
 });

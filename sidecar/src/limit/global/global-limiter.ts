@@ -6,12 +6,12 @@ import type { Logger } from '../../../../lib/log.ts';
 import type { Decision, Limiter } from '../limiter.ts';
 import { KeyedStore } from '../keyed-store.ts';
 import { FailureModeFallback } from './fallback.ts';
-import { rateLimitBucketKey as bucketKey } from '../../../../lib/redis/key-layout.ts';
+import { rateLimitBucketKey, rateLimitWarmBucketKey } from '../../../../lib/redis/key-layout.ts';
 import { PartitionLease, defaultMaxBatch, type LeaseOptions } from './lease.ts';
 import { GlobalLimitCounts, globalLimitMetrics } from './metrics.ts';
 import { OutageGate } from './outage-gate.ts';
 import { RulePresence } from './presence.ts';
-import { GCRA, SLIDING_WINDOW, gcraAnswer, slidingWindowAnswer, type ScriptAnswer } from './scripts.ts';
+import { GCRA, GCRA_WARM, SLIDING_WINDOW, SLIDING_WINDOW_WARM, gcraAnswer, gcraWarmAnswer, slidingWindowAnswer, type ScriptAnswer } from './scripts.ts';
 import { isNoScript, type LuaScript } from '../../redis/lua-script.ts';
 import { batchWritesThisTurn } from '../../redis/write-batching.ts';
 
@@ -64,6 +64,9 @@ export class GlobalLimiter implements Limiter {
   /** KEYS + ARGV of a strict call, all but the key fixed: want = min = 1. */
   private readonly strictArgv: string[];
   private readonly decode: (reply: unknown, min: number) => ScriptAnswer;
+  private readonly bucketKey: (ruleId: string, partition: string) => string;
+  /** Warm-up's ARGV after want and min (none without warm-up). */
+  private readonly warmArgs: readonly string[];
 
   constructor(rule: RateLimitRule, deps: GlobalLimiterDeps) {
     if (rule.limit === undefined) throw new RangeError(`rule ${rule.id} has no limit to share`);
@@ -73,15 +76,22 @@ export class GlobalLimiter implements Limiter {
     this.redis = deps.redis;
     this.clock = deps.clock;
     this.logger = deps.logger.child({ rule: rule.id });
-    this.script = this.limit.algorithm === 'SlidingWindow' ? SLIDING_WINDOW : GCRA;
-    this.capacity = this.limit.algorithm === 'SlidingWindow' ? this.limit.requests : this.limit.burst;
+    // With warm-up the coldness lives in Redis beside the counter, so a sidecar that restarts
+    // does not cold-start a limit the others keep warm.
+    const warm = this.limit.warmUp;
+    const sliding = this.limit.algorithm === 'SlidingWindow';
+    this.script = sliding ? (warm ? SLIDING_WINDOW_WARM : SLIDING_WINDOW) : (warm ? GCRA_WARM : GCRA);
+    this.bucketKey = warm && !sliding ? rateLimitWarmBucketKey : rateLimitBucketKey;
+    this.capacity = sliding ? this.limit.requests : this.limit.burst;
     this.argsPrefix = [String(this.limit.perMs), String(this.limit.requests), String(this.capacity)];
-    this.strictArgv = ['', ...this.argsPrefix, '1', '1'];
+    this.strictArgv = ['', ...this.argsPrefix, '1', '1', ...(warm ? [String(warm.periodMs), String(warm.coldFactor)] : [])];
     const { perMs, requests } = this.limit;
     const capacity = this.capacity;
-    this.decode = this.limit.algorithm === 'SlidingWindow'
+    const gcra = warm ? gcraWarmAnswer : gcraAnswer;
+    this.decode = sliding
       ? (reply) => slidingWindowAnswer(reply)
-      : (reply, min) => gcraAnswer(reply, perMs, requests, capacity, min);
+      : (reply, min) => gcra(reply, perMs, requests, capacity, min);
+    this.warmArgs = warm ? [String(warm.periodMs), String(warm.coldFactor)] : [];
     this.gate = new OutageGate(deps.probeEveryMs ?? 250);
     this.fallback = new FailureModeFallback(rule.failureMode, this.limit);
     this.leaseOpts = {
@@ -179,7 +189,7 @@ export class GlobalLimiter implements Limiter {
   private consumeStrict(key: string, now: number): Decision | Promise<Decision> {
     if (!this.gate.allows(now)) return this.fallBack(key, now);
     const argv = this.strictArgv;
-    argv[0] = bucketKey(this.rule.id, key); // ioredis copies the list when it builds the command
+    argv[0] = this.bucketKey(this.rule.id, key); // ioredis copies the list when it builds the command
     batchWritesThisTurn(this.redis);
     return this.script.evalsha(this.redis, argv).then(this.strictAnswered, (err: unknown) => this.strictFailed(err, key, argv[0] as string));
   }
@@ -193,7 +203,7 @@ export class GlobalLimiter implements Limiter {
 
   private strictFailed(err: unknown, key: string, redisKey: string): Decision | Promise<Decision> {
     if (isNoScript(err)) {
-      return this.script.eval(this.redis, [redisKey, ...this.argsPrefix, '1', '1']).then(this.strictAnswered, (e: unknown) => this.strictFailed(e, key, redisKey));
+      return this.script.eval(this.redis, [redisKey, ...this.argsPrefix, '1', '1', ...this.warmArgs]).then(this.strictAnswered, (e: unknown) => this.strictFailed(e, key, redisKey));
     }
     this.redisFailed(err);
     return this.fallBack(key, this.clock.now());
@@ -203,7 +213,7 @@ export class GlobalLimiter implements Limiter {
   private async call(key: string, want: number, min: number): Promise<ScriptAnswer | undefined> {
     try {
       batchWritesThisTurn(this.redis);
-      const reply = await this.script.run(this.redis, [bucketKey(this.rule.id, key)], [...this.argsPrefix, want, min]);
+      const reply = await this.script.run(this.redis, [this.bucketKey(this.rule.id, key)], [...this.argsPrefix, want, min, ...this.warmArgs]);
       this.redisSucceeded();
       return this.decode(reply, min);
     } catch (err) {
