@@ -117,11 +117,11 @@ beforeAll(async () => {
   traffic = runTraffic();
   profile = mkdtempSync(join(tmpdir(), 'sluice-chromium-'));
   browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000,
+    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 90_000, // a cold start beside the rest of the suite took over 30 s
     viewport: { width: 1366, height: 768 },
   });
   mkdirSync(ARTIFACTS, { recursive: true });
-});
+}, 150_000);
 
 afterAll(async () => {
   trafficRunning = false;

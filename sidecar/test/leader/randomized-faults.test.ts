@@ -57,7 +57,7 @@ describe('randomised faults', () => {
           const i = states.findIndex((st) => st.leader);
           if (i < 0) throw new Error(`no leader among ${sidecars.map((s) => s?.id).join(', ')}`);
           return i;
-        }, { timeoutMs: 15_000, intervalMs: 50 });
+        }, { timeoutMs: 30_000, intervalMs: 50 }); // a relaunched sidecar must start before it can lead
         const leader = sidecars[slot] as SidecarProcess;
         faults.push(`kill -9 leader ${leader.id}`);
         leaderCrashes++;
