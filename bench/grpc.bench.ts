@@ -20,7 +20,7 @@ import { resolve } from 'node:path';
 import { cpuDuring, groupCpuSeconds } from './lib/cpu.ts';
 import { canConnect, freePorts } from '../lib/net.ts';
 import { NODE, ProcessGroup, waitUntil } from './lib/processes.ts';
-import { startSidecar } from './lib/sidecar.ts';
+import { startSidecar, USER_SERVICE_POLICIES } from './lib/sidecar.ts';
 import { startNginx } from './lib/nginx.ts';
 import { peer } from './lib/peers.ts';
 import { median, printAims, printMarkdownTable, printTable, type Cell } from './lib/table.ts';
@@ -31,30 +31,6 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
 const STREAMS = Math.max(1, Math.round(CONCURRENCY / 5));
 const ROOT = resolve(import.meta.dirname, '..');
 
-const POLICIES = `apiVersion: sluice.dev/v1alpha1
-kind: RateLimitPolicy
-metadata: {name: user-api, namespace: shop}
-spec:
-  selector: {}
-  rules:
-    - name: get-user-rpc
-      match: {protocol: grpc, grpcMethods: ["example.UserService/GetUser"]}
-      limit: {requests: 100000000, per: 1m, algorithm: SlidingWindow}
-      scope: Local
----
-apiVersion: sluice.dev/v1alpha1
-kind: CircuitBreakerPolicy
-metadata: {name: user-api, namespace: shop}
-spec:
-  selector: {}
-  rules:
-    - name: backend
-      match: {protocol: grpc, grpcMethods: ["example.UserService/*"]}
-      failureConditions: {grpcCodes: [UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL], timeout: 2s}
-      trip: {consecutiveFailures: 5, failureRatePercent: 50, minimumRequests: 20, window: 10s}
-      openDuration: 30s
-      bulkhead: {maxConcurrentRequests: 1000, maxPendingRequests: 100}
-`;
 
 interface LoadResult {
   /** Per-slice rates: [direct slices, through slices]. */
@@ -72,7 +48,7 @@ async function main(): Promise<void> {
     await waitUntil('the UserService port', () => canConnect(appPort));
     const [grpcPort] = (await freePorts(1)) as [number];
     const sidecar = await startSidecar(group, 'sluice-proxy', {
-      configYaml: POLICIES,
+      configYaml: USER_SERVICE_POLICIES,
       appHttp: `127.0.0.1:${unusedHttp}`,
       extraArgs: ['--app-grpc', `127.0.0.1:${appPort}`, '--listen-grpc', `127.0.0.1:${grpcPort}`],
     });
@@ -140,7 +116,7 @@ async function goPart(group: ProcessGroup, onCleanup: (c: () => void) => void): 
   const app = group.start('UserService (grpc-go)', grpcgo.bin, [`127.0.0.1:${appPort}`], { env: { ...process.env, GOMAXPROCS: '1' } });
   await app.waitForLine(/^listening/);
   const sidecar = await startSidecar(group, 'sluice-proxy → grpc-go', {
-    configYaml: POLICIES,
+    configYaml: USER_SERVICE_POLICIES,
     appHttp: `127.0.0.1:${unusedHttp}`,
     extraArgs: ['--app-grpc', `127.0.0.1:${appPort}`, '--listen-grpc', `127.0.0.1:${grpcPort}`],
   });

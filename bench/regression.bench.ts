@@ -27,7 +27,7 @@ import { cpuDuring, groupCpuSeconds } from './lib/cpu.ts';
 import { startNginx } from './lib/nginx.ts';
 import { canConnect, freePorts } from '../lib/net.ts';
 import { NODE, ProcessGroup, sleep, waitForHttp, waitUntil } from './lib/processes.ts';
-import { EVERY_REQUEST_POLICIES, startSidecar, UNREACHABLE_WEBSOCKET_LIMITS, type SidecarHandle } from './lib/sidecar.ts';
+import { EVERY_REQUEST_POLICIES, startSidecar, UNREACHABLE_WEBSOCKET_LIMITS, USER_SERVICE_POLICIES, type SidecarHandle } from './lib/sidecar.ts';
 import { median, printMarkdownTable, printTable, type Cell } from './lib/table.ts';
 import { runWrk } from './lib/wrk.ts';
 
@@ -40,30 +40,6 @@ const PATHS = new Set((process.env.BENCH_PATHS ?? 'http,ws,grpc').split(','));
 const ROOT = resolve(import.meta.dirname, '..');
 const LIB = resolve(import.meta.dirname, 'lib');
 
-const GRPC_POLICIES = `apiVersion: sluice.dev/v1alpha1
-kind: RateLimitPolicy
-metadata: {name: user-api, namespace: shop}
-spec:
-  selector: {}
-  rules:
-    - name: get-user-rpc
-      match: {protocol: grpc, grpcMethods: ["example.UserService/GetUser"]}
-      limit: {requests: 100000000, per: 1m, algorithm: SlidingWindow}
-      scope: Local
----
-apiVersion: sluice.dev/v1alpha1
-kind: CircuitBreakerPolicy
-metadata: {name: user-api, namespace: shop}
-spec:
-  selector: {}
-  rules:
-    - name: backend
-      match: {protocol: grpc, grpcMethods: ["example.UserService/*"]}
-      failureConditions: {grpcCodes: [UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL], timeout: 2s}
-      trip: {consecutiveFailures: 5, failureRatePercent: 50, minimumRequests: 20, window: 10s}
-      openDuration: 30s
-      bulkhead: {maxConcurrentRequests: 1000, maxPendingRequests: 100}
-`;
 
 /** One measured figure, per round, for both sides. */
 interface Paired {
@@ -160,7 +136,7 @@ async function main(): Promise<void> {
     for (const checkout of [BASE, undefined]) {
       const [port] = (await freePorts(1)) as [number];
       const s = await startSidecar(group, `sluice grpc (${checkout ? 'base' : 'this'})`, {
-        configYaml: GRPC_POLICIES, appHttp: `127.0.0.1:${unusedHttp}`, checkout,
+        configYaml: USER_SERVICE_POLICIES, appHttp: `127.0.0.1:${unusedHttp}`, checkout,
         extraArgs: ['--app-grpc', `127.0.0.1:${grpcAppPort}`, '--listen-grpc', `127.0.0.1:${port}`],
       });
       cleanups.push(s.cleanup);

@@ -63,6 +63,16 @@ async function mastersOf(keys: readonly string[]): Promise<Set<number>> {
   return ports;
 }
 
+/** MOVED and ASK error replies sent so far, summed over the live nodes (INFO errorstats, Redis 7). */
+async function redirectReplies(): Promise<{ MOVED: number; ASK: number }> {
+  const total = { MOVED: 0, ASK: 0 };
+  for (const node of cluster.liveNodes()) {
+    const info = await cluster.onNode<string>(node, 'INFO', 'errorstats');
+    for (const kind of ['MOVED', 'ASK'] as const) total[kind] += Number(new RegExp(`errorstat_${kind}:count=(\\d+)`).exec(info)?.[1] ?? 0);
+  }
+  return total;
+}
+
 /**
  * Moves one slot from its master to another the way `redis-cli --cluster reshard` does: IMPORTING
  * on the target, MIGRATING on the source, MIGRATE the keys one at a time (slowly, so clients meet
@@ -245,6 +255,7 @@ spec:
         decided++;
       }
     })();
+    const redirectsBefore = await redirectReplies();
     // The loops stop whatever happens, so a failed assertion cannot leave them spinning.
     try {
       await eventually(() => expect(confirmed.size).toBeGreaterThan(20), { timeoutMs: 10_000 });
@@ -266,6 +277,11 @@ spec:
       deciding = false;
     }
     await Promise.all([producer, decider]);
+    // The servers did redirect the clients (MOVED once a slot had moved, ASK for keys already
+    // migrated while it moved): what follows shows the clients followed them.
+    const redirectsAfter = await redirectReplies();
+    expect(redirectsAfter.MOVED - redirectsBefore.MOVED).toBeGreaterThan(0);
+    expect(redirectsAfter.ASK - redirectsBefore.ASK).toBeGreaterThan(0);
 
     // Every confirmed task is delivered; the stream holds all of them (none lost in the move).
     await eventually(() => {

@@ -105,3 +105,32 @@ spec:
         messagesPerSecond: 1000000
         maxMessageBytes: 1048576
 `;
+
+/**
+ * The example UserService's limit, breaker and bulkhead with the limit out of reach: every gRPC
+ * call runs the whole policy chain without being refused.
+ */
+export const USER_SERVICE_POLICIES = `apiVersion: sluice.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: user-api, namespace: shop}
+spec:
+  selector: {}
+  rules:
+    - name: get-user-rpc
+      match: {protocol: grpc, grpcMethods: ["example.UserService/GetUser"]}
+      limit: {requests: 100000000, per: 1m, algorithm: SlidingWindow}
+      scope: Local
+---
+apiVersion: sluice.dev/v1alpha1
+kind: CircuitBreakerPolicy
+metadata: {name: user-api, namespace: shop}
+spec:
+  selector: {}
+  rules:
+    - name: backend
+      match: {protocol: grpc, grpcMethods: ["example.UserService/*"]}
+      failureConditions: {grpcCodes: [UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL], timeout: 2s}
+      trip: {consecutiveFailures: 5, failureRatePercent: 50, minimumRequests: 20, window: 10s}
+      openDuration: 30s
+      bulkhead: {maxConcurrentRequests: 1000, maxPendingRequests: 100}
+`;

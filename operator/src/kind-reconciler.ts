@@ -1,3 +1,4 @@
+import type { Clock } from '../../lib/clock.ts';
 import type { Logger } from '../../lib/log.ts';
 import { eventType, type Transition } from './conditions.ts';
 import type { EventRecorder } from './event-recorder.ts';
@@ -5,7 +6,22 @@ import type { Informer } from './informer.ts';
 import { objectKey, resourcePath, splitKey, type KubeClient, type KubeObject } from './kube-client.ts';
 import type { PolicyKind } from './kinds.ts';
 import type { OperatorMetrics } from './metrics.ts';
+import type { PolicyIndex } from './policy-index.ts';
+import type { ProgrammingTracker } from './programming-tracker.ts';
 import { reconcileQueue, type ReconcileResult, type WorkQueue } from './work-queue.ts';
+
+/** What every per-kind reconciler is built from; a kind adds what it alone needs (Redis, pods, lock nodes). */
+export interface ReconcilerOptions {
+  kind: PolicyKind;
+  informer: Informer;
+  index: PolicyIndex;
+  tracker: ProgrammingTracker;
+  client: KubeClient;
+  events: EventRecorder;
+  logger: Logger;
+  metrics: OperatorMetrics;
+  clock: Clock;
+}
 
 /**
  * The shell every per-kind reconciler shares: a work queue of `namespace/name` keys, started

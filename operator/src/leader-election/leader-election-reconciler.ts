@@ -10,40 +10,25 @@
  * reconciler requeues itself at the holder's validUntil, so a holder that went silent loses the
  * label when its lease would have ended.
  */
-import type { Clock } from '../../../lib/clock.ts';
-import type { Logger } from '../../../lib/log.ts';
 import { isNotFound } from '../errors.ts';
-import type { EventRecorder } from '../event-recorder.ts';
 import { planExtendedStatus, type ExtendedStatus } from '../extended-status.ts';
 import type { Informer } from '../informer.ts';
-import { PODS, type PolicyKind } from '../kinds.ts';
-import { objectKey, resourcePath, splitKey, type KubeClient, type KubeObject } from '../kube-client.ts';
+import { PODS } from '../kinds.ts';
+import { objectKey, resourcePath, splitKey, type KubeObject } from '../kube-client.ts';
 import type { LeaderReports } from './leader-reports.ts';
-import type { OperatorMetrics } from '../metrics.ts';
 import type { LockNodeReader } from './lock-node-reader.ts';
 import { planLeadership, type LeaderCandidate, type LeadershipState } from './plan-leadership.ts';
 import { compiledPolicy, policyRef } from '../policy-document.ts';
-import type { PolicyIndex } from '../policy-index.ts';
-import type { ProgrammingTracker } from '../programming-tracker.ts';
 import { ConditionType, Reason } from '../reasons.ts';
-import { KindReconciler } from '../kind-reconciler.ts';
+import { KindReconciler, type ReconcilerOptions } from '../kind-reconciler.ts';
 import type { ReconcileResult } from '../work-queue.ts';
 
 /** The label a Service selects the leader with. */
 export const LEADER_LABEL = 'sluice.dev/leader';
 
-export interface LeaderElectionReconcilerOptions {
-  kind: PolicyKind;
-  informer: Informer;
+export interface LeaderElectionReconcilerOptions extends ReconcilerOptions {
   pods: Informer;
-  index: PolicyIndex;
-  tracker: ProgrammingTracker;
   reports: LeaderReports;
-  client: KubeClient;
-  events: EventRecorder;
-  logger: Logger;
-  metrics: OperatorMetrics;
-  clock: Clock;
   /** The RedLock nodes, when the operator may read them: claims are checked against the fencing counter. */
   lockNodes?: LockNodeReader | undefined;
 }

@@ -9,31 +9,13 @@
  * leader-election-reconciler.ts) that write the same Accepted/Programmed/targets plus their own
  * fields, so each kind's status keeps a single writer.
  */
-import type { Clock } from '../../../lib/clock.ts';
-import type { Logger } from '../../../lib/log.ts';
-import type { EventRecorder } from '../event-recorder.ts';
-import type { Informer } from '../informer.ts';
-import type { PolicyKind } from '../kinds.ts';
-import { objectKey, type KubeClient } from '../kube-client.ts';
-import type { OperatorMetrics } from '../metrics.ts';
+import { objectKey } from '../kube-client.ts';
 import { planPolicyStatus, type PolicyStatus } from './plan-policy-status.ts';
 import { policyRef } from '../policy-document.ts';
-import type { PolicyIndex } from '../policy-index.ts';
-import type { ProgrammingTracker } from '../programming-tracker.ts';
-import { KindReconciler } from '../kind-reconciler.ts';
+import { KindReconciler, type ReconcilerOptions } from '../kind-reconciler.ts';
 import type { ReconcileResult } from '../work-queue.ts';
 
-export interface PolicyReconcilerOptions {
-  kind: PolicyKind;
-  informer: Informer;
-  index: PolicyIndex;
-  tracker: ProgrammingTracker;
-  client: KubeClient;
-  events: EventRecorder;
-  logger: Logger;
-  metrics: OperatorMetrics;
-  clock: Clock;
-}
+export type PolicyReconcilerOptions = ReconcilerOptions;
 
 export class PolicyReconciler extends KindReconciler<PolicyStatus> {
   private readonly opts: PolicyReconcilerOptions;

@@ -17,23 +17,17 @@
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../../lib/clock.ts';
 import type { TaskQueuePlan } from '../../../lib/policy/plan.ts';
-import type { Logger } from '../../../lib/log.ts';
 import { connectRedis, redactUrl } from '../../../lib/redis/connection.ts';
 import { decideReplicas, type Recommendation } from './autoscale-decision.ts';
 import { isNotFound } from '../errors.ts';
-import type { EventRecorder } from '../event-recorder.ts';
 import { planExtendedStatus, type ExtendedStatus } from '../extended-status.ts';
-import type { Informer } from '../informer.ts';
-import type { PolicyKind, ResourceType } from '../kinds.ts';
-import { objectKey, resourcePath, splitKey, type KubeClient, type KubeObject } from '../kube-client.ts';
-import type { OperatorMetrics } from '../metrics.ts';
+import type { ResourceType } from '../kinds.ts';
+import { objectKey, resourcePath, splitKey, type KubeObject } from '../kube-client.ts';
 import { planTaskQueueStatus, type RedisObservation, type ScaleObservation } from './plan-task-queue-status.ts';
 import { compiledPolicy, policyRef } from '../policy-document.ts';
-import type { PolicyIndex } from '../policy-index.ts';
-import type { ProgrammingTracker } from '../programming-tracker.ts';
 import { deleteQueueData, ensureStreamAndGroup, queueStats } from './queue-redis.ts';
 import { Reason } from '../reasons.ts';
-import { KindReconciler } from '../kind-reconciler.ts';
+import { KindReconciler, type ReconcilerOptions } from '../kind-reconciler.ts';
 import type { RedriveRequestMessage } from '../../../lib/proto/discovery.ts';
 import { readRedrive, startRedrive } from '../../../lib/redis/dead-letter-redrive.ts';
 import { planRedrive, REDRIVE_ANNOTATION, redriveStatus, type RedriveStatus } from './plan-redrive.ts';
@@ -48,16 +42,7 @@ const SCALABLE: Record<string, ResourceType> = {
   StatefulSet: { group: 'apps', version: 'v1', plural: 'statefulsets', kind: 'StatefulSet' },
 };
 
-export interface TaskQueueReconcilerOptions {
-  kind: PolicyKind;
-  informer: Informer;
-  index: PolicyIndex;
-  tracker: ProgrammingTracker;
-  client: KubeClient;
-  events: EventRecorder;
-  logger: Logger;
-  metrics: OperatorMetrics;
-  clock: Clock;
+export interface TaskQueueReconcilerOptions extends ReconcilerOptions {
   /** `--redis`; undefined: Ready=False RedisNotConfigured. */
   redisUrl: string | undefined;
   /** Status and autoscaling refresh period. */
