@@ -44,7 +44,8 @@ export function connectRedis(opts: RedisConnectOptions): Redis {
     connectTimeout: opts.connectTimeoutMs ?? 1_000,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    lazyConnect: false,
+    // Connected below, once its sockets are guarded.
+    lazyConnect: true,
     retryStrategy: reconnectBackoff,
     reconnectOnError: () => false,
     enableAutoPipelining: opts.autoPipelining ?? false,
@@ -54,7 +55,25 @@ export function connectRedis(opts: RedisConnectOptions): Redis {
     : (clusterClient(topology, options) as unknown as Redis);
   // An 'error' event without a listener would crash the process; the health tracker reports it.
   client.on('error', () => {});
+  if (!isCluster(client)) guardSockets(client);
+  // The first attempt's failure is an 'error' event too; reconnecting goes on regardless.
+  client.connect().catch(() => {});
   return client;
+}
+
+/**
+ * ioredis listens for a socket's 'error' with once(): a second error on the same socket — a TLS
+ * alert arriving after a failed handshake, say, when the server's certificate is not trusted —
+ * would have no listener and end the process. Every socket the client opens gets a lasting
+ * listener; ioredis still handles the first error as before.
+ */
+function guardSockets(client: Redis): void {
+  const connector = (client as unknown as { connector: { connect: (...args: unknown[]) => Promise<NodeJS.EventEmitter> } }).connector;
+  const connect = connector.connect.bind(connector);
+  connector.connect = (...args: unknown[]) => connect(...args).then((socket) => {
+    socket.on('error', () => {});
+    return socket;
+  });
 }
 
 /** True when `client` is a Redis Cluster client (commands are routed per slot). */
@@ -94,6 +113,8 @@ function sentinelClient(t: Extract<RedisTopology, { kind: 'sentinel' }>, options
 
 function clusterClient(t: Extract<RedisTopology, { kind: 'cluster' }>, options: RedisOptions): Cluster {
   const clusterOptions: ClusterOptions = {
+    // connectRedis connects it once the '+node' hook below is in place.
+    lazyConnect: true,
     enableOfflineQueue: false,
     enableReadyCheck: true,
     // Writes and reads go to the slot's master: replicas lag (replication is asynchronous).
@@ -117,6 +138,8 @@ function clusterClient(t: Extract<RedisTopology, { kind: 'cluster' }>, options: 
   // would be an unhandled rejection — which ends a Node process. The command that follows it still
   // reports its own error to its caller.
   cluster.on('+node', (node: Redis) => {
+    // Nodes are created lazily by the cluster and connect on their first command: guarded first.
+    guardSockets(node);
     const asking = node.asking.bind(node);
     node.asking = ((...args: Parameters<Redis['asking']>) => {
       const p = asking(...args);
