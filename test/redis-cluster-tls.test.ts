@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../lib/net.ts';
+import { freePorts } from '../lib/net.ts';
 import { startApp } from './helpers/app-server.ts';
 import { eventually } from './helpers/eventually.ts';
 import { runCommand } from './helpers/run-command.ts';
@@ -31,8 +31,10 @@ beforeAll(async () => {
     '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
   ], { timeoutMs: 30_000 });
   if (cert.code !== 0) throw new Error(`openssl failed: ${cert.stderr}`);
+  // All six ports at once, so no two of them can be the same one handed out twice.
+  const ports = await freePorts(6);
   for (let i = 0; i < 3; i++) {
-    const [port, bus] = [await freePort(), await freePort()];
+    const [port, bus] = [ports[i] as number, ports[i + 3] as number];
     const nodeDir = join(dir, `node-${i}`);
     const proc = spawn('redis-server', [
       '--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--dir', dir,

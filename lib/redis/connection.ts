@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { parseRedisTopology, type RedisTopology } from './redis-topology.ts';
 
@@ -68,13 +69,34 @@ export function connectRedis(opts: RedisConnectOptions): Redis {
  * listener; ioredis still handles the first error as before.
  */
 function guardSockets(client: Redis): void {
-  const connector = (client as unknown as { connector: { connect: (...args: unknown[]) => Promise<NodeJS.EventEmitter> } }).connector;
+  const connector = (client as unknown as { connector: Connector }).connector;
   const connect = connector.connect.bind(connector);
-  connector.connect = (...args: unknown[]) => connect(...args).then((socket) => {
-    socket.on('error', () => {});
-    return socket;
-  });
+  connector.connect = (...args: unknown[]) => connect(...args).then(keepListening);
 }
+
+function keepListening(socket: NodeJS.EventEmitter): NodeJS.EventEmitter {
+  socket.on('error', () => {});
+  return socket;
+}
+
+interface Connector {
+  connect(...args: unknown[]): Promise<NodeJS.EventEmitter>;
+}
+type ConnectorClass = new (options: unknown) => Connector;
+
+/**
+ * The same guard for a cluster, as the connector class of every client it makes: besides its
+ * nodes it opens short-lived duplicates (to ask a node for the slot map) that no event announces.
+ * ioredis exports no name for its plain-socket connector, hence the path.
+ */
+const GuardedConnector: ConnectorClass = (() => {
+  const Standalone = (createRequire(import.meta.url)('ioredis/built/connectors/StandaloneConnector.js') as { default: ConnectorClass }).default;
+  return class extends Standalone {
+    override connect(...args: unknown[]): Promise<NodeJS.EventEmitter> {
+      return super.connect(...args).then(keepListening);
+    }
+  };
+})();
 
 /** True when `client` is a Redis Cluster client (commands are routed per slot). */
 export function isCluster(client: Redis): boolean {
@@ -127,6 +149,7 @@ function clusterClient(t: Extract<RedisTopology, { kind: 'cluster' }>, options: 
     retryDelayOnTryAgain: 50,
     redisOptions: {
       ...options,
+      Connector: GuardedConnector as unknown as RedisOptions['Connector'],
       username: t.username,
       password: t.password,
       tls: t.tls ? {} : undefined,
@@ -138,8 +161,6 @@ function clusterClient(t: Extract<RedisTopology, { kind: 'cluster' }>, options: 
   // would be an unhandled rejection — which ends a Node process. The command that follows it still
   // reports its own error to its caller.
   cluster.on('+node', (node: Redis) => {
-    // Nodes are created lazily by the cluster and connect on their first command: guarded first.
-    guardSockets(node);
     const asking = node.asking.bind(node);
     node.asking = ((...args: Parameters<Redis['asking']>) => {
       const p = asking(...args);
