@@ -100,7 +100,11 @@ spec:
       sidecar.kill('SIGTERM');
       await sidecar.exited;
     });
-    await eventually(async () => expect((await fetch(`${sidecar.admin}/readyz`)).status).toBe(200), { timeoutMs: 20_000 });
+    // Ready does not wait for Redis (a Global limit answers by failureMode without it): the
+    // connection's own gauge says when the cluster is reached.
+    await eventually(async () => {
+      expect(await (await fetch(`${sidecar.admin}/metrics`)).text()).toMatch(/sluice_redis_up\{redis="global-limits"\} 1/);
+    }, { timeoutMs: 30_000, intervalMs: 100 });
     const users = Array.from({ length: 6 }, (_, i) => `user-${i}`);
     const admitted = await Promise.all(users.map(async (user) => {
       let ok = 0;

@@ -309,7 +309,13 @@ export function alive(pid: number): boolean {
   }
 }
 
+/**
+ * The audit log's complete entries. The apiserver may be writing the last line as it is read:
+ * only a line that ends with a newline is complete.
+ */
 export function auditEntries(path: string): Array<Record<string, any>> {
   if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const lines = readFileSync(path, 'utf8').split('\n');
+  lines.pop(); // '' after the last newline, or a line still being written
+  return lines.filter(Boolean).map((l) => JSON.parse(l));
 }
