@@ -8,6 +8,7 @@ import { startApp } from './helpers/app-server.ts';
 import { eventually } from './helpers/eventually.ts';
 import { runCommand } from './helpers/run-command.ts';
 import { spawnSidecar } from './helpers/sidecar-process.ts';
+import { perUserGlobalLimit } from './helpers/global-limit-config.ts';
 
 /**
  * `rediss+cluster://`: a real sluice-proxy process against a Redis Cluster that speaks only TLS
@@ -77,19 +78,7 @@ describe('Redis Cluster over TLS', () => {
 
   it('a sluice-proxy process started with --redis rediss+cluster:// enforces a Global limit across the masters', async () => {
     const config = join(dir, 'sluice.yaml');
-    writeFileSync(config, `apiVersion: sluice.dev/v1alpha1
-kind: RateLimitPolicy
-metadata: {name: api, namespace: shop}
-spec:
-  selector: {matchLabels: {app: api}}
-  rules:
-    - name: per-user
-      match: {protocol: http, paths: [{type: Prefix, value: /}]}
-      limit: {requests: 10, per: 1h, burst: 10}
-      key: {source: Header, name: x-user}
-      scope: Global
-      failureMode: Closed
-`);
+    writeFileSync(config, perUserGlobalLimit(10));
     const app = await startApp();
     stops.push(() => app.close());
     const url = `rediss+cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`;
@@ -126,19 +115,7 @@ spec:
 
   it('verifies the cluster\'s certificate: without its CA the sidecar reports Redis down, stays up and refuses (failureMode Closed)', async () => {
     const config = join(dir, 'sluice-untrusted.yaml');
-    writeFileSync(config, `apiVersion: sluice.dev/v1alpha1
-kind: RateLimitPolicy
-metadata: {name: api, namespace: shop}
-spec:
-  selector: {matchLabels: {app: api}}
-  rules:
-    - name: per-user
-      match: {protocol: http, paths: [{type: Prefix, value: /}]}
-      limit: {requests: 10, per: 1h, burst: 10}
-      key: {source: Header, name: x-user}
-      scope: Global
-      failureMode: Closed
-`);
+    writeFileSync(config, perUserGlobalLimit(10));
     const app = await startApp();
     stops.push(() => app.close());
     const url = `rediss+cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`;

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { startApp } from './helpers/app-server.ts';
 import { eventually, sleep } from './helpers/eventually.ts';
 import { spawnSidecar } from './helpers/sidecar-process.ts';
+import { perUserGlobalLimit } from './helpers/global-limit-config.ts';
 import { deleteQueueData, ensureStreamAndGroup, queueStats } from '../operator/src/task-queue/queue-redis.ts';
 import { CLUSTER_NODE_TIMEOUT_MS, RedisClusterProcesses } from './helpers/redis-cluster.ts';
 import { runFailoverLoad } from './helpers/failover-load.ts';
@@ -116,19 +117,7 @@ describe('Redis Cluster', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-cluster-'));
     stops.push(() => rmSync(dir, { recursive: true, force: true }));
     const config = join(dir, 'sluice.yaml');
-    writeFileSync(config, `apiVersion: sluice.dev/v1alpha1
-kind: RateLimitPolicy
-metadata: {name: api, namespace: shop}
-spec:
-  selector: {matchLabels: {app: api}}
-  rules:
-    - name: per-user
-      match: {protocol: http, paths: [{type: Prefix, value: /}]}
-      limit: {requests: 20, per: 1h, burst: 20}
-      key: {source: Header, name: x-user}
-      scope: Global
-      failureMode: Closed
-`);
+    writeFileSync(config, perUserGlobalLimit(20));
     const app = await startApp();
     stops.push(() => app.close());
     const sidecar = await spawnSidecar(['--config', config, '--labels', 'app=api', '--app-http', app.hostPort, '--redis', cluster.url, '--id', 'cluster-sidecar', '--log-level', 'warn']);
