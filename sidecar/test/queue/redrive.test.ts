@@ -16,6 +16,8 @@ const cleanup = useCleanup();
 async function worker(id: string, config: string, app: WorkerApp): Promise<ProxyProcess> {
   const p = await ProxyProcess.start({ id, config, redisUrl: redis.url, appHttp: app.address });
   cleanup.push(() => p.kill9());
+  // Its local API answers before Redis is connected, and an enqueue then (rightly) gets 503.
+  await eventually(async () => expect((await fetch(`${p.admin}/readyz`)).status).toBe(200), { timeoutMs: 20_000 });
   return p;
 }
 
