@@ -8,7 +8,7 @@ import { startApp } from './helpers/app-server.ts';
 import { eventually } from './helpers/eventually.ts';
 import { runCommand } from './helpers/run-command.ts';
 import { spawnSidecar } from './helpers/sidecar-process.ts';
-import { perUserGlobalLimit } from './helpers/global-limit-config.ts';
+import { admissionsPerUser, perUserGlobalLimit } from './helpers/global-limit-config.ts';
 
 /**
  * `rediss+cluster://`: a real sluice-proxy process against a Redis Cluster that speaks only TLS
@@ -95,16 +95,7 @@ describe('Redis Cluster over TLS', () => {
       expect(await (await fetch(`${sidecar.admin}/metrics`)).text()).toMatch(/sluice_redis_up\{redis="global-limits"\} 1/);
     }, { timeoutMs: 30_000, intervalMs: 100 });
     const users = Array.from({ length: 6 }, (_, i) => `user-${i}`);
-    const admitted = await Promise.all(users.map(async (user) => {
-      let ok = 0;
-      for (let i = 0; i < 15; i++) {
-        const res = await fetch(`${sidecar.http}/x`, { headers: { 'x-user': user } });
-        await res.arrayBuffer();
-        expect([200, 429]).toContain(res.status);
-        if (res.status === 200) ok++;
-      }
-      return ok;
-    }));
+    const admitted = await admissionsPerUser(sidecar.http, users, 15, (status) => expect([200, 429]).toContain(status));
     // Closed: had the sidecar not reached Redis over TLS, every request would be a 429.
     for (const n of admitted) expect(n).toBeLessThanOrEqual(10);
     expect(admitted.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(6 * 10 - 10);

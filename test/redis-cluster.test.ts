@@ -4,19 +4,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../lib/clock.ts';
 import { silentLogger } from '../lib/log.ts';
 import { compilePlan } from '../lib/policy/index.ts';
-import { asCluster, connectRedis, waitReady } from '../lib/redis/connection.ts';
+import { connectRedis, waitReady } from '../lib/redis/connection.ts';
 import { hashSlot, queueKeys, rateLimitBucketKey } from '../lib/redis/key-layout.ts';
-import { createGlobalLimiter, type GlobalLimiter } from '../sidecar/src/limit/global/index.ts';
+import { createGlobalLimiter } from '../sidecar/src/limit/global/index.ts';
 import { globalRule } from '../sidecar/test/global-limit/rules.ts';
 import { QueueHarness, taskQueueDoc, testQueueKeys } from '../sidecar/test/queue/helpers/queue-harness.ts';
-import { WorkerApp } from '../sidecar/test/queue/helpers/worker-app.ts';
+import { mixedOutcomes, WorkerApp } from '../sidecar/test/queue/helpers/worker-app.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApp } from './helpers/app-server.ts';
 import { eventually, sleep } from './helpers/eventually.ts';
 import { spawnSidecar } from './helpers/sidecar-process.ts';
-import { perUserGlobalLimit } from './helpers/global-limit-config.ts';
+import { admissionsPerUser, perUserGlobalLimit } from './helpers/global-limit-config.ts';
 import { deleteQueueData, ensureStreamAndGroup, queueStats } from '../operator/src/task-queue/queue-redis.ts';
 import { CLUSTER_NODE_TIMEOUT_MS, RedisClusterProcesses } from './helpers/redis-cluster.ts';
 import { runFailoverLoad } from './helpers/failover-load.ts';
@@ -126,16 +126,7 @@ describe('Redis Cluster', () => {
       await sidecar.exited;
     });
     const users = Array.from({ length: 9 }, (_, i) => `user-${i}`);
-    const admitted = await Promise.all(users.map(async (user) => {
-      let ok = 0;
-      for (let i = 0; i < 30; i++) {
-        const res = await fetch(`${sidecar.http}/x`, { headers: { 'x-user': user } });
-        await res.arrayBuffer();
-        expect([200, 429]).toContain(res.status);
-        if (res.status === 200) ok++;
-      }
-      return ok;
-    }));
+    const admitted = await admissionsPerUser(sidecar.http, users, 30, (status) => expect([200, 429]).toContain(status));
     // Closed: a decision Redis could not answer in time is a 429, never an extra admission.
     for (const n of admitted) expect(n).toBeLessThanOrEqual(20);
     expect(admitted.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(9 * 20 - 20);
@@ -144,13 +135,7 @@ describe('Redis Cluster', () => {
   it('queues spread over the shards: produce, deliver, delay, retry, dead-letter, refresh a claim, order, redrive, trim and stats', async () => {
     const names = ['cl-a', 'cl-b', 'cl-c', 'cl-d', 'cl-e', 'cl-f'];
     expect((await mastersOf(names.map((n) => testQueueKeys(n).stream))).size).toBe(3);
-    const app = await WorkerApp.start((d) => {
-      const body = JSON.parse(d.body) as { fail?: string; slow?: boolean };
-      if (body.fail === 'perm') return 422;
-      if (body.fail === 'retry' && d.attempt === 1) return 500;
-      if (body.slow) return sleep(1_500).then(() => 200);
-      return 200;
-    });
+    const app = await WorkerApp.start(mixedOutcomes);
     stops.push(() => app.close());
     const docs = names.map((n) => taskQueueDoc(n, { visibilityTimeout: '1s', retention: { maxLen: 3 }, deadLetter: { stream: `test.${n}.dlq`, maxLen: 10 } }));
     const h = await QueueHarness.start({ redisUrl: cluster.url, docs, appHttp: app.address });

@@ -1,5 +1,4 @@
 import { Redis } from 'ioredis';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../lib/clock.ts';
 import { compilePlan } from '../lib/policy/index.ts';
@@ -13,7 +12,7 @@ import { ReleaseNotifier } from '../sidecar/src/leader/release-notifier.ts';
 import { GCRA, HEARTBEAT, SLIDING_WINDOW } from '../sidecar/src/limit/global/scripts.ts';
 import { connectRedis, waitReady } from '../lib/redis/connection.ts';
 import { QueueHarness, taskQueueDoc, testQueueKeys } from '../sidecar/test/queue/helpers/queue-harness.ts';
-import { WorkerApp } from '../sidecar/test/queue/helpers/worker-app.ts';
+import { mixedOutcomes, WorkerApp } from '../sidecar/test/queue/helpers/worker-app.ts';
 import { eventually, sleep } from './helpers/eventually.ts';
 import { RedisServer } from './helpers/redis-server.ts';
 
@@ -88,13 +87,7 @@ describe('every script and multi-key command touches one slot', () => {
     const stops: (() => unknown)[] = [() => client.disconnect(), () => monitor.disconnect()];
     try {
       // ── queues: produce every shape, deliver, retry, dead-letter, refresh a slow task, trim ──
-      const app = await WorkerApp.start((d) => {
-        const body = JSON.parse(d.body) as { fail?: string; slow?: boolean };
-        if (body.fail === 'perm') return 422;
-        if (body.fail === 'retry' && d.attempt === 1) return 500;
-        if (body.slow) return sleep(1_500).then(() => 200);
-        return 200;
-      });
+      const app = await WorkerApp.start(mixedOutcomes);
       stops.push(() => app.close());
       const doc = taskQueueDoc('slots', { visibilityTimeout: '1s', retention: { maxLen: 3 }, deadLetter: { stream: 'test.slots.dlq', maxLen: 10, maxAge: '1h' } });
       const plan = compilePlan([doc]).taskQueues[0]!;

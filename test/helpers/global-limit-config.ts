@@ -18,3 +18,21 @@ spec:
       failureMode: Closed
 `;
 }
+
+/**
+ * Sends `tries` requests one after another for each user (all users at once) through a sidecar
+ * running `perUserGlobalLimit`, and returns how many each had admitted. Any other answer than 200
+ * or 429 fails the calling test.
+ */
+export async function admissionsPerUser(sidecarHttp: string, users: readonly string[], tries: number, expectStatus: (status: number) => void): Promise<number[]> {
+  return Promise.all(users.map(async (user) => {
+    let ok = 0;
+    for (let i = 0; i < tries; i++) {
+      const res = await fetch(`${sidecarHttp}/x`, { headers: { 'x-user': user } });
+      await res.arrayBuffer();
+      expectStatus(res.status);
+      if (res.status === 200) ok++;
+    }
+    return ok;
+  }));
+}

@@ -16,6 +16,19 @@ export interface Delivery {
 export type Behaviour = (d: Delivery) => number | Promise<number>;
 
 /**
+ * One task of every outcome, chosen by its JSON payload: `{fail: 'perm'}` is refused for good
+ * (422), `{fail: 'retry'}` fails its first attempt (500), `{slow: true}` outlives a 1 s visibility
+ * timeout; anything else succeeds.
+ */
+export const mixedOutcomes: Behaviour = (d) => {
+  const body = JSON.parse(d.body) as { fail?: string; slow?: boolean };
+  if (body.fail === 'perm') return 422;
+  if (body.fail === 'retry' && d.attempt === 1) return 500;
+  if (body.slow) return new Promise((resolve) => setTimeout(() => resolve(200), 1_500));
+  return 200;
+};
+
+/**
  * A real worker app on a loopback port: node:http, as a user would write it. It records every
  * delivery and answers with whatever status `behaviour` returns (it may also wait first). Batch
  * calls are answered with per-task results.
